@@ -1,0 +1,77 @@
+"""Loss terms, composed by the models (one home for each).
+
+Every function returns the mean over the examples of one replica in float32;
+`kzoo.models.adversarial` scales by the number of replicas, which makes the
+gradient the optimizer all-reduce-sums equal to that of the global-batch mean.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+
+def _f32(x):
+    return ops.cast(x, "float32")
+
+
+def nonsaturating_d_loss(real_logits, fake_logits):
+    """-log D(x) - log(1 - D(G(z))) on logits (Goodfellow et al., 2014)."""
+    return ops.mean(ops.softplus(-_f32(real_logits))) + ops.mean(ops.softplus(_f32(fake_logits)))
+
+
+def nonsaturating_g_loss(fake_logits):
+    """-log D(G(z)): the non-saturating generator loss (Goodfellow et al., 2014, Sec. 3)."""
+    return ops.mean(ops.softplus(-_f32(fake_logits)))
+
+
+def wasserstein_d_loss(real_scores, fake_scores):
+    """E[C(G(z))] - E[C(x)]: the WGAN critic loss (Arjovsky et al., 2017)."""
+    return ops.mean(_f32(fake_scores)) - ops.mean(_f32(real_scores))
+
+
+def wasserstein_g_loss(fake_scores):
+    """-E[C(G(z))]."""
+    return -ops.mean(_f32(fake_scores))
+
+
+def lsgan_d_loss(real_out, fake_out):
+    """(D(x) - 1)^2 + D(G(z))^2 (Mao et al., 2017), halved by the caller if wanted."""
+    return ops.mean(ops.square(_f32(real_out) - 1.0)) + ops.mean(ops.square(_f32(fake_out)))
+
+
+def lsgan_g_loss(fake_out):
+    """(D(G(z)) - 1)^2 (Mao et al., 2017)."""
+    return ops.mean(ops.square(_f32(fake_out) - 1.0))
+
+
+def gradient_penalty(critic, real, fake, alpha):
+    """E[(||grad_x C(x_hat)||_2 - 1)^2] at x_hat = alpha real + (1 - alpha) fake.
+
+    Gulrajani et al., 2017, "Improved Training of Wasserstein GANs", Algorithm 1.
+    `alpha` has shape (batch, 1, 1, 1) with alpha ~ U(0, 1) per example.
+    TensorFlow backend (nested GradientTape).
+    """
+    import tensorflow as tf
+
+    real = _f32(real)
+    fake = _f32(fake)
+    x_hat = fake + alpha * (real - fake)
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        scores = _f32(critic(x_hat, training=True))
+    grads = tape.gradient(scores, x_hat)
+    norms = ops.sqrt(ops.sum(ops.square(grads), axis=list(range(1, len(grads.shape)))) + 1e-12)
+    return ops.mean(ops.square(norms - 1.0))
+
+
+def scale_for_replicas(loss):
+    """Divide by the number of replicas in sync (tf.distribute), else identity."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        n = tf.distribute.get_strategy().num_replicas_in_sync
+        if n > 1:
+            return loss / float(n)
+    return loss

@@ -1,0 +1,222 @@
+"""The one adversarial `train_step` shared by every GAN in the zoo.
+
+`AdversarialModel` runs `d_steps` discriminator (critic) updates followed by one
+generator update per batch, each with its own optimizer, and tracks every loss
+term with a Keras `Mean` metric. Subclasses only supply networks and loss terms:
+
+- `discriminator_loss(data, training)` -> `(loss, logs)`
+- `generator_loss(data, training)` -> `(loss, logs)`
+- optionally `generator_networks` / `discriminator_networks` (several of each).
+
+The skeleton takes care of the traps:
+
+- **two optimizers**: `compile(g_optimizer=..., d_optimizer=...)`; both are built
+  on their own variables at compile time, so checkpoints restore exactly.
+- **training mode**: sub-networks are always called with `training=...` passed on.
+- **tf.distribute**: loss terms are per-replica means; the skeleton divides them
+  by the number of replicas before differentiating, because the optimizer sums
+  gradients across replicas (so the update equals the global-batch mean).
+- **mixed precision**: under a `mixed_float16` policy both optimizers are wrapped
+  in `LossScaleOptimizer` and losses are scaled with `optimizer.scale_loss`.
+- **randomness**: noise comes from `keras.random` driven by a `SeedGenerator`
+  owned by the model (checkpointed with it), offset per replica so that replicas
+  draw different noise; no Python or NumPy randomness inside the step.
+- **XLA**: everything is traceable, `compile(jit_compile=True)` works.
+
+When `d_steps > 1` (WGAN-GP's n_critic), each batch holds `d_steps` minibatches:
+critic update i uses the i-th, as in Gulrajani et al., Algorithm 1.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from kzoo.losses import scale_for_replicas
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ReplicaSeedGenerator(keras.random.SeedGenerator):
+    """A `SeedGenerator` whose seeds differ between tf.distribute replicas.
+
+    The state is kept in sync (updated once, from the first replica); each replica
+    offsets the seed it hands out by its replica id.
+    """
+
+    def next(self, ordered=True):
+        seed = super().next(ordered=ordered)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            ctx = tf.distribute.get_replica_context()
+            if ctx is not None and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+                rid = ops.cast(ctx.replica_id_in_sync_group, seed.dtype)
+                seed = seed + ops.stack([rid * 7919, ops.zeros_like(rid)])
+        return seed
+
+
+def split_batch(data, parts):
+    """Split every tensor of a (nested) batch into `parts` equal chunks along axis 0."""
+    if parts == 1:
+        return [data]
+    flat = keras.tree.flatten(data)
+    chunks = [ops.split(t, parts, axis=0) for t in flat]
+    return [keras.tree.pack_sequence_as(data, [c[i] for c in chunks]) for i in range(parts)]
+
+
+def unpack(data):
+    """(images, labels) from a batch that is `images` or `(images, labels)`."""
+    if isinstance(data, (tuple, list)):
+        return data[0], (data[1] if len(data) > 1 else None)
+    return data, None
+
+
+class AdversarialModel(keras.Model):
+    """Two-player model with an overridden `train_step` for GANs.
+
+    Args:
+        generator: `keras.Model`. The network used for inference (`model(x)` calls it).
+        discriminator: `keras.Model`. The discriminator or critic.
+        d_steps: int. Discriminator updates per generator update (n_critic).
+        seed: int or None. Seed of the model-owned noise generator.
+        loss_names: the names of the loss terms the subclass reports; each gets
+            a `keras.metrics.Mean` tracker.
+    """
+
+    loss_names: tuple[str, ...] = ("d_loss", "g_loss")
+
+    def __init__(self, *, generator, discriminator, d_steps=1, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if d_steps < 1:
+            raise ValueError(f"d_steps must be >= 1, got {d_steps}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.d_steps = int(d_steps)
+        self.seed = seed
+        self.seed_generator = ReplicaSeedGenerator(seed, name="noise_seed")
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.loss_names}
+        self.g_optimizer = None
+        self.d_optimizer = None
+        self.built = True
+
+    # --- what subclasses provide ------------------------------------------------
+    @property
+    def generator_networks(self):
+        return [self.generator]
+
+    @property
+    def discriminator_networks(self):
+        return [self.discriminator]
+
+    def discriminator_loss(self, data, training):
+        """Return `(loss, logs)` for the discriminator update (subclasses override)."""
+        raise TypeError(f"{type(self).__name__} must define discriminator_loss")
+
+    def generator_loss(self, data, training):
+        """Return `(loss, logs)` for the generator update (subclasses override)."""
+        raise TypeError(f"{type(self).__name__} must define generator_loss")
+
+    # --- shared machinery --------------------------------------------------------
+    @property
+    def generator_variables(self):
+        return [v for net in self.generator_networks for v in net.trainable_variables]
+
+    @property
+    def discriminator_variables(self):
+        return [v for net in self.discriminator_networks for v in net.trainable_variables]
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    def normal(self, shape, dtype="float32"):
+        return keras.random.normal(shape, dtype=dtype, seed=self.seed_generator)
+
+    def uniform(self, shape, dtype="float32"):
+        return keras.random.uniform(shape, dtype=dtype, seed=self.seed_generator)
+
+    def compile(self, *, g_optimizer, d_optimizer, jit_compile=False, **kwargs):
+        """Compile with one optimizer per player.
+
+        Under a `mixed_float16` dtype policy both optimizers are wrapped in
+        `keras.optimizers.LossScaleOptimizer`.
+        """
+        if g_optimizer is d_optimizer:
+            raise ValueError("the generator and discriminator need separate optimizers")
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            if not isinstance(g_optimizer, keras.optimizers.LossScaleOptimizer):
+                g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
+            if not isinstance(d_optimizer, keras.optimizers.LossScaleOptimizer):
+                d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
+        super().compile(optimizer=g_optimizer, jit_compile=jit_compile, **kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        g_optimizer.build(self.generator_variables)
+        d_optimizer.build(self.discriminator_variables)
+
+    def get_compile_config(self):
+        if self.g_optimizer is None:
+            return None
+        return {"g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+                "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+                "jit_compile": bool(self.jit_compile)}
+
+    def compile_from_config(self, config):
+        self.compile(g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+                     d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+                     jit_compile=config.get("jit_compile", False))
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def _update(self, loss_fn, optimizer, variables, data):
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss, logs = loss_fn(data, training=True)
+            scaled = optimizer.scale_loss(scale_for_replicas(loss))
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        return logs
+
+    def train_step(self, data):
+        logs = {}
+        for chunk in split_batch(data, self.d_steps):
+            logs.update(self._update(self.discriminator_loss, self.d_optimizer,
+                                     self.discriminator_variables, chunk))
+        logs.update(self._update(self.generator_loss, self.g_optimizer,
+                                 self.generator_variables, chunk))
+        return self._track(logs)
+
+    def test_step(self, data):
+        logs = {}
+        logs.update(self.discriminator_loss(data, training=False)[1])
+        logs.update(self.generator_loss(data, training=False)[1])
+        return self._track(logs)
+
+    def _track(self, logs):
+        for name, value in logs.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    # The noise generator's state is saved with the weights, so a run resumed from
+    # a checkpoint continues the same noise stream.
+    _SEED_KEY = "noise_seed_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._SEED_KEY] = self.seed_generator.state.numpy()
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if self._SEED_KEY in keys:
+            self.seed_generator.state.assign(store[self._SEED_KEY])
+        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_KEY})
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "d_steps": self.d_steps,
+                "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,1 @@
+"""Training recipes: `python -m kzoo.recipes.<name>` (see `kzoo.recipes.runner`)."""

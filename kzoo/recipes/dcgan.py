@@ -1,0 +1,18 @@
+"""`python -m kzoo.recipes.dcgan`: train a DCGAN (Radford et al., 2016)."""
+
+import dataclasses
+import sys
+
+from kzoo.recipes.gan import GANConfig, gan_recipe
+from kzoo.recipes.runner import main
+
+
+@dataclasses.dataclass
+class DCGANConfig(GANConfig):
+    """DCGAN, paper defaults: 64x64, z 100, width 64, Adam(2e-4, beta1 0.5), batch 128."""
+
+
+RECIPE = gan_recipe("dcgan", DCGANConfig)
+
+if __name__ == "__main__":
+    sys.exit(main(RECIPE))

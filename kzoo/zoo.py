@@ -1,0 +1,70 @@
+"""Model registry in the style of timm: `@register_model` entry points.
+
+Each entry point is a tiny function that merges its defaults with the caller's
+overrides and builds a model; `create_model(name, **overrides)` calls it and
+`list_models()` lists every name, so tests can be parametrized over the zoo.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+_REGISTRY: dict[str, callable] = {}
+_TINY: dict[str, dict] = {}
+_FAMILY_MODULES = (
+    "kzoo.models.dcgan",
+    "kzoo.models.wgan_gp",
+    "kzoo.models.cgan",
+)
+_loaded = False
+
+
+def register_model(fn=None, *, tiny=None):
+    """Register `fn` under its function name as a model entry point.
+
+    `tiny` holds overrides that make the model small enough for a unit test
+    (used by the tests parametrized over `list_models()`).
+    """
+
+    def decorate(fn):
+        name = fn.__name__
+        if name in _REGISTRY and _REGISTRY[name] is not fn:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = fn
+        _TINY[name] = dict(tiny or {})
+        return fn
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def tiny_overrides(name: str) -> dict:
+    """Overrides that shrink model `name` for tests."""
+    _load_all()
+    return dict(_TINY[name])
+
+
+def _load_all():
+    global _loaded
+    if not _loaded:
+        for module in _FAMILY_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, sorted."""
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **overrides):
+    """Build the registered model `name`, overriding any of its defaults."""
+    _load_all()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(
+            f"unknown model {name!r}{hint}; known: {', '.join(sorted(_REGISTRY))}"
+        )
+    return _REGISTRY[name](**overrides)
