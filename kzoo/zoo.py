@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 
 _REGISTRY: dict[str, callable] = {}
 _TINY: dict[str, dict] = {}
-_FAMILY_MODULES = (
-    "kzoo.models.dcgan",
-    "kzoo.models.wgan_gp",
-    "kzoo.models.cgan",
-)
 _loaded = False
 
 
@@ -45,10 +41,14 @@ def tiny_overrides(name: str) -> dict:
 
 
 def _load_all():
+    """Import every family module of `kzoo.models` (their decorators register them)."""
     global _loaded
     if not _loaded:
-        for module in _FAMILY_MODULES:
-            importlib.import_module(module)
+        import kzoo.models
+
+        for info in pkgutil.iter_modules(kzoo.models.__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"kzoo.models.{info.name}")
         _loaded = True
 
 

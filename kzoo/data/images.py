@@ -147,9 +147,10 @@ def _from_tfds(name, split, image_size, channels, labels):
     label_key = "label" if labels and "label" in features else None
     num_classes = features[label_key].num_classes if label_key else None
     try:
-        builder.download_and_prepare()
-        ds = builder.as_dataset(split=split, shuffle_files=False)
-        num_examples = builder.info.splits[split].num_examples
+        ds = tfds.load(name, split=split, shuffle_files=False)
+        num_examples = int(ds.cardinality())
+        if num_examples < 0:
+            num_examples = builder.info.splits[split].num_examples
     except Exception as e:
         raise KzooError(f"cannot read tfds:{name} split {split!r}: {str(e).splitlines()[0]}") from None
     src_channels = features[image_key].shape[-1]

@@ -291,9 +291,10 @@ def _callbacks(recipe, cfg, run, model, state):
                           {"epoch": epoch + 1, "time": time.time(),
                            **{k: float(v) for k, v in (logs or {}).items()}})
 
-    return [AtomicBackupAndRestore(str(run / "checkpoints"), delete_checkpoint=False),
-            keras.callbacks.TensorBoard(str(run / "logs")),
-            Samples(), JsonLines()]
+    # The checkpoint comes last: an epoch counts as done only once its samples and
+    # metrics are written, so a crash in between re-runs that epoch on resume.
+    return [keras.callbacks.TensorBoard(str(run / "logs")), Samples(), JsonLines(),
+            AtomicBackupAndRestore(str(run / "checkpoints"), delete_checkpoint=False)]
 
 
 def _append_jsonl(path, record):
@@ -344,6 +345,10 @@ def run(recipe: Recipe, argv=None):
     keras.utils.set_random_seed(cfg.seed)
     strategy = make_strategy(cfg.strategy)
     chief = is_chief()
+    if cfg.jit_compile and strategy.num_replicas_in_sync > 1 and not _has_gpu():
+        # XLA clusters cannot reach variables mirrored on another logical CPU.
+        print("kzoo: XLA (jit_compile) is off for a multi-replica CPU strategy", flush=True)
+        cfg = dataclasses.replace(cfg, jit_compile=False)
 
     run_dir = Path(out) if out else Path("runs") / recipe.name / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     if not resume and run_dir.exists() and any(run_dir.iterdir()):

@@ -1,0 +1,105 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kzoo.errors import KzooError
+from kzoo.recipes import dcgan, wgan_gp
+from kzoo.recipes.runner import load_preset, resolve_config
+
+TINY = ["--image-size", "16", "--width", "8", "--latent-dim", "8", "--batch-size", "8",
+        "--eval-samples", "64"]
+
+
+def test_precedence_defaults_preset_flags():
+    cfg, _, _, notes = resolve_config(dcgan.RECIPE, [], has_gpu=False)
+    assert cfg.preset == "quick" and cfg.image_size == 32 and notes  # no GPU: quick, said so
+    cfg, _, _, notes = resolve_config(dcgan.RECIPE, ["--preset", "paper"], has_gpu=False)
+    assert (cfg.image_size, cfg.batch_size, cfg.learning_rate, cfg.beta_1) == (64, 128, 2e-4, 0.5)
+    cfg, _, _, _ = resolve_config(dcgan.RECIPE, ["--preset", "quick", "--width", "16"], has_gpu=True)
+    assert cfg.width == 16 and cfg.image_size == 32
+    cfg, _, _, notes = resolve_config(wgan_gp.RECIPE, [], has_gpu=True)
+    assert cfg.preset == "paper" and not notes
+    assert (cfg.n_critic, cfg.gp_weight, cfg.learning_rate, cfg.beta_1, cfg.beta_2) == (5, 10.0, 1e-4, 0.0, 0.9)
+
+
+def test_preset_file(tmp_path):
+    f = tmp_path / "mine.toml"
+    f.write_text("width = 12\nepochs = 3\n")
+    cfg, _, _, _ = resolve_config(dcgan.RECIPE, ["--preset", str(f)])
+    assert (cfg.width, cfg.epochs) == (12, 3)
+    f.write_text("widht = 12\n")
+    with pytest.raises(KzooError, match="unknown option 'widht'"):
+        load_preset(dcgan.RECIPE, str(f))
+    f.write_text("width = 'wide'\n")
+    with pytest.raises(KzooError, match="width must be int"):
+        load_preset(dcgan.RECIPE, str(f))
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--preset", "nope"], "unknown preset 'nope' for dcgan"),
+    (["--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
+    (["--epochs", "0"], "--epochs must be >= 1"),
+    (["--data", "/no/such/folder"], "does not exist"),
+    (["--data", "tfds:no_such_dataset_xyz"], "unknown tfds dataset"),
+    (["--strategy", "ring"], "--strategy must be"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, argv, message):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "kzoo.recipes.dcgan", "--out", str(out), *argv],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_refuses_to_overwrite_existing_run(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "kzoo.recipes.dcgan", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "already exists; pass --resume" in proc.stderr
+    assert (out / "config.json").read_text() == "{}"
+
+
+def _epochs(path):
+    return [json.loads(l)["epoch"] for l in path.read_text().splitlines()
+            if "epoch" in json.loads(l) and "time" in json.loads(l)]
+
+
+def test_resume_after_kill_9_loses_at_most_the_last_epoch(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "kzoo.recipes.dcgan", "--out", str(out), "--preset", "quick",
+           *TINY, "--epochs", "8", "--steps-per-epoch", "4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    meta = out / "checkpoints" / "training_metadata.json"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 2:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = json.loads(meta.read_text())["epoch"]
+    assert 2 <= done < 8, "the run was not interrupted mid-way"
+    assert not (out / "model" / "model.keras").exists()
+    resumed = subprocess.run([sys.executable, "-m", "kzoo.recipes.dcgan", "--resume", "--out", str(out)],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming after epoch {done}" in resumed.stdout
+    assert _epochs(out / "metrics.jsonl") == list(range(1, 9))
+    assert (out / "model" / "model.keras").exists()
+    assert len(list((out / "samples").glob("epoch_*.png"))) == 8
+
+
+def test_resume_needs_an_existing_run(tmp_path):
+    with pytest.raises(KzooError, match="cannot resume"):
+        resolve_config(dcgan.RECIPE, ["--resume", "--out", str(tmp_path / "none")])
