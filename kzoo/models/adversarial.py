@@ -125,6 +125,10 @@ class AdversarialModel(keras.Model):
     def discriminator_variables(self):
         return [v for net in self.discriminator_networks for v in net.trainable_variables]
 
+    def inference_parts(self):
+        """The networks a deployment needs, by endpoint name (export and hub read this)."""
+        return {"generator": self.generator}
+
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
 
