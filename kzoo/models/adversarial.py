@@ -55,6 +55,23 @@ class ReplicaSeedGenerator(keras.random.SeedGenerator):
         return seed
 
 
+def per_replica_logs(logs):
+    """Make step logs reducible by Keras under MultiWorkerMirroredStrategy.
+
+    Keras 3 reduces multi-worker logs with `strategy.reduce("MEAN", v, axis=0)`,
+    which fails on the scalars every train_step returns; a length-1 vector reduces
+    to the same scalar. Other strategies get the scalars unchanged.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        strategy = tf.distribute.get_strategy()
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
+                strategy.extended._in_multi_worker_mode():
+            return {k: ops.reshape(v, (1,)) for k, v in logs.items()}
+    return logs
+
+
 def split_batch(data, parts):
     """Split every tensor of a (nested) batch into `parts` equal chunks along axis 0."""
     if parts == 1:
@@ -201,7 +218,7 @@ class AdversarialModel(keras.Model):
     def _track(self, logs):
         for name, value in logs.items():
             self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        return per_replica_logs({name: t.result() for name, t in self.trackers.items()})
 
     # The noise generator's state is saved with the weights, so a run resumed from
     # a checkpoint continues the same noise stream.

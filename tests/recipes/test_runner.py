@@ -103,3 +103,39 @@ def test_resume_after_kill_9_loses_at_most_the_last_epoch(tmp_path):
 def test_resume_needs_an_existing_run(tmp_path):
     with pytest.raises(KzooError, match="cannot resume"):
         resolve_config(dcgan.RECIPE, ["--resume", "--out", str(tmp_path / "none")])
+
+
+def _free_ports(n):
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_multiworker_two_local_workers(tmp_path):
+    """MultiWorkerMirroredStrategy from TF_CONFIG: two processes on 127.0.0.1; the chief writes."""
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    out = tmp_path / "run"
+    procs = []
+    for index in range(2):
+        env = {k: v for k, v in os.environ.items() if k != "KZOO_LOGICAL_CPUS"}
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "kzoo.recipes.dcgan", "--out", str(out), "--strategy", "multiworker",
+             *TINY, "--preset", "quick", "--epochs", "2", "--steps-per-epoch", "2", "--no-jit-compile"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert json.loads((out / "config.json").read_text())["replicas"] == 2
+    assert _epochs(out / "metrics.jsonl") == [1, 2]
+    assert (out / "model" / "inference.keras").exists()

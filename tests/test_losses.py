@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+
+from kzoo import losses
+
+
+def test_nonsaturating_matches_bce():
+    real, fake = np.array([2.0, -1.0]), np.array([0.5, -3.0])
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    expected = -np.mean(np.log(sig(real))) - np.mean(np.log(1 - sig(fake)))
+    assert float(losses.nonsaturating_d_loss(real, fake)) == pytest.approx(expected, rel=1e-5)
+    assert float(losses.nonsaturating_g_loss(fake)) == pytest.approx(-np.mean(np.log(sig(fake))), rel=1e-5)
+
+
+def test_wasserstein_and_lsgan():
+    real, fake = np.array([1.0, 3.0]), np.array([0.0, -2.0])
+    assert float(losses.wasserstein_d_loss(real, fake)) == pytest.approx(-1.0 - 2.0)
+    assert float(losses.wasserstein_g_loss(fake)) == pytest.approx(1.0)
+    assert float(losses.lsgan_d_loss(np.ones(3), np.zeros(3))) == 0.0
+    assert float(losses.lsgan_g_loss(np.zeros(2))) == pytest.approx(1.0)
+
+
+def test_scale_for_replicas_is_identity_without_strategy():
+    assert float(losses.scale_for_replicas(np.float32(3.0))) == 3.0

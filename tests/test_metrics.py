@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from kzoo import metrics
+from kzoo.data.images import digits_arrays
+
+
+def test_reference_classifier_is_accurate_and_reproducible():
+    acc = metrics.reference_accuracy()
+    assert acc > 0.95
+    metrics.reference_classifier.cache_clear()
+    assert metrics.reference_accuracy() == acc
+
+
+def test_scores_separate_real_from_noise():
+    x, y = digits_arrays("train")
+    real = x[:500] * 2 - 1
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(-1, 1, real.shape).astype("float32")
+    good = metrics.digits_generation_scores(real, y[:500])
+    bad = metrics.digits_generation_scores(noise, y[:500])
+    assert good["frechet_distance"] * 5 < bad["frechet_distance"]
+    assert good["inception_score"] > 7 and bad["inception_score"] < 4
+    assert good["class_consistency"] > 0.95 and bad["class_consistency"] < 0.3
+
+
+def test_upsampled_digits_round_trip_to_the_classifier_input():
+    from kzoo.data.images import resize_numpy
+
+    x, y = digits_arrays("test")
+    up = resize_numpy(x, 32) * 2 - 1
+    probs = metrics.predict_proba(metrics.to_digits_input(up))
+    assert (probs.argmax(-1) == y).mean() > 0.9
+
+
+def test_frechet_distance_properties():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2000, 4))
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-3)
+    shifted = metrics.frechet_distance(a, a + 2.0)
+    assert shifted == pytest.approx(16.0, rel=1e-3)  # ||mu diff||^2 = 4 * 2^2
+
+
+def test_inception_score_bounds():
+    assert metrics.inception_score(np.full((10, 10), 0.1)) == pytest.approx(1.0)
+    assert metrics.inception_score(np.eye(10)) == pytest.approx(10.0, rel=1e-6)
+
+
+def test_psnr():
+    a = np.zeros((4, 4))
+    assert metrics.psnr(a, a + 0.2, data_range=2.0) == pytest.approx(10 * np.log10(4 / 0.04))
+    assert metrics.psnr(a, a) == float("inf")
