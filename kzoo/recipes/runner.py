@@ -332,16 +332,25 @@ def _completed_epochs(run):
 
 def run(recipe: Recipe, argv=None):
     """Train `recipe` as the command line asks; returns the run directory."""
-    import numpy as np
-
     cfg, out, resume, notes = resolve_config(recipe, argv)
     for note in notes:
         print(f"kzoo: {note}", flush=True)
     setup_devices()
     import keras
 
+    previous_policy = keras.mixed_precision.global_policy()
     if cfg.mixed_precision:
         keras.mixed_precision.set_global_policy(mixed_precision_policy())
+    try:
+        return _train(recipe, cfg, out, resume, argv)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(recipe, cfg, out, resume, argv):
+    import keras
+    import numpy as np
+
     keras.utils.set_random_seed(cfg.seed)
     strategy = make_strategy(cfg.strategy)
     chief = is_chief()

@@ -48,3 +48,12 @@ def test_mirrored_strategy_run(tmp_path):
     out = run(dcgan.RECIPE, [*TINY, "--strategy", "mirrored", "--out", str(tmp_path / "run")])
     assert json.loads((out / "config.json").read_text())["replicas"] == 2
     assert (out / "model" / "inference.keras").exists()
+
+
+def test_mixed_precision_run_restores_the_policy(tmp_path):
+    out = run(cgan.RECIPE, [*TINY, "--mixed-precision", "--out", str(tmp_path / "run")])
+    assert keras.mixed_precision.global_policy().name == "float32"
+    gen = keras.saving.load_model(out / "model" / "inference.keras")
+    assert gen.get_layer("up1_conv").dtype_policy.name == "mixed_bfloat16"  # CPU: bfloat16
+    final = [l for l in (out / "metrics.jsonl").read_text().splitlines() if '"final"' in l]
+    assert final and "class_consistency" in final[0]
