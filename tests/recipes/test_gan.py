@@ -11,7 +11,8 @@ from kzoo.recipes import cgan, dcgan, wgan_gp
 from kzoo.recipes.runner import run
 
 TINY = ["--preset", "quick", "--image-size", "16", "--width", "8", "--latent-dim", "8",
-        "--batch-size", "8", "--epochs", "2", "--steps-per-epoch", "2", "--eval-samples", "64"]
+        "--batch-size", "8", "--epochs", "2", "--steps-per-epoch", "2", "--eval-samples", "64",
+        "--no-jit-compile"]
 
 
 @pytest.mark.parametrize("module", [dcgan, wgan_gp, cgan], ids=["dcgan", "wgan_gp", "cgan"])

@@ -12,7 +12,7 @@ from kzoo.recipes import dcgan, wgan_gp
 from kzoo.recipes.runner import load_preset, resolve_config
 
 TINY = ["--image-size", "16", "--width", "8", "--latent-dim", "8", "--batch-size", "8",
-        "--eval-samples", "64"]
+        "--eval-samples", "64", "--no-jit-compile"]
 
 
 def test_precedence_defaults_preset_flags():
@@ -128,7 +128,7 @@ def test_multiworker_two_local_workers(tmp_path):
         env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "kzoo.recipes.dcgan", "--out", str(out), "--strategy", "multiworker",
-             *TINY, "--preset", "quick", "--epochs", "2", "--steps-per-epoch", "2", "--no-jit-compile"],
+             *TINY, "--preset", "quick", "--epochs", "2", "--steps-per-epoch", "2"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     try:
         outputs = [p.communicate(timeout=300)[0] for p in procs]
