@@ -169,7 +169,9 @@ def resolve_config(recipe: Recipe, argv=None, *, has_gpu=None):
         saved = json.loads(cfg_path.read_text())["config"]
         values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items()}
         values.update(args)
-        return recipe.config_cls(**values), out, True, notes
+        cfg = recipe.config_cls(**values)
+        _validate(cfg)
+        return cfg, out, True, notes
     preset = args.get("preset")
     if preset is None:
         if has_gpu is None:
@@ -360,7 +362,7 @@ def _train(recipe, cfg, out, resume, argv):
         cfg = dataclasses.replace(cfg, jit_compile=False)
 
     run_dir = Path(out) if out else Path("runs") / recipe.name / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    if not resume and run_dir.exists() and any(run_dir.iterdir()):
+    if chief and not resume and run_dir.exists() and any(run_dir.iterdir()):
         raise KzooError(f"run directory {run_dir} already exists; pass --resume to continue it "
                         "or choose another --out")
 
