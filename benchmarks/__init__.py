@@ -1,0 +1,1 @@
+"""kzoo benchmark harness: `python -m benchmarks --help`. Results: benchmarks/RESULTS.md."""

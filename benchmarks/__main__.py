@@ -1,0 +1,56 @@
+"""`python -m benchmarks [--suites peak,train] [--recipes ...] [--paper-sizes]`.
+
+Writes benchmarks/results.json and regenerates benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+DEFAULT_RECIPES = ["dcgan", "wgan_gp", "cgan"]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--suites", default="peak,train", help="comma list of: peak, train")
+    p.add_argument("--recipes", default=",".join(DEFAULT_RECIPES))
+    p.add_argument("--paper-sizes", action="store_true", help="the recipes' paper configuration")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per training row")
+    p.add_argument("--variants", default="fp32,xla,mixed",
+                   help="training variants: fp32 (no XLA), xla (fp32 + XLA), mixed (mixed precision)")
+    p.add_argument("--out", default=str(HERE / "results.json"))
+    p.add_argument("--report", default=str(HERE / "RESULTS.md"))
+    args = p.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from benchmarks import machine, report
+
+    suites = set(args.suites.split(","))
+    results = {"command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "date": datetime.date.today().isoformat(), "machine": machine.describe()}
+    if "peak" in suites:
+        results["peak"] = machine.matmul_peak()
+        print(f"peak: {results['peak']['gflops']:.1f} GFLOP/s", flush=True)
+    if "train" in suites:
+        from benchmarks import train
+
+        table = {"fp32": (False, False), "xla": (True, False), "mixed": (False, True)}
+        results["train"] = train.run(args.recipes.split(","), steps=args.steps,
+                                     preset="paper" if args.paper_sizes else "quick",
+                                     variants=[table[v] for v in args.variants.split(",")])
+    from kzoo.io import write_json, write_text
+
+    write_json(args.out, results)
+    write_text(args.report, report.render(results) + "\n")
+    print(f"wrote {args.out} and {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
