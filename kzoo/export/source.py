@@ -65,6 +65,10 @@ def inference_parts(model):
 def _load_keras(path):
     import keras
 
+    from kzoo.zoo import list_models
+
+    list_models()  # imports every model family, registering its classes with Keras
+
     try:
         return keras.saving.load_model(path)
     except Exception as e:  # corrupt zip, unknown class, ...
