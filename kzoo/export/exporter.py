@@ -93,7 +93,8 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
         for ep, part in src.parts.items():
             log(f"exporting {type(src.model).__name__}.{ep} as {served[ep]} version {version}")
             staged[ep] = layout.staging_dir(model_dirs[ep], version)
-            info = build_version(part, describe(ep, part, src.model, src.metadata), staged[ep],
+            spec = traceable(part, describe(ep, part, src.model, src.metadata), log)
+            info = build_version(part, spec, staged[ep],
                                  formats=formats, opset=opset, fp16=fp16, tolerance=tolerance,
                                  image_signature=image_signature, metadata=src.metadata, log=log)
             info.update(name=served[ep], version=version, source=src.description,
@@ -123,6 +124,40 @@ def _check_formats(formats):
         raise KzooError(f"unknown export format(s) {', '.join(unknown) or '(none)'}; "
                         f"choose from {', '.join(FORMATS)}")
     return tuple(f for f in FORMATS if f in formats)
+
+
+def traceable(part, spec, log=None):
+    """`spec`, with fixed height/width if the graph cannot be traced with unknown ones.
+
+    Some Keras layers (e.g. `UpSampling2D` in Keras 3.15) need static spatial sizes
+    in a graph; such an endpoint is exported at its probed base size, and kzoo.json
+    says why it is not spatially dynamic.
+    """
+    import tensorflow as tf
+
+    from kzoo.export.saved_model import serving_fn, tensor_specs
+
+    def trace(s):
+        tf.function(serving_fn(part), input_signature=tensor_specs(s)).get_concrete_function()
+
+    if not spec["dynamic"]["spatial"]:
+        return spec
+    try:
+        trace(spec)
+        return spec
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+    base = spec["dynamic"]["spatial_size"]["base"]
+    fixed = json.loads(json.dumps(spec))
+    for entry in fixed["inputs"]:
+        if entry["role"] == "image":
+            entry["shape"] = [entry["shape"][0], base, base, entry["shape"][3]]
+    fixed["dynamic"] = {"batch": True, "spatial": False,
+                        "spatial_fixed": f"{base}x{base}: the graph cannot be traced with unknown "
+                                         f"height/width ({reason})"}
+    (log or (lambda m: None))(f"  height/width fixed at {base}x{base}: not traceable with unknown sizes")
+    trace(fixed)
+    return fixed
 
 
 def build_version(part, spec, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET, fp16=False,

@@ -104,12 +104,14 @@ def describe_inputs(part, model, metadata):
     return out
 
 
-def describe_outputs(part):
+def describe_outputs(part, dtypes=None):
+    """Output entries; `dtypes` ({name: dtype} of a real forward pass) beats the symbolic
+    dtype, which a `Lambda` layer reports as its float policy whatever it returns."""
     import keras
 
     out = []
     for name, t in zip(output_names(part), keras.tree.flatten(part.output)):
-        dtype, shape = _dtype(t), [None if d is None else int(d) for d in t.shape]
+        dtype, shape = (dtypes or {}).get(name) or _dtype(t), [None if d is None else int(d) for d in t.shape]
         entry = {"name": name, "dtype": dtype, "shape": shape, "role": "tensor"}
         act = _activation_name(_producer(t))
         if dtype.startswith("int"):
@@ -140,19 +142,29 @@ def _num_classes(model, metadata):
 
 def describe(endpoint, part, model=None, metadata=None):
     """The `kzoo.json` entry of one endpoint (see module docstring)."""
-    inputs = describe_inputs(part, model, metadata)
-    outputs = describe_outputs(part)
     hook = getattr(model, "export_spec", None)
-    if callable(hook):
-        overrides = hook(endpoint) or {}
-        for entry in inputs + outputs:
-            entry.update(overrides.get(entry["name"], {}))
-    dynamic_spatial = any(e["role"] == "image" and None in e["shape"][1:3] for e in inputs)
-    spec = {"endpoint": endpoint, "inputs": inputs, "outputs": outputs,
-            "dynamic": {"batch": True, "spatial": dynamic_spatial}}
-    if dynamic_spatial:
-        spec["dynamic"]["spatial_size"] = _probe_sizes(part, inputs, model, metadata)
-    return spec
+    overrides = (hook(endpoint) or {}) if callable(hook) else {}
+    inputs = describe_inputs(part, model, metadata)
+    for entry in inputs:
+        entry.update(overrides.get(entry["name"], {}))
+    dynamic = {"batch": True, "spatial": any(e["role"] == "image" and None in e["shape"][1:3]
+                                             for e in inputs)}
+    size = None
+    if dynamic["spatial"]:
+        dynamic["spatial_size"] = _probe_sizes(part, inputs, model, metadata)
+        size = dynamic["spatial_size"]["base"]
+    outputs = describe_outputs(part, _output_dtypes(part, inputs, size))
+    for entry in outputs:
+        entry.update(overrides.get(entry["name"], {}))
+    return {"endpoint": endpoint, "inputs": inputs, "outputs": outputs, "dynamic": dynamic}
+
+
+def _output_dtypes(part, inputs, size):
+    import keras
+
+    feeds = sample_inputs(inputs, 1, np.random.default_rng(0), size=size)
+    result = keras.tree.flatten(part(pack(part, feeds), training=False))
+    return {n: keras.backend.standardize_dtype(v.dtype) for n, v in zip(output_names(part), result)}
 
 
 def _probe_sizes(part, inputs, model, metadata):
