@@ -6,14 +6,15 @@ import json
 from pathlib import Path
 
 
-def image_model(channels=1, name="tiny_fcn", upsample="transpose"):
+def image_model(channels=1, name="tiny_fcn", upsample="transpose", size=None):
     """A fully convolutional image-to-image model (dynamic H/W, sizes multiple of 2),
     like pix2pix/SRGAN endpoints will be. `upsample="bilinear"` uses `UpSampling2D`
-    (a Resize in ONNX), which Keras cannot trace with unknown height/width."""
+    (a Resize in ONNX), which Keras cannot trace with unknown height/width; `size`
+    fixes height and width."""
     import keras
     from keras import layers
 
-    x = keras.Input((None, None, channels), name="image")
+    x = keras.Input((size, size, channels), name="image")
     h = layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(x)
     if upsample == "bilinear":
         h = layers.UpSampling2D(2, interpolation="bilinear")(h)
