@@ -30,6 +30,13 @@ FORMATS = ("savedmodel", "onnx")
 TOLERANCE = 1e-4
 FP16_WARN = 1e-2
 PARITY_SEED = 0
+PROCESSING = {
+    "image inputs": "uint8 u in [0, 255] -> lo + (hi - lo) * u / 255 for the input's range [lo, hi]",
+    "image outputs": "y in [lo, hi] -> uint8 round(clip((y - lo) / (hi - lo), 0, 1) * 255)",
+    "latent inputs": "z ~ N(0, I), drawn by the client (no randomness in the graph)",
+    "label inputs": "int class index in [0, num_classes)",
+    "layout": "NHWC; batch (and height/width where dynamic.spatial) may be any size",
+}
 
 
 class ParityError(KzooError):
@@ -171,7 +178,8 @@ def build_version(part, spec, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET, 
     out_dir = Path(out_dir)
     info = {"format_version": 1, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
             **spec, "files": {}, "parity": {}, "tolerance": tolerance,
-            "versions": _versions(), "metadata": _public_metadata(metadata)}
+            "versions": _versions(), "metadata": _public_metadata(metadata),
+            "processing": PROCESSING}
     cases = parity_inputs(part, spec, metadata)
     info["parity_inputs"] = {k: v["about"] for k, v in cases.items()}
     reference = {k: [_keras_outputs(part, f) for f in v["feeds"]] for k, v in cases.items()}
