@@ -1,7 +1,74 @@
+"""The `kzoo` command: list, train, export, predict."""
+
+import json
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+from PIL import Image
+
 from kzoo.cli import main, recipe_names
+from tests.export.common import image_model, save_preset, save_run, tiny_cgan
+
+
+def _error(capsys):
+    err = [l for l in capsys.readouterr().err.strip().splitlines() if not l.startswith("kzoo: ")]
+    assert len(err) == 1 and err[0].startswith("error: "), err  # one line, no traceback
+    return err[0]
+
+
+def test_export_then_predict(tmp_path, capsys):
+    run = save_run(tmp_path / "run", tiny_cgan(), "cgan")
+    out = tmp_path / "export"
+    assert main(["export", str(run), "--out", str(out), "--name", "digits-cgan"]) == 0
+    stdout = capsys.readouterr().out
+    assert f"{out / 'digits-cgan' / '1'}: model.onnx, saved_model.pb, kzoo.json" in stdout
+    assert json.loads((out / "digits-cgan" / "1" / "kzoo.json").read_text())["opset"] == 17
+    assert main(["predict", str(out / "digits-cgan"), "--num", "2", "--label", "5",
+                 "--out", str(tmp_path / "gen"), "--providers", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "on onnxruntime CPUExecutionProvider" in captured.err
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == [
+        "image_000_label5.png", "image_001_label5.png"]
+    assert main(["export", str(run), "--out", str(out), "--name", "digits-cgan", "--version", "1"]) == 2
+    assert "already exists; pass --force" in _error(capsys)
+
+
+def test_predict_image_model_and_bad_images(tmp_path, capsys):
+    preset = save_preset(tmp_path / "fcn", image_model(channels=3, size=8), {})
+    out = tmp_path / "export"
+    assert main(["export", str(preset), "--out", str(out), "--formats", "onnx"]) == 0
+    capsys.readouterr()
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "ok.png")
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(tmp_path / "gray.png")
+    Image.fromarray(np.full((9, 8, 3), 200, np.uint8)).save(tmp_path / "big.png")
+    assert main(["predict", str(out / "fcn"), str(tmp_path / "ok.png"), "--out", str(tmp_path / "p")]) == 0
+    assert np.asarray(Image.open(tmp_path / "p" / "ok.png")).shape == (8, 8, 3)
+    capsys.readouterr()
+    assert main(["predict", str(out / "fcn"), str(tmp_path / "gray.png")]) == 2
+    assert "gray.png has 1 channels; fcn expects 3 (RGB) images" in _error(capsys)
+    assert main(["predict", str(out / "fcn"), str(tmp_path / "big.png")]) == 2
+    assert "big.png is 8x9 (WxH); fcn takes 8x8 images" in _error(capsys)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["export", "no/such/run"], "does not exist"),
+    (["export", "RUN", "--formats", "pt"], "unknown export format"),
+    (["predict", "no/such/export"], "does not exist"),
+    (["export", "RUN", "--bogus"], "unexpected arguments --bogus"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, match):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    argv = [str(tmp_path / "run") if a == "RUN" else a for a in argv]
+    assert main(argv) == 2
+    assert match in _error(capsys)
+
+
+def test_run_without_a_trained_model(tmp_path, capsys):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    assert main(["export", str(tmp_path / "run")]) == 2
+    assert "has no trained model" in _error(capsys)
 
 
 def test_list(capsys):

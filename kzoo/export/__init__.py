@@ -1,0 +1,21 @@
+"""Export: SavedModel (TF Serving) + ONNX (Triton, onnxruntime) with measured parity.
+
+`kzoo export SOURCE` / `kzoo.export.export(SOURCE)` writes, for each endpoint of
+the model's `inference_parts()`:
+
+    export/
+      models.config                 TF Serving model config list (all models of the tree)
+      <name>/
+        config.pbtxt                Triton model config (onnxruntime backend)
+        <version>/
+          saved_model.pb variables/ SavedModel, `serving_default` with named inputs/outputs
+          model.onnx                tf2onnx, dynamic batch
+          model.fp16.onnx           with --fp16
+          kzoo.json                 inputs/outputs, roles, value ranges, parity figures
+
+Modules: `source` (what can be exported), `spec` (what an endpoint takes and
+returns), `saved_model`, `onnx_model`, `parity`, `layout` (versions, atomic
+publication), `serving_config` (models.config, config.pbtxt), `exporter`.
+"""
+
+from kzoo.export.exporter import Exported, ParityError, export, read_info  # noqa: F401

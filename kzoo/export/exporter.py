@@ -1,0 +1,341 @@
+"""`kzoo.export.export`: one source -> parity-checked versions in the export tree.
+
+Each endpoint of `inference_parts()` becomes one served model: `export/<name>/`
+when the model has a single endpoint, `export/<name>_<endpoint>/` for each when it
+has several (CycleGAN's `generator_ab`/`generator_ba`, a VAE's `encoder`/`decoder`).
+One model per endpoint, not several signatures in one SavedModel, because Triton
+serves one ONNX graph per model (a graph has one set of required inputs), and
+because TF Serving clients then all use `serving_default` with one input set;
+each endpoint is versioned, batched and scaled on its own, and its `kzoo.json`
+describes exactly one set of inputs and outputs. The endpoints of one export
+share the version number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from kzoo.errors import KzooError
+from kzoo.export import layout, parity, serving_config
+from kzoo.export.onnx_model import DEFAULT_OPSET
+from kzoo.export.spec import describe, output_names, pack, sample_inputs
+
+FORMATS = ("savedmodel", "onnx")
+TOLERANCE = 1e-4
+FP16_WARN = 1e-2
+PARITY_SEED = 0
+PROCESSING = {
+    "image inputs": "uint8 u in [0, 255] -> lo + (hi - lo) * u / 255 for the input's range [lo, hi]",
+    "image outputs": "y in [lo, hi] -> uint8 round(clip((y - lo) / (hi - lo), 0, 1) * 255)",
+    "latent inputs": "z ~ N(0, I), drawn by the client (no randomness in the graph)",
+    "label inputs": "int class index in [0, num_classes)",
+    "layout": "NHWC; batch (and height/width where dynamic.spatial) may be any size",
+}
+
+
+class ParityError(KzooError):
+    """An exported artifact's outputs differ from Keras' beyond the tolerance."""
+
+
+@dataclasses.dataclass
+class Exported:
+    """One published version: `path` (export/<name>/<version>) and its `kzoo.json`."""
+
+    name: str
+    version: int
+    path: Path
+    info: dict
+
+
+def export(source, *, name=None, version=None, out="export", formats=FORMATS, opset=DEFAULT_OPSET,
+           fp16=False, force=False, image_signature=False, tolerance=TOLERANCE,
+           serving_root=serving_config.SERVING_ROOT, max_batch_size=serving_config.MAX_BATCH_SIZE,
+           log=None):
+    """Export every endpoint of `source` into `out/<name>/<version>/`.
+
+    Args:
+        source: a run directory, a preset directory, a `.keras` file or a `keras.Model`.
+        name: str. Served model name (default: the recipe name, else the class name).
+        version: int. Version to write (default: the next free one). An existing
+            version is replaced only with `force`.
+        out: str. Root of the export tree (a TF Serving / Triton model repository).
+        formats: `savedmodel` and/or `onnx`.
+        opset: int. ONNX opset.
+        fp16: bool. Also write `model.fp16.onnx` (fp32 I/O) with its own parity figure.
+        force: bool. Replace an existing version.
+        image_signature: bool. Add a `serving_images` signature (encoded images in/out).
+        tolerance: float. Largest fp32 error allowed, relative to the output range.
+        log: optional `fn(str)` for progress lines.
+
+    Returns:
+        A list of `Exported`, one per endpoint.
+    """
+    log = log or (lambda msg: None)
+    formats = _check_formats(formats)
+    if fp16 and "onnx" not in formats:
+        raise KzooError("--fp16 converts the ONNX model: include onnx in --formats")
+    from kzoo.export.source import resolve
+
+    src = resolve(source)
+    name = layout.check_name(name or src.name)
+    root = Path(out)
+    served = {ep: name if len(src.parts) == 1 else f"{name}_{ep}" for ep in src.parts}
+    for n in served.values():
+        layout.check_name(n)
+    model_dirs = {ep: root / served[ep] for ep in src.parts}
+    if version is None:
+        version = layout.next_version(model_dirs.values())
+    else:
+        layout.check_version(model_dirs.values(), int(version), force)
+    version = int(version)
+
+    staged, results = {}, []
+    try:
+        for ep, part in src.parts.items():
+            log(f"exporting {type(src.model).__name__}.{ep} as {served[ep]} version {version}")
+            staged[ep] = layout.staging_dir(model_dirs[ep], version)
+            spec = traceable(part, describe(ep, part, src.model, src.metadata), log)
+            info = build_version(part, spec, staged[ep],
+                                 formats=formats, opset=opset, fp16=fp16, tolerance=tolerance,
+                                 image_signature=image_signature, metadata=src.metadata, log=log)
+            info.update(name=served[ep], version=version, source=src.description,
+                        model_class=type(src.model).__name__)
+            from kzoo.io import write_json
+
+            write_json(staged[ep] / "kzoo.json", info)
+            results.append(Exported(served[ep], version, model_dirs[ep] / str(version), info))
+        for ep in src.parts:
+            layout.publish(staged[ep], model_dirs[ep] / str(version), force=force)
+    finally:
+        for st in staged.values():
+            shutil.rmtree(st, ignore_errors=True)
+    for r in results:
+        if "onnx" in formats:
+            serving_config.write_triton_config(r.path.parent, r.name, r.info, max_batch_size)
+    if "savedmodel" in formats:
+        serving_config.write_models_config(root, serving_root)
+    return results
+
+
+def _check_formats(formats):
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise KzooError(f"unknown export format(s) {', '.join(unknown) or '(none)'}; "
+                        f"choose from {', '.join(FORMATS)}")
+    return tuple(f for f in FORMATS if f in formats)
+
+
+def traceable(part, spec, log=None):
+    """`spec`, with fixed height/width if the graph cannot be traced with unknown ones.
+
+    Some Keras layers (e.g. `UpSampling2D` in Keras 3.15) need static spatial sizes
+    in a graph; such an endpoint is exported at its probed base size, and kzoo.json
+    says why it is not spatially dynamic.
+    """
+    import tensorflow as tf
+
+    from kzoo.export.saved_model import serving_fn, tensor_specs
+
+    def trace(s):
+        tf.function(serving_fn(part), input_signature=tensor_specs(s)).get_concrete_function()
+
+    if not spec["dynamic"]["spatial"]:
+        return spec
+    try:
+        trace(spec)
+        return spec
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+    base = spec["dynamic"]["spatial_size"]["base"]
+    fixed = json.loads(json.dumps(spec))
+    for entry in fixed["inputs"]:
+        if entry["role"] == "image":
+            entry["shape"] = [entry["shape"][0], base, base, entry["shape"][3]]
+    fixed["dynamic"] = {"batch": True, "spatial": False,
+                        "spatial_fixed": f"{base}x{base}: the graph cannot be traced with unknown "
+                                         f"height/width ({reason})"}
+    (log or (lambda m: None))(f"  height/width fixed at {base}x{base}: not traceable with unknown sizes")
+    trace(fixed)
+    return fixed
+
+
+def build_version(part, spec, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET, fp16=False,
+                  tolerance=TOLERANCE, image_signature=False, metadata=None, log=None):
+    """Write the artifacts of one endpoint into `out_dir` and measure their parity.
+
+    Raises `ParityError` when an fp32 artifact is off by more than `tolerance`.
+    Returns the `kzoo.json` content (without name/version).
+    """
+    log = log or (lambda msg: None)
+    out_dir = Path(out_dir)
+    info = {"format_version": 1, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            **spec, "files": {}, "parity": {}, "tolerance": tolerance,
+            "versions": _versions(), "metadata": _public_metadata(metadata),
+            "processing": PROCESSING}
+    cases = parity_inputs(part, spec, metadata)
+    info["parity_inputs"] = {k: v["about"] for k, v in cases.items()}
+    reference = {k: [_keras_outputs(part, f) for f in v["feeds"]] for k, v in cases.items()}
+    runners = {}
+    if "savedmodel" in formats:
+        from kzoo.export.saved_model import load_signature, write_saved_model
+
+        info["signatures"] = write_saved_model(part, spec, out_dir, image_signature=image_signature)
+        info["files"]["savedmodel"] = "saved_model.pb"
+        runners["savedmodel"] = load_signature(out_dir)
+    if "onnx" in formats:
+        from kzoo.export import onnx_model
+
+        info["opset"] = onnx_model.convert(part, spec, out_dir / "model.onnx", opset=opset)
+        info["files"]["onnx"] = "model.onnx"
+        runners["onnx"] = onnx_runner(out_dir / "model.onnx")
+        if fp16:
+            info["fp16_fp32_ops"] = onnx_model.to_fp16(out_dir / "model.onnx", out_dir / "model.fp16.onnx")
+            info["files"]["onnx_fp16"] = "model.fp16.onnx"
+            runners["onnx_fp16"] = onnx_runner(out_dir / "model.fp16.onnx")
+    problems = []
+    for fmt, run in runners.items():
+        info["parity"][fmt] = {}
+        for case, c in cases.items():
+            figures = parity.merge(*(parity.compare(ref, run(**f), spec)
+                                     for f, ref in zip(c["feeds"], reference[case])))
+            info["parity"][fmt][case] = figures
+            limit = FP16_WARN if fmt == "onnx_fp16" else tolerance
+            bad = parity.failures(figures, limit)
+            if bad and fmt != "onnx_fp16":
+                problems += [f"{fmt} ({case} inputs) {b}" for b in bad]
+            elif bad:
+                log(f"warning: fp16 ONNX is coarse: {'; '.join(bad)}")
+        worst = max((f.get("max_rel", 0.0) for c in info["parity"][fmt].values() for f in c.values()),
+                    default=0.0)
+        log(f"  {fmt}: max error {worst:.2g} of the output range")
+    if problems:
+        raise ParityError("export failed the parity check, nothing was written: " + "; ".join(problems))
+    return info
+
+
+def onnx_runner(path):
+    """`fn(**numpy inputs) -> {name: numpy}` on onnxruntime's CPU provider."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise KzooError("the parity check needs onnxruntime: pip install 'kzoo[cpu]' "
+                        "(or 'kzoo[gpu]')") from None
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+
+    def run(**feeds):
+        return dict(zip(names, session.run(names, feeds)))
+
+    return run
+
+
+def _keras_outputs(part, feeds):
+    import keras
+
+    result = part(pack(part, feeds), training=False)
+    return {n: keras.ops.convert_to_numpy(v)
+            for n, v in zip(output_names(part), keras.tree.flatten(result))}
+
+
+def parity_inputs(part, spec, metadata):
+    """The input sets parity is measured on: {"random": ..., "data": ...}.
+
+    `random`: seeded inputs over each input's declared range, at batch 1 and 3
+    (and at a second size for spatially dynamic endpoints). `data`: images from
+    the model's dataset when the endpoint takes images (skipped, with the reason,
+    when the data cannot be read); latents ~ N(0, I) and every class label when
+    it does not -- the inputs the model is used with.
+    """
+    rng = np.random.default_rng(PARITY_SEED)
+    sizes = [None]
+    dyn = spec["dynamic"].get("spatial_size")
+    if dyn:
+        sizes = [dyn["base"], dyn["base"] + dyn["multiple"]]
+    random_feeds = [sample_inputs(spec["inputs"], b, rng, size=s) for s in sizes for b in (1, 3)]
+    about = "seeded random inputs at batch 1 and 3" + (f", sizes {sizes}" if dyn else "")
+    cases = {"random": {"feeds": random_feeds, "about": about}}
+    image_inputs = [e for e in spec["inputs"] if e["role"] == "image"]
+    if not image_inputs:
+        labels = next((e for e in spec["inputs"] if e["role"] == "label"), None)
+        n = (labels.get("num_classes") or 4) if labels else 4
+        feeds = sample_inputs(spec["inputs"], n, np.random.default_rng(PARITY_SEED + 1))
+        if labels:
+            feeds[labels["name"]] = np.arange(n).astype(labels["dtype"])
+        cases["data"] = {"feeds": [feeds], "about": "latents ~ N(0, I)" + (
+            f", every class label 0..{n - 1}" if labels else "")}
+        return cases
+    try:
+        feeds = _data_feeds(spec, image_inputs, metadata, sizes[0])
+        cases["data"] = {"feeds": [feeds], "about": f"{len(next(iter(feeds.values())))} images "
+                                                    f"of {metadata['data']}"}
+    except Exception as e:  # data is optional for parity: say why it was not used
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        cases["data"] = {"feeds": [], "about": f"skipped: {reason}"}
+    return cases
+
+
+def _data_feeds(spec, image_inputs, metadata, size, count=4):
+    if not (metadata or {}).get("data"):
+        raise KzooError("the source names no dataset")
+    from kzoo.data import load
+
+    first = image_inputs[0]
+    h = first["shape"][1] or size
+    data = None
+    for split in ("test", "train"):
+        try:
+            data = load(metadata["data"], image_size=h, channels=first["shape"][-1], labels=False,
+                        split=split)
+            break
+        except KzooError:
+            continue
+    if data is None:
+        raise KzooError(f"cannot load {metadata['data']}")
+    examples = list(data.dataset.take(count).as_numpy_iterator())
+    feeds = sample_inputs(spec["inputs"], len(examples), np.random.default_rng(PARITY_SEED + 2),
+                          size=size)
+    for e in image_inputs:
+        want = tuple(feeds[e["name"]].shape[1:])
+        arrays = [next(a for a in (ex if isinstance(ex, tuple) else (ex,)) if a.shape == want)
+                  for ex in examples]
+        feeds[e["name"]] = np.stack(arrays).astype(e["dtype"])
+    return feeds
+
+
+def _versions():
+    import keras
+    import tensorflow as tf
+
+    import kzoo
+
+    out = {"kzoo": kzoo.__version__, "keras": keras.__version__, "tensorflow": tf.__version__}
+    for mod in ("tf2onnx", "onnx", "onnxruntime"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    return out
+
+
+def _public_metadata(metadata):
+    """What of the run's metadata travels with the export (no local paths)."""
+    keep = ("recipe", "data", "image_size", "channels", "num_classes", "metrics", "model_class")
+    return {k: v for k, v in (metadata or {}).items() if k in keep}
+
+
+def read_info(version_dir):
+    """The `kzoo.json` of an exported version."""
+    path = Path(version_dir) / "kzoo.json"
+    if not path.is_file():
+        raise KzooError(f"{version_dir} is not an exported version (no kzoo.json)")
+    return json.loads(path.read_text())

@@ -1,0 +1,116 @@
+"""The export tree: `export/<name>/<version>/`, versions that appear only when complete.
+
+A version is built in a hidden staging directory beside its final place
+(`export/<name>/.staging-<version>-<pid>-<random>`, same filesystem; TF Serving
+and Triton ignore non-numeric entries) and renamed into place once it has passed
+its parity checks. A killed export leaves only a staging directory, which the
+next export into the same tree removes when its process is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from kzoo.errors import KzooError
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+STAGING = ".staging-"
+
+
+def check_name(name):
+    if not NAME_RE.match(name or ""):
+        raise KzooError(f"export name {name!r} must be lowercase letters, digits, '_', '-' or '.' "
+                        "(it becomes a TF Serving / Triton model name)")
+    return name
+
+
+def versions(model_dir):
+    """Complete version numbers under `model_dir`, ascending."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir()
+                  if p.is_dir() and p.name.isdigit() and not p.name.startswith("0"))
+
+
+def next_version(model_dirs):
+    """One more than the highest version in any of `model_dirs` (endpoints stay in step)."""
+    return max((v for d in model_dirs for v in versions(d)), default=0) + 1
+
+
+def staging_dir(model_dir, version):
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale(model_dir)
+    return Path(tempfile.mkdtemp(prefix=f"{STAGING}{version}-{os.getpid()}-", dir=model_dir))
+
+
+def remove_stale(model_dir):
+    """Delete staging directories whose export process no longer runs."""
+    for p in Path(model_dir).glob(f"{STAGING}*"):
+        parts = p.name[len(STAGING):].split("-")
+        pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+        if pid is None or not _alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def publish(staged, final, *, force=False):
+    """Rename the complete `staged` directory to `final` (replacing it only with `force`)."""
+    staged, final = Path(staged), Path(final)
+    _fsync_tree(staged)
+    old = None
+    if final.exists():
+        if not force:
+            raise KzooError(f"{final} already exists; pass --force to replace it "
+                            "(or leave out --version for the next free one)")
+        old = final.with_name(f"{STAGING}old{final.name}-{os.getpid()}-replaced")
+        os.rename(final, old)
+    os.rename(staged, final)
+    _fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_tree(root):
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            with open(os.path.join(dirpath, f), "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(dirpath)
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_version(model_dirs, version, force):
+    """Refuse an explicit `version` that exists unless `force`."""
+    if version < 1:
+        raise KzooError(f"--version must be >= 1, got {version}")
+    taken = [str(Path(d) / str(version)) for d in model_dirs if (Path(d) / str(version)).exists()]
+    if taken and not force:
+        raise KzooError(f"{', '.join(taken)} already exists; pass --force to replace it "
+                        "(or leave out --version for the next free one)")

@@ -1,0 +1,125 @@
+"""What `kzoo export SOURCE` can read: a run directory, a `.keras` file, or a preset.
+
+- a run directory (`runs/<recipe>/<run>/`): its `model/model.keras` and
+  `model/metadata.json`, as the recipe runner writes them when training ends;
+- a preset directory (the same layout as a run's `model/`: `model.keras`,
+  `inference.keras`, `metadata.json`);
+- a `.keras` file (a full zoo model, or any functional model: one endpoint);
+- an in-memory `keras.Model` (from Python).
+
+Models load in Keras safe mode: nothing in the file is executed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+from kzoo.errors import KzooError
+
+
+@dataclasses.dataclass
+class Source:
+    """A loaded export source.
+
+    Attributes:
+        model: the full model (or a plain functional model).
+        parts: {endpoint: functional keras.Model} to export.
+        metadata: the run's/preset's metadata.json (empty for a bare file).
+        name: the default export name.
+        description: where it came from (for kzoo.json).
+    """
+
+    model: object
+    parts: dict
+    metadata: dict
+    name: str
+    description: str
+
+
+def _snake(name):
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def inference_parts(model):
+    """{endpoint: functional model}; a model without `inference_parts` is its own endpoint."""
+    import keras
+
+    hook = getattr(model, "inference_parts", None)
+    parts = dict(hook()) if callable(hook) else {"model": model}
+    if not parts:
+        raise KzooError(f"{type(model).__name__}.inference_parts() returned no endpoints")
+    for endpoint, part in parts.items():
+        try:
+            functional = isinstance(part, keras.Model) and bool(part.inputs) and part.output is not None
+        except (AttributeError, ValueError):
+            functional = False
+        if not functional:
+            raise KzooError(f"endpoint {endpoint!r} of {type(model).__name__} is not a functional "
+                            "keras.Model with named inputs; inference_parts() must return those")
+    return parts
+
+
+def _load_keras(path):
+    import keras
+
+    from kzoo.zoo import list_models
+
+    list_models()  # imports every model family, registering its classes with Keras
+
+    try:
+        return keras.saving.load_model(path)
+    except Exception as e:  # corrupt zip, unknown class, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise KzooError(f"cannot load {path}: {first}") from None
+
+
+def _read_metadata(path):
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise KzooError(f"{path} is not valid JSON: {e}") from None
+
+
+def _from_model_dir(model_dir, default_name, description):
+    meta = _read_metadata(model_dir / "metadata.json")
+    model = _load_keras(model_dir / "model.keras")
+    name = meta.get("recipe") or default_name or _snake(type(model).__name__)
+    return Source(model, inference_parts(model), meta, name, description)
+
+
+def resolve(source):
+    """Load `source` (see module docstring) into a `Source`."""
+    import keras
+
+    if isinstance(source, keras.Model):
+        return Source(source, inference_parts(source), {}, _snake(type(source).__name__),
+                      f"in-memory {type(source).__name__}")
+    path = Path(source)
+    if not path.exists():
+        raise KzooError(f"export source {str(source)!r} does not exist; give a run directory, "
+                        "a preset directory or a .keras file")
+    if path.is_file():
+        if path.suffix != ".keras":
+            raise KzooError(f"{path} is not a .keras file; give a run directory, a preset "
+                            "directory or a .keras file")
+        model = _load_keras(path)
+        meta = _read_metadata(path.with_name("metadata.json"))
+        stem = None if path.stem in ("model", "inference") else path.stem.lower()
+        name = meta.get("recipe") or stem or _snake(type(model).__name__)
+        return Source(model, inference_parts(model), meta, name, f"file {path}")
+    if (path / "model.keras").is_file():
+        return _from_model_dir(path, path.name.lower(), f"preset {path}")
+    if (path / "config.json").is_file() or (path / "checkpoints").is_dir():
+        if not (path / "model" / "model.keras").is_file():
+            raise KzooError(f"run {path} has no trained model ({path / 'model' / 'model.keras'} "
+                            "is missing): training has not finished; resume it with "
+                            f"`kzoo train RECIPE --resume --out {path}`")
+        recipe = _read_metadata(path / "config.json").get("recipe")
+        return _from_model_dir(path / "model", recipe, f"run {path}")
+    raise KzooError(f"{path} is neither a run directory (config.json + model/model.keras), "
+                    "a preset directory (model.keras + metadata.json) nor a .keras file")

@@ -1,0 +1,353 @@
+"""Inference on exported models with ONNX Runtime -- no TensorFlow needed.
+
+`OnnxModel(path)` opens an exported version (`export/<name>/<version>/`, or
+`export/<name>/` for its latest version, or a `model.onnx` beside its
+`kzoo.json`), picks execution providers in the order TensorRT > CUDA > CPU
+among those onnxruntime offers (or the caller's list), and does the model's pre-
+and post-processing from `kzoo.json`: uint8 images <-> the value range of each
+image input/output, latents ~ N(0, I), class labels.
+
+Example:
+>>> model = OnnxModel("export/dcgan")
+>>> model.provider
+'CPUExecutionProvider'
+>>> images = model.generate(8, seed=0)["image"]   # uint8 (8, 64, 64, 3)
+
+Importing this module never imports TensorFlow (tested).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kzoo.errors import KzooError
+
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def choose_providers(available, requested=None):
+    """Providers to ask onnxruntime for, best first.
+
+    Without `requested`: TensorRT, CUDA, CPU -- those of them in `available`.
+    With `requested` (names, e.g. `["CUDAExecutionProvider", "CPUExecutionProvider"]`
+    or short `cuda`, `cpu`, `tensorrt`): those, in that order; a provider that is
+    not available is an error naming what is.
+    """
+    available = list(available)
+    if not requested:
+        chosen = [p for p in PREFERRED_PROVIDERS if p in available]
+        return chosen or available[:1]
+    short = {p.replace("ExecutionProvider", "").lower(): p for p in available}
+    chosen = []
+    for r in requested:
+        full = r if r in available else short.get(r.lower())
+        if full is None:
+            raise KzooError(f"execution provider {r!r} is not available in this onnxruntime; "
+                            f"available: {', '.join(available)}")
+        chosen.append(full)
+    return chosen
+
+
+def find_version(path):
+    """The exported version directory `path` names (a version, a model dir, or a model.onnx)."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".onnx":
+        path = path.parent
+    if (path / "kzoo.json").is_file():
+        return path
+    if path.is_dir():
+        done = sorted((int(p.name) for p in path.iterdir()
+                       if p.name.isdigit() and (p / "kzoo.json").is_file()), reverse=True)
+        if done:
+            return path / str(done[0])
+        models = sorted(p.name for p in path.iterdir() if p.is_dir() and any(
+            (q / "kzoo.json").is_file() for q in p.iterdir() if q.is_dir()))
+        if models:
+            raise KzooError(f"{path} is an export tree with several models; give one of: "
+                            + ", ".join(str(path / m) for m in models))
+    raise KzooError(f"{path} is not an exported model: expected export/<name>[/<version>] with "
+                    "kzoo.json and model.onnx (run `kzoo export` first)")
+
+
+class OnnxModel:
+    """An exported kzoo model on ONNX Runtime (see module docstring).
+
+    Args:
+        path: an exported version dir, a model dir (latest version) or its model.onnx.
+        providers: optional list of execution providers, best first.
+        fp16: bool. Use `model.fp16.onnx` (exported with `--fp16`).
+
+    Attributes:
+        info: the `kzoo.json` content. provider: the execution provider in use.
+        inputs / outputs: {name: kzoo.json entry}.
+    """
+
+    def __init__(self, path, providers=None, fp16=False):
+        import onnxruntime as ort
+
+        self.path = find_version(path)
+        self.info = json.loads((self.path / "kzoo.json").read_text())
+        key = "onnx_fp16" if fp16 else "onnx"
+        filename = self.info.get("files", {}).get(key)
+        if not filename or not (self.path / filename).is_file():
+            raise KzooError(f"{self.path} has no {'fp16 ' if fp16 else ''}ONNX model "
+                            f"(export it with --formats onnx{' --fp16' if fp16 else ''})")
+        self.name = self.info.get("name", self.path.parent.name)
+        self.inputs = {e["name"]: e for e in self.info["inputs"]}
+        self.outputs = {e["name"]: e for e in self.info["outputs"]}
+        chosen = choose_providers(ort.get_available_providers(), providers)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path / filename), opts, providers=chosen)
+        except Exception as e:
+            raise KzooError(f"onnxruntime cannot open {self.path / filename}: {_first_line(e)}") from None
+        self.providers = self.session.get_providers()
+        self.provider = self.providers[0]
+
+    def __repr__(self):
+        return f"OnnxModel({str(self.path)!r}, provider={self.provider!r})"
+
+    # --- raw tensors -----------------------------------------------------------
+    def expected(self, name):
+        e = self.inputs[name]
+        dims = ["batch"] + ["any" if d is None else str(d) for d in e["shape"][1:]]
+        return f"{name}: {e['dtype']} of shape ({', '.join(dims)})"
+
+    def check_feeds(self, feeds):
+        """Validate and cast {name: array} against kzoo.json; raises KzooError."""
+        missing = [n for n in self.inputs if n not in feeds]
+        extra = [n for n in feeds if n not in self.inputs]
+        if missing or extra:
+            raise KzooError(f"{self.name} takes inputs {', '.join(self.inputs)}; "
+                            + (f"missing {', '.join(missing)}" if missing else "")
+                            + ("; " if missing and extra else "")
+                            + (f"unexpected {', '.join(extra)}" if extra else ""))
+        out, batch = {}, None
+        for name, e in self.inputs.items():
+            x = np.asarray(feeds[name])
+            if x.ndim != len(e["shape"]) or any(
+                    d is not None and d != s for d, s in zip(e["shape"][1:], x.shape[1:])):
+                raise KzooError(f"{self.name}: input {name} has shape {x.shape}; expected "
+                                + self.expected(name))
+            if batch is not None and x.shape[0] != batch:
+                raise KzooError(f"{self.name}: inputs have different batch sizes ({batch} and "
+                                f"{x.shape[0]} for {name})")
+            batch = x.shape[0]
+            if e["role"] == "label" and e.get("num_classes") and x.size and (
+                    x.min() < 0 or x.max() >= e["num_classes"]):
+                raise KzooError(f"{self.name}: labels must be in 0..{e['num_classes'] - 1}, "
+                                f"got {x.min()}..{x.max()}")
+            out[name] = x.astype(e["dtype"], copy=False)
+        return out
+
+    def run(self, **feeds):
+        """Run the model on raw inputs; returns {output name: array}."""
+        feeds = self.check_feeds(feeds)
+        try:
+            values = self.session.run(list(self.outputs), feeds)
+        except Exception as e:
+            shapes = ", ".join(f"{k} {v.shape}" for k, v in feeds.items())
+            want = "; ".join(self.expected(n) for n in self.inputs)
+            raise KzooError(f"{self.name} cannot run on {shapes} (expected {want}"
+                            + self._size_hint() + f"): {_first_line(e)}") from None
+        return dict(zip(self.outputs, values))
+
+    def _size_hint(self):
+        size = self.info.get("dynamic", {}).get("spatial_size")
+        return f"; height and width a multiple of {size['multiple']}" if size and size["multiple"] > 1 else ""
+
+    # --- pre/post-processing ---------------------------------------------------
+    @property
+    def image_inputs(self):
+        return [e for e in self.inputs.values() if e["role"] == "image"]
+
+    def preprocess(self, image, name=None, source="image"):
+        """uint8 HxWxC (or HxW) -> float HxWxC in the input's value range, checked."""
+        e = self.inputs[name] if name else self.image_inputs[0]
+        img = np.asarray(image)
+        if img.ndim == 2:
+            img = img[..., None]
+        channels = e["shape"][-1]
+        if img.ndim != 3 or img.shape[-1] != channels:
+            got = img.shape[-1] if img.ndim == 3 else f"shape {img.shape}"
+            raise KzooError(f"{source} has {got} channels; {self.name} expects {channels} "
+                            f"({'grayscale' if channels == 1 else 'RGB'}) images")
+        h, w = e["shape"][1:3]
+        if (h is not None and img.shape[0] != h) or (w is not None and img.shape[1] != w):
+            raise KzooError(f"{source} is {img.shape[1]}x{img.shape[0]} (WxH); {self.name} takes "
+                            f"{w}x{h} images")
+        size = self.info.get("dynamic", {}).get("spatial_size")
+        if size and (img.shape[0] % size["multiple"] or img.shape[1] % size["multiple"]):
+            raise KzooError(f"{source} is {img.shape[1]}x{img.shape[0]} (WxH); {self.name} takes "
+                            f"images whose height and width are multiples of {size['multiple']}")
+        lo, hi = e["range"]
+        return (lo + (hi - lo) * img.astype(np.float32) / 255.0).astype(e["dtype"])
+
+    def postprocess(self, outputs):
+        """Image outputs -> uint8 NHWC; labels -> uint8/int; the rest unchanged."""
+        done = {}
+        for name, value in outputs.items():
+            e = self.outputs[name]
+            if e["role"] == "image":
+                lo, hi = e["range"]
+                done[name] = np.clip(np.rint((value - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
+            else:
+                done[name] = value
+        return done
+
+    def sample(self, batch, seed=0, label=None, fixed=None):
+        """Inputs for `batch` items: given `fixed` ones, latents ~ N(0, I), labels."""
+        rng = np.random.default_rng(seed)
+        feeds = dict(fixed or {})
+        for name, e in self.inputs.items():
+            if name in feeds:
+                continue
+            shape = (batch, *[d or 1 for d in e["shape"][1:]])
+            if e["role"] == "latent":
+                feeds[name] = rng.standard_normal(shape).astype(e["dtype"])
+            elif e["role"] == "label":
+                n = e.get("num_classes") or 1
+                if label is not None and not 0 <= int(label) < n:
+                    raise KzooError(f"--label {label} is out of range: {self.name} has {n} "
+                                    f"classes (0..{n - 1})")
+                feeds[name] = (np.full(shape, int(label)) if label is not None
+                               else np.arange(batch).reshape(shape) % n).astype(e["dtype"])
+            elif e["role"] == "timestep":
+                raise KzooError(f"{self.name} is a diffusion step model (input {name}); it is "
+                                "sampled step by step, not run once by kzoo predict")
+            else:
+                raise KzooError(f"{self.name} needs input {name!r} ({e['role']}); give it explicitly")
+        return feeds
+
+    def generate(self, num, seed=0, label=None):
+        """For models without image inputs: `num` outputs from seeded latents (post-processed)."""
+        if self.image_inputs:
+            raise KzooError(f"{self.name} transforms images: give input images, not --num")
+        if num < 1:
+            raise KzooError(f"--num must be >= 1, got {num}")
+        feeds = self.sample(num, seed, label)
+        return self.postprocess(self.run(**feeds)), feeds
+
+    def predict_image(self, image, seed=0, label=None, source="image"):
+        """For models with one image input: one uint8 image in, post-processed outputs out."""
+        if len(self.image_inputs) != 1:
+            raise KzooError(f"{self.name} takes {len(self.image_inputs)} images; "
+                            "kzoo predict feeds models with exactly one image input")
+        e = self.image_inputs[0]
+        x = self.preprocess(image, e["name"], source)[None]
+        feeds = self.sample(1, seed, label, fixed={e["name"]: x})
+        return {k: v[0] for k, v in self.postprocess(self.run(**feeds)).items()}
+
+
+def _first_line(e):
+    text = str(e).strip()
+    return text.splitlines()[-1][:500] if text else type(e).__name__
+
+
+def load_image(path):
+    """An image file as a uint8 HxWxC array (channels as stored: 1, 2, 3 or 4)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            if img.mode == "P":
+                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+            elif img.mode in ("CMYK", "YCbCr"):
+                img = img.convert("RGB")
+            elif img.mode not in ("L", "LA", "RGB", "RGBA"):  # 1-bit, 16/32-bit gray
+                img = img.convert("L")
+            return np.asarray(img)
+    except FileNotFoundError:
+        raise KzooError(f"input image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise KzooError(f"cannot read image {path}: {_first_line(e)}") from None
+
+
+def save_output(path, value, entry):
+    """Write one post-processed output: PNG for images/labels, .npy for anything else."""
+    from kzoo.io import save_png, write_bytes
+
+    path = Path(path)
+    if entry["role"] == "image":
+        save_png(path.with_suffix(".png"), value)
+        return path.with_suffix(".png")
+    if entry["role"] == "labels" and np.asarray(value).ndim == 2 and np.max(value, initial=0) < 256:
+        save_png(path.with_suffix(".png"), np.asarray(value).astype(np.uint8))
+        return path.with_suffix(".png")
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(value))
+    write_bytes(path.with_suffix(".npy"), buf.getvalue())
+    return path.with_suffix(".npy")
+
+
+def cache_dir():
+    return Path(os.environ.get("KZOO_HOME") or Path.home() / ".cache" / "kzoo") / "exports"
+
+
+def resolve_model(source, endpoint=None):
+    """An exported version for `source`: an export dir as is; a preset, run dir or .keras
+    file is exported (ONNX only) into the cache first -- that step needs TensorFlow."""
+    path = Path(source)
+    if not path.exists():
+        raise KzooError(f"{source} does not exist; give an exported model (export/<name>) or a "
+                        "preset / run directory")
+    try:
+        return find_version(path)
+    except KzooError:
+        keras_file = path if path.suffix == ".keras" else next(
+            (p for p in (path / "model.keras", path / "model" / "model.keras") if p.is_file()), None)
+        if keras_file is None:
+            raise
+    import hashlib
+
+    digest = hashlib.sha256(keras_file.read_bytes()).hexdigest()[:16]
+    root = cache_dir() / digest
+    models = sorted(p for p in root.glob("*/1") if (p / "kzoo.json").is_file()) if root.is_dir() else []
+    if not models:
+        from kzoo.export import export
+
+        models = [r.path for r in export(source, out=root, formats=("onnx",), version=1, force=True)]
+    if len(models) == 1:
+        return models[0]
+    ends = {json.loads((m / "kzoo.json").read_text())["endpoint"]: m for m in models}
+    if endpoint not in ends:
+        raise KzooError(f"{source} has several endpoints; choose one with --endpoint: "
+                        + ", ".join(sorted(ends)))
+    return ends[endpoint]
+
+
+def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, providers=None,
+            endpoint=None, fp16=False, log=None):
+    """What `kzoo predict` does: run `source` on `inputs` (or generate `num`); returns paths."""
+    log = log or (lambda msg: None)
+    model = OnnxModel(resolve_model(source, endpoint), providers=providers, fp16=fp16)
+    log(f"{model.name} version {model.info.get('version')} on onnxruntime {model.provider}")
+    out = Path(out)
+    written = []
+    if model.image_inputs:
+        if not inputs:
+            raise KzooError(f"{model.name} transforms images: give one or more INPUT image files")
+        for i, src in enumerate(inputs):
+            result = model.predict_image(load_image(src), seed=seed + i, label=label, source=str(src))
+            for name, value in result.items():
+                stem = Path(src).stem if len(result) == 1 else f"{Path(src).stem}_{name}"
+                written.append(save_output(out / stem, value, model.outputs[name]))
+        return written
+    if inputs:
+        raise KzooError(f"{model.name} generates from latents and takes no input images; "
+                        "use --num N --seed S" + (" --label L" if any(
+                            e["role"] == "label" for e in model.inputs.values()) else ""))
+    result, feeds = model.generate(num, seed=seed, label=label)
+    labels = next((feeds[n] for n, e in model.inputs.items() if e["role"] == "label"), None)
+    for name, values in result.items():
+        for i, value in enumerate(values):
+            tag = f"_label{int(labels[i])}" if labels is not None else ""
+            written.append(save_output(out / f"{name}_{i:03d}{tag}", value, model.outputs[name]))
+    return written

@@ -1,0 +1,53 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kzoo.errors import KzooError
+from kzoo.export import layout
+
+
+def test_versions_ignore_staging_and_non_numeric(tmp_path):
+    for d in ("1", "3", ".staging-4-1-x", "notes", "007"):
+        (tmp_path / "m" / d).mkdir(parents=True)
+    assert layout.versions(tmp_path / "m") == [1, 3]
+    assert layout.next_version([tmp_path / "m", tmp_path / "other"]) == 4
+    assert layout.next_version([tmp_path / "none"]) == 1
+
+
+def test_publish_never_overwrites_without_force(tmp_path):
+    model = tmp_path / "m"
+    staged = layout.staging_dir(model, 1)
+    (staged / "a.txt").write_text("one")
+    layout.publish(staged, model / "1")
+    assert (model / "1" / "a.txt").read_text() == "one" and not staged.exists()
+    staged = layout.staging_dir(model, 1)
+    (staged / "a.txt").write_text("two")
+    with pytest.raises(KzooError, match="--force"):
+        layout.publish(staged, model / "1")
+    assert (model / "1" / "a.txt").read_text() == "one"
+    layout.publish(staged, model / "1", force=True)
+    assert (model / "1" / "a.txt").read_text() == "two"
+    assert [p.name for p in model.iterdir()] == ["1"]  # the replaced version is gone too
+
+
+def test_stale_staging_of_a_dead_process_is_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".staging-1-{dead}-abc"
+    live = tmp_path / f".staging-1-{os.getpid()}-abc"
+    stale.mkdir(), live.mkdir()
+    layout.remove_stale(tmp_path)
+    assert not stale.exists() and live.exists()
+
+
+def test_names_and_versions_are_checked(tmp_path):
+    with pytest.raises(KzooError, match="lowercase"):
+        layout.check_name("My Model")
+    (tmp_path / "m" / "2").mkdir(parents=True)
+    with pytest.raises(KzooError, match="already exists"):
+        layout.check_version([tmp_path / "m"], 2, force=False)
+    layout.check_version([tmp_path / "m"], 2, force=True)
+    with pytest.raises(KzooError, match=">= 1"):
+        layout.check_version([tmp_path / "m"], 0, force=True)

@@ -1,0 +1,65 @@
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from kzoo.errors import KzooError
+from kzoo.export import onnx_model
+from kzoo.export.spec import describe
+from tests.export.common import image_model, tiny_cgan
+
+
+def _dims(value):
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def test_names_dynamic_dims_and_opset(tmp_path):
+    model = tiny_cgan()
+    g = model.inference_parts()["generator"]
+    assert onnx_model.convert(g, describe("generator", g, model), tmp_path / "m.onnx", opset=15) == 15
+    m = onnx.load(str(tmp_path / "m.onnx"))
+    assert [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")] == [15]
+    assert [(i.name, _dims(i)) for i in m.graph.input] == [("z", ["batch", 8]), ("label", ["batch"])]
+    assert [(o.name, _dims(o)) for o in m.graph.output] == [("image", ["batch", 16, 16, 1])]
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    z = np.random.default_rng(0).standard_normal((7, 8)).astype("float32")
+    label = np.arange(7, dtype="int32")
+    np.testing.assert_allclose(s.run(None, {"z": z, "label": label})[0], g([z, label]), atol=1e-5)
+
+
+def test_dynamic_height_width(tmp_path):
+    part = image_model()
+    onnx_model.convert(part, describe("model", part), tmp_path / "m.onnx")
+    m = onnx.load(str(tmp_path / "m.onnx"))
+    assert _dims(m.graph.input[0]) == ["batch", "height", "width", 1]
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for h, w in ((8, 8), (6, 10)):
+        x = np.random.default_rng(h).uniform(-1, 1, (2, h, w, 1)).astype("float32")
+        np.testing.assert_allclose(s.run(None, {"image": x})[0], part(x), atol=1e-5)
+
+
+def test_fp16_keeps_float32_io_and_resize(tmp_path):
+    from kzoo.export.exporter import traceable
+
+    part = image_model(upsample="bilinear")  # a Resize op
+    spec = traceable(part, describe("model", part))
+    onnx_model.convert(part, spec, tmp_path / "m.onnx")
+    onnx_model.to_fp16(tmp_path / "m.onnx", tmp_path / "h.onnx")
+    m = onnx.shape_inference.infer_shapes(onnx.load(str(tmp_path / "h.onnx")))
+    f32, f16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+    assert [i.type.tensor_type.elem_type for i in list(m.graph.input) + list(m.graph.output)] == [f32, f32]
+    assert any(t.data_type == f16 for t in m.graph.initializer)  # weights are half
+    types = {v.name: v.type.tensor_type.elem_type for v in m.graph.value_info}
+    types.update({i.name: f32 for i in m.graph.input})
+    resize = [n for n in m.graph.node if n.op_type == "Resize"]
+    assert resize and all(types.get(n.input[0]) == f32 for n in resize)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 1)).astype("float32")
+    half = ort.InferenceSession(str(tmp_path / "h.onnx"), providers=["CPUExecutionProvider"])
+    assert np.abs(half.run(None, {"image": x})[0] - part(x)).max() < 1e-2
+
+
+def test_unsupported_opset(tmp_path):
+    model = tiny_cgan()
+    g = model.inference_parts()["generator"]
+    with pytest.raises(KzooError, match="opset 3 is not supported"):
+        onnx_model.convert(g, describe("generator", g, model), tmp_path / "m.onnx", opset=3)

@@ -1,0 +1,55 @@
+import json
+
+import keras
+import pytest
+
+from kzoo.errors import KzooError
+from kzoo.export.source import inference_parts, resolve
+from tests.export.common import image_model, save_preset, save_run, tiny_cgan
+
+
+def test_run_directory(tmp_path):
+    run = save_run(tmp_path / "run", tiny_cgan(), "cgan")
+    src = resolve(run)
+    assert src.name == "cgan" and list(src.parts) == ["generator"]
+    assert src.metadata["data"] == "builtin:digits" and type(src.model).__name__ == "ConditionalGAN"
+
+
+def test_run_without_a_trained_model(tmp_path):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"recipe": "dcgan"}))
+    with pytest.raises(KzooError, match=r"no trained model .*model\.keras is missing.*--resume"):
+        resolve(tmp_path / "run")
+
+
+def test_preset_and_keras_file(tmp_path):
+    preset = save_preset(tmp_path / "fcn-digits", image_model(), {"data": "builtin:digits"})
+    src = resolve(preset)
+    assert src.name == "fcn-digits" and list(src.parts) == ["model"]  # plain functional model
+    assert resolve(preset / "model.keras").metadata == {"data": "builtin:digits"}
+    tiny_cgan().save(tmp_path / "mine.keras")
+    assert resolve(tmp_path / "mine.keras").name == "mine"
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: p / "nothing", "does not exist"),
+    (lambda p: (p / "notes.txt").write_text("x") and p / "notes.txt", "not a .keras file"),
+    (lambda p: p, "neither a run directory"),
+    (lambda p: (p / "bad.keras").write_bytes(b"not a zip") and p / "bad.keras", "cannot load"),
+])
+def test_bad_sources(tmp_path, make, match):
+    with pytest.raises(KzooError, match=match):
+        resolve(make(tmp_path))
+
+
+def test_endpoints_must_be_functional():
+    class Sub(keras.Model):
+        def call(self, x):
+            return x
+
+    class Owner(keras.Model):
+        def inference_parts(self):
+            return {"net": Sub()}
+
+    with pytest.raises(KzooError, match="functional keras.Model"):
+        inference_parts(Owner())

@@ -1,0 +1,154 @@
+"""ONNX Runtime inference from kzoo.json, without TensorFlow."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kzoo.errors import KzooError
+from kzoo.export import export
+from kzoo.infer import OnnxModel, choose_providers, find_version, load_image, predict
+from tests.export.common import image_model, save_run, tiny_cgan
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    export(tiny_cgan(), name="cgan", out=root, formats="onnx", fp16=True)
+    export(image_model(channels=3), name="fcn", out=root, formats="onnx")
+    export(image_model(channels=3, size=8), name="fixed", out=root, formats="onnx")
+    return root
+
+
+def test_provider_order():
+    assert choose_providers(["CPUExecutionProvider", "CUDAExecutionProvider",
+                             "TensorrtExecutionProvider"]) == [
+        "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert choose_providers(["CPUExecutionProvider", "AzureExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"], ["cpu"]) == [
+        "CPUExecutionProvider"]
+    with pytest.raises(KzooError, match="'cuda' is not available.*available: CPUExecutionProvider"):
+        choose_providers(["CPUExecutionProvider"], ["cuda"])
+
+
+def test_generate_with_labels(exported):
+    model = OnnxModel(exported / "cgan")
+    assert model.provider == "CPUExecutionProvider" and model.path == exported / "cgan" / "1"
+    out, feeds = model.generate(5, seed=3, label=7)
+    assert out["image"].dtype == np.uint8 and out["image"].shape == (5, 16, 16, 1)
+    assert list(feeds["label"]) == [7] * 5
+    again, _ = model.generate(5, seed=3, label=7)
+    np.testing.assert_array_equal(out["image"], again["image"])  # seeded
+    half = OnnxModel(exported / "cgan", fp16=True)
+    assert np.abs(half.generate(5, seed=3, label=7)[0]["image"].astype(int) - out["image"]).max() <= 2
+    with pytest.raises(KzooError, match="0..9"):
+        model.generate(2, label=10)
+
+
+def test_image_model_pre_and_post_processing(exported):
+    model = OnnxModel(exported / "fcn" / "1" / "model.onnx")
+    img = np.random.default_rng(0).integers(0, 256, (10, 6, 3), dtype=np.uint8)
+    out = model.predict_image(img)["restored"]
+    assert out.dtype == np.uint8 and out.shape == (10, 6, 3)
+    x = model.preprocess(img)
+    assert x.dtype == np.float32 and x.min() >= -1 and x.max() <= 1
+    assert abs(x[0, 0, 0] - (img[0, 0, 0] / 127.5 - 1)) < 1e-6
+
+
+@pytest.mark.parametrize("which,image,match", [
+    ("fcn", np.zeros((8, 8, 4), np.uint8), "has 4 channels; fcn expects 3 \\(RGB\\)"),
+    ("fcn", np.zeros((8, 8), np.uint8), "has 1 channels; fcn expects 3"),
+    ("fcn", np.zeros((7, 8, 3), np.uint8), "multiples of 2"),
+    ("fixed", np.zeros((9, 8, 3), np.uint8), "is 8x9 \\(WxH\\); fixed takes 8x8 images"),
+])
+def test_bad_images(exported, which, image, match):
+    with pytest.raises(KzooError, match=match):
+        OnnxModel(exported / which).predict_image(image)
+
+
+def test_raw_run_errors_are_kzoo_errors(exported):
+    model = OnnxModel(exported / "cgan")
+    with pytest.raises(KzooError, match="missing label"):
+        model.run(z=np.zeros((1, 8), "float32"))
+    with pytest.raises(KzooError, match=r"shape \(1, 9\); expected z: float32 of shape \(batch, 8\)"):
+        model.run(z=np.zeros((1, 9), "float32"), label=np.zeros(1, "int32"))
+    with pytest.raises(KzooError, match="different batch sizes"):
+        model.run(z=np.zeros((2, 8), "float32"), label=np.zeros(1, "int32"))
+
+
+def test_onnxruntime_failures_become_one_message(exported, monkeypatch):
+    model = OnnxModel(exported / "fcn")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions")
+
+    monkeypatch.setattr(model.session, "run", broken)
+    with pytest.raises(KzooError, match="fcn cannot run on image .*multiple of 2.*INVALID_ARGUMENT"):
+        model.run(image=np.zeros((1, 4, 4, 3), "float32"))
+
+
+def test_find_version_errors(exported, tmp_path):
+    with pytest.raises(KzooError, match="several models; give one of"):
+        find_version(exported)
+    with pytest.raises(KzooError, match="not an exported model"):
+        find_version(tmp_path)
+
+
+def test_load_image_channels(tmp_path):
+    Image.new("P", (4, 3)).save(tmp_path / "p.png")
+    Image.new("LA", (4, 3)).save(tmp_path / "la.png")
+    assert load_image(tmp_path / "p.png").shape == (3, 4, 3)
+    assert load_image(tmp_path / "la.png").shape == (3, 4, 2)
+    (tmp_path / "x.png").write_text("no image")
+    with pytest.raises(KzooError, match="cannot read image"):
+        load_image(tmp_path / "x.png")
+    with pytest.raises(KzooError, match="does not exist"):
+        load_image(tmp_path / "missing.png")
+
+
+def test_predict_writes_images(exported, tmp_path):
+    paths = predict(exported / "cgan", out=tmp_path / "gen", num=3, seed=1)
+    assert [p.name for p in paths] == ["image_000_label0.png", "image_001_label1.png",
+                                       "image_002_label2.png"]
+    Image.fromarray(np.zeros((8, 6, 3), np.uint8)).save(tmp_path / "in.png")
+    (out,) = predict(exported / "fcn", [tmp_path / "in.png"], tmp_path / "pred")
+    assert out == tmp_path / "pred" / "in.png" and np.asarray(Image.open(out)).shape == (8, 6, 3)
+    with pytest.raises(KzooError, match="takes no input images"):
+        predict(exported / "cgan", [tmp_path / "in.png"], tmp_path / "x")
+    with pytest.raises(KzooError, match="give one or more INPUT"):
+        predict(exported / "fcn", [], tmp_path / "x")
+
+
+def test_predict_from_a_run_exports_into_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KZOO_HOME", str(tmp_path / "home"))
+    run = save_run(tmp_path / "run", tiny_cgan(), "cgan")
+    paths = predict(run, out=tmp_path / "gen", num=2, label=4)
+    assert [p.name for p in paths] == ["image_000_label4.png", "image_001_label4.png"]
+    (cached,) = list((tmp_path / "home" / "exports").glob("*/cgan/1/model.onnx"))
+    mtime = cached.stat().st_mtime
+    predict(run, out=tmp_path / "gen2", num=1)
+    assert cached.stat().st_mtime == mtime  # reused, not exported again
+
+
+def test_no_tensorflow_is_imported(exported, tmp_path):
+    code = textwrap.dedent(f"""
+        import sys
+        import kzoo.infer
+        from kzoo.cli import main
+        model = kzoo.infer.OnnxModel({str(exported / 'cgan')!r})
+        model.generate(2)
+        assert main(["predict", {str(exported / 'cgan')!r}, "--num", "2",
+                     "--out", {str(tmp_path / 'out')!r}]) == 0
+        bad = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf2onnx"))
+        print(bad)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
