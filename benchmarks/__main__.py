@@ -18,7 +18,7 @@ DEFAULT_RECIPES = ["dcgan", "wgan_gp", "cgan"]
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("--suites", default="peak,train", help="comma list of: peak, train")
+    p.add_argument("--suites", default="peak,train,infer", help="comma list of: peak, train, infer")
     p.add_argument("--recipes", default=",".join(DEFAULT_RECIPES))
     p.add_argument("--paper-sizes", action="store_true", help="the recipes' paper configuration")
     p.add_argument("--steps", type=int, default=20, help="timed steps per training row")
@@ -44,6 +44,11 @@ def main(argv=None):
         results["train"] = train.run(args.recipes.split(","), steps=args.steps,
                                      preset="paper" if args.paper_sizes else "quick",
                                      variants=[table[v] for v in args.variants.split(",")])
+    if "infer" in suites:
+        from benchmarks import infer
+
+        results["infer"] = infer.run(args.recipes.split(","),
+                                     preset="paper" if args.paper_sizes else "quick")
     from kzoo.io import write_json, write_text
 
     write_json(args.out, results)

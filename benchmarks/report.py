@@ -49,6 +49,19 @@ def render(results):
         if failed:
             out += ["Rows that failed:", ""] + [f"- {r['recipe']} xla={r['xla']} mixed={r['mixed']}: {r['error']}"
                                               for r in failed] + [""]
+    if results.get("infer"):
+        ok = [r for r in results["infer"] if "error" not in r]
+        out += ["## Inference latency", "",
+                "Median milliseconds per call after warm-up, same inputs, same run. ONNX Runtime: "
+                "all graph optimizations, intra-op threads = cores, sequential execution. Goal on "
+                "CPU: ONNX Runtime >= 2x faster than `model.predict` at batch 1.", "",
+                _table(ok, [("model", "endpoint"), ("size", "image_size"), ("batch", "batch"),
+                            ("Keras predict", "keras_predict_ms"), ("Keras call", "keras_call_ms"),
+                            ("SavedModel", "savedmodel_ms"), ("ONNX fp32", "onnx_ms"),
+                            ("ONNX fp16", "onnx_fp16_ms"),
+                            ("ONNX speed-up vs predict", "onnx_speedup_vs_predict")]), ""]
+        failed = [r for r in results["infer"] if "error" in r]
+        out += [f"- {r['recipe']}: {r['error']}" for r in failed] + ([""] if failed else [])
     for note in results.get("notes", []):
         out += [note, ""]
     return "\n".join(out)
