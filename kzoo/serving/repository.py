@@ -100,6 +100,11 @@ class Servable:
             raise ServingError(f"{self.name} ({signature or SERVING_DEFAULT}) takes inputs {', '.join(names)}; "
                                + "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
                                                         extra and f"unexpected {', '.join(extra)}"])))
+        for e in sig["inputs"]:  # as strict as TF Serving: the signature's dtype, no conversion
+            got = np.asarray(feeds[e["name"]]).dtype
+            if (e["dtype"] == "string") != (got == object) or (e["dtype"] != "string" and got != e["dtype"]):
+                raise ServingError(f"Expects input {e['name']} to be {e['dtype']} but "
+                                   f"{'string' if got == object else got} is provided")
         try:
             out = {e.get("image", e["name"]): (self._decode_images(feeds[e["name"]], e)
                                                if e["role"] == "encoded_image" else feeds[e["name"]])
