@@ -18,8 +18,10 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +44,20 @@ def as_serving_error(err):
         return ServingError(str(err))
     log.exception("internal error", exc_info=err)
     return ServingError(f"internal error: {type(err).__name__}: {err}", "INTERNAL")
+
+
+def _uvicorn_server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, leaving signals to ModelServer (uvicorn re-raises them after
+        shutdown, which would end `kzoo serve` with a traceback-free but non-zero status)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+    return Server
 
 
 class ModelServer:
@@ -135,16 +151,23 @@ class ModelServer:
             self._grpc, self.grpc_port = await start_grpc(self, self.host, self.grpc_port)
         config = uvicorn.Config(create_app(self), host=self.host, port=self.port, log_level="warning",
                                 access_log=False, lifespan="off", timeout_keep_alive=30)
-        self._uvicorn = uvicorn.Server(config)
-        task = asyncio.ensure_future(self._uvicorn.serve())
+        self._uvicorn = _uvicorn_server_class()(config)
+        if threading.current_thread() is threading.main_thread():  # kzoo serve: Ctrl-C / SIGTERM
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._loop.add_signal_handler(sig, self.stop_soon)
+
+        async def run_uvicorn():
+            try:
+                await self._uvicorn.serve()
+            except SystemExit:  # uvicorn exits when it cannot bind
+                return False
+            return True
+
+        task = asyncio.ensure_future(run_uvicorn())
         try:
             while not self._uvicorn.started and not task.done():
                 await asyncio.sleep(0.01)
             if task.done():
-                try:
-                    task.result()
-                except SystemExit:
-                    pass
                 raise KzooError(f"cannot listen on {self.host}:{self.port} (port in use or not allowed?)")
             self.port = self._uvicorn.servers[0].sockets[0].getsockname()[1]
             self._ready.set()
@@ -155,6 +178,11 @@ class ModelServer:
             if self._grpc is not None:
                 await self._grpc.stop(grace=1.0)
             self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def stop_soon(self):
+        """Ask a running server to finish its requests and stop (any thread)."""
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
 
     def run(self, on_ready=None):
         """Serve in the foreground (what `kzoo serve` does)."""
@@ -178,8 +206,7 @@ class ModelServer:
         return self
 
     def stop(self, timeout=10.0):
-        if self._uvicorn is not None:
-            self._uvicorn.should_exit = True
+        self.stop_soon()
         if self._thread is not None:
             self._thread.join(timeout)
 
