@@ -6,28 +6,11 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import requests
 
 from kzoo.infer import OnnxModel
-
-
-def load(url, body, n, clients):
-    """`n` POSTs from `clients` threads (a session each); returns (statuses, latencies)."""
-    local = threading.local()
-
-    def one(_):
-        s = getattr(local, "s", None) or setattr(local, "s", requests.Session()) or local.s
-        t = time.perf_counter()
-        r = s.post(url, data=body, timeout=30)
-        return r.status_code, time.perf_counter() - t, r.content
-
-    with ThreadPoolExecutor(clients) as pool:
-        return list(pool.map(one, range(n)))
+from kzoo.serving.loadtest import run_load
 
 
 def test_load_32_clients_no_errors_and_batching(server, export_tree, cgan_inputs):
@@ -35,13 +18,11 @@ def test_load_32_clients_no_errors_and_batching(server, export_tree, cgan_inputs
 
     body = json.dumps({"inputs": {k: v.tolist() for k, v in cgan_inputs.items()}}).encode()
     expected = OnnxModel(export_tree / "cgan").run(**cgan_inputs)["image"]
-    started = time.perf_counter()
-    results = load(server.rest_url + "/v1/models/cgan:predict", body, 500, 32)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 90
-    assert [r[0] for r in results] == [200] * 500
-    for _, _, content in results[::50]:
-        np.testing.assert_allclose(np.asarray(json.loads(content)["outputs"], np.float32), expected, atol=1e-4)
+    stats = run_load(server.rest_url + "/v1/models/cgan:predict", body, requests=500, clients=32, deadline_s=90)
+    assert stats["ok"] == 500 and stats["errors"] == 0, stats
+    assert stats["p50_ms"] <= stats["p99_ms"] and stats["throughput_rps"] > 0
+    r = requests.post(server.rest_url + "/v1/models/cgan:predict", data=body, timeout=10)
+    np.testing.assert_allclose(np.asarray(r.json()["outputs"], np.float32), expected, atol=1e-4)
     metrics = requests.get(server.rest_url + "/monitoring/prometheus/metrics", timeout=10).text
     count = float(re.search(r'kzoo_serving_batch_size_count\{model_name="cgan"\} (\S+)', metrics)[1])
     rows = float(re.search(r'kzoo_serving_batch_size_sum\{model_name="cgan"\} (\S+)', metrics)[1])
