@@ -38,7 +38,7 @@ class Service:
         (self.metadata_pb2, self.status_pb2, self.model_service_pb2, self.predict_pb2,
          self.prediction_service_pb2) = _protos()
 
-    async def _call(self, method, request_class, raw, context, handler):
+    async def _call(self, request_class, raw, context, handler):
         started, name, status = time.perf_counter(), None, "OK"
         try:
             try:
@@ -81,7 +81,7 @@ class Service:
                 response.outputs[k].CopyFrom(codec.tensor_proto(v))
             return response
 
-        return await self._call("Predict", self.predict_pb2.PredictRequest, raw, context, handle)
+        return await self._call(self.predict_pb2.PredictRequest, raw, context, handle)
 
     async def get_model_metadata(self, raw, context):
         async def handle(request):
@@ -99,7 +99,7 @@ class Service:
             response.metadata[METADATA_FIELD].Pack(sig_map)
             return response
 
-        return await self._call("GetModelMetadata", self.metadata_pb2.GetModelMetadataRequest, raw, context,
+        return await self._call(self.metadata_pb2.GetModelMetadataRequest, raw, context,
                                 handle)
 
     async def get_model_status(self, raw, context):
@@ -113,7 +113,7 @@ class Service:
                 s.status.error_message = row["status"]["error_message"]
             return response
 
-        return await self._call("GetModelStatus", self.status_pb2.GetModelStatusRequest, raw, context, handle)
+        return await self._call(self.status_pb2.GetModelStatusRequest, raw, context, handle)
 
     def handlers(self):
         def unary(fn):
