@@ -1,5 +1,5 @@
 """The `kzoo` command: `kzoo list`, `kzoo train RECIPE [flags]`, `kzoo export SOURCE`,
-`kzoo predict MODEL [INPUT...]`."""
+`kzoo predict MODEL [INPUT...]`, `kzoo serve [EXPORT]`."""
 
 from __future__ import annotations
 
@@ -58,6 +58,25 @@ def _cmd_predict(args):
     return 0
 
 
+def _cmd_serve(args):
+    from kzoo.serving.server import ModelServer
+
+    server = ModelServer(args.export, backend=args.backend, host=args.host, port=args.port,
+                         grpc_port=args.grpc_port or None, max_batch=args.max_batch,
+                         batch_wait_ms=args.batch_wait_ms, max_queue=args.max_queue,
+                         max_body_bytes=args.max_body_bytes)
+
+    def ready(s):
+        models = ", ".join(f"{n} (versions {', '.join(map(str, sorted(v)))})"
+                           for n, v in sorted(s.repo.models.items()))
+        _log(f"serving {models} on {args.backend}")
+        print(f"REST {s.rest_url} (demo page at {s.rest_url}/)"
+              + (f", gRPC {s.grpc_url}" if s.grpc_url else ""), flush=True)
+
+    server.run(on_ready=ready)
+    return 0
+
+
 def _log(message):
     print(f"kzoo: {message}", file=sys.stderr, flush=True)
 
@@ -92,6 +111,21 @@ def _add_predict(sub):
     p.add_argument("--fp16", action="store_true", help="use model.fp16.onnx")
 
 
+def _add_serve(sub):
+    p = sub.add_parser("serve", help="serve an export tree over TF Serving's REST and gRPC APIs")
+    p.add_argument("export", nargs="?", default="export", help="export tree (default: export/)")
+    p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8501, help="REST port (default 8501)")
+    p.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (default 8500; 0: no gRPC)")
+    p.add_argument("--backend", choices=("onnx", "savedmodel"), default="onnx",
+                   help="onnxruntime (default) or the TensorFlow SavedModel")
+    p.add_argument("--max-batch", type=int, default=32, help="most rows batched together (1: off)")
+    p.add_argument("--batch-wait-ms", type=float, default=2.0, help="how long a request waits for others")
+    p.add_argument("--max-queue", type=int, default=256,
+                   help="waiting requests per version before 503 / RESOURCE_EXHAUSTED")
+    p.add_argument("--max-body-bytes", type=int, default=16 << 20, help="largest request (default 16 MiB)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="kzoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +135,7 @@ def main(argv=None):
     train.add_argument("recipe")
     _add_export(sub)
     _add_predict(sub)
+    _add_serve(sub)
 
     def error(message):
         raise KzooError(f"kzoo: {message}")
@@ -112,10 +147,10 @@ def main(argv=None):
             if rest:
                 raise KzooError(f"kzoo list: unexpected arguments {' '.join(rest)}")
             return _cmd_list(args)
-        if args.command in ("export", "predict"):
+        if args.command in ("export", "predict", "serve"):
             if rest:
                 raise KzooError(f"kzoo {args.command}: unexpected arguments {' '.join(rest)}")
-            return (_cmd_export if args.command == "export" else _cmd_predict)(args)
+            return {"export": _cmd_export, "predict": _cmd_predict, "serve": _cmd_serve}[args.command](args)
         return _cmd_train(args, rest)
     except KzooError as e:
         print(f"error: {e}", file=sys.stderr)

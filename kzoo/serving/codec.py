@@ -1,0 +1,292 @@
+"""TF Serving's wire formats <-> NumPy: REST JSON (row `instances` / columnar `inputs`,
+`{"b64": ...}` binary values), gRPC `TensorProto`, and signature metadata.
+
+Follows TF Serving's REST API (https://www.tensorflow.org/tfx/serving/api_rest):
+a request is `{"signature_name"?, "instances": [...]}` or `{"signature_name"?,
+"inputs": ...}`; the answer is `{"predictions": [...]}` (row form: one entry per
+instance, an object of named outputs when there are several) or `{"outputs": ...}`
+(columnar). String tensors travel as `{"b64": "<base64>"}`. An output whose name
+ends in `_bytes` is always base64-encoded, as TF Serving does; other string
+outputs are sent as text when they are UTF-8 and base64-encoded otherwise (TF
+Serving would write the raw bytes into the JSON).
+
+This module needs NumPy only; `tensor_proto`/`from_tensor_proto` take the
+protobuf classes from the `tensorflow-serving-api` package when called.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+import numpy as np
+
+from kzoo.serving.errors import ServingError
+
+# TensorFlow DataType enum values (tensorflow/core/framework/types.proto).
+DT = {"float32": 1, "float64": 2, "int32": 3, "uint8": 4, "int16": 5, "int8": 6, "string": 7,
+      "int64": 9, "bool": 10, "uint16": 17, "float16": 19, "uint32": 22, "uint64": 23}
+DT_NAME = {"float32": "DT_FLOAT", "float64": "DT_DOUBLE", "int32": "DT_INT32", "uint8": "DT_UINT8",
+           "int16": "DT_INT16", "int8": "DT_INT8", "string": "DT_STRING", "int64": "DT_INT64",
+           "bool": "DT_BOOL", "uint16": "DT_UINT16", "float16": "DT_HALF", "uint32": "DT_UINT32",
+           "uint64": "DT_UINT64"}
+DTYPE_OF = {v: k for k, v in DT.items()}
+DTYPE_OF_NAME = {v: k for k, v in DT_NAME.items()}
+# Which repeated field of TensorProto holds each dtype's values when tensor_content is empty.
+VAL_FIELD = {"float32": "float_val", "float64": "double_val", "int32": "int_val", "uint8": "int_val",
+             "int16": "int_val", "int8": "int_val", "uint16": "int_val", "int64": "int64_val",
+             "bool": "bool_val", "float16": "half_val", "uint32": "uint32_val", "uint64": "uint64_val",
+             "string": "string_val"}
+PREDICT_METHOD = "tensorflow/serving/predict"
+
+
+# --- REST ---------------------------------------------------------------------
+def parse_json(body):
+    try:
+        obj = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ServingError(f"JSON Parse error: {err}") from None
+    if not isinstance(obj, dict):
+        raise ServingError("JSON Value is not an object: the request must be {\"instances\": [...]} "
+                           "or {\"inputs\": ...}")
+    return obj
+
+
+def parse_predict(body, signatures):
+    """A REST predict body -> (signature name, {input: array}, "row" | "columnar").
+
+    `signatures` maps a signature name to {"inputs": [kzoo.json entries], ...}.
+    """
+    obj = parse_json(body)
+    sig_name = obj.get("signature_name") or "serving_default"
+    if not isinstance(sig_name, str):
+        raise ServingError("'signature_name' must be a string")
+    if sig_name not in signatures:
+        raise ServingError(f"Serving signature name: \"{sig_name}\" not found in signature def")
+    inputs = signatures[sig_name]["inputs"]
+    has_rows, has_cols = "instances" in obj, "inputs" in obj
+    if has_rows == has_cols:
+        raise ServingError("Missing 'inputs' or 'instances' key" if not has_rows else
+                           "Not formatted correctly expecting only one of 'inputs' or 'instances' keys")
+    if has_rows:
+        return sig_name, _rows(obj["instances"], inputs), "row"
+    return sig_name, _columns(obj["inputs"], inputs), "columnar"
+
+
+def _is_b64(v):
+    return isinstance(v, dict) and set(v) == {"b64"}
+
+
+def _rows(instances, inputs):
+    if not isinstance(instances, list) or not instances:
+        raise ServingError("'instances' must be a non-empty JSON list, one entry per example")
+    names = [e["name"] for e in inputs]
+    named = all(isinstance(i, dict) and not _is_b64(i) for i in instances)
+    if len(names) > 1 and not named:
+        raise ServingError(f"each instance must be an object with the inputs {', '.join(names)}")
+    columns = {}
+    for k, inst in enumerate(instances):
+        if named:
+            keys = set(inst)
+            if keys != set(names):
+                missing, extra = sorted(set(names) - keys), sorted(keys - set(names))
+                raise ServingError(f"Failed to process element: {k} of 'instances' list: "
+                                   + "; ".join(filter(None, [missing and f"missing input(s) {', '.join(missing)}",
+                                                            extra and f"unknown input(s) {', '.join(extra)}"]))
+                                   + f" (inputs: {', '.join(names)})")
+            for n in names:
+                columns.setdefault(n, []).append(inst[n])
+        else:
+            columns.setdefault(names[0], []).append(inst)
+    return {e["name"]: to_array(columns[e["name"]], e, "instances") for e in inputs}
+
+
+def _columns(value, inputs):
+    names = [e["name"] for e in inputs]
+    if isinstance(value, dict) and not _is_b64(value):
+        unknown, missing = sorted(set(value) - set(names)), sorted(set(names) - set(value))
+        if unknown or missing:
+            raise ServingError("'inputs' " + "; ".join(filter(None, [
+                missing and f"is missing {', '.join(missing)}", unknown and f"has unknown {', '.join(unknown)}"]))
+                + f" (inputs: {', '.join(names)})")
+        return {e["name"]: to_array(value[e["name"]], e, "inputs") for e in inputs}
+    if len(names) > 1:
+        raise ServingError(f"'inputs' must be an object with the inputs {', '.join(names)}")
+    return {names[0]: to_array(value, inputs[0], "inputs")}
+
+
+def _decode_strings(v, where):
+    if isinstance(v, list):
+        return [_decode_strings(x, where) for x in v]
+    if _is_b64(v):
+        try:
+            return base64.b64decode(v["b64"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise ServingError(f"{where}: 'b64' value is not valid base64") from None
+    if isinstance(v, str):
+        return v.encode("utf-8")
+    raise ServingError(f"{where}: expected a string or {{\"b64\": ...}}, got {json.dumps(v)[:80]}")
+
+
+def to_array(value, entry, where):
+    """JSON value (list of per-example values) -> array of the input's dtype, checked."""
+    name, dtype = entry["name"], entry["dtype"]
+    where = f"{where}: input {name} ({dtype})"
+    if dtype == "string":
+        decoded = _decode_strings(value, where)
+        arr = np.empty(_shape_of(decoded, where), dtype=object)
+        arr[...] = decoded
+        return arr
+    try:
+        arr = np.asarray(value)
+    except ValueError:
+        raise ServingError(f"{where}: ragged list: all examples must have the same shape") from None
+    if arr.dtype == object:
+        raise ServingError(f"{where}: ragged list or mixed values: all examples must have the same shape")
+    if arr.dtype.kind not in "biuf":
+        raise ServingError(f"{where}: expected numbers, got {arr.dtype.kind == 'U' and 'strings' or arr.dtype}")
+    target = np.dtype(dtype)
+    if target.kind in "iu" and arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ServingError(f"{where}: expected integers, got fractional numbers")
+    if target.kind in "iu" and arr.size:
+        info = np.iinfo(target)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise ServingError(f"{where}: value out of range for {dtype}")
+    return arr.astype(target)
+
+
+def _shape_of(v, where):
+    shape = []
+    while isinstance(v, list):
+        shape.append(len(v))
+        if not v:
+            break
+        lengths = {len(x) if isinstance(x, list) else -1 for x in v}
+        if len(lengths) > 1:
+            raise ServingError(f"{where}: ragged list: all examples must have the same shape")
+        v = v[0]
+    return tuple(shape)
+
+
+def _json_value(arr, binary):
+    if arr.dtype != object and arr.dtype.kind not in "SU":
+        return arr.tolist()
+
+    def enc(x):
+        if isinstance(x, str):
+            x = x.encode("utf-8")
+        if not binary:
+            try:
+                return x.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        return {"b64": base64.b64encode(x).decode("ascii")}
+
+    def walk(a):
+        return [walk(x) for x in a] if isinstance(a, np.ndarray) and a.ndim else enc(a.item() if isinstance(a, np.ndarray) else a)
+
+    return walk(arr)
+
+
+def predict_response(outputs, form):
+    """{output: array (batch first)} -> TF Serving's `predictions` (row) or `outputs` (columnar)."""
+    values = {k: _json_value(np.asarray(v) if not isinstance(v, np.ndarray) else v, k.endswith("_bytes"))
+              for k, v in outputs.items()}
+    if form == "columnar":
+        return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
+    if len(values) == 1:
+        return {"predictions": next(iter(values.values()))}
+    n = len(next(iter(values.values())))
+    return {"predictions": [{k: v[i] for k, v in values.items()} for i in range(n)]}
+
+
+def dumps(obj):
+    return json.dumps(obj, separators=(",", ":"), allow_nan=True).encode("utf-8")
+
+
+# --- metadata -------------------------------------------------------------------
+def tensor_info(entry, tensor_name):
+    dims = [{"size": str(-1 if d is None else int(d))} for d in entry["shape"]]
+    return {"dtype": DT_NAME[entry["dtype"]], "tensor_shape": {"dim": dims}, "name": tensor_name}
+
+
+def signature_def_map(signatures):
+    """The `SignatureDefMap` of a servable in protobuf JSON form (what TF Serving's
+    `/metadata` returns under `metadata.signature_def`; the gRPC answer parses it)."""
+    out = {}
+    for sig, s in signatures.items():
+        out[sig] = {"inputs": {e["name"]: tensor_info(e, f"{sig}_{e['name']}:0") for e in s["inputs"]},
+                    "outputs": {e["name"]: tensor_info(e, f"StatefulPartitionedCall:{i}")
+                                for i, e in enumerate(s["outputs"])},
+                    "method_name": PREDICT_METHOD}
+    return {"signature_def": out}
+
+
+def entries_from_signature_def(sig):
+    """kzoo-style entries ({name, dtype, shape}) from one signature of a metadata answer
+    (REST JSON form) -- what a client knows about a model served by anyone."""
+    def entry(name, t):
+        dims = [int(d.get("size", -1)) for d in t.get("tensor_shape", {}).get("dim", [])]
+        return {"name": name, "dtype": DTYPE_OF_NAME.get(t.get("dtype"), "float32"),
+                "shape": [None if d < 0 else d for d in dims]}
+
+    return {"inputs": [entry(n, t) for n, t in sorted(sig.get("inputs", {}).items())],
+            "outputs": [entry(n, t) for n, t in sorted(sig.get("outputs", {}).items())]}
+
+
+# --- gRPC TensorProto ------------------------------------------------------------
+def tensor_proto(value, dtype=None):
+    """A NumPy array (or nested list / bytes) -> `tensorflow.TensorProto`."""
+    from tensorflow.core.framework import tensor_pb2
+
+    arr = np.asarray(value, dtype=object if dtype == "string" else dtype)
+    if arr.dtype.kind in "SUO":
+        kind = "string"
+    else:
+        kind = arr.dtype.name
+        if kind not in DT:
+            raise ServingError(f"cannot send dtype {kind}")
+    proto = tensor_pb2.TensorProto(dtype=DT[kind])
+    for d in arr.shape:
+        proto.tensor_shape.dim.add(size=d)
+    if kind == "string":
+        proto.string_val.extend(x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in arr.reshape(-1))
+    else:
+        proto.tensor_content = np.ascontiguousarray(arr, arr.dtype.newbyteorder("<")).tobytes()
+    return proto
+
+
+def from_tensor_proto(proto, where="tensor"):
+    """`tensorflow.TensorProto` -> NumPy array (strings as an object array of bytes)."""
+    kind = DTYPE_OF.get(proto.dtype)
+    if kind is None:
+        raise ServingError(f"{where}: unsupported dtype {proto.dtype}")
+    if proto.tensor_shape.unknown_rank:
+        raise ServingError(f"{where}: tensor has unknown rank")
+    shape = tuple(d.size for d in proto.tensor_shape.dim)
+    if any(d < 0 for d in shape):
+        raise ServingError(f"{where}: negative dimension in shape {shape}")
+    size = int(np.prod(shape, dtype=np.int64))
+    if kind == "string":
+        values = list(proto.string_val)
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = values
+    elif proto.tensor_content:
+        dt = np.dtype(kind).newbyteorder("<")
+        if len(proto.tensor_content) != size * dt.itemsize:
+            raise ServingError(f"{where}: tensor_content has {len(proto.tensor_content)} bytes; shape "
+                               f"{shape} of {kind} needs {size * dt.itemsize}")
+        return np.frombuffer(proto.tensor_content, dt).astype(kind).reshape(shape)
+    else:
+        values = getattr(proto, VAL_FIELD[kind])
+        arr = (np.asarray(values, np.uint16).view(np.float16) if kind == "float16"
+               else np.asarray(values, kind))
+    if arr.size == size:
+        return arr.reshape(shape)
+    if 0 < arr.size < size:  # TF repeats the last value to fill the shape
+        return np.concatenate([arr, np.repeat(arr[-1:], size - arr.size)]).reshape(shape)
+    if arr.size == 0 and kind != "string":
+        return np.zeros(shape, kind)
+    raise ServingError(f"{where}: {arr.size} values do not fill shape {shape}")

@@ -1,0 +1,21 @@
+"""benchmarks/serving.py runs end to end at a tiny size and writes its JSON."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "serving.py"
+
+
+def test_benchmark_writes_throughput_latency_and_batching_gain(tmp_path):
+    spec = importlib.util.spec_from_file_location("serving_benchmark", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "serving.json"
+    assert bench.main(["--requests", "60", "--clients", "8", "--max-batch", "1,8", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [r["max_batch"] for r in result["runs"]] == [1, 8]
+    for r in result["runs"]:
+        assert r["ok"] == 60 and r["errors"] == 0 and r["p50_ms"] <= r["p99_ms"]
+    assert result["runs"][0]["batching_gain"] == 1.0 and result["runs"][1]["batching_gain"] > 0
+    assert result["runs"][0]["mean_rows_per_batch"] == 1.0

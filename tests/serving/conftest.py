@@ -1,0 +1,34 @@
+"""Shared fixtures of the serving tests: one small export tree, one running server."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def export_tree(tmp_path_factory):
+    """cgan (SavedModel + ONNX, versions 1 and 2) and fcn (ONNX, dynamic H/W)."""
+    from kzoo.export import export
+    from tests.export.common import image_model, tiny_cgan
+
+    root = tmp_path_factory.mktemp("serving") / "export"
+    export(tiny_cgan(), name="cgan", out=root, formats="savedmodel,onnx", version=1)
+    export(tiny_cgan(), name="cgan", out=root, formats="savedmodel,onnx", version=2)
+    export(image_model(channels=3), name="fcn", out=root, formats="onnx")
+    return root
+
+
+@pytest.fixture(scope="session")
+def server(export_tree):
+    """`kzoo serve` on 127.0.0.1 (any free ports), REST + gRPC, batching on."""
+    from kzoo.serving.server import ModelServer
+
+    s = ModelServer(export_tree, port=0, grpc_port=0, max_batch=16, batch_wait_ms=2,
+                    max_body_bytes=1 << 20).start(timeout=120)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def cgan_inputs():
+    rng = np.random.default_rng(1)
+    return {"z": rng.standard_normal((3, 8)).astype("float32"), "label": np.array([0, 5, 9], "int32")}

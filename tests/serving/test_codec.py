@@ -1,0 +1,119 @@
+"""TF Serving's REST JSON and TensorProto <-> NumPy."""
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from kzoo.serving import codec
+from kzoo.serving.errors import ServingError
+
+SIGS = {"serving_default": {"inputs": [{"name": "z", "dtype": "float32", "shape": [None, 2]},
+                                       {"name": "label", "dtype": "int32", "shape": [None]}]},
+        "one": {"inputs": [{"name": "x", "dtype": "float32", "shape": [None, 2]}]},
+        "bytes": {"inputs": [{"name": "image_bytes", "dtype": "string", "shape": [None]}]}}
+
+
+def parse(obj):
+    return codec.parse_predict(json.dumps(obj).encode(), SIGS)
+
+
+def test_row_and_columnar_forms_give_the_same_feeds():
+    sig, rows, form = parse({"instances": [{"z": [1, 2], "label": 3}, {"z": [3, 4], "label": 4}]})
+    assert (sig, form) == ("serving_default", "row")
+    _, cols, form = parse({"inputs": {"z": [[1, 2], [3, 4]], "label": [3, 4]}})
+    assert form == "columnar"
+    for feeds in (rows, cols):
+        assert feeds["z"].dtype == np.float32 and feeds["z"].tolist() == [[1, 2], [3, 4]]
+        assert feeds["label"].dtype == np.int32 and feeds["label"].tolist() == [3, 4]
+
+
+def test_single_input_signatures_take_bare_values():
+    assert parse({"signature_name": "one", "instances": [[1, 2]]})[1]["x"].shape == (1, 2)
+    assert parse({"signature_name": "one", "inputs": [[1, 2], [3, 4]]})[1]["x"].shape == (2, 2)
+    assert parse({"signature_name": "one", "instances": [{"x": [1, 2]}]})[1]["x"].shape == (1, 2)
+
+
+def test_b64_values_become_bytes():
+    blob = bytes(range(256))
+    enc = base64.b64encode(blob).decode()
+    _, feeds, _ = parse({"signature_name": "bytes", "instances": [{"b64": enc}, {"b64": enc}]})
+    assert feeds["image_bytes"].dtype == object and feeds["image_bytes"].tolist() == [blob, blob]
+    _, feeds, _ = parse({"signature_name": "bytes", "inputs": {"image_bytes": [{"b64": enc}]}})
+    assert feeds["image_bytes"].tolist() == [blob]
+
+
+@pytest.mark.parametrize("body,match", [
+    (b"{not json", "JSON Parse error"),
+    (b"[1, 2]", "not an object"),
+    (b'{"instance": [1]}', "Missing 'inputs' or 'instances' key"),
+    (b'{"instances": [1], "inputs": [1]}', "only one of"),
+    (b'{"instances": []}', "non-empty"),
+    (b'{"instances": [{"z": [1, 2]}]}', "missing input\\(s\\) label"),
+    (b'{"instances": [{"z": [1, 2], "label": 1, "extra": 2}]}', "unknown input\\(s\\) extra"),
+    (b'{"inputs": {"z": [[1, 2]], "lable": [1]}}', "missing label; has unknown lable"),
+    (b'{"inputs": {"z": [[1, 2], [3]], "label": [1, 2]}}', "ragged"),
+    (b'{"inputs": {"z": [["a", "b"]], "label": [1]}}', "expected numbers"),
+    (b'{"inputs": {"z": [[1, 2]], "label": [1.5]}}', "expected integers"),
+    (b'{"inputs": {"z": [[1, 2]], "label": [9999999999]}}', "out of range"),
+    (b'{"signature_name": "nope", "instances": [1]}', '"nope" not found'),
+    (b'{"signature_name": "bytes", "instances": [{"b64": "***"}]}', "not valid base64"),
+    (b'{"signature_name": "bytes", "instances": [3]}', "expected a string"),
+])
+def test_bad_requests_are_invalid_argument(body, match):
+    with pytest.raises(ServingError, match=match) as info:
+        codec.parse_predict(body, SIGS)
+    assert info.value.code == "INVALID_ARGUMENT" and info.value.http_status == 400
+
+
+def test_responses_are_shaped_as_tf_serving_shapes_them():
+    one = {"y": np.array([[1.5], [2.5]], np.float32)}
+    two = {"y": np.array([1, 2]), "s_bytes": np.array([b"\xff", b"a"], dtype=object)}
+    assert codec.predict_response(one, "row") == {"predictions": [[1.5], [2.5]]}
+    assert codec.predict_response(one, "columnar") == {"outputs": [[1.5], [2.5]]}
+    assert codec.predict_response(two, "row") == {"predictions": [
+        {"y": 1, "s_bytes": {"b64": "/w=="}}, {"y": 2, "s_bytes": {"b64": "YQ=="}}]}
+    text = codec.predict_response({"s": np.array([b"ok", b"\x89PNG"], dtype=object)}, "columnar")
+    assert text == {"outputs": ["ok", {"b64": "iVBORw=="}]}  # non-UTF-8 -> b64
+
+
+@pytest.mark.parametrize("value", [
+    np.arange(12, dtype=np.float32).reshape(3, 4), np.array([1, -2], np.int64), np.array([True, False]),
+    np.array([0.5, 2], np.float16), np.arange(6, dtype=np.uint8).reshape(2, 3, 1),
+    np.array([b"a", b"\x00\xff"], dtype=object)])
+def test_tensor_proto_round_trip_agrees_with_tensorflow(value):
+    tf = pytest.importorskip("tensorflow")
+    proto = codec.tensor_proto(value)
+    back = codec.from_tensor_proto(proto)
+    assert back.shape == value.shape and back.tolist() == value.tolist()
+    theirs = tf.make_ndarray(proto)
+    assert theirs.tolist() == value.tolist()
+    mine = codec.from_tensor_proto(tf.make_tensor_proto(value))  # TF's way of filling protos
+    assert mine.tolist() == value.tolist()
+
+
+def test_tensor_proto_value_fields_and_broadcast():
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=2),
+                                                   tensor_shape_pb2.TensorShapeProto.Dim(size=2)])
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=shape, float_val=[7.0])
+    assert codec.from_tensor_proto(proto).tolist() == [[7, 7], [7, 7]]
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=shape, tensor_content=b"\0" * 5)
+    with pytest.raises(ServingError, match="tensor_content has 5 bytes"):
+        codec.from_tensor_proto(proto)
+
+
+def test_signature_def_map_parses_as_the_official_proto():
+    from google.protobuf import json_format
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    sigs = {k: {**v, "outputs": [{"name": "y", "dtype": "float32", "shape": [None, None, None, 3]}]}
+            for k, v in SIGS.items()}
+    sig_map = json_format.ParseDict(codec.signature_def_map(sigs), get_model_metadata_pb2.SignatureDefMap())
+    assert [d.size for d in sig_map.signature_def["one"].outputs["y"].tensor_shape.dim] == [-1, -1, -1, 3]
+    z = sig_map.signature_def["serving_default"].inputs["z"]
+    assert z.dtype == 1 and [d.size for d in z.tensor_shape.dim] == [-1, 2]
+    back = codec.entries_from_signature_def(codec.signature_def_map(sigs)["signature_def"]["one"])
+    assert back["inputs"] == [{"name": "x", "dtype": "float32", "shape": [None, 2]}]
