@@ -8,7 +8,8 @@ clients read.
 
 With `image_signature=True` a second signature, `serving_images`, takes every
 image input as a batch of encoded images (PNG/JPEG bytes, `<name>_bytes`) and
-returns every image output as PNG bytes (`<name>_png`), so that clients need no
+returns every image output as PNG bytes (`<name>_png_bytes`: TF Serving REST base64-encodes
+outputs named `*_bytes`), so that clients need no
 pre- or post-processing. Randomness never lives in the graph: latents are inputs.
 """
 
@@ -68,7 +69,7 @@ def _image_fn(part, spec):
     def serve_images(*args):
         feeds = [to_float(a, e) if e["role"] == "image" else a for a, e in zip(args, inputs)]
         result = serve(*feeds)
-        return {(f"{k}_png" if outputs[k]["role"] == "image" else k): (
+        return {(f"{k}_png_bytes" if outputs[k]["role"] == "image" else k): (
             to_png(v, outputs[k]) if outputs[k]["role"] == "image" else v) for k, v in result.items()}
 
     specs = [tf.TensorSpec([None], tf.string, name=f"{e['name']}_bytes") if e["role"] == "image"

@@ -11,7 +11,7 @@ Example:
 >>> client = Client("http://127.0.0.1:8501")
 >>> client.predict("cgan", {"z": np.zeros((2, 100), "float32"), "label": np.array([3, 4])})["image"].shape
 (2, 32, 32, 1)
->>> client.predict_images("pix2pix", [photo])["image_png"][0].shape     # uint8 HxWxC
+>>> client.predict_images("pix2pix", [photo])["image_png_bytes"][0].shape     # uint8 HxWxC
 (256, 256, 3)
 """
 
@@ -117,7 +117,7 @@ class Client:
             **inputs: other inputs as arrays (e.g. `label=np.array([3])`, `z=...`).
 
         Returns:
-            {output: list of uint8 HxWxC images} for image outputs (`<name>_png`), arrays for the rest.
+            {output: list of uint8 HxWxC images} for image outputs (`<name>_png_bytes`), arrays for the rest.
         """
         sig = self._signature(model, version, SERVING_IMAGES)
         byte_inputs = [e["name"] for e in sig["inputs"] if e["dtype"] == "string"]

@@ -8,7 +8,7 @@ the signatures clients call:
   dynamic batch), as in the exported SavedModel;
 - `serving_images` (models with image inputs or outputs): every image input as a
   batch of encoded images (`<name>_bytes`, PNG/JPEG/...), every image output as PNG
-  bytes (`<name>_png`); other inputs and outputs raw. It is what `kzoo export
+  bytes (`<name>_png_bytes`); other inputs and outputs raw. It is what `kzoo export
   --image-signature` adds to the SavedModel, done here with the pre/post-processing
   of `kzoo.json`, so a client sends pictures and gets pictures whatever the backend.
 
@@ -64,7 +64,7 @@ def image_signature(info):
         return [{"name": f"{e['name']}{suffix}", "dtype": "string", "shape": [None], "role": "encoded_image",
                  "image": e["name"]} if e["role"] == "image" else e for e in entries]
 
-    return {"inputs": swap(info["inputs"], "_bytes"), "outputs": swap(info["outputs"], "_png")}
+    return {"inputs": swap(info["inputs"], "_bytes"), "outputs": swap(info["outputs"], "_png_bytes")}
 
 
 class Servable:

@@ -40,7 +40,7 @@ def test_image_signature_takes_and_returns_png(tmp_path):
     images = rng.integers(0, 256, (2, 12, 12, 3), dtype=np.uint8)
     run = load_signature(tmp_path, "serving_images")
     out = run(image_bytes=np.array([_png(i) for i in images], dtype=object))
-    decoded = np.stack([np.asarray(Image.open(io.BytesIO(b))) for b in out["restored_png"]])
+    decoded = np.stack([np.asarray(Image.open(io.BytesIO(b))) for b in out["restored_png_bytes"]])
     expected = part(images.astype("float32") / 127.5 - 1.0).numpy()
     expected = np.rint((expected + 1) / 2 * 255)
     assert decoded.shape == (2, 12, 12, 3)

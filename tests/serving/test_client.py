@@ -31,11 +31,11 @@ def test_numpy_in_numpy_out(client, export_tree, cgan_inputs):
 def test_images_in_images_out(client, export_tree, cgan_inputs):
     rng = np.random.default_rng(2)
     photos = [rng.integers(0, 256, (8, 12, 3), dtype=np.uint8) for _ in range(2)]
-    out = client.predict_images("fcn", photos)["restored_png"]
+    out = client.predict_images("fcn", photos)["restored_png_bytes"]
     model = OnnxModel(export_tree / "fcn")
     for got, photo in zip(out, photos):
         np.testing.assert_array_equal(got, model.predict_image(photo)["restored"])
-    generated = client.predict_images("cgan", **cgan_inputs)["image_png"]
+    generated = client.predict_images("cgan", **cgan_inputs)["image_png_bytes"]
     expected = OnnxModel(export_tree / "cgan").postprocess(
         OnnxModel(export_tree / "cgan").run(**cgan_inputs))["image"]
     assert len(generated) == 3 and all(g.shape == (16, 16, 1) for g in generated)

@@ -34,7 +34,7 @@ def test_versions_and_signatures(export_tree, cgan_inputs):
         fcn.signature("serving_nope")
     cgan = repo.get("cgan")
     out = cgan.finish("serving_images", cgan.run(cgan.prepare("serving_images", cgan_inputs)))
-    assert set(out) == {"image_png"} and out["image_png"][0][:4] == b"\x89PNG"
+    assert set(out) == {"image_png_bytes"} and out["image_png_bytes"][0][:4] == b"\x89PNG"
 
 
 def test_an_empty_or_missing_tree_is_a_clear_error(tmp_path):

@@ -124,7 +124,7 @@ async function run() {
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || response.statusText);
     let prediction = body.predictions[0];
-    const names = info.outputs.map((e) => (e.role === "image" ? `${e.name}_png` : e.name));
+    const names = info.outputs.map((e) => (e.role === "image" ? `${e.name}_png_bytes` : e.name));
     if (names.length === 1) prediction = { [names[0]]: prediction };
     for (const name of names) {
       const value = prediction[name];
