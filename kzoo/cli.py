@@ -1,4 +1,4 @@
-"""The `kzoo` command: `kzoo list`, `kzoo train RECIPE [flags]`."""
+"""The `kzoo` command: `kzoo list`, `kzoo train RECIPE [flags]`, `kzoo hub ...`."""
 
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ def main(argv=None):
     train = sub.add_parser("train", help="run a recipe (same flags as python -m kzoo.recipes.NAME)",
                            add_help=False)
     train.add_argument("recipe")
+    from kzoo.hub.cli import add_parser as add_hub_parser
+
+    add_hub_parser(sub)
 
     def error(message):
         raise KzooError(f"kzoo: {message}")
@@ -53,6 +56,12 @@ def main(argv=None):
             if rest:
                 raise KzooError(f"kzoo list: unexpected arguments {' '.join(rest)}")
             return _cmd_list(args)
+        if args.command == "hub":
+            if rest:
+                raise KzooError(f"kzoo hub: unexpected arguments {' '.join(rest)}")
+            from kzoo.hub.cli import main as hub_main
+
+            return hub_main(args)
         return _cmd_train(args, rest)
     except KzooError as e:
         print(f"error: {e}", file=sys.stderr)
