@@ -175,6 +175,8 @@ def _read_run(run_dir):
 
 def _command(recipe, run_cfg):
     argv = list(run_cfg.get("argv") or [])
+    while argv and not argv[0].startswith("-"):  # sys.argv[0]: the program's path
+        argv.pop(0)
     kept, skip = [], False
     for arg in argv:
         if skip:
@@ -192,8 +194,10 @@ def _command(recipe, run_cfg):
 
 
 def _signature(model):
-    def spec(t):
-        return {"name": t.name.split(":")[0], "shape": list(t.shape), "dtype": str(t.dtype)}
+    def spec(t):  # named after the layer that makes the tensor ("z", "label", "image")
+        history = getattr(t, "_keras_history", None)
+        name = history.operation.name if history else t.name.split(":")[0]
+        return {"name": name, "shape": list(t.shape), "dtype": str(t.dtype)}
 
     return [spec(t) for t in model.inputs], [spec(t) for t in model.outputs]
 

@@ -5,12 +5,8 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
-
-TINY_CGAN = ["--preset", "quick", "--image-size", "8", "--width", "4", "--latent-dim", "4",
-             "--batch-size", "8", "--epochs", "1", "--steps-per-epoch", "1",
-             "--eval-samples", "40", "--no-jit-compile"]
-
 
 @pytest.fixture(autouse=True)
 def kzoo_home(tmp_path, monkeypatch):
@@ -23,11 +19,41 @@ def kzoo_home(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """A finished run directory of the real cgan recipe (tiny: one step)."""
-    from kzoo.recipes import cgan
-    from kzoo.recipes.runner import run
+    """A run directory as the recipe runner leaves it, for a tiny untrained cgan.
 
-    return run(cgan.RECIPE, [*TINY_CGAN, "--out", str(tmp_path_factory.mktemp("run") / "cgan")])
+    The files are written by the runner's own `save_trained` (a real recipe run
+    takes over a minute on the shared test machine; tests/recipes covers that).
+    """
+    import dataclasses
+
+    from kzoo.io import save_png, write_json
+    from kzoo.recipes.cgan import CGANConfig
+    from kzoo.recipes.runner import save_trained
+    from kzoo.zoo import create_model
+    from tests.helpers import compile_adam
+
+    run = tmp_path_factory.mktemp("run") / "cgan"
+    cfg = CGANConfig(preset="quick", image_size=8, width=4, latent_dim=4, epochs=1,
+                     steps_per_epoch=1, batch_size=8)
+    model = compile_adam(create_model("cgan_digits", image_size=8, width=4, latent_dim=4, seed=0))
+    argv = ["/x/kzoo/recipes/cgan.py", "--preset", "quick", "--image-size", "8", "--width", "4", "--latent-dim", "4",
+            "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8", "--out", str(run)]
+    write_json(run / "config.json", {
+        "recipe": "cgan", "config": dataclasses.asdict(cfg), "argv": argv, "replicas": 1,
+        "changed_from_paper": {"width": 4, "latent_dim": 4, "image_size": 8},
+        "kzoo_version": "0.1.0", "keras_version": "3", "tensorflow_version": "2"})
+    metrics = {"frechet_distance": 123.25, "inception_score": 1.5, "class_consistency": 0.125}
+    (run / "metrics.jsonl").write_text(
+        '{"epoch": 0, "untrained": {"frechet_distance": 150.5}}\n{"epoch": 1, "d_loss": 1.0}\n'
+        '{"final": true, "train_seconds": 3.5, "frechet_distance": 123.25, "inception_score": 1.5, '
+        '"class_consistency": 0.125, "untrained": {"frechet_distance": 150.5}}\n')
+    for epoch in (1, 2):
+        save_png(run / "samples" / f"epoch_00{epoch}.png",
+                 np.full((10, 10), 40 * epoch, np.uint8))
+    save_trained(run / "model", model, model.generator,
+                 {"recipe": "cgan", "data": "builtin:digits", "image_size": 8, "channels": 1,
+                  "num_classes": 10, "metrics": metrics, "config": dataclasses.asdict(cfg)})
+    return run
 
 
 @pytest.fixture(scope="session")
