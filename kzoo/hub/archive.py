@@ -53,6 +53,9 @@ def pack(src_dir, archive) -> Path:
                     info.size, info.mtime, info.mode = p.stat().st_size, _EPOCH, 0o644
                     with open(p, "rb") as f:
                         tf.addfile(info, f)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(archive, 0o644 & ~umask)  # mkstemp made it private; an archive is for sharing
     return archive
 
 
