@@ -1,5 +1,5 @@
 """The `kzoo` command: `kzoo list`, `kzoo train RECIPE [flags]`, `kzoo export SOURCE`,
-`kzoo predict MODEL [INPUT...]`, `kzoo serve [EXPORT]`."""
+`kzoo predict MODEL [INPUT...]`, `kzoo serve [EXPORT]`, `kzoo hub ...`."""
 
 from __future__ import annotations
 
@@ -136,6 +136,9 @@ def main(argv=None):
     _add_export(sub)
     _add_predict(sub)
     _add_serve(sub)
+    from kzoo.hub.cli import add_parser as add_hub_parser
+
+    add_hub_parser(sub)
 
     def error(message):
         raise KzooError(f"kzoo: {message}")
@@ -147,9 +150,13 @@ def main(argv=None):
             if rest:
                 raise KzooError(f"kzoo list: unexpected arguments {' '.join(rest)}")
             return _cmd_list(args)
-        if args.command in ("export", "predict", "serve"):
+        if args.command in ("export", "predict", "serve", "hub"):
             if rest:
                 raise KzooError(f"kzoo {args.command}: unexpected arguments {' '.join(rest)}")
+            if args.command == "hub":
+                from kzoo.hub.cli import main as hub_main
+
+                return hub_main(args)
             return {"export": _cmd_export, "predict": _cmd_predict, "serve": _cmd_serve}[args.command](args)
         return _cmd_train(args, rest)
     except KzooError as e:

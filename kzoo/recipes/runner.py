@@ -51,6 +51,7 @@ class TrainConfig:
     mixed_precision: bool = False
     jit_compile: bool = False
     preset: str = "paper"
+    init_from: str = ""  # a hub preset (name, path, URL) whose weights start the training
 
 
 @dataclasses.dataclass
@@ -374,6 +375,10 @@ def _train(recipe, cfg, out, resume, argv):
                         f"{replicas} replicas")
     with strategy.scope():
         model = recipe.build(cfg, data)
+    if cfg.init_from and not (resume and _completed_epochs(run_dir)):
+        from kzoo.hub import init_weights
+
+        init_weights(model, cfg.init_from)
     dataset = recipe.train_dataset(cfg, data, model)
     steps = cfg.steps_per_epoch or max(
         1, data.num_examples // (cfg.batch_size * getattr(model, "d_steps", 1)))

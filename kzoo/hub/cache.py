@@ -1,0 +1,162 @@
+"""The download cache (`KZOO_HOME`, default `~/.cache/kzoo`) and safe downloads.
+
+    $KZOO_HOME/presets/<key>/     extracted, verified presets (one folder per source)
+    $KZOO_HOME/locks/<key>.lock   fcntl locks: one process fills an entry at a time
+
+A download streams into a temporary file beside its destination while its sha256
+is computed, and is renamed into place only when it is complete and matches: a
+truncated or corrupted download never looks like a cached file. `KZOO_OFFLINE=1`
+uses only what is already cached.
+
+Only `https://` URLs are fetched from the network. Plain `http://` is allowed for
+127.0.0.1 / localhost only, and only when asked for (`allow_http=True` or
+`KZOO_ALLOW_HTTP_LOCALHOST=1`, for tests and local mirrors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import http.client
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from kzoo.errors import KzooError
+from kzoo.io import atomic_path
+
+
+def home() -> Path:
+    return Path(os.environ.get("KZOO_HOME") or Path.home() / ".cache" / "kzoo").expanduser()
+
+
+def offline() -> bool:
+    return os.environ.get("KZOO_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def entry_dir(key: str) -> Path:
+    """The cache folder of one preset source (`key` is a safe relative name)."""
+    if not re.fullmatch(r"[A-Za-z0-9._@-]+(/[A-Za-z0-9._@-]+)*", key) or ".." in key.split("/"):
+        raise KzooError(f"invalid cache key {key!r}")
+    return home() / "presets" / key
+
+
+@contextlib.contextmanager
+def lock(key: str, timeout: float = 600.0):
+    """Hold an exclusive inter-process lock on cache entry `key`."""
+    path = home() / "locks" / (key.replace("/", "__") + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise KzooError(f"timed out after {timeout:.0f}s waiting for the cache lock "
+                                    f"{path} (another kzoo process is downloading)") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def split_sha256_fragment(url: str):
+    """`(url without fragment, sha256 or None)` from `...#sha256=<hex>`."""
+    base, _, fragment = url.partition("#")
+    if not fragment:
+        return base, None
+    params = urllib.parse.parse_qs(fragment)
+    digest = (params.get("sha256") or [None])[0]
+    if digest is None or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+        raise KzooError(f"{url}: the URL fragment must be #sha256=<64 hex digits>")
+    return base, digest.lower()
+
+
+def allow_http_default() -> bool:
+    return os.environ.get("KZOO_ALLOW_HTTP_LOCALHOST", "") == "1"
+
+
+def check_url(url: str, *, allow_http: bool = False):
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme == "https":
+        return
+    if parsed.scheme == "http":
+        if parsed.hostname in ("127.0.0.1", "localhost", "::1") and (allow_http or allow_http_default()):
+            return
+        raise KzooError(f"{url}: refusing plain http (use https; http is allowed for "
+                        "localhost only with KZOO_ALLOW_HTTP_LOCALHOST=1)")
+    raise KzooError(f"{url}: unsupported URL scheme {parsed.scheme!r} (https, file or hf)")
+
+
+class _Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, label, total, stream=None):
+        self.label, self.total, self.done = label, total, 0
+        self.stream = stream or sys.stderr
+        self.last = 0.0
+
+    def update(self, n):
+        self.done += n
+        now = time.monotonic()
+        if now - self.last > 0.2 or (self.total and self.done >= self.total):
+            self.last = now
+            mb = self.done / 1e6
+            if self.total:
+                pct = self.done / self.total
+                bar = "#" * int(pct * 30)
+                self.stream.write(f"\r{self.label} [{bar:<30}] {mb:.1f}/{self.total / 1e6:.1f} MB")
+            else:
+                self.stream.write(f"\r{self.label} {mb:.1f} MB")
+            self.stream.flush()
+
+    def close(self):
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def download(url: str, dest, *, sha256: str, allow_http: bool = False, progress: bool = True,
+             timeout: float = 60.0) -> Path:
+    """Stream `url` into `dest`; keep it only if complete and its sha256 matches."""
+    check_url(url, allow_http=allow_http)
+    if offline():
+        raise KzooError(f"KZOO_OFFLINE is set: not downloading {url}")
+    if not sha256:
+        raise KzooError(f"{url}: no sha256 to check the download against; add "
+                        "#sha256=<hex> to the URL (kzoo hub publish prints it)")
+    dest = Path(dest)
+    h = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, atomic_path(dest) as tmp:
+            total = int(resp.headers.get("Content-Length") or 0)
+            bar = _Progress(f"downloading {dest.name}", total) if progress else None
+            got = 0
+            with open(tmp, "wb") as out:
+                while block := resp.read(1 << 16):
+                    out.write(block)
+                    h.update(block)
+                    got += len(block)
+                    if bar:
+                        bar.update(len(block))
+            if bar:
+                bar.close()
+            if total and got != total:
+                raise KzooError(f"{url}: download truncated ({got} of {total} bytes); "
+                                "nothing was cached, try again")
+            if h.hexdigest() != sha256.lower():
+                raise KzooError(f"{url}: sha256 {h.hexdigest()} does not match the expected "
+                                f"{sha256}; the download was discarded")
+    except urllib.error.HTTPError as e:
+        raise KzooError(f"{url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        raise KzooError(f"{url}: download failed ({e}); nothing was cached") from None
+    return dest

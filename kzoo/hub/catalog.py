@@ -1,0 +1,118 @@
+"""The preset catalog: `kzoo/hub/catalog.json`, shipped with the package.
+
+Each entry names one published preset:
+
+    {"name": "cgan-digits", "version": "1", "task": "...", "model_class": "...",
+     "recipe": "cgan", "dataset": "builtin:digits", "image_size": 32,
+     "path": "presets/cgan-digits.tar.gz"  (in the package, relative to the catalog)
+       or "url": "https://.../cgan-digits.tar.gz",
+     "sha256": "<archive sha256>", "size": <archive bytes>, "metrics": {...}}
+
+`KZOO_CATALOG=/path/to/catalog.json` adds entries (the same name and version
+there replaces the shipped one), e.g. for a private mirror.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from pathlib import Path
+
+from kzoo.errors import KzooError
+from kzoo.io import write_json
+
+SHIPPED = Path(__file__).parent / "catalog.json"
+REQUIRED = ("name", "version", "task", "sha256", "size")
+
+
+def _read(path: Path) -> list[dict]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise KzooError(f"catalog {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise KzooError(f"catalog {path} is not valid JSON: {e}") from None
+    entries = data.get("presets") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise KzooError(f"catalog {path} has no 'presets' list")
+    out = []
+    for e in entries:
+        missing = [k for k in REQUIRED if k not in e]
+        if missing or ("path" in e) == ("url" in e):
+            raise KzooError(f"catalog {path}: entry {e.get('name', '?')!r} needs "
+                            f"{', '.join(missing) or 'exactly one of path / url'}")
+        e = dict(e, version=str(e["version"]))
+        if "path" in e:
+            e["path"] = str((path.parent / e["path"]).resolve())
+        out.append(e)
+    return out
+
+
+def entries() -> list[dict]:
+    """Every catalog entry (shipped, then `KZOO_CATALOG`), later ones replacing earlier."""
+    merged = {}
+    sources = [SHIPPED] + ([Path(os.environ["KZOO_CATALOG"])] if os.environ.get("KZOO_CATALOG") else [])
+    for source in sources:
+        for e in _read(source):
+            merged[(e["name"], e["version"])] = e
+    return sorted(merged.values(), key=lambda e: (e["name"], _version_key(e["version"])))
+
+
+def _version_key(v: str):
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in v.split("."))
+
+
+def names() -> list[str]:
+    return sorted({e["name"] for e in entries()})
+
+
+def lookup(ref: str) -> dict:
+    """The entry for `name` (latest version) or `name@version`; unknown names list close ones."""
+    name, _, version = ref.partition("@")
+    all_entries = entries()
+    matches = [e for e in all_entries if e["name"] == name]
+    if not matches:
+        known = sorted({e["name"] for e in all_entries})
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise KzooError(f"unknown preset {name!r}{hint} (catalog: {', '.join(known) or 'empty'}; "
+                        "`kzoo hub list` shows them)")
+    if version:
+        for e in matches:
+            if e["version"] == version:
+                return e
+        raise KzooError(f"preset {name} has no version {version!r}; versions: "
+                        f"{', '.join(e['version'] for e in matches)}")
+    return matches[-1]
+
+
+def add_entry(catalog_path, entry: dict, *, relative_to=None):
+    """Add or replace (same name and version) `entry` in the catalog file, atomically.
+
+    A local `path` is stored relative to the catalog's folder (`relative_to`).
+    """
+    catalog_path = Path(catalog_path)
+    data = json.loads(catalog_path.read_text()) if catalog_path.exists() else {"presets": []}
+    entry = dict(entry, version=str(entry["version"]))
+    if "path" in entry:
+        entry["path"] = os.path.relpath(entry["path"], relative_to or catalog_path.parent)
+    data["presets"] = [e for e in data["presets"]
+                       if (e["name"], str(e["version"])) != (entry["name"], entry["version"])]
+    data["presets"].append(entry)
+    data["presets"].sort(key=lambda e: (e["name"], _version_key(str(e["version"]))))
+    write_json(catalog_path, data)
+
+
+def table(rows: list[dict]) -> str:
+    """The `kzoo hub list` table: name, task, size, metrics, image size."""
+    head = ("name", "task", "size", "metrics", "image size")
+    lines = [head]
+    for e in rows:
+        metrics = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in sorted((e.get("metrics") or {}).items()))
+        size = e.get("image_size")
+        lines.append((f"{e['name']}@{e['version']}", e["task"], f"{e['size'] / 1e6:.1f} MB",
+                      metrics or "-", f"{size}x{size}" if size else "-"))
+    widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in lines)

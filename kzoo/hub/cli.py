@@ -1,0 +1,75 @@
+"""`kzoo hub list | info NAME | download NAME | publish RUN_DIR --name NAME`."""
+
+from __future__ import annotations
+
+import json
+
+
+def add_parser(sub):
+    hub = sub.add_parser("hub", help="pretrained presets: list, info, download, publish")
+    cmds = hub.add_subparsers(dest="hub_command", required=True)
+    cmds.add_parser("list", help="the catalog: name, task, size, metrics, image size")
+    info = cmds.add_parser("info", help="a preset's catalog entry (or any reference's metadata)")
+    info.add_argument("ref", help="catalog NAME[@VERSION], path, file://, https:// or hf://")
+    dl = cmds.add_parser("download", help="fetch a preset into the cache (KZOO_HOME)")
+    dl.add_argument("ref", help="catalog NAME[@VERSION], path, file://, https:// or hf://")
+    dl.add_argument("--to", help="also copy the preset folder to this new folder")
+    pub = cmds.add_parser("publish", help="make a preset of a recipe run and publish it")
+    pub.add_argument("run_dir")
+    pub.add_argument("--name", required=True)
+    pub.add_argument("--to", default="presets", help="a folder (default presets/) or hf://owner/repo")
+    pub.add_argument("--version", default="1")
+    pub.add_argument("--license", default="Apache-2.0")
+    pub.add_argument("--catalog", help="also add the entry to this catalog JSON file")
+    pub.add_argument("--force", action="store_true", help="replace an existing archive")
+    for parser in (hub, *cmds.choices.values()):
+        parser.error = _raise
+    return hub
+
+
+def _raise(message):
+    from kzoo.errors import KzooError
+
+    raise KzooError(f"kzoo hub: {message}")
+
+
+def main(args):
+    from kzoo.hub import catalog, loader
+
+    if args.hub_command == "list":
+        print(catalog.table(catalog.entries()))
+        return 0
+    if args.hub_command == "info":
+        if "://" not in args.ref and "/" not in args.ref and not args.ref.endswith((".gz", ".zip", ".tgz")):
+            entry = catalog.lookup(args.ref)
+            print(json.dumps(entry, indent=2, sort_keys=True))
+            return 0
+        meta = loader.metadata(args.ref)
+        print(json.dumps({k: v for k, v in meta.items() if k != "config"}, indent=2, sort_keys=True))
+        return 0
+    if args.hub_command == "download":
+        folder = loader.fetch(args.ref)
+        if args.to:
+            from kzoo.hub.publish import copy_to
+
+            folder = copy_to(folder, args.to)
+        print(folder)
+        return 0
+    from kzoo.hub.publish import publish
+
+    entry = publish(args.run_dir, name=args.name, to=args.to, version=args.version,
+                    license=args.license, overwrite=args.force)
+    if args.catalog:
+        if "path" not in entry:
+            from kzoo.errors import KzooError
+
+            raise KzooError("--catalog needs a folder destination (--to DIR), not hf://")
+        catalog.add_entry(args.catalog, entry)
+    if "path" in entry:
+        print(f"published {entry['path']} ({entry['size'] / 1e6:.2f} MB)\n"
+              f"sha256 {entry['sha256']}\n"
+              f"load it with kzoo.hub.load({entry['path']!r}), or host it and load "
+              f"'https://HOST/{entry['path'].rsplit('/', 1)[-1]}#sha256={entry['sha256']}'")
+    else:
+        print(f"published {entry['url']}")
+    return 0

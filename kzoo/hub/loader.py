@@ -1,0 +1,181 @@
+"""`kzoo.hub.load(ref)`: a preset from the catalog, a path, a URL or hf://, via the cache.
+
+References:
+
+- `NAME` or `NAME@VERSION`: a catalog entry (a packaged archive or an https URL),
+  checked against the catalog's sha256;
+- a local preset folder, or a `.tar.gz` / `.zip` archive of one;
+- `file:///path[#sha256=HEX]`, `https://host/preset.tar.gz#sha256=HEX`;
+- `hf://owner/repo[@revision]` (needs `huggingface_hub`).
+
+Archives are extracted (after checking every entry) into the cache; every file is
+checked against the sha256 recorded in the preset's metadata.json each time it is
+loaded, and the models are loaded in Keras safe mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from kzoo.errors import KzooError
+from kzoo.hub import archive, cache, catalog, hf
+from kzoo.hub.preset import MODEL_FILES, ChecksumError, read_metadata, sha256_file, verify
+
+
+def fetch(ref, *, allow_http: bool = False, progress: bool = True) -> Path:
+    """The local, verified folder of preset `ref` (downloading it into the cache if needed)."""
+    ref = str(ref)
+    if ref.startswith("hf://"):
+        key = hf.cache_key(ref)
+        return _install(key, lambda dest: hf.download(ref, dest),
+                        what=ref, how=f"kzoo hub download {ref}")
+    if ref.startswith("file://"):
+        url, digest = cache.split_sha256_fragment(ref)
+        return _local(Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)), digest)
+    if ref.startswith(("https://", "http://")):
+        url, digest = cache.split_sha256_fragment(ref)
+        cache.check_url(url, allow_http=allow_http)
+        if not digest:
+            raise KzooError(f"{url}: add #sha256=<hex> so the download can be checked "
+                            "(kzoo hub publish prints it)")
+        return _from_url(f"sha256/{digest[:16]}", url, digest, allow_http, progress,
+                         how=f"kzoo hub download '{ref}'")
+    if "://" in ref:
+        raise KzooError(f"{ref}: unsupported reference (a catalog name, a path, file://, "
+                        "https:// or hf://)")
+    path = Path(ref).expanduser()
+    if path.exists():
+        return _local(path, None)
+    if os.sep in ref or ref.startswith(".") or archive.is_archive(ref):
+        raise KzooError(f"{ref}: no such preset folder or archive")
+    entry = catalog.lookup(ref)
+    key = f"{entry['name']}/{entry['version']}-{entry['sha256'][:12]}"
+    how = f"kzoo hub download {entry['name']}@{entry['version']}"
+    if "path" in entry:
+        return _install(key, lambda dest: _extract_checked(Path(entry["path"]), entry["sha256"], dest),
+                        what=ref, how=how, needs_network=False)
+    return _from_url(key, entry["url"], entry["sha256"], allow_http, progress, how=how)
+
+
+def _extract_checked(path, digest, dest):
+    if digest and sha256_file(path) != digest:
+        raise ChecksumError(f"{path}: sha256 does not match the expected {digest}")
+    archive.extract(path, dest)
+
+
+def _local(path: Path, digest):
+    if path.is_dir():
+        if digest:
+            raise KzooError(f"{path}: #sha256= checks an archive, not a folder")
+        root = archive.preset_root(path)
+        verify(root)
+        return root
+    if not path.is_file():
+        raise KzooError(f"{path}: no such preset folder or archive")
+    digest = digest or sha256_file(path)
+    return _install(f"sha256/{digest[:16]}", lambda dest: _extract_checked(path, digest, dest),
+                    what=str(path), how="", needs_network=False)
+
+
+def _from_url(key, url, digest, allow_http, progress, *, how):
+    def obtain(dest):
+        downloads = cache.home() / "downloads"
+        suffix = ".zip" if url.lower().endswith(".zip") else ".tar.gz"
+        tmp = downloads / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}{suffix}"
+        cache.download(url, tmp, sha256=digest, allow_http=allow_http, progress=progress)
+        try:
+            archive.extract(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    return _install(key, obtain, what=url, how=how)
+
+
+def _install(key, obtain, *, what, how, needs_network=True) -> Path:
+    """The verified cache entry `key`, filled by `obtain(new_folder)` under the lock."""
+    entry = cache.entry_dir(key)
+    with cache.lock(key):
+        if entry.exists():
+            root = archive.preset_root(entry)
+            try:
+                verify(root)
+            except ChecksumError as e:
+                shutil.rmtree(entry, ignore_errors=True)
+                raise KzooError(f"the cached copy of {what} is corrupted and was removed from the "
+                                f"cache ({e}); load it again to fetch a fresh copy") from None
+            return root
+        if needs_network and cache.offline():
+            raise KzooError(f"KZOO_OFFLINE=1 and {what} is not in the cache ({cache.home()}); "
+                            f"run `{how}` once with network access (or unset KZOO_OFFLINE)")
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".fill.", dir=entry.parent))
+        try:
+            obtain(work / "preset")
+            verify(archive.preset_root(work / "preset"))
+            os.replace(work / "preset", entry)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return archive.preset_root(entry)
+
+
+def metadata(ref, **kwargs) -> dict:
+    """The metadata.json of preset `ref`."""
+    return read_metadata(fetch(ref, **kwargs))
+
+
+def load(ref, *, part: str = "inference", compile: bool = True, **kwargs):
+    """Load preset `ref` as a Keras model, in Keras safe mode.
+
+    Args:
+        ref: a catalog name (`NAME` or `NAME@VERSION`), a preset folder or archive,
+            a `file://` / `https://` URL (`#sha256=HEX`), or `hf://owner/repo`.
+        part: `"inference"` (the deployable network, e.g. a GAN's generator) or
+            `"full"` (the trainable model with its optimizers, for fine-tuning).
+        compile: restore the full model's compile state (optimizers).
+        **kwargs: `allow_http`, `progress` (see `fetch`).
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+    >>> generator = kzoo.hub.load("cgan-digits")
+    >>> images = generator.predict([z, labels])  # in [-1, 1]
+    """
+    if part not in MODEL_FILES:
+        raise KzooError(f"part must be one of {', '.join(MODEL_FILES)}, got {part!r}")
+    root = fetch(ref, **kwargs)
+    import keras
+
+    from kzoo import zoo
+
+    zoo._load_all()  # registers kzoo's serializable classes
+    path = root / MODEL_FILES[part]
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=compile)
+    except (ValueError, TypeError) as e:
+        raise KzooError(f"{path}: cannot be loaded safely: {e}") from None
+
+
+def init_weights(model, ref):
+    """Copy the weights of preset `ref`'s full model into `model` (fine-tuning start)."""
+    src = load(ref, part="full", compile=False)
+    if type(src).__name__ != type(model).__name__:
+        raise KzooError(f"--init-from {ref}: the preset holds a {type(src).__name__}, this "
+                        f"recipe builds a {type(model).__name__}")
+    ours, theirs = model.weights, src.weights
+    if len(ours) != len(theirs):
+        raise KzooError(f"--init-from {ref}: the preset has {len(theirs)} weights, this model "
+                        f"{len(ours)} (different architecture options?)")
+    for a, b in zip(ours, theirs):
+        if tuple(a.shape) != tuple(b.shape):
+            raise KzooError(f"--init-from {ref}: weight {a.path} is {tuple(a.shape)} here but "
+                            f"{tuple(b.shape)} in the preset (image size, width or latent size "
+                            "differ from the preset's config)")
+    model.set_weights(src.get_weights())
+    return model

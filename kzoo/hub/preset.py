@@ -1,0 +1,360 @@
+"""The preset format: a folder (or archive of it) that holds one trained model.
+
+    <name>/
+      model.keras       the full trainable model (both players of a GAN, optimizers)
+      inference.keras   the part a deployment runs (e.g. the generator)
+      metadata.json     name, version, model class, task, versions, dataset, recipe
+                        config, metrics, image size, inputs/outputs with value ranges,
+                        license, and the sha256 + size of every other file
+      README.md         the model card: what it does, how it was trained, metrics,
+                        usage, limits (generated from the run's config and metrics)
+      samples.png       the run's last sample grid
+
+`build_preset(run_dir, out, name=...)` makes one from a recipe run directory (its
+`model/` folder, `config.json`, `metrics.jsonl` and `samples/`); `verify(folder)`
+checks every file against its recorded sha256 and that both model files hold only
+Keras and kzoo objects (no Lambda layers, no foreign modules, no pickles).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from kzoo.errors import KzooError
+from kzoo.io import write_json, write_text
+
+FORMAT = "kzoo-preset"
+FORMAT_VERSION = 1
+MODEL_FILES = {"full": "model.keras", "inference": "inference.keras"}
+FILES = ("model.keras", "inference.keras", "README.md", "samples.png")
+DEFAULT_LICENSE = "Apache-2.0"
+
+_GAN_INPUTS = {"z": "standard normal N(0, 1), one vector of latent_dim per image",
+               "label": "integer class id in [0, num_classes)"}
+_IMAGE_OUT = {"image": [-1.0, 1.0]}
+# What each recipe family's preset does and how its inputs/outputs are scaled.
+# A run whose model/metadata.json carries "task" / "value_ranges" overrides this.
+FAMILIES = {
+    "dcgan": ("unconditional-image-generation", {"inputs": _GAN_INPUTS, "outputs": _IMAGE_OUT}),
+    "wgan_gp": ("unconditional-image-generation", {"inputs": _GAN_INPUTS, "outputs": _IMAGE_OUT}),
+    "cgan": ("class-conditional-image-generation", {"inputs": _GAN_INPUTS, "outputs": _IMAGE_OUT}),
+}
+TASK_TEXT = {
+    "unconditional-image-generation": "draws new images from random latent vectors",
+    "class-conditional-image-generation": "draws new images of a requested class from random "
+                                          "latent vectors and a class label",
+}
+DATA_NOTES = {
+    "builtin:digits": "scikit-learn's copy of the UCI ML hand-written digits (1,797 8x8 "
+                      "grayscale images, CC BY 4.0), upsampled",
+}
+_SAFE_MODULES = ("keras", "kzoo")
+_KERAS_ENTRIES = {"config.json", "metadata.json", "model.weights.h5"}
+
+
+def sha256_file(path, chunk=1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --- reading and checking ------------------------------------------------------
+
+def read_metadata(folder) -> dict:
+    path = Path(folder) / "metadata.json"
+    if not path.is_file():
+        raise KzooError(f"{folder} is not a kzoo preset: it has no metadata.json")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise KzooError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "files" not in meta:
+        raise KzooError(f"{path} is not kzoo preset metadata (format {FORMAT!r} with 'files')")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise KzooError(f"{path}: preset format {meta['format_version']} is newer than this "
+                        f"kzoo understands ({FORMAT_VERSION}); upgrade kzoo")
+    return meta
+
+
+def verify(folder) -> dict:
+    """Check a preset folder; return its metadata. Raises `KzooError` naming the bad file."""
+    folder = Path(folder)
+    meta = read_metadata(folder)
+    files = meta["files"]
+    for required in MODEL_FILES.values():
+        if required not in files:
+            raise KzooError(f"{folder}: metadata.json lists no {required}")
+    for name, info in sorted(files.items()):
+        path = folder / name
+        if Path(name).is_absolute() or ".." in Path(name).parts or not path.is_file() \
+                or path.is_symlink():
+            raise KzooError(f"{folder}: {name} is missing (or not a plain file in the preset)")
+        digest = sha256_file(path)
+        if digest != info["sha256"]:
+            raise ChecksumError(f"{path}: sha256 {digest} does not match {info['sha256']} "
+                                "recorded in metadata.json")
+    for name in MODEL_FILES.values():
+        check_keras_file(folder / name)
+    return meta
+
+
+class ChecksumError(KzooError):
+    """A file's sha256 does not match the one recorded for it."""
+
+
+def check_keras_file(path):
+    """Refuse a `.keras` file that could run code when loaded.
+
+    Only `config.json`, `metadata.json` and `model.weights.h5` may be inside; every
+    object in the config must come from Keras or kzoo, and no layer may be a
+    `Lambda` (whose Python code would be deserialized). Keras' own safe mode is
+    used when loading as well; this check gives a clear error first.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            extra = sorted(set(zf.namelist()) - _KERAS_ENTRIES)
+            if extra:
+                raise KzooError(f"{path}: unexpected entries {extra}; a kzoo preset model holds "
+                                "only config.json, metadata.json and model.weights.h5")
+            config = json.loads(zf.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise KzooError(f"{path}: not a valid .keras model file ({e})") from None
+    _check_config(path, config)
+
+
+def _check_config(path, obj):
+    if isinstance(obj, dict):
+        if "class_name" in obj:
+            cls, module = obj["class_name"], obj.get("module")
+            if cls in ("Lambda", "TFOpLambda"):
+                raise KzooError(f"{path}: contains a {cls} layer (arbitrary Python code); "
+                                "kzoo never loads code from a preset")
+            if module is not None and module.split(".")[0] not in _SAFE_MODULES:
+                raise KzooError(f"{path}: refers to {module}.{cls}; a kzoo preset may only use "
+                                "Keras and kzoo objects")
+        for value in obj.values():
+            _check_config(path, value)
+    elif isinstance(obj, list):
+        for value in obj:
+            _check_config(path, value)
+
+
+# --- building ------------------------------------------------------------------
+
+def _read_run(run_dir):
+    run_dir = Path(run_dir)
+    model_dir = run_dir / "model"
+    for need in ("model.keras", "inference.keras", "metadata.json"):
+        if not (model_dir / need).is_file():
+            raise KzooError(f"{run_dir} is not a finished kzoo run: {model_dir / need} is missing")
+    run_meta = json.loads((model_dir / "metadata.json").read_text())
+    cfg_path = run_dir / "config.json"
+    run_cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+    final = {}
+    metrics_path = run_dir / "metrics.jsonl"
+    if metrics_path.is_file():
+        for line in metrics_path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("final"):
+                final = rec
+    samples = sorted((run_dir / "samples").glob("*.png"))
+    if not samples:
+        raise KzooError(f"{run_dir}/samples has no sample grid (*.png)")
+    return run_dir, model_dir, run_meta, run_cfg, final, samples[-1]
+
+
+def _command(recipe, run_cfg):
+    argv = list(run_cfg.get("argv") or [])
+    while argv and not argv[0].startswith("-"):  # sys.argv[0]: the program's path
+        argv.pop(0)
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--out", "--resume"):
+            skip = arg == "--out"
+            continue
+        if arg.startswith("--out="):
+            continue
+        kept.append(arg)
+    if not kept:
+        kept = ["--preset", run_cfg.get("config", {}).get("preset", "paper")]
+    return " ".join(["python", "-m", f"kzoo.recipes.{recipe}", *kept])
+
+
+def _signature(model):
+    def spec(t):  # named after the layer that makes the tensor ("z", "label", "image")
+        history = getattr(t, "_keras_history", None)
+        name = history.operation.name if history else t.name.split(":")[0]
+        return {"name": name, "shape": list(t.shape), "dtype": str(t.dtype)}
+
+    return [spec(t) for t in model.inputs], [spec(t) for t in model.outputs]
+
+
+def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) -> Path:
+    """Make the preset folder `out` from a finished recipe run; returns `out`.
+
+    Both models are loaded in Keras safe mode first (a preset that cannot be loaded
+    safely is never written). `out` appears complete or not at all.
+    """
+    import keras
+    import tensorflow as tf
+
+    import kzoo
+    from kzoo import zoo
+
+    _check_name(name)
+    run_dir, model_dir, run_meta, run_cfg, final, samples = _read_run(run_dir)
+    out = Path(out)
+    if out.exists():
+        raise KzooError(f"{out} already exists; remove it or choose another destination")
+    zoo._load_all()
+    for fname in MODEL_FILES.values():
+        check_keras_file(model_dir / fname)
+    inference = keras.saving.load_model(model_dir / "inference.keras", safe_mode=True)
+    inputs, outputs = _signature(inference)
+    recipe = run_meta.get("recipe") or run_cfg.get("recipe", "unknown")
+    task, ranges = FAMILIES.get(recipe, ("unknown", {}))
+    task = run_meta.get("task", task)
+    ranges = run_meta.get("value_ranges", ranges)
+    for specs, known in ((inputs, ranges.get("inputs", {})), (outputs, ranges.get("outputs", {}))):
+        only = next(iter(known.values())) if len(known) == 1 and len(specs) == 1 else None
+        for spec in specs:
+            spec["range"] = known.get(spec["name"], only)
+    metrics = run_meta.get("metrics") or {k: v for k, v in final.items()
+                                          if k not in ("final", "train_seconds", "untrained")}
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "name": name, "version": str(version), "license": license,
+        "model_class": run_meta.get("model_class"),
+        "inference_class": type(inference).__name__,
+        "task": task, "recipe": recipe, "dataset": run_meta.get("data"),
+        "image_size": run_meta.get("image_size"), "channels": run_meta.get("channels"),
+        "num_classes": run_meta.get("num_classes"),
+        "inputs": inputs, "outputs": outputs, "value_ranges": ranges,
+        "metrics": metrics, "untrained_metrics": final.get("untrained", {}),
+        "train_seconds": final.get("train_seconds"),
+        "config": run_meta.get("config") or run_cfg.get("config", {}),
+        "changed_from_paper": run_cfg.get("changed_from_paper", {}),
+        "command": _command(recipe, run_cfg),
+        "kzoo_version": run_cfg.get("kzoo_version", kzoo.__version__),
+        "keras_version": run_cfg.get("keras_version", keras.__version__),
+        "tensorflow_version": run_cfg.get("tensorflow_version", tf.__version__),
+        "published_with": {"kzoo": kzoo.__version__, "keras": keras.__version__},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        shutil.copyfile(model_dir / "model.keras", tmp / "model.keras")
+        shutil.copyfile(model_dir / "inference.keras", tmp / "inference.keras")
+        shutil.copyfile(samples, tmp / "samples.png")
+        write_text(tmp / "README.md", model_card(meta))
+        meta["files"] = {f: {"sha256": sha256_file(tmp / f), "size": (tmp / f).stat().st_size}
+                         for f in FILES}
+        write_json(tmp / "metadata.json", meta)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _check_name(name):
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name or ""):
+        raise KzooError(f"preset name {name!r}: use 1-64 lowercase letters, digits, '.', '_' "
+                        "or '-', starting with a letter or digit")
+
+
+# --- the model card --------------------------------------------------------------
+
+def _references(model_class):
+    import keras
+
+    cls = keras.saving.get_registered_object(f"kzoo>{model_class}")
+    doc = (cls.__doc__ or "") if cls else ""
+    if "References:" not in doc:
+        return []
+    lines = doc.split("References:", 1)[1].strip().splitlines()
+    return [l.strip() for l in lines if l.strip()]
+
+
+def _fmt(v):
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def model_card(meta) -> str:
+    """The README.md of a preset, from its metadata (config, metrics, versions)."""
+    cfg = meta["config"]
+    name, task = meta["name"], meta["task"]
+    what = TASK_TEXT.get(task, task.replace("-", " "))
+    data = meta["dataset"] or "unknown data"
+    lines = [
+        f"# {name}", "",
+        f"A `{meta['model_class']}` trained by kzoo's `{meta['recipe']}` recipe on `{data}`. "
+        f"It {what} at {meta['image_size']}x{meta['image_size']} with "
+        f"{meta['channels']} channel(s).", "",
+        "## Usage", "",
+        "```python",
+        "import kzoo.hub",
+        f'model = kzoo.hub.load("{name}")            # {meta["inference_class"]} for inference',
+        f'full = kzoo.hub.load("{name}", part="full")  # the trainable {meta["model_class"]}',
+        "```", "",
+        f"Command line: `kzoo hub download {name}`; fine-tune with "
+        f"`python -m kzoo.recipes.{meta['recipe']} --init-from {name}`.", "",
+        "| input / output | shape | dtype | values |", "| --- | --- | --- | --- |",
+    ]
+    for kind, specs in (("input", meta["inputs"]), ("output", meta["outputs"])):
+        for s in specs:
+            shape = "(" + ", ".join("batch" if d is None else str(d) for d in s["shape"]) + ")"
+            lines.append(f"| {kind} `{s['name']}` | {shape} | {s['dtype']} | "
+                         f"{s['range'] if s['range'] is not None else 'not recorded'} |")
+    lines += ["", "## Training", "",
+              f"Reproduce: `{meta['command']}`", "",
+              f"- data: `{data}`" + (f" ({DATA_NOTES[data]})" if data in DATA_NOTES else ""),
+              f"- schedule: {cfg.get('epochs')} epochs x {cfg.get('steps_per_epoch') or 'one pass'} "
+              f"steps, batch {cfg.get('batch_size')}, seed {cfg.get('seed')}"
+              + (f"; {meta['train_seconds']:.0f} s of training" if meta.get("train_seconds") else ""),
+              f"- preset `{cfg.get('preset')}`; options changed from the paper defaults: "
+              + (", ".join(f"`{k}={v}`" for k, v in sorted(meta["changed_from_paper"].items()))
+                 or "none"),
+              f"- versions: kzoo {meta['kzoo_version']}, Keras {meta['keras_version']}, "
+              f"TensorFlow {meta['tensorflow_version']}", "",
+              "## Metrics", ""]
+    if meta["metrics"]:
+        base = meta.get("untrained_metrics") or {}
+        lines += ["Measured by the recipe's own `evaluate` at the end of the run "
+                  "(see `kzoo/metrics.py`).", "",
+                  "| metric | this model | untrained |", "| --- | --- | --- |"]
+        lines += [f"| {k} | {_fmt(v)} | {_fmt(base[k]) if k in base else '-'} |"
+                  for k, v in sorted(meta["metrics"].items())]
+    else:
+        lines.append("No quality metric was measured for this data.")
+    lines += ["", "![samples](samples.png)", "", "## Limits", "",
+              f"- Trained on `{data}` only, at {meta['image_size']}x{meta['image_size']}; "
+              "expect nothing useful outside that domain or size.",
+              f"- The `{cfg.get('preset')}` preset" + (
+                  " is a short CPU schedule, not the paper's: quality is below what the "
+                  "paper's schedule reaches." if cfg.get("preset") == "quick" else "."),
+              "- The metrics use a small reference digits classifier in place of Inception; "
+              "they compare kzoo runs with each other, not with published numbers."
+              if "frechet_distance" in meta["metrics"] else
+              "- Metrics are those of the recipe's evaluation only.",
+              ""]
+    refs = _references(meta["model_class"])
+    if refs:
+        lines += ["## References", "", *[f"- {r}" for r in refs], ""]
+    lines += ["## License", "", f"Weights: {meta['license']}.", ""]
+    return "\n".join(lines)

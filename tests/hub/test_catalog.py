@@ -1,0 +1,79 @@
+import json
+
+import pytest
+
+from kzoo.errors import KzooError
+from kzoo.hub import catalog
+from kzoo.hub.preset import sha256_file
+
+
+def _write(path, *entries):
+    path.write_text(json.dumps({"presets": list(entries)}))
+    return path
+
+
+def _entry(name, version="1", **kw):
+    return {"name": name, "version": version, "task": "t", "sha256": "0" * 64, "size": 1000,
+            "url": f"https://example.org/{name}-{version}.tar.gz", **kw}
+
+
+def test_shipped_catalog_points_at_real_packaged_presets():
+    shipped = catalog._read(catalog.SHIPPED)
+    assert shipped, "the shipped catalog is empty"
+    for e in shipped:
+        if "path" in e:
+            assert sha256_file(e["path"]) == e["sha256"], e["name"]
+            assert e["size"] < 10e6, f"{e['name']} is too big to ship"
+    assert "cgan-digits" in {e["name"] for e in shipped}
+
+
+def test_versions_and_override(tmp_path, monkeypatch):
+    path = _write(tmp_path / "c.json", _entry("alpha", "1"), _entry("alpha", "10"), _entry("alpha", "2"))
+    monkeypatch.setenv("KZOO_CATALOG", str(path))
+    assert catalog.lookup("alpha")["version"] == "10"
+    assert catalog.lookup("alpha@2")["version"] == "2"
+    with pytest.raises(KzooError, match="no version '3'"):
+        catalog.lookup("alpha@3")
+
+
+def test_unknown_name_lists_the_closest(tmp_path, monkeypatch):
+    monkeypatch.setenv("KZOO_CATALOG", str(_write(tmp_path / "c.json", _entry("pix2pix-edges"))))
+    with pytest.raises(KzooError, match=r"unknown preset 'cgan-digit'; did you mean cgan-digits"):
+        catalog.lookup("cgan-digit")
+    with pytest.raises(KzooError, match="did you mean pix2pix-edges"):
+        catalog.lookup("pix2pix-edge")
+
+
+def test_bad_catalogs(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    monkeypatch.setenv("KZOO_CATALOG", str(bad))
+    with pytest.raises(KzooError, match="not valid JSON"):
+        catalog.entries()
+    entry = _entry("x")
+    del entry["sha256"]
+    monkeypatch.setenv("KZOO_CATALOG", str(_write(tmp_path / "c.json", entry)))
+    with pytest.raises(KzooError, match="needs sha256"):
+        catalog.entries()
+
+
+def test_add_entry_replaces_same_version_and_keeps_paths_relative(tmp_path):
+    path = tmp_path / "cat" / "catalog.json"
+    path.parent.mkdir()
+    archive = tmp_path / "cat" / "presets" / "a.tar.gz"
+    e = {k: v for k, v in _entry("a").items() if k != "url"}
+    catalog.add_entry(path, dict(e, path=str(archive), size=5))
+    catalog.add_entry(path, dict(e, path=str(archive), size=7))
+    catalog.add_entry(path, dict(e, version="2", path=str(archive)))
+    data = json.loads(path.read_text())["presets"]
+    assert [(d["version"], d["size"]) for d in data] == [("1", 7), ("2", 1000)]
+    assert data[0]["path"] == "presets/a.tar.gz"
+    assert catalog._read(path)[0]["path"] == str(archive)
+
+
+def test_table():
+    text = catalog.table([_entry("cgan-digits", metrics={"frechet_distance": 104.7}, image_size=32,
+                                 size=6_640_907)])
+    header, row = text.splitlines()
+    assert header.split() == ["name", "task", "size", "metrics", "image", "size"]
+    assert "cgan-digits@1" in row and "6.6 MB" in row and "frechet_distance 105" in row and "32x32" in row
