@@ -75,3 +75,24 @@ def scale_for_replicas(loss):
         if n > 1:
             return loss / float(n)
     return loss
+
+
+# --- segmentation ---
+
+def masked_sparse_categorical_crossentropy(labels, logits, *, ignore_label=255, class_weights=None):
+    """Pixel-wise cross-entropy averaged over the pixels whose label is not `ignore_label`.
+
+    `labels`: int (batch, H, W); `logits`: (batch, H, W, classes). With
+    `class_weights` (one per class) the mean is weighted: sum(w_y * CE) / sum(w_y)
+    over the counted pixels (as torch's weighted `CrossEntropyLoss`). Ignored pixels
+    contribute neither loss nor gradient; a batch with no counted pixel gives 0.
+    """
+    logits = _f32(logits)
+    labels = ops.cast(labels, "int32")
+    valid = ops.not_equal(labels, ignore_label)
+    safe = ops.where(valid, labels, ops.zeros_like(labels))
+    ce = ops.sparse_categorical_crossentropy(safe, logits, from_logits=True)
+    weight = ops.cast(valid, "float32")
+    if class_weights is not None:
+        weight = weight * ops.take(ops.convert_to_tensor(class_weights, "float32"), safe)
+    return ops.sum(ce * weight) / ops.maximum(ops.sum(weight), 1e-8)
