@@ -8,7 +8,8 @@
   `keras.Model.compile` installs by itself; identity otherwise).
 - `SeededModel`: a `keras.Model` that owns a `SeedGenerator` for its randomness and
   saves the generator's state with its weights (Keras does not), so a run resumed
-  from a checkpoint continues the same random stream.
+  from a checkpoint continues the same random stream; it tracks each loss term it
+  reports (`loss_names`) with a `keras.metrics.Mean`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class SeededModel(keras.Model):
         seed: int or None. Seed of the model-owned generator.
     """
 
+    loss_names: tuple[str, ...] = ()
     _SEED_KEY = "noise_seed_state"
 
     def __init__(self, *, seed=None, **kwargs):
@@ -45,6 +47,17 @@ class SeededModel(keras.Model):
 
         self.seed = seed
         self.seed_generator = ReplicaSeedGenerator(seed, name="noise_seed")
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.loss_names}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def track(self, logs):
+        """Update the trackers with `logs` and return every tracked mean."""
+        for name, value in logs.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
 
     def normal(self, shape, dtype="float32"):
         return keras.random.normal(shape, dtype=dtype, seed=self.seed_generator)
