@@ -121,3 +121,45 @@ def test_base_class_round_trips_config():
     model = SegmentationModel(network=net, num_classes=2, class_weights=[1, 2])
     assert model.get_config()["class_weights"] == [1.0, 2.0]
     assert model.get_config()["ignore_label"] == 255
+
+
+SEGMENTERS = ["unet", "deeplab_v3_plus"]
+
+
+def _tiny_model(name):
+    from kzoo.zoo import create_model, tiny_overrides
+
+    return create_model(name, **tiny_overrides(name))
+
+
+def _data(model, n=4):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (n, model.image_size, model.image_size, model.channels)).astype("float32")
+    return x, rng.integers(0, model.num_classes, x.shape[:3]).astype("int32")
+
+
+@pytest.mark.parametrize("name", SEGMENTERS)
+def test_train_step_changes_every_weight(name):
+    from tests.helpers import changed, weights_of
+
+    model = _tiny_model(name)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x, y = _data(model)
+    before = weights_of([model.network])
+    logs = model.fit(x, y, batch_size=len(x), epochs=1, verbose=0).history
+    assert set(logs) == {"loss", "mean_iou", "pixel_accuracy"} and np.isfinite(logs["loss"][0])
+    assert all(changed(before, [model.network]))
+
+
+@pytest.mark.parametrize("name", SEGMENTERS)
+def test_save_load(name, tmp_path):
+    model = _tiny_model(name)
+    x, _ = _data(model, 2)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-5)
+    seg = model.inference_parts()["segmenter"]
+    seg.save(tmp_path / "seg.keras")
+    out = keras.saving.load_model(tmp_path / "seg.keras")(x)
+    np.testing.assert_array_equal(out["labels"], seg(x)["labels"])
