@@ -163,3 +163,15 @@ def test_save_load(name, tmp_path):
     seg.save(tmp_path / "seg.keras")
     out = keras.saving.load_model(tmp_path / "seg.keras")(x)
     np.testing.assert_array_equal(out["labels"], seg(x)["labels"])
+
+
+def test_mixed_precision_step():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = _tiny_unet()
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        x, y = _data(model)
+        logs = model.fit(x, y, batch_size=4, epochs=1, verbose=0).history
+        assert model(x).dtype == "float32" and np.isfinite(logs["loss"][0])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -90,3 +90,14 @@ def test_bad_arguments():
         _tiny(likelihood="poisson")
     with pytest.raises(ValueError, match="power of two"):
         _tiny(image_size=24)
+
+
+def test_mixed_precision_step():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = _tiny()
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        logs = model.fit(_images(8), batch_size=8, epochs=1, verbose=0).history
+        assert all(np.isfinite(v[0]) for v in logs.values())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
