@@ -44,3 +44,72 @@ def activation_layer(kind, name=None):
     if kind == "leaky_relu":
         return layers.LeakyReLU(negative_slope=0.2, name=name)
     return layers.Activation(kind, name=name)
+
+
+# --- segmentation ---
+
+def conv_norm_act(x, filters, kernel_size=3, *, strides=1, dilation_rate=1, norm="batch",
+                  activation="relu", name=None):
+    """Conv (He-normal init, Ronneberger et al. 2015 Sec. 3) -> optional norm -> activation."""
+    x = layers.Conv2D(filters, kernel_size, strides=strides, dilation_rate=dilation_rate,
+                      padding="same", use_bias=norm in (None, "none"),
+                      kernel_initializer="he_normal", name=f"{name}_conv" if name else None)(x)
+    norm_layer = normalization(norm, name=f"{name}_norm" if name else None)
+    if norm_layer is not None:
+        x = norm_layer(x)
+    if activation is None:
+        return x
+    return activation_layer(activation, name=f"{name}_act" if name else None)(x)
+
+
+def aspp(x, *, filters=256, rates=(6, 12, 18), norm="batch", dropout=0.1, name="aspp"):
+    """Atrous Spatial Pyramid Pooling (Chen et al., DeepLabv3, 2017, Sec. 3.3).
+
+    Parallel branches on the backbone features: one 1x1 conv, one 3x3 conv per
+    atrous rate in `rates` (6, 12, 18 at output stride 16), and image-level pooling
+    (global average -> 1x1 conv -> bilinear upsampling back to the feature size);
+    each with batch norm and ReLU. Their concatenation goes through a 1x1 conv
+    (`filters`), batch norm, ReLU and dropout (0.1, as in the reference code).
+    The feature map must have a static height and width.
+    """
+    h, w = x.shape[1], x.shape[2]
+    if h is None or w is None:
+        raise ValueError("aspp needs features with a static height and width")
+    branches = [conv_norm_act(x, filters, 1, norm=norm, name=f"{name}_1x1")]
+    for rate in rates:
+        branches.append(conv_norm_act(x, filters, 3, dilation_rate=rate, norm=norm,
+                                      name=f"{name}_rate{rate}"))
+    pooled = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+    pooled = conv_norm_act(pooled, filters, 1, norm=norm, name=f"{name}_pool_proj")
+    branches.append(layers.UpSampling2D((h, w), interpolation="bilinear",
+                                        name=f"{name}_pool_up")(pooled))
+    y = layers.Concatenate(name=f"{name}_concat")(branches)
+    y = conv_norm_act(y, filters, 1, norm=norm, name=f"{name}_project")
+    if dropout:
+        y = layers.Dropout(dropout, name=f"{name}_dropout")(y)
+    return y
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ArgMax(layers.Layer):
+    """Index of the largest value along `axis` as int32 (segmentation labels)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def call(self, x):
+        return keras.ops.cast(keras.ops.argmax(x, axis=self.axis), "int32")
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        shape.pop(self.axis)
+        return tuple(shape)
+
+    def compute_output_spec(self, x):
+        shape = list(x.shape)
+        shape.pop(self.axis)
+        return keras.KerasTensor(tuple(shape), dtype="int32")
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}

@@ -75,3 +75,55 @@ def scale_for_replicas(loss):
         if n > 1:
             return loss / float(n)
     return loss
+
+
+# --- segmentation ---
+
+def masked_sparse_categorical_crossentropy(labels, logits, *, ignore_label=255, class_weights=None):
+    """Pixel-wise cross-entropy averaged over the pixels whose label is not `ignore_label`.
+
+    `labels`: int (batch, H, W); `logits`: (batch, H, W, classes). With
+    `class_weights` (one per class) the mean is weighted: sum(w_y * CE) / sum(w_y)
+    over the counted pixels (as torch's weighted `CrossEntropyLoss`). Ignored pixels
+    contribute neither loss nor gradient; a batch with no counted pixel gives 0.
+    """
+    logits = _f32(logits)
+    labels = ops.cast(labels, "int32")
+    valid = ops.not_equal(labels, ignore_label)
+    safe = ops.where(valid, labels, ops.zeros_like(labels))
+    ce = ops.sparse_categorical_crossentropy(safe, logits, from_logits=True)
+    weight = ops.cast(valid, "float32")
+    if class_weights is not None:
+        weight = weight * ops.take(ops.convert_to_tensor(class_weights, "float32"), safe)
+    return ops.sum(ce * weight) / ops.maximum(ops.sum(weight), 1e-8)
+
+
+# --- vae ---
+
+def _sum_per_example(x):
+    return ops.sum(ops.reshape(x, (ops.shape(x)[0], -1)), axis=1)
+
+
+def bernoulli_nll(images, logits):
+    """-log p(x|z) of a Bernoulli decoder, summed over pixels, mean over examples.
+
+    `images` in [-1, 1] are read as Bernoulli means (x + 1) / 2 in [0, 1] (Kingma &
+    Welling, 2014, Appendix C.1, used for MNIST).
+    """
+    target = (_f32(images) + 1.0) / 2.0
+    logits = _f32(logits)
+    return ops.mean(_sum_per_example(ops.softplus(logits) - target * logits))
+
+
+def gaussian_nll(images, mean, sigma):
+    """-log N(x; mean, sigma^2 I) without its constant, summed over pixels, mean over examples."""
+    return ops.mean(_sum_per_example(ops.square(_f32(images) - _f32(mean)))) / (2.0 * sigma ** 2)
+
+
+def gaussian_kl(mu, log_var):
+    """KL(N(mu, diag(exp(log_var))) || N(0, I)), summed over dims, mean over examples.
+
+    -1/2 sum(1 + log sigma^2 - mu^2 - sigma^2) (Kingma & Welling, 2014, Appendix B).
+    """
+    mu, log_var = _f32(mu), _f32(log_var)
+    return ops.mean(-0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=-1))

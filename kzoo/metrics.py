@@ -130,3 +130,31 @@ def psnr(a, b, data_range=2.0):
     """Peak signal-to-noise ratio in dB of images `a` vs `b` (same range)."""
     mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(data_range ** 2 / mse))
+
+
+# --- segmentation ---
+
+def confusion_matrix(labels, predictions, num_classes, ignore_label=255):
+    """(num_classes, num_classes) counts of true class (rows) vs predicted (columns).
+
+    Pixels labelled `ignore_label` are not counted.
+    """
+    labels = np.asarray(labels).ravel().astype(np.int64)
+    predictions = np.asarray(predictions).ravel().astype(np.int64)
+    keep = labels != ignore_label
+    return np.bincount(labels[keep] * num_classes + predictions[keep],
+                       minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def segmentation_scores(confusion):
+    """Mean IoU (over classes present in truth or prediction), per-class IoU, pixel accuracy.
+
+    IoU_c = TP_c / (TP_c + FP_c + FN_c) (Everingham et al., PASCAL VOC).
+    """
+    confusion = np.asarray(confusion, np.float64)
+    tp = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    return {"mean_iou": float(np.nanmean(iou)) if np.any(union > 0) else float("nan"),
+            "per_class_iou": [None if np.isnan(v) else float(v) for v in iou],
+            "pixel_accuracy": float(tp.sum() / max(confusion.sum(), 1))}

@@ -23,3 +23,21 @@ def grid(images, cols, pad=2):
         r, k = divmod(i, cols)
         out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = img
     return out
+
+
+# --- segmentation ---
+
+# Background black, then distinct colours (Sasha Trubetskoy's list); 255 (ignored) white.
+PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [255, 225, 25],
+                    [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230],
+                    [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255],
+                    [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195],
+                    [128, 128, 0], [255, 215, 180], [0, 0, 128], [128, 128, 128]], np.uint8)
+
+
+def colorize(labels, ignore_label=255):
+    """Integer label maps (..., H, W) -> uint8 RGB (..., H, W, 3); ignored pixels white."""
+    labels = np.asarray(labels).astype(np.int64)
+    out = PALETTE[labels % len(PALETTE)]
+    out[labels == ignore_label] = 255
+    return out

@@ -261,3 +261,8 @@ def batch_pipeline(data: ImageData, batch_size: int, *, seed: int = 0, shuffle: 
     if repeat:
         ds = ds.repeat()
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def has_heldout_split(spec: str) -> bool:
+    """Whether `spec` names data with a held-out "test" split: builtins and tfds without a split."""
+    return spec.startswith("builtin:") or (spec.startswith("tfds:") and ":" not in spec[5:])

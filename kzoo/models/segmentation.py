@@ -1,0 +1,130 @@
+"""The one segmentation `train_step`/`test_step`, shared by U-Net and DeepLabV3+.
+
+`SegmentationModel` wraps a functional `network` (image -> per-pixel class
+logits) and trains it with pixel-wise cross-entropy that skips pixels labelled
+`ignore_label` (255, the VOC / Cityscapes convention for "void"), optionally
+weighted per class (`kzoo.losses.masked_sparse_categorical_crossentropy`). It
+tracks the loss, the mean intersection-over-union and the pixel accuracy, all
+of which skip ignored pixels too. Models only build their network.
+
+As in the adversarial core, the loss is a per-replica mean scaled for
+tf.distribute and for mixed-precision loss scaling (`kzoo.training.minimize`).
+Under tf.distribute each replica averages over its own counted pixels, so the
+update is the mean of the replicas' means (equal to the global pixel mean when
+the replicas count as many pixels).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from kzoo.layers import ArgMax
+from kzoo.losses import masked_sparse_categorical_crossentropy
+from kzoo.training import minimize
+
+IGNORE_LABEL = 255
+
+
+class SegmentationModel(keras.Model):
+    """Per-pixel classifier with the shared segmentation training step.
+
+    Args:
+        network: `keras.Model`. Image (batch, H, W, C) in [-1, 1] -> float32
+            logits (batch, H, W, num_classes).
+        num_classes: int. Number of classes (labels 0..num_classes-1).
+        class_weights: sequence of floats or None. Loss weight of each class.
+        ignore_label: int. Label of pixels that count in neither loss nor metrics.
+
+    Call arguments:
+        inputs: images (batch, H, W, C) in [-1, 1].
+
+    Returns:
+        Logits (batch, H, W, num_classes); `inference_parts()["segmenter"]`
+        returns softmax probabilities and argmax labels instead.
+    """
+
+    def __init__(self, *, network, num_classes, class_weights=None, ignore_label=IGNORE_LABEL,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if class_weights is not None:
+            class_weights = [float(w) for w in class_weights]
+            if len(class_weights) != num_classes:
+                raise ValueError(f"class_weights has {len(class_weights)} entries for "
+                                 f"{num_classes} classes")
+        self.network = network
+        self.num_classes = int(num_classes)
+        self.class_weights = class_weights
+        self.ignore_label = int(ignore_label)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.iou = keras.metrics.MeanIoU(self.num_classes, name="mean_iou",
+                                         ignore_class=self.ignore_label, sparse_y_pred=False)
+        self.accuracy_tracker = keras.metrics.Mean(name="pixel_accuracy")
+        self.built = True
+
+    def call(self, inputs, training=False):
+        return self.network(inputs, training=training)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.iou, self.accuracy_tracker]
+
+    def segmentation_loss(self, labels, logits):
+        return masked_sparse_categorical_crossentropy(
+            labels, logits, ignore_label=self.ignore_label, class_weights=self.class_weights)
+
+    def _labels(self, data):
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if labels is None:
+            raise ValueError("segmentation batches must be (images, masks)")
+        labels = ops.cast(labels, "int32")
+        if len(labels.shape) == 4:
+            labels = ops.squeeze(labels, -1)
+        return images, labels
+
+    def train_step(self, data):
+        images, labels = self._labels(data)
+
+        def loss_fn():
+            logits = self(images, training=True)
+            loss = self.segmentation_loss(labels, logits)
+            return loss, {"loss": loss, "logits": logits}
+
+        logs = minimize(self.optimizer, self.network.trainable_variables, loss_fn)
+        return self._track(labels, logs["logits"], logs["loss"])
+
+    def test_step(self, data):
+        images, labels = self._labels(data)
+        logits = self(images, training=False)
+        return self._track(labels, logits, self.segmentation_loss(labels, logits))
+
+    def _track(self, labels, logits, loss):
+        self.loss_tracker.update_state(loss)
+        self.iou.update_state(labels, logits)
+        valid = ops.cast(ops.not_equal(labels, self.ignore_label), "float32")
+        correct = ops.cast(ops.equal(ops.argmax(logits, -1), ops.cast(labels, "int64")), "float32")
+        self.accuracy_tracker.update_state(correct, sample_weight=valid)
+        return {m.name: m.result() for m in self.metrics}
+
+    def inference_parts(self):
+        """{"segmenter": image -> {"probabilities": softmax, "labels": argmax}}."""
+        logits = self.network.output
+        probs = layers.Softmax(dtype="float32", name="probabilities")(logits)
+        labels = ArgMax(name="labels")(logits)
+        return {"segmenter": keras.Model(self.network.input,
+                                         {"probabilities": probs, "labels": labels},
+                                         name="segmenter")}
+
+    def predict_labels(self, images, batch_size=32):
+        """Argmax labels (N, H, W) as a NumPy array."""
+        import numpy as np
+
+        return np.argmax(self.predict(images, batch_size=batch_size, verbose=0), -1)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "num_classes": self.num_classes,
+                "class_weights": self.class_weights, "ignore_label": self.ignore_label}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

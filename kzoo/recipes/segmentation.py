@@ -1,0 +1,132 @@
+"""What the segmentation recipes (unet, deeplab) share: one recipe, two configs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from kzoo.errors import KzooError
+from kzoo.recipes.runner import Recipe, TrainConfig
+
+GRID_ROWS = 8
+
+
+@dataclasses.dataclass
+class SegmentationConfig(TrainConfig):
+    """Options of the segmentation recipes."""
+
+    data: str = "builtin:shapes"
+    num_classes: int = 0  # 0: the data's own (folders: largest label + 1)
+    class_weights: str = ""  # comma-separated loss weight per class; empty: unweighted
+    optimizer: str = "sgd"  # sgd | adam
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    poly_power: float = 0.0  # > 0: "poly" learning rate (1 - step/steps)^power; 0: constant
+
+
+def segmentation_recipe(name, config_cls, *, model_name, model_options):
+    """A `Recipe` training the registered model `model_name`.
+
+    `model_options(cfg) -> dict` gives the model's own constructor options.
+    """
+
+    def load_data(cfg):
+        from kzoo.data.segmentation import load_segmentation
+
+        data = load_segmentation(cfg.data, image_size=cfg.image_size, split="train",
+                                 num_classes=cfg.num_classes or None)
+        if cfg.num_classes and cfg.num_classes != data.num_classes:
+            raise KzooError(f"--num-classes {cfg.num_classes} does not match {cfg.data}, "
+                            f"which has {data.num_classes} classes")
+        return data, _heldout(cfg)
+
+    def build(cfg, data):
+        import keras
+
+        from kzoo.zoo import create_model
+
+        try:
+            model = create_model(model_name, image_size=cfg.image_size, channels=data.channels,
+                                 num_classes=data.num_classes,
+                                 class_weights=_class_weights(cfg, data.num_classes),
+                                 **model_options(cfg))
+        except ValueError as e:
+            raise KzooError(str(e)) from None
+        lr = cfg.learning_rate
+        if cfg.poly_power > 0:
+            lr = keras.optimizers.schedules.PolynomialDecay(
+                lr, decay_steps=cfg.epochs * _steps(cfg, data), end_learning_rate=0.0,
+                power=cfg.poly_power)
+        decay = cfg.weight_decay or None
+        if cfg.optimizer == "sgd":
+            opt = keras.optimizers.SGD(lr, momentum=cfg.momentum, weight_decay=decay)
+        elif cfg.optimizer == "adam":
+            opt = keras.optimizers.Adam(lr, weight_decay=decay)
+        else:
+            raise KzooError(f"--optimizer must be sgd or adam, got {cfg.optimizer!r}")
+        model.compile(optimizer=opt, jit_compile=cfg.jit_compile)
+        return model
+
+    def train_dataset(cfg, data, model):
+        from kzoo.data import batch_pipeline
+
+        return batch_pipeline(data, cfg.batch_size, seed=cfg.seed)
+
+    def prepare_state(cfg, model, data):
+        source = _heldout(cfg) or data
+        (images, masks), = source.dataset.batch(GRID_ROWS).take(1).as_numpy_iterator()
+        return {"grid_images": images, "grid_masks": masks}
+
+    def sample_grid(cfg, model, state):
+        from kzoo.viz import colorize, grid, to_uint8
+
+        images = state["grid_images"]
+        pred = model.predict_labels(images)
+        rows = [to_uint8(images if images.shape[-1] == 3 else np.repeat(images, 3, -1)),
+                colorize(pred), colorize(state["grid_masks"])]
+        return grid(np.stack(rows, axis=1).reshape(-1, *rows[0].shape[1:]), 3)
+
+    def evaluate(cfg, model, data, heldout):
+        from kzoo.metrics import confusion_matrix, segmentation_scores
+
+        source, prefix = (heldout, "heldout") if heldout is not None else (data, "train")
+        confusion = np.zeros((data.num_classes, data.num_classes), np.int64)
+        for images, masks in source.dataset.batch(cfg.batch_size).as_numpy_iterator():
+            confusion += confusion_matrix(masks, model.predict_labels(images), data.num_classes,
+                                          model.ignore_label)
+        return {f"{prefix}_{k}": v for k, v in segmentation_scores(confusion).items()}
+
+    return Recipe(name=name, config_cls=config_cls, load_data=load_data, build=build,
+                  train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
+                  inference_model=lambda model: model.inference_parts()["segmenter"],
+                  prepare_state=prepare_state)
+
+
+def _heldout(cfg):
+    """The held-out split of builtin and tfds data (folders and explicit tfds splits: None)."""
+    from kzoo.data.images import has_heldout_split
+    from kzoo.data.segmentation import load_segmentation
+
+    if has_heldout_split(cfg.data):
+        return load_segmentation(cfg.data, image_size=cfg.image_size, split="test")
+    return None
+
+
+def _class_weights(cfg, num_classes):
+    if not cfg.class_weights:
+        return None
+    try:
+        weights = [float(w) for w in cfg.class_weights.split(",")]
+    except ValueError:
+        raise KzooError(f"--class-weights must be comma-separated numbers, got "
+                        f"{cfg.class_weights!r}") from None
+    if len(weights) != num_classes or min(weights) < 0:
+        raise KzooError(f"--class-weights needs {num_classes} non-negative numbers (one per "
+                        f"class), got {cfg.class_weights!r}")
+    return weights
+
+
+def _steps(cfg, data):
+    return cfg.steps_per_epoch or max(1, data.num_examples // cfg.batch_size)
