@@ -24,6 +24,7 @@ so the feature network is pluggable (`feature_extractor=`):
 
 from __future__ import annotations
 
+import json
 import os
 
 import keras
@@ -103,6 +104,10 @@ class SRResNet(keras.Model):
         num_blocks: int. Residual blocks (16 in the paper).
         norm: str. "batch" (paper) or "none".
         output_activation: str or None. None (linear, default) or "tanh".
+        upsampled_skip: bool. Not in the paper (default False): add the bicubic
+            upsampling of the input to the output, so the network learns only
+            the residual detail (global residual learning, Kim et al., VDSR,
+            CVPR 2016). Much faster to train; the quick preset uses it.
 
     Call arguments:
         inputs: LR images (batch, h, w, channels) in [-1, 1], any h and w.
@@ -123,7 +128,7 @@ class SRResNet(keras.Model):
     """
 
     def __init__(self, *, scale=4, channels=3, width=64, num_blocks=16, norm="batch",
-                 output_activation=None, **kwargs):
+                 output_activation=None, upsampled_skip=False, **kwargs):
         # === Layers / Functional Model ===
         lr = keras.Input((None, None, channels), name="lr")
         h = layers.Conv2D(width, 9, padding="same", name="head_conv")(lr)
@@ -138,6 +143,9 @@ class SRResNet(keras.Model):
             h = PixelShuffle(r, name=f"up{i + 1}_shuffle")(h)
             h = _prelu(f"up{i + 1}_prelu")(h)
         out = layers.Conv2D(channels, 9, padding="same", name="out_conv")(h)
+        if upsampled_skip:
+            up = layers.UpSampling2D(scale, interpolation="bicubic", name="bicubic_skip")(lr)
+            out = layers.Add(name="residual_sr")([up, out])
         out = layers.Activation(output_activation or "linear", dtype="float32", name="sr")(out)
         kwargs.setdefault("name", "srresnet")
         super().__init__(inputs=lr, outputs=out, **kwargs)
@@ -148,11 +156,13 @@ class SRResNet(keras.Model):
         self.num_blocks = num_blocks
         self.norm = norm
         self.output_activation = output_activation
+        self.upsampled_skip = upsampled_skip
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "scale": self.scale,
                 "channels": self.channels, "width": self.width, "num_blocks": self.num_blocks,
-                "norm": self.norm, "output_activation": self.output_activation}
+                "norm": self.norm, "output_activation": self.output_activation,
+                "upsampled_skip": self.upsampled_skip}
 
     @classmethod
     def from_config(cls, config):
@@ -270,6 +280,7 @@ class SRGAN(AdversarialModel):
         discriminator_width: int. Width of D's first conv (64).
         dense_units: int. D's hidden dense layer (1024).
         norm: str. "batch" (paper) or "none", in both networks.
+        upsampled_skip: bool. Generator adds the bicubic upsampled input (see `SRResNet`).
         content_loss: str. "features" (paper) or "mse".
         adversarial_weight: float. Weight of the adversarial term (1e-3).
         feature_extractor: keras.Model or None. [-1, 1] RGB -> feature map; None
@@ -297,16 +308,16 @@ class SRGAN(AdversarialModel):
     loss_names = ("d_loss", "g_loss", "content_loss", "adversarial_loss")
 
     def __init__(self, *, image_size=96, scale=4, channels=3, width=64, num_blocks=16,
-                 discriminator_width=64, dense_units=1024, norm="batch", content_loss="features",
-                 adversarial_weight=1e-3, feature_extractor=None, feature_scale=VGG_FEATURE_SCALE,
-                 seed=None, **kwargs):
+                 discriminator_width=64, dense_units=1024, norm="batch", upsampled_skip=False,
+                 content_loss="features", adversarial_weight=1e-3, feature_extractor=None,
+                 feature_scale=VGG_FEATURE_SCALE, seed=None, **kwargs):
         if content_loss not in ("features", "mse"):
             raise ValueError(f"content_loss must be 'features' or 'mse', got {content_loss!r}")
         if image_size % scale:
             raise ValueError(f"image_size {image_size} must be a multiple of the scale {scale}")
         # === Layers ===
         generator = SRResNet(scale=scale, channels=channels, width=width, num_blocks=num_blocks,
-                             norm=norm, name="generator")
+                             norm=norm, upsampled_skip=upsampled_skip, name="generator")
         discriminator = srgan_discriminator(image_size=image_size, channels=channels,
                                             width=discriminator_width, dense_units=dense_units, norm=norm)
         if isinstance(feature_extractor, dict):
@@ -327,6 +338,7 @@ class SRGAN(AdversarialModel):
         self.discriminator_width = discriminator_width
         self.dense_units = dense_units
         self.norm = norm
+        self.upsampled_skip = upsampled_skip
         self.content_loss = content_loss
         self.adversarial_weight = adversarial_weight
         self.feature_scale = feature_scale
@@ -360,10 +372,14 @@ class SRGAN(AdversarialModel):
         config.update(
             image_size=self.image_size, scale=self.scale, channels=self.channels, width=self.width,
             num_blocks=self.num_blocks, discriminator_width=self.discriminator_width,
-            dense_units=self.dense_units, norm=self.norm, content_loss=self.content_loss,
+            dense_units=self.dense_units, norm=self.norm, upsampled_skip=self.upsampled_skip,
+            content_loss=self.content_loss,
             adversarial_weight=self.adversarial_weight, feature_scale=self.feature_scale,
-            feature_extractor=(None if self.feature_extractor is None
-                               else keras.saving.serialize_keras_object(self.feature_extractor)))
+            feature_extractor=None)
+        if self.feature_extractor is not None:
+            # Through JSON, as in a saved file (tuples become lists), so configs compare equal.
+            config["feature_extractor"] = json.loads(json.dumps(
+                keras.saving.serialize_keras_object(self.feature_extractor)))
         return config
 
 

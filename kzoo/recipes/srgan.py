@@ -40,6 +40,7 @@ class SRGANConfig(TrainConfig):
     width: int = 64
     num_blocks: int = 16
     norm: str = "batch"
+    upsampled_skip: bool = False  # not in the paper: generator adds the bicubic upsampled input
     discriminator_width: int = 64
     dense_units: int = 1024
     content_loss: str = "features"  # srgan stage: features (VGG54-style) | mse
@@ -94,7 +95,8 @@ def build(cfg, data):
             lr = keras.optimizers.schedules.PiecewiseConstantDecay([cfg.lr_decay_steps], [lr, lr / 10])
         return keras.optimizers.Adam(lr, beta_1=cfg.beta_1)
 
-    net = dict(scale=cfg.scale, width=cfg.width, num_blocks=cfg.num_blocks, norm=cfg.norm)
+    net = dict(scale=cfg.scale, width=cfg.width, num_blocks=cfg.num_blocks, norm=cfg.norm,
+               upsampled_skip=cfg.upsampled_skip)
     if cfg.stage == "srresnet":
         model = create_model("srresnet", **net)
         model.compile(optimizer=adam(), loss="mse", jit_compile=cfg.jit_compile)
@@ -135,7 +137,7 @@ def _load_generator_weights(generator, spec):
         source = source.generator
     if not isinstance(source, SRResNet):
         raise KzooError(f"--init-from {path} holds a {type(source).__name__}, not an SRResNet/SRGAN")
-    keys = ("scale", "channels", "width", "num_blocks", "norm")
+    keys = ("scale", "channels", "width", "num_blocks", "norm", "upsampled_skip")
     if any(getattr(source, k) != getattr(generator, k) for k in keys):
         mine = {k: getattr(generator, k) for k in keys}
         theirs = {k: getattr(source, k) for k in keys}
