@@ -104,7 +104,7 @@ class SRResNet(keras.Model):
         num_blocks: int. Residual blocks (16 in the paper).
         norm: str. "batch" (paper) or "none".
         output_activation: str or None. None (linear, default) or "tanh".
-        upsampled_skip: bool. Not in the paper (default False): add the bicubic
+        upsampled_skip: bool. Not in the paper (default False): add the bilinear
             upsampling of the input to the output, so the network learns only
             the residual detail (global residual learning, Kim et al., VDSR,
             CVPR 2016). Much faster to train; the quick preset uses it.
@@ -144,7 +144,8 @@ class SRResNet(keras.Model):
             h = _prelu(f"up{i + 1}_prelu")(h)
         out = layers.Conv2D(channels, 9, padding="same", name="out_conv")(h)
         if upsampled_skip:
-            up = layers.UpSampling2D(scale, interpolation="bicubic", name="bicubic_skip")(lr)
+            # bilinear, not bicubic: XLA has no ResizeBicubic kernel
+            up = layers.UpSampling2D(scale, interpolation="bilinear", name="upsampled_skip")(lr)
             out = layers.Add(name="residual_sr")([up, out])
         out = layers.Activation(output_activation or "linear", dtype="float32", name="sr")(out)
         kwargs.setdefault("name", "srresnet")
@@ -280,7 +281,7 @@ class SRGAN(AdversarialModel):
         discriminator_width: int. Width of D's first conv (64).
         dense_units: int. D's hidden dense layer (1024).
         norm: str. "batch" (paper) or "none", in both networks.
-        upsampled_skip: bool. Generator adds the bicubic upsampled input (see `SRResNet`).
+        upsampled_skip: bool. Generator adds the bilinear upsampled input (see `SRResNet`).
         content_loss: str. "features" (paper) or "mse".
         adversarial_weight: float. Weight of the adversarial term (1e-3).
         feature_extractor: keras.Model or None. [-1, 1] RGB -> feature map; None

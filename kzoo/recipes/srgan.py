@@ -40,7 +40,7 @@ class SRGANConfig(TrainConfig):
     width: int = 64
     num_blocks: int = 16
     norm: str = "batch"
-    upsampled_skip: bool = False  # not in the paper: generator adds the bicubic upsampled input
+    upsampled_skip: bool = False  # not in the paper: generator adds the bilinear upsampled input
     discriminator_width: int = 64
     dense_units: int = 1024
     content_loss: str = "features"  # srgan stage: features (VGG54-style) | mse
