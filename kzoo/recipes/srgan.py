@@ -2,10 +2,14 @@
 
 Two stages, as in the paper:
 
-    python -m kzoo.recipes.srgan --stage srresnet --out runs/srgan/srresnet
-    python -m kzoo.recipes.srgan --stage srgan --init-from runs/srgan/srresnet --out runs/srgan/srgan
+    python -m kzoo.recipes.srgan --preset paper --out runs/srgan/srresnet
+    python -m kzoo.recipes.srgan --preset paper_srgan --init-from runs/srgan/srresnet --out runs/srgan/srgan
 
-The second stage starts its generator from the first one's weights. Held-out
+(`--preset quick` and `--preset quick --stage srgan --init-from ...` on a CPU.) The
+second stage starts its generator from the first one's weights. Its feature
+(content) network is `--feature-network random` by default, a seeded random VGG19
+that needs no download (see `kzoo.models.srgan`); `--feature-network vgg19
+--feature-weights PATH` uses the paper's ImageNet VGG19 from a weights file. Held-out
 quality (`evaluate`, in metrics.jsonl): PSNR and SSIM on the Y channel with a
 border of `scale` pixels cropped, for the model and for bicubic upscaling.
 """
@@ -176,7 +180,7 @@ def prepare_state(cfg, model, data):
     """Fixed held-out crops for the sample grid; with --init-from, the starting scores."""
     from kzoo.data.sr import heldout_images
 
-    side = max(cfg.image_size, 2 * cfg.scale)
+    side = 2 * cfg.image_size
     crops = heldout_images(cfg.data, scale=cfg.scale, limit=SAMPLE_ROWS, max_size=side)
     state = {"sample_hr": crops}
     if cfg.init_from:

@@ -37,7 +37,7 @@ def test_two_stages(tmp_path):
     assert final["psnr_y_gain_db"] == pytest.approx(final["psnr_y"] - final["bicubic_psnr_y"])
     assert 20 < final["bicubic_psnr_y"] < 40 and 0 < final["bicubic_ssim_y"] < 1
     grid = np.asarray(Image.open(first / "samples" / "epoch_001.png"))
-    assert grid.shape == (2 + 2 * 18, 2 + 3 * 18, 3)  # 2 held-out rows of 16x16 crops: bicubic | SR | HR
+    assert grid.shape == (2 + 2 * 34, 2 + 3 * 34, 3)  # 2 held-out rows of 32x32 crops: bicubic | SR | HR
     gen = keras.saving.load_model(first / "model" / "inference.keras")
     assert gen(np.zeros((1, 5, 6, 3), "float32")).shape == (1, 20, 24, 3)
 
@@ -82,3 +82,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, match):
     import re
 
     assert re.search(match, err), err
+
+
+@pytest.mark.slow
+def test_quick_srresnet_beats_bicubic(tmp_path):
+    """The quality target: after the quick schedule, >= 0.5 dB Y-PSNR over bicubic (held-out)."""
+    out = run(RECIPE, ["--preset", "quick", "--out", str(tmp_path / "run")])
+    _, final = _final(out)
+    assert final["psnr_y_gain_db"] >= 0.5, final
