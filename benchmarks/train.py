@@ -14,7 +14,6 @@ import dataclasses
 import importlib
 import time
 
-import numpy as np
 
 from benchmarks.flops import graph_flops
 

@@ -158,3 +158,77 @@ def segmentation_scores(confusion):
     return {"mean_iou": float(np.nanmean(iou)) if np.any(union > 0) else float("nan"),
             "per_class_iou": [None if np.isnan(v) else float(v) for v in iou],
             "pixel_accuracy": float(tp.sum() / max(confusion.sum(), 1))}
+
+# --- super-resolution (SRGAN) ---
+# The SR literature (SRCNN, SRGAN, EDSR, ...) scores on the luminance channel only:
+# images as 8-bit RGB, converted to Y with MATLAB's rgb2ycbcr (ITU-R BT.601,
+# studio swing: Y in [16, 235]), `scale` pixels cropped from every border, then
+# PSNR with peak 255 and SSIM (Wang et al., 2004) on Y in [0, 255].
+
+def rgb_to_y(images):
+    """8-bit RGB (..., 3) -> BT.601 luma in [16, 235], as MATLAB's `rgb2ycbcr`."""
+    x = np.asarray(images, np.float64)
+    return 16.0 + (65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]) / 255.0
+
+
+def _sr_y(image, border):
+    """uint8-valued RGB (H, W, 3) -> Y (H, W) with `border` pixels cropped per side."""
+    y = rgb_to_y(image)
+    return y[border:y.shape[0] - border, border:y.shape[1] - border] if border else y
+
+
+def psnr_y(sr, hr, border=0):
+    """PSNR in dB on the Y channel of 8-bit RGB images `sr` and `hr` (H, W, 3).
+
+    Args:
+        sr, hr: arrays of 8-bit RGB values (uint8 or floats in [0, 255]).
+        border: int. Pixels cropped from each side first (the SR scale factor).
+    """
+    return psnr(_sr_y(sr, border), _sr_y(hr, border), data_range=255.0)
+
+
+def ssim(a, b, data_range=255.0, sigma=1.5, k1=0.01, k2=0.03):
+    """Mean SSIM of two grayscale images (Wang et al., 2004, as their `ssim_index.m`).
+
+    An 11x11 Gaussian window with sigma 1.5 over 'valid' positions only, K1 = 0.01,
+    K2 = 0.03, population (biased) local statistics.
+
+    References:
+        Wang, Bovik, Sheikh & Simoncelli, "Image Quality Assessment: From Error
+        Visibility to Structural Similarity", IEEE TIP 2004.
+    """
+    from scipy.signal import fftconvolve
+
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"ssim needs two equal 2-D images, got {a.shape} and {b.shape}")
+    radius = int(3.5 * sigma + 0.5)  # 11x11 at sigma 1.5
+    t = np.arange(-radius, radius + 1)
+    g = np.exp(-(t ** 2) / (2 * sigma ** 2))
+    window = np.outer(g, g) / np.outer(g, g).sum()
+
+    def filt(x):
+        return fftconvolve(x, window, mode="valid")
+
+    mu_a, mu_b = filt(a), filt(b)
+    var_a = filt(a * a) - mu_a ** 2
+    var_b = filt(b * b) - mu_b ** 2
+    cov = filt(a * b) - mu_a * mu_b
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return float(s.mean())
+
+
+def ssim_y(sr, hr, border=0):
+    """SSIM on the Y channel of 8-bit RGB images, `border` pixels cropped per side."""
+    return ssim(_sr_y(sr, border), _sr_y(hr, border), data_range=255.0)
+
+
+def sr_scores(sr_images, hr_images, scale, prefix=""):
+    """Mean Y-PSNR and Y-SSIM over pairs of 8-bit RGB images, border `scale` cropped."""
+    pairs = list(zip(sr_images, hr_images))
+    if not pairs:
+        raise ValueError("sr_scores needs at least one image pair")
+    return {f"{prefix}psnr_y": float(np.mean([psnr_y(s, h, scale) for s, h in pairs])),
+            f"{prefix}ssim_y": float(np.mean([ssim_y(s, h, scale) for s, h in pairs]))}

@@ -1,6 +1,5 @@
 """ONNX Runtime inference from kzoo.json, without TensorFlow."""
 
-import json
 import os
 import subprocess
 import sys

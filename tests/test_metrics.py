@@ -3,6 +3,7 @@ import pytest
 
 from kzoo import metrics
 from kzoo.data.images import digits_arrays
+from kzoo.metrics import psnr_y, rgb_to_y, sr_scores, ssim, ssim_y
 
 
 def test_reference_classifier_is_accurate_and_reproducible():
@@ -50,3 +51,51 @@ def test_psnr():
     a = np.zeros((4, 4))
     assert metrics.psnr(a, a + 0.2, data_range=2.0) == pytest.approx(10 * np.log10(4 / 0.04))
     assert metrics.psnr(a, a) == float("inf")
+
+
+def test_rgb_to_y_is_matlab_rgb2ycbcr():
+    # MATLAB: rgb2ycbcr(uint8 black / white / pure red) -> Y = 16, 235, 81.48
+    y = rgb_to_y(np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0]], np.uint8))
+    np.testing.assert_allclose(y, [16.0, 235.0, 16.0 + 65.481], atol=1e-9)
+
+
+def test_psnr_y_identical_and_known_mse():
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 256, (20, 24, 3)).astype(np.uint8)
+    assert psnr_y(hr, hr, border=4) == float("inf")
+    # A grey shift of d adds exactly (219/255 * d) to Y: MSE known in closed form.
+    hr = np.full((20, 24, 3), 100, np.uint8)
+    sr = hr + np.uint8(10)
+    mse = (219.0 / 255.0 * 10) ** 2
+    assert psnr_y(sr, hr) == pytest.approx(10 * np.log10(255 ** 2 / mse), abs=1e-9)
+    assert psnr_y(sr, hr) == pytest.approx(29.4520, abs=1e-3)
+
+
+def test_border_is_cropped_before_scoring():
+    hr = np.full((20, 20, 3), 128, np.uint8)
+    sr = hr.copy()
+    sr[:4] = 0  # error only inside a 4-pixel border
+    assert psnr_y(sr, hr, border=4) == float("inf")
+    assert psnr_y(sr, hr, border=3) < 30
+    assert ssim_y(sr, hr, border=4) == pytest.approx(1.0)
+
+
+def test_ssim_known_values_and_skimage():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 255, (40, 37))
+    b = np.clip(a + rng.normal(0, 20, a.shape), 0, 255)
+    assert ssim(a, a) == pytest.approx(1.0)
+    expected = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                     data_range=255)
+    assert ssim(a, b) == pytest.approx(expected, abs=1e-9)
+    assert ssim(a, 255 - a) < 0
+
+
+def test_sr_scores_averages_pairs():
+    hr = np.full((16, 16, 3), 100, np.uint8)
+    scores = sr_scores([hr + np.uint8(10), hr + np.uint8(20)], [hr, hr], scale=4, prefix="x_")
+    assert set(scores) == {"x_psnr_y", "x_ssim_y"}
+    assert scores["x_psnr_y"] == pytest.approx((psnr_y(hr + np.uint8(10), hr) + psnr_y(hr + np.uint8(20), hr)) / 2)
+    assert scores["x_psnr_y"] == pytest.approx((29.4520 + 23.4314) / 2, abs=1e-3)

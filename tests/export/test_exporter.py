@@ -8,7 +8,6 @@ import sys
 import textwrap
 
 import keras
-import numpy as np
 import pytest
 
 from kzoo.errors import KzooError

@@ -1,0 +1,396 @@
+"""SRResNet and SRGAN (Ledig et al., 2017): x4 photo-realistic super-resolution.
+
+Two stages, as in the paper: `SRResNet` (the generator alone, trained with a
+pixel MSE by Keras' own supervised `fit`; no adversary, so no adversarial loop),
+whose weights then initialise the generator of `SRGAN`, an `AdversarialModel`
+adding the VGG-style discriminator and a content + 1e-3 adversarial loss.
+
+Feature ("perceptual") content loss: the paper's VGG54 is the ReLU output of
+VGG19's conv5_4 with ImageNet weights. Those weights cannot be downloaded here,
+so the feature network is pluggable (`feature_extractor=`):
+
+- `vgg19_features(weights=PATH or "imagenet")`: the paper's network, from a
+  weights file the user has (or Keras' cache); never downloaded.
+- `random_vgg_features()` (the offline default): the same VGG19 topology up to
+  conv5_4 with fixed, seeded He-normal random weights, frozen. Deep features of
+  randomly initialised convolutional networks are known to work as perceptual
+  / texture losses (He, Wang & Hopcroft, NeurIPS 2016; Ustyuzhaninov et al.,
+  ICLR 2017; Liu et al., "Generic Perceptual Loss for Modeling Structured
+  Output Dependencies", CVPR 2021). Unlike the discriminator's own features it
+  is a fixed target (the loss does not move while D trains) and it needs no
+  data, so it is reproducible from the seed alone. It captures local structure,
+  not ImageNet semantics: expect results between the MSE and the true VGG54 loss.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+from keras import layers, ops
+
+from kzoo import losses
+from kzoo.errors import KzooError
+from kzoo.layers import PixelShuffle, conv_block, normalization
+from kzoo.models.adversarial import AdversarialModel, unpack
+from kzoo.zoo import register_model
+
+TINY_SRRESNET = {"width": 8, "num_blocks": 2}
+TINY = {"image_size": 16, "width": 8, "num_blocks": 2, "discriminator_width": 4, "dense_units": 16}
+
+VGG_FEATURE_SCALE = 1.0 / 12.75 ** 2  # Ledig et al., Sec. 3.2: VGG losses scaled by 1/12.75 (~0.006 on the MSE)
+VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VGG19_BLOCKS = (2, 2, 4, 4, 4)  # convs per block; widths 64, 128, 256, 512, 512
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+def upsample_factors(scale):
+    """Sub-pixel stages for `scale`: x2 stages (the paper's two for x4), then any odd rest."""
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
+    factors = []
+    while scale % 2 == 0:
+        factors.append(2)
+        scale //= 2
+    return factors + ([scale] if scale > 1 else [])
+
+
+def _prelu(name):
+    # One slope per channel, shared over space (fully convolutional); 0.25 as in He et al., 2015.
+    return layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25), shared_axes=[1, 2], name=name)
+
+
+def _conv_norm(x, filters, kernel_size, norm, name):
+    x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=norm in (None, "none"),
+                      name=f"{name}_conv")(x)
+    norm_layer = normalization(norm, name=f"{name}_norm")
+    return norm_layer(x) if norm_layer is not None else x
+
+
+def srresnet_residual_block(x, width, norm="batch", name=None):
+    """k3n64s1 conv - BN - PReLU - k3n64s1 conv - BN, plus the identity (Ledig et al., Fig. 4)."""
+    h = _conv_norm(x, width, 3, norm, f"{name}_a")
+    h = _prelu(f"{name}_a_prelu")(h)
+    h = _conv_norm(h, width, 3, norm, f"{name}_b")
+    return layers.Add(name=f"{name}_add")([x, h])
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class SRResNet(keras.Model):
+    """SRResNet: the SRGAN generator (Ledig et al., 2017, Fig. 4), fully convolutional.
+
+    k9n64 conv + PReLU; `num_blocks` residual blocks (conv-BN-PReLU-conv-BN +
+    skip); k3n64 conv + BN + the global skip from the first conv; one upsampling
+    block per factor of the scale, conv(64 * r**2) - PixelShuffle(r) - PReLU (two
+    x2 blocks for x4); a final k9 conv to `channels`.
+
+    Values: LR input and HR output are in [-1, 1] (the paper scales LR to [0, 1]
+    and HR to [-1, 1]; one range for both is the zoo's convention and the first
+    conv absorbs the affine difference). The output is **linear** (Fig. 4 ends in
+    a plain conv): a tanh would saturate the MSE gradient at the extremes where
+    bright and dark details live; outputs are clipped to [-1, 1] when turned
+    into pictures and scores. `output_activation="tanh"` is available.
+
+    Trained alone (the SRResNet stage) it is a plain supervised model:
+    `compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")`, then `fit` on
+    `(lr, hr)` batches -- the paper's SRResNet-MSE (10^6 updates, batch 16,
+    96x96 HR crops).
+
+    Args:
+        scale: int. Upscaling factor (4 in the paper).
+        channels: int. Image channels.
+        width: int. Channels of every conv (64 in the paper).
+        num_blocks: int. Residual blocks (16 in the paper).
+        norm: str. "batch" (paper) or "none".
+        output_activation: str or None. None (linear, default) or "tanh".
+        upsampled_skip: bool. Not in the paper (default False): add the bilinear
+            upsampling of the input to the output, so the network learns only
+            the residual detail (global residual learning, Kim et al., VDSR,
+            CVPR 2016). Much faster to train; the quick preset uses it.
+
+    Call arguments:
+        inputs: LR images (batch, h, w, channels) in [-1, 1], any h and w.
+
+    Returns:
+        SR images (batch, h * scale, w * scale, channels), about [-1, 1].
+
+    Example:
+    >>> model = SRResNet(width=8, num_blocks=2)
+    >>> model(keras.ops.zeros((1, 6, 5, 3))).shape
+    TensorShape([1, 24, 20, 3])
+
+    References:
+        Ledig et al., "Photo-Realistic Single Image Super-Resolution Using a
+        Generative Adversarial Network", CVPR 2017.
+        Shi et al., "Real-Time Single Image and Video Super-Resolution Using an
+        Efficient Sub-Pixel Convolutional Neural Network", CVPR 2016.
+    """
+
+    def __init__(self, *, scale=4, channels=3, width=64, num_blocks=16, norm="batch",
+                 output_activation=None, upsampled_skip=False, **kwargs):
+        # === Layers / Functional Model ===
+        lr = keras.Input((None, None, channels), name="lr")
+        h = layers.Conv2D(width, 9, padding="same", name="head_conv")(lr)
+        head = _prelu("head_prelu")(h)
+        h = head
+        for i in range(num_blocks):
+            h = srresnet_residual_block(h, width, norm, name=f"block{i + 1}")
+        h = _conv_norm(h, width, 3, norm, "trunk")
+        h = layers.Add(name="global_skip")([head, h])
+        for i, r in enumerate(upsample_factors(scale)):
+            h = layers.Conv2D(width * r * r, 3, padding="same", name=f"up{i + 1}_conv")(h)
+            h = PixelShuffle(r, name=f"up{i + 1}_shuffle")(h)
+            h = _prelu(f"up{i + 1}_prelu")(h)
+        out = layers.Conv2D(channels, 9, padding="same", name="out_conv")(h)
+        if upsampled_skip:
+            # bilinear, not bicubic: XLA has no ResizeBicubic kernel
+            up = layers.UpSampling2D(scale, interpolation="bilinear", name="upsampled_skip")(lr)
+            out = layers.Add(name="residual_sr")([up, out])
+        out = layers.Activation(output_activation or "linear", dtype="float32", name="sr")(out)
+        kwargs.setdefault("name", "srresnet")
+        super().__init__(inputs=lr, outputs=out, **kwargs)
+        # === Config ===
+        self.scale = scale
+        self.channels = channels
+        self.width = width
+        self.num_blocks = num_blocks
+        self.norm = norm
+        self.output_activation = output_activation
+        self.upsampled_skip = upsampled_skip
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "scale": self.scale,
+                "channels": self.channels, "width": self.width, "num_blocks": self.num_blocks,
+                "norm": self.norm, "output_activation": self.output_activation,
+                "upsampled_skip": self.upsampled_skip}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def srgan_discriminator(*, image_size=96, channels=3, width=64, dense_units=1024, norm="batch",
+                        name="discriminator"):
+    """SRGAN's VGG-style discriminator (Ledig et al., Fig. 4): HR patch -> one logit.
+
+    Eight 3x3 convs, widths 64-64-128-128-256-256-512-512 (times `width / 64`),
+    stride 2 on every second, LeakyReLU(0.2), batch norm on all but the first;
+    then dense(1024) - LeakyReLU(0.2) - dense(1). The sigmoid is folded into the
+    loss (logits). The dense head sits on the flattened (image_size/16)^2 map,
+    as in the paper (6x6x512 for 96x96 crops), rather than on a global pooling:
+    D only ever sees training crops of one fixed size, and flattening keeps the
+    spatial layout the paper's classifier sees.
+    """
+    image = keras.Input((image_size, image_size, channels), name="hr")
+    h = image
+    for i in range(8):
+        h = conv_block(h, width * 2 ** (i // 2), kernel_size=3, strides=1 + i % 2,
+                       norm=None if i == 0 else norm, name=f"conv{i + 1}")
+    h = layers.Flatten(name="flatten")(h)
+    h = layers.Dense(dense_units, name="dense")(h)
+    h = layers.LeakyReLU(negative_slope=0.2, name="dense_act")(h)
+    logit = layers.Dense(1, dtype="float32", name="logit")(h)
+    return keras.Model(image, logit, name=name)
+
+
+# --- feature networks for the content loss ----------------------------------------
+
+def _vgg_input_layer(name="vgg_preprocess"):
+    """[-1, 1] RGB -> Caffe-style VGG input (0..255 BGR minus the ImageNet mean), as a fixed 1x1 conv."""
+    import numpy as np
+
+    kernel = np.zeros((1, 1, 3, 3), np.float32)
+    for rgb, bgr in ((0, 2), (1, 1), (2, 0)):
+        kernel[0, 0, rgb, bgr] = 127.5
+    bias = 127.5 - np.asarray(IMAGENET_BGR_MEAN, np.float32)
+    layer = layers.Conv2D(3, 1, trainable=False, name=name)
+    layer.build((None, None, None, 3))
+    layer.set_weights([kernel, bias])
+    return layer
+
+
+def vgg19_features(weights="imagenet", layer="block5_conv4"):
+    """The paper's VGG54 feature network: VGG19 up to `layer` (after its ReLU), frozen.
+
+    Takes [-1, 1] RGB of any size. Never downloads: `weights` is a path to the
+    Keras VGG19 "notop" weights file, or "imagenet" for Keras' cached copy
+    (`$KERAS_HOME/models/` or `~/.keras/models/`).
+
+    Raises:
+        KzooError: the weights file does not exist.
+    """
+    if weights == "imagenet":
+        home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+        weights = os.path.join(home, "models", VGG19_NOTOP_FILE)
+    if not os.path.isfile(weights):
+        raise KzooError(f"VGG19 weights {weights!r} not found (kzoo never downloads them: give the "
+                        f"path of {VGG19_NOTOP_FILE}, or use the offline random feature network)")
+    base = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    base.load_weights(weights)
+    base.trainable = False
+    image = keras.Input((None, None, 3), name="image")
+    feats = keras.Model(base.input, base.get_layer(layer).output)(_vgg_input_layer()(image))
+    model = keras.Model(image, feats, name="vgg19_features")
+    model.trainable = False
+    return model
+
+
+def random_vgg_features(width=64, layer="block5_conv4", seed=0):
+    """VGG19's topology up to `layer` with fixed, seeded He-normal random weights, frozen.
+
+    The offline default feature network for the content loss (see the module
+    docstring). Input: [-1, 1] RGB fed directly; He initialisation with zero
+    biases keeps the mean square of activations near that of the input, so its
+    feature MSE is on the scale of a pixel MSE (feature scale 1). Channels are
+    `width * (1, 2, 4, 8, 8)` per block (64 is VGG19's).
+    """
+    image = keras.Input((None, None, 3), name="image")
+    h = image
+    for b, (n, mult) in enumerate(zip(VGG19_BLOCKS, (1, 2, 4, 8, 8))):
+        for c in range(n):
+            conv_name = f"block{b + 1}_conv{c + 1}"
+            h = layers.Conv2D(width * mult, 3, padding="same", activation="relu", name=conv_name,
+                              kernel_initializer=keras.initializers.HeNormal(seed=seed + 7 * b + c))(h)
+            if conv_name == layer:
+                model = keras.Model(image, h, name="random_vgg_features")
+                model.trainable = False
+                return model
+        h = layers.MaxPooling2D(2, name=f"block{b + 1}_pool")(h)
+    raise ValueError(f"unknown VGG19 layer {layer!r} (e.g. block2_conv2, block5_conv4)")
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class SRGAN(AdversarialModel):
+    """SRGAN: SRResNet generator, VGG-style discriminator, content + adversarial loss.
+
+    Generator loss = content + `adversarial_weight` * non-saturating adversarial
+    loss -log D(G(lr)) (Ledig et al., Eq. 3-6); the discriminator minimises the
+    usual cross-entropy on HR crops vs SR outputs. Content is "features"
+    (`feature_scale` * MSE between `feature_extractor` maps, the paper's
+    SRGAN-VGG54 with VGG19 and scale 1/12.75^2) or "mse" (SRGAN-MSE). Paper
+    training: generator initialised from a trained SRResNet, Adam(1e-4, beta1 0.9)
+    for 10^5 updates then 1e-5 for 10^5, batch 16 of 96x96 HR crops (the recipe).
+
+    Args:
+        image_size: int. HR crop size the discriminator sees (96).
+        scale: int. Upscaling factor (4).
+        channels: int. Image channels.
+        width: int. Generator width (64).
+        num_blocks: int. Generator residual blocks (16).
+        discriminator_width: int. Width of D's first conv (64).
+        dense_units: int. D's hidden dense layer (1024).
+        norm: str. "batch" (paper) or "none", in both networks.
+        upsampled_skip: bool. Generator adds the bilinear upsampled input (see `SRResNet`).
+        content_loss: str. "features" (paper) or "mse".
+        adversarial_weight: float. Weight of the adversarial term (1e-3).
+        feature_extractor: keras.Model or None. [-1, 1] RGB -> feature map; None
+            builds `random_vgg_features()` when `content_loss="features"`.
+        feature_scale: float. Multiplies the feature MSE (1/12.75^2 for VGG19).
+        seed: int or None. Seed of the model's noise generator (unused by the losses).
+
+    Call arguments:
+        inputs: LR images (batch, h, w, channels) in [-1, 1].
+
+    Returns:
+        SR images (batch, h * scale, w * scale, channels).
+
+    Example:
+    >>> model = SRGAN(image_size=16, width=8, num_blocks=2, discriminator_width=4,
+    ...               dense_units=16, content_loss="mse")
+    >>> model(keras.ops.zeros((2, 4, 4, 3))).shape
+    TensorShape([2, 16, 16, 3])
+
+    References:
+        Ledig et al., "Photo-Realistic Single Image Super-Resolution Using a
+        Generative Adversarial Network", CVPR 2017.
+    """
+
+    loss_names = ("d_loss", "g_loss", "content_loss", "adversarial_loss")
+
+    def __init__(self, *, image_size=96, scale=4, channels=3, width=64, num_blocks=16,
+                 discriminator_width=64, dense_units=1024, norm="batch", upsampled_skip=False,
+                 content_loss="features", adversarial_weight=1e-3, feature_extractor=None,
+                 feature_scale=VGG_FEATURE_SCALE, seed=None, **kwargs):
+        if content_loss not in ("features", "mse"):
+            raise ValueError(f"content_loss must be 'features' or 'mse', got {content_loss!r}")
+        if image_size % scale:
+            raise ValueError(f"image_size {image_size} must be a multiple of the scale {scale}")
+        # === Layers ===
+        generator = SRResNet(scale=scale, channels=channels, width=width, num_blocks=num_blocks,
+                             norm=norm, upsampled_skip=upsampled_skip, name="generator")
+        discriminator = srgan_discriminator(image_size=image_size, channels=channels,
+                                            width=discriminator_width, dense_units=dense_units, norm=norm)
+        if isinstance(feature_extractor, dict):
+            feature_extractor = keras.saving.deserialize_keras_object(feature_extractor)
+        if content_loss == "features" and feature_extractor is None:
+            feature_extractor = random_vgg_features()
+        if feature_extractor is not None:
+            feature_extractor.trainable = False
+        # === Model ===
+        super().__init__(generator=generator, discriminator=discriminator, seed=seed, **kwargs)
+        self.feature_extractor = feature_extractor
+        # === Config ===
+        self.image_size = image_size
+        self.scale = scale
+        self.channels = channels
+        self.width = width
+        self.num_blocks = num_blocks
+        self.discriminator_width = discriminator_width
+        self.dense_units = dense_units
+        self.norm = norm
+        self.upsampled_skip = upsampled_skip
+        self.content_loss = content_loss
+        self.adversarial_weight = adversarial_weight
+        self.feature_scale = feature_scale
+
+    def content(self, sr, hr):
+        """The content loss between SR outputs and HR targets."""
+        if self.content_loss == "mse":
+            return ops.mean(ops.square(ops.cast(sr, "float32") - ops.cast(hr, "float32")))
+        fs = ops.cast(self.feature_extractor(sr, training=False), "float32")
+        fh = ops.cast(self.feature_extractor(hr, training=False), "float32")
+        return self.feature_scale * ops.mean(ops.square(fs - fh))
+
+    def discriminator_loss(self, data, training):
+        lr, hr = unpack(data)
+        sr = self.generator(lr, training=training)
+        loss = losses.nonsaturating_d_loss(self.discriminator(hr, training=training),
+                                           self.discriminator(sr, training=training))
+        return loss, {"d_loss": loss}
+
+    def generator_loss(self, data, training):
+        lr, hr = unpack(data)
+        sr = self.generator(lr, training=training)
+        content = self.content(sr, hr)
+        adversarial = losses.nonsaturating_g_loss(self.discriminator(sr, training=training))
+        loss = content + self.adversarial_weight * adversarial
+        return loss, {"g_loss": loss, "content_loss": content, "adversarial_loss": adversarial}
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("d_steps")
+        config.update(
+            image_size=self.image_size, scale=self.scale, channels=self.channels, width=self.width,
+            num_blocks=self.num_blocks, discriminator_width=self.discriminator_width,
+            dense_units=self.dense_units, norm=self.norm, upsampled_skip=self.upsampled_skip,
+            content_loss=self.content_loss,
+            adversarial_weight=self.adversarial_weight, feature_scale=self.feature_scale,
+            feature_extractor=None)
+        if self.feature_extractor is not None:
+            # Through JSON, as in a saved file (tuples become lists), so configs compare equal.
+            config["feature_extractor"] = json.loads(json.dumps(
+                keras.saving.serialize_keras_object(self.feature_extractor)))
+        return config
+
+
+@register_model(tiny=TINY_SRRESNET)
+def srresnet(**overrides):
+    """SRResNet x4 at the paper's configuration (16 blocks, width 64)."""
+    return SRResNet(**overrides)
+
+
+@register_model(tiny=TINY)
+def srgan(**overrides):
+    """SRGAN x4 at the paper's configuration (96x96 HR crops, feature content loss)."""
+    return SRGAN(**overrides)

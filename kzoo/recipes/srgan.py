@@ -1,0 +1,213 @@
+"""`python -m kzoo.recipes.srgan`: x4 super-resolution, SRResNet then SRGAN (Ledig et al., 2017).
+
+Two stages, as in the paper:
+
+    python -m kzoo.recipes.srgan --preset paper --out runs/srgan/srresnet
+    python -m kzoo.recipes.srgan --preset paper_srgan --init-from runs/srgan/srresnet --out runs/srgan/srgan
+
+(`--preset quick` and `--preset quick --stage srgan --init-from ...` on a CPU.) The
+second stage starts its generator from the first one's weights. Its feature
+(content) network is `--feature-network random` by default, a seeded random VGG19
+that needs no download (see `kzoo.models.srgan`); `--feature-network vgg19
+--feature-weights PATH` uses the paper's ImageNet VGG19 from a weights file. Held-out
+quality (`evaluate`, in metrics.jsonl): PSNR and SSIM on the Y channel with a
+border of `scale` pixels cropped, for the model and for bicubic upscaling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from kzoo.errors import KzooError
+from kzoo.recipes.runner import Recipe, TrainConfig, main
+
+STAGES = ("srresnet", "srgan")
+SAMPLE_ROWS = 4
+
+
+@dataclasses.dataclass
+class SRGANConfig(TrainConfig):
+    """SRResNet / SRGAN x4 super-resolution: 96x96 HR crops, batch 16, Adam(1e-4, beta1 0.9)."""
+
+    data: str = "builtin:photos"
+    image_size: int = 96  # HR crop (the LR crop is image_size / scale)
+    batch_size: int = 16
+    epochs: int = 1000
+    steps_per_epoch: int = 1000  # SRResNet: 10^6 updates
+    stage: str = "srresnet"  # srresnet (MSE, no adversary) | srgan
+    init_from: str = ""  # run dir or .keras of a trained SRResNet/SRGAN: initial generator weights
+    scale: int = 4
+    width: int = 64
+    num_blocks: int = 16
+    norm: str = "batch"
+    upsampled_skip: bool = False  # not in the paper: generator adds the bilinear upsampled input
+    discriminator_width: int = 64
+    dense_units: int = 1024
+    content_loss: str = "features"  # srgan stage: features (VGG54-style) | mse
+    adversarial_weight: float = 1e-3
+    feature_network: str = "random"  # random (offline, seeded) | vgg19 (needs its weights file)
+    feature_weights: str = "imagenet"  # vgg19: path of the notop weights file, or Keras' cached imagenet
+    feature_layer: str = "block5_conv4"  # VGG54
+    feature_width: int = 64  # random network's first-block width (VGG19: 64)
+    feature_scale: float = 0.0  # 0: 1/12.75^2 for vgg19 (paper), 1 for the random network
+    learning_rate: float = 1e-4
+    beta_1: float = 0.9
+    lr_decay_steps: int = 0  # drop the learning rate x10 after this many updates (paper SRGAN: 10^5)
+    eval_images: int = 0  # held-out images scored (0: all)
+    eval_size: int = 0  # centre-crop held-out images to at most this size (0: whole images)
+
+
+def load_data(cfg):
+    from kzoo.data.sr import heldout_images, load_sr
+
+    if cfg.stage not in STAGES:
+        raise KzooError(f"--stage must be srresnet or srgan, got {cfg.stage!r}")
+    if cfg.content_loss not in ("features", "mse"):
+        raise KzooError(f"--content-loss must be features or mse, got {cfg.content_loss!r}")
+    if cfg.feature_network not in ("random", "vgg19"):
+        raise KzooError(f"--feature-network must be random or vgg19, got {cfg.feature_network!r}")
+    if cfg.init_from:
+        _init_path(cfg.init_from)
+    data = load_sr(cfg.data, patch_size=cfg.image_size, scale=cfg.scale)
+    return data, heldout_images(cfg.data, scale=cfg.scale, limit=cfg.eval_images, max_size=cfg.eval_size)
+
+
+def _feature_extractor(cfg):
+    from kzoo.models.srgan import VGG_FEATURE_SCALE, random_vgg_features, vgg19_features
+
+    if cfg.feature_network == "vgg19":
+        return vgg19_features(cfg.feature_weights, cfg.feature_layer), cfg.feature_scale or VGG_FEATURE_SCALE
+    try:
+        net = random_vgg_features(cfg.feature_width, cfg.feature_layer, seed=cfg.seed)
+    except ValueError as e:
+        raise KzooError(str(e)) from None
+    return net, cfg.feature_scale or 1.0
+
+
+def build(cfg, data):
+    import keras
+
+    from kzoo.zoo import create_model
+
+    def adam():
+        lr = cfg.learning_rate
+        if cfg.lr_decay_steps:
+            lr = keras.optimizers.schedules.PiecewiseConstantDecay([cfg.lr_decay_steps], [lr, lr / 10])
+        return keras.optimizers.Adam(lr, beta_1=cfg.beta_1)
+
+    net = dict(scale=cfg.scale, width=cfg.width, num_blocks=cfg.num_blocks, norm=cfg.norm,
+               upsampled_skip=cfg.upsampled_skip)
+    if cfg.stage == "srresnet":
+        model = create_model("srresnet", **net)
+        model.compile(optimizer=adam(), loss="mse", jit_compile=cfg.jit_compile)
+        generator = model
+    else:
+        extractor, scale = (_feature_extractor(cfg) if cfg.content_loss == "features" else (None, 1.0))
+        model = create_model("srgan", image_size=cfg.image_size, discriminator_width=cfg.discriminator_width,
+                             dense_units=cfg.dense_units, content_loss=cfg.content_loss,
+                             adversarial_weight=cfg.adversarial_weight, feature_extractor=extractor,
+                             feature_scale=scale, seed=cfg.seed, **net)
+        model.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=cfg.jit_compile)
+        generator = model.generator
+    if cfg.init_from:
+        _load_generator_weights(generator, cfg.init_from)
+    return model
+
+
+def _init_path(spec):
+    path = Path(spec)
+    for candidate in (path / "model" / "inference.keras", path / "inference.keras", path):
+        if candidate.is_file():
+            return candidate
+    raise KzooError(f"--init-from {spec!r}: no run directory with model/inference.keras and no .keras file")
+
+
+def _load_generator_weights(generator, spec):
+    """Copy the weights of the SRResNet in run dir / .keras file `spec` into `generator`."""
+    import keras
+
+    from kzoo.models.srgan import SRGAN, SRResNet
+
+    path = _init_path(spec)
+    try:
+        source = keras.saving.load_model(path)
+    except Exception as e:
+        raise KzooError(f"--init-from {path}: cannot load it ({str(e).splitlines()[0]})") from None
+    if isinstance(source, SRGAN):
+        source = source.generator
+    if not isinstance(source, SRResNet):
+        raise KzooError(f"--init-from {path} holds a {type(source).__name__}, not an SRResNet/SRGAN")
+    keys = ("scale", "channels", "width", "num_blocks", "norm", "upsampled_skip")
+    if any(getattr(source, k) != getattr(generator, k) for k in keys):
+        mine = {k: getattr(generator, k) for k in keys}
+        theirs = {k: getattr(source, k) for k in keys}
+        raise KzooError(f"--init-from {path}: its generator {theirs} differs from this run's {mine}")
+    generator.set_weights(source.get_weights())
+
+
+def _generator(model):
+    return getattr(model, "generator", model)
+
+
+def super_resolve(model, hr_images, scale):
+    """(bicubic, SR) uint8 images for the uint8 HR images (sides multiples of `scale`)."""
+    from kzoo.data.sr import bicubic_upscale, lr_pairs
+    from kzoo.viz import to_uint8
+
+    bicubic, sr = [], []
+    for lr, hr in lr_pairs(hr_images, scale):
+        bicubic.append(to_uint8(bicubic_upscale(lr[None], hr.shape[:2])[0]))
+        sr.append(to_uint8(_generator(model)(lr[None], training=False)[0]))
+    return bicubic, sr
+
+
+def evaluate(cfg, model, data, heldout):
+    from kzoo.metrics import sr_scores
+
+    if not heldout:
+        return {}
+    bicubic, sr = super_resolve(model, heldout, cfg.scale)
+    scores = {**sr_scores(sr, heldout, cfg.scale), **sr_scores(bicubic, heldout, cfg.scale, "bicubic_")}
+    scores["psnr_y_gain_db"] = scores["psnr_y"] - scores["bicubic_psnr_y"]
+    return scores
+
+
+def prepare_state(cfg, model, data):
+    """Fixed held-out crops for the sample grid; with --init-from, the starting scores."""
+    from kzoo.data.sr import heldout_images
+
+    side = 2 * cfg.image_size
+    crops = heldout_images(cfg.data, scale=cfg.scale, limit=SAMPLE_ROWS, max_size=side)
+    state = {"sample_hr": crops}
+    if cfg.init_from:
+        state["baseline"] = evaluate(cfg, model, data, heldout_images(
+            cfg.data, scale=cfg.scale, limit=cfg.eval_images, max_size=cfg.eval_size))
+    return state
+
+
+def sample_grid(cfg, model, state):
+    """Rows of held-out crops: LR (bicubic-upscaled) | SR | HR."""
+    from kzoo.viz import grid
+
+    hr = state["sample_hr"]
+    bicubic, sr = super_resolve(model, hr, cfg.scale)
+    size = min(min(h.shape[:2]) for h in hr)
+    tiles = [img[:size, :size] for row in zip(bicubic, sr, hr) for img in row]
+    return grid(np.stack(tiles), 3)
+
+
+def train_dataset(cfg, data, model):
+    """Batches of the endless stream of random (LR, HR) crop pairs."""
+    return data.dataset.batch(cfg.batch_size, drop_remainder=True).prefetch(-1)
+
+
+RECIPE = Recipe(name="srgan", config_cls=SRGANConfig, load_data=load_data, build=build,
+                train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate, inference_model=_generator,
+                prepare_state=prepare_state)
+
+if __name__ == "__main__":
+    sys.exit(main(RECIPE))
