@@ -126,7 +126,7 @@ class Pix2Pix(AdversarialModel):
         self.l1_weight = l1_weight
 
     def discriminator_loss(self, data, training):
-        source, target = data
+        source, target = (ops.convert_to_tensor(t) for t in data)
         fake = ops.stop_gradient(self.generator(source, training=training))
         real_logits = self.discriminator([source, target], training=training)
         fake_logits = self.discriminator([source, fake], training=training)
@@ -134,7 +134,7 @@ class Pix2Pix(AdversarialModel):
         return loss, {"d_loss": loss}
 
     def generator_loss(self, data, training):
-        source, target = data
+        source, target = (ops.convert_to_tensor(t) for t in data)
         fake = self.generator(source, training=training)
         gan = losses.nonsaturating_g_loss(self.discriminator([source, fake], training=training))
         l1 = ops.mean(ops.abs(ops.cast(target, "float32") - ops.cast(fake, "float32")))
