@@ -130,3 +130,40 @@ def psnr(a, b, data_range=2.0):
     """Peak signal-to-noise ratio in dB of images `a` vs `b` (same range)."""
     mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(data_range ** 2 / mse))
+
+
+# --- image-to-image (pix2pix, CycleGAN) ---
+
+def ssim(a, b, data_range=1.0):
+    """Mean structural similarity (Wang et al., 2004) of two images (H, W[, C]).
+
+    scikit-image's reference implementation with the paper's settings: 11x11
+    Gaussian window of sigma 1.5, population covariances, per channel then
+    averaged. Images are compared outside the training graph, on NumPy arrays.
+    """
+    from skimage.metrics import structural_similarity
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a, b = a[..., 0], b[..., 0]
+    return float(structural_similarity(a, b, data_range=data_range, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False,
+                                       channel_axis=-1 if a.ndim == 3 else None))
+
+
+def image_quality(pred, target, value_range=(-1.0, 1.0)):
+    """Mean per-image PSNR (dB), SSIM and L1 of `pred` vs `target` (N, H, W, C).
+
+    Images are first mapped to [0, 1], so PSNR has peak 1 and L1 is the mean
+    absolute error on the [0, 1] scale.
+    """
+    lo, hi = value_range
+    to01 = lambda x: np.clip((np.asarray(x, np.float64) - lo) / (hi - lo), 0.0, 1.0)  # noqa: E731
+    pred, target = to01(pred), to01(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"shapes differ: {pred.shape} vs {target.shape}")
+    return {
+        "psnr": float(np.mean([psnr(p, t, data_range=1.0) for p, t in zip(pred, target)])),
+        "ssim": float(np.mean([ssim(p, t) for p, t in zip(pred, target)])),
+        "l1": float(np.mean(np.abs(pred - target))),
+    }
