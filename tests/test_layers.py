@@ -41,6 +41,7 @@ def test_conv_block_bias_only_without_norm():
 
 # --- image-to-image (pix2pix, CycleGAN) ---
 
+
 def test_reflection_padding_matches_numpy():
     x = np.arange(2 * 4 * 5 * 3, dtype="float32").reshape(2, 4, 5, 3)
     out = ReflectionPadding2D(2)(x)

@@ -50,3 +50,21 @@ def test_psnr():
     a = np.zeros((4, 4))
     assert metrics.psnr(a, a + 0.2, data_range=2.0) == pytest.approx(10 * np.log10(4 / 0.04))
     assert metrics.psnr(a, a) == float("inf")
+
+
+# --- image-to-image (pix2pix, CycleGAN) ---
+
+
+def test_ssim_and_metrics.image_quality():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (3, 32, 32, 3)).astype("float32")
+    same = metrics.image_quality(x, x.copy())
+    assert same["ssim"] == 1.0 and same["l1"] == 0.0 and same["psnr"] == float("inf")
+    # a constant offset of 0.2 in [-1, 1] is 0.1 on the [0, 1] scale: PSNR 20 dB, L1 0.1
+    y = np.clip(x + 0.2, -1, 1)
+    shifted = metrics.image_quality(np.clip(x, -0.8, 0.8), np.clip(x, -0.8, 0.8) + 0.2)
+    np.testing.assert_allclose([shifted["psnr"], shifted["l1"]], [20.0, 0.1], rtol=1e-4)
+    noisy = x + rng.normal(0, 0.3, x.shape).astype("float32")
+    assert metrics.image_quality(noisy, x)["ssim"] < metrics.image_quality(y, x)["ssim"] < 1.0
+    gray = rng.uniform(0, 1, (16, 16, 1))
+    assert metrics.ssim(gray, gray) == 1.0

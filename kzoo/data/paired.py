@@ -114,8 +114,8 @@ def load_pairs(spec: str, *, image_size: int, split: str = "train", paired: bool
 
 def warm_grade(rgb01):
     """Domain B of the toy pair: a fixed, invertible warm colour grade of [0, 1] RGB."""
-    matrix = np.array([[0.90, 0.30, 0.00], [0.10, 0.80, 0.10], [0.00, 0.15, 0.60]], np.float32)
-    return np.clip(rgb01 @ matrix.T + np.array([0.05, 0.02, 0.0], np.float32), 0.0, 1.0)
+    matrix = np.array([[0.8, 0.4, 0.1], [0.1, 0.7, 0.1], [0.1, 0.1, 0.4]], np.float32)
+    return np.clip(rgb01 @ matrix.T + np.array([0.12, 0.06, 0.0], np.float32), 0.0, 1.0)
 
 
 def edges(gray01, image_size):
