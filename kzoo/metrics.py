@@ -151,11 +151,11 @@ def ssim(a, b, data_range=1.0):
                                        channel_axis=-1 if a.ndim == 3 else None))
 
 
-def image_quality(pred, target, value_range=(-1.0, 1.0)):
+def image_quality(pred, target, value_range=(-1.0, 1.0), prefix=""):
     """Mean per-image PSNR (dB), SSIM and L1 of `pred` vs `target` (N, H, W, C).
 
     Images are first mapped to [0, 1], so PSNR has peak 1 and L1 is the mean
-    absolute error on the [0, 1] scale.
+    absolute error on the [0, 1] scale. Keys are `prefix` + psnr / ssim / l1.
     """
     lo, hi = value_range
     to01 = lambda x: np.clip((np.asarray(x, np.float64) - lo) / (hi - lo), 0.0, 1.0)  # noqa: E731
@@ -163,7 +163,7 @@ def image_quality(pred, target, value_range=(-1.0, 1.0)):
     if pred.shape != target.shape:
         raise ValueError(f"shapes differ: {pred.shape} vs {target.shape}")
     return {
-        "psnr": float(np.mean([psnr(p, t, data_range=1.0) for p, t in zip(pred, target)])),
-        "ssim": float(np.mean([ssim(p, t) for p, t in zip(pred, target)])),
-        "l1": float(np.mean(np.abs(pred - target))),
+        f"{prefix}psnr": float(np.mean([psnr(p, t, data_range=1.0) for p, t in zip(pred, target)])),
+        f"{prefix}ssim": float(np.mean([ssim(p, t) for p, t in zip(pred, target)])),
+        f"{prefix}l1": float(np.mean(np.abs(pred - target))),
     }

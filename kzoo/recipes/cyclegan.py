@@ -51,8 +51,8 @@ def evaluate(cfg, model, data, a, b):
     scores = {f"cycle_{k}": (cyc_a[k] + cyc_b[k]) / 2 for k in ("psnr", "ssim", "l1")}
     scores.update(cycle_psnr_a=cyc_a["psnr"], cycle_psnr_b=cyc_b["psnr"])
     if cfg.data == "builtin:photos/domains":
-        scores.update({f"ab_{k}": v for k, v in image_quality(fake_b, b).items()})
-        scores.update({f"ab_identity_{k}": v for k, v in image_quality(a, b).items()})
+        scores.update(image_quality(fake_b, b, prefix="ab_"))
+        scores.update(image_quality(a, b, prefix="ab_identity_"))
     return scores
 
 

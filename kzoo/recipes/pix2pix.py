@@ -38,10 +38,10 @@ def evaluate(cfg, model, data, a, b):
 
     scores = image_quality(predict(model.generator, a), b)
     as_output = np.repeat(a, b.shape[-1], -1) if a.shape[-1] != b.shape[-1] else a
-    scores.update({f"input_{k}": v for k, v in image_quality(as_output, b).items()})
+    scores.update(image_quality(as_output, b, prefix="input_"))
     _, train_b = data.arrays(200)
     mean = np.broadcast_to(train_b.mean((0, 1, 2)), b.shape)
-    scores.update({f"mean_color_{k}": v for k, v in image_quality(mean, b).items()})
+    scores.update(image_quality(mean, b, prefix="mean_color_"))
     return scores
 
 
