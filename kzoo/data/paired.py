@@ -64,7 +64,7 @@ class ImagePairs:
     input_channels: int
     channels: int
     name: str
-    num_classes: None = None  # read by the runner's metadata
+    num_classes: int | None = None  # always None; read by the runner's metadata
 
     @property
     def num_examples(self):
