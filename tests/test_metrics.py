@@ -55,7 +55,7 @@ def test_psnr():
 # --- image-to-image (pix2pix, CycleGAN) ---
 
 
-def test_ssim_and_metrics.image_quality():
+def test_ssim_and_image_quality():
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (3, 32, 32, 3)).astype("float32")
     same = metrics.image_quality(x, x.copy())
