@@ -175,3 +175,184 @@ class PixelShuffle(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
+
+# --- image-to-image (pix2pix, CycleGAN) ---
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ReflectionPadding2D(layers.Layer):
+    """Pad height and width by mirroring the image at its border (no edge repeat).
+
+    Used before the convolutions of CycleGAN's ResNet generator to avoid the
+    border artifacts of zero padding (Zhu et al., 2017, Sec. 7.2).
+
+    Args:
+        padding: int. Pixels added on each side of height and width.
+    """
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = int(padding)
+
+    def call(self, x):
+        p = self.padding
+        return keras.ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        grow = lambda d: None if d is None else d + 2 * self.padding  # noqa: E731
+        return (n, grow(h), grow(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+def resnet_block(x, filters, *, norm="instance", name=None):
+    """Residual block with reflection padding: x + [pad-conv3-norm-ReLU-pad-conv3-norm](x).
+
+    The block of Johnson et al. (2016) as used by CycleGAN's generator (Zhu et al.,
+    2017, Sec. 7.2: "R256"), N(0, 0.02) initialised, no dropout.
+    """
+    h = x
+    for i in (1, 2):
+        h = ReflectionPadding2D(1, name=f"{name}_pad{i}")(h)
+        h = layers.Conv2D(filters, 3, padding="valid", use_bias=norm in (None, "none"),
+                          kernel_initializer=dcgan_init(), name=f"{name}_conv{i}")(h)
+        norm_layer = normalization(norm, name=f"{name}_norm{i}")
+        if norm_layer is not None:
+            h = norm_layer(h)
+        if i == 1:
+            h = layers.ReLU(name=f"{name}_relu")(h)
+    return layers.Add(name=f"{name}_add")([x, h])
+
+
+def patchgan_discriminator(*, channels=3, condition_channels=0, width=64, n_layers=3,
+                           norm="batch", image_size=None, name="discriminator"):
+    """PatchGAN discriminator: a fully convolutional map of real/fake logits, one per patch.
+
+    The architecture of Isola et al. (2017, Sec. 6.1.2) as in the authors' code:
+    `n_layers` 4x4 stride-2 convs C64-C128-C256 (widths `width * min(2**i, 8)`),
+    then a stride-1 C512 and a stride-1 1-channel conv, zero padding 1 each,
+    LeakyReLU(0.2), no normalization on the first layer. With `n_layers=3`
+    (the paper's) each output logit sees a 70x70 patch of the input
+    (`receptive_field` computes it from the layers); a 256x256 input gives a
+    30x30 map. CycleGAN uses the same network with instance norm (Zhu et al.,
+    2017, Sec. 7.2).
+
+    Args:
+        channels: int. Channels of the image being judged.
+        condition_channels: int. If > 0, the network takes `[condition, image]`
+            and concatenates them on channels (pix2pix's conditional D).
+        width: int. Filters of the first conv.
+        n_layers: int. Number of stride-2 convs (3: 70x70 patches).
+        norm: str. "batch" (pix2pix), "instance" (CycleGAN) or "none".
+        image_size: int or None. Static input size (None: any size).
+        name: str. Model name.
+
+    Returns:
+        A functional `keras.Model` mapping images to (batch, h, w, 1) logits.
+    """
+    check_patchgan_size(image_size, n_layers)
+    shape = (image_size, image_size)
+    image = keras.Input((*shape, channels), name="image")
+    inputs, h = image, image
+    if condition_channels:
+        condition = keras.Input((*shape, condition_channels), name="condition")
+        inputs = [condition, image]
+        h = layers.Concatenate(name="condition_image")([condition, image])
+    for i in range(n_layers + 1):
+        h = layers.ZeroPadding2D(1, name=f"pad{i}")(h)
+        h = conv_block(h, width * min(2 ** i, 8), kernel_size=4, strides=2 if i < n_layers else 1,
+                       padding="valid", norm=None if i == 0 else norm, name=f"down{i}")
+    h = layers.ZeroPadding2D(1, name="pad_logits")(h)
+    logits = layers.Conv2D(1, 4, padding="valid", kernel_initializer=dcgan_init(), name="logits_conv")(h)
+    logits = layers.Activation("linear", dtype="float32", name="logits")(logits)
+    return keras.Model(inputs, logits, name=name)
+
+
+def check_patchgan_size(image_size, n_layers):
+    """Raise ValueError if `image_size` is too small for a PatchGAN of `n_layers` (< 3 * 2**n)."""
+    if image_size is not None and image_size < 3 * 2 ** n_layers:
+        raise ValueError(f"a PatchGAN with n_layers={n_layers} needs images of at least "
+                         f"{3 * 2 ** n_layers} pixels, got {image_size}; lower n_layers")
+
+
+def receptive_field(model):
+    """Receptive field (pixels) of one output unit of a chain of convolutions / poolings.
+
+    Computed from the layers' kernel sizes and strides, last layer first:
+    r <- (r - 1) * stride + kernel, starting from r = 1. Only for models whose
+    spatial layers form a single chain (padding and pointwise layers do not
+    change it).
+    """
+    r = 1
+    for layer in reversed(model.layers):
+        cfg = layer.get_config()
+        kernel = cfg.get("kernel_size") or cfg.get("pool_size")
+        if kernel is None:
+            continue
+        strides = cfg.get("strides") or kernel
+        dilation = cfg.get("dilation_rate", (1, 1))
+        k = (kernel[0] - 1) * dilation[0] + 1
+        r = (r - 1) * strides[0] + k
+    return r
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ImageHistoryPool(layers.Layer):
+    """A buffer of previously generated images for the discriminator (Shrivastava et al., 2017).
+
+    Holds up to `pool_size` images in non-trainable variables (saved and restored
+    with the model). Called on a batch of fresh fakes, it returns the batch the
+    discriminator should see, following CycleGAN's `ImagePool`: while the pool is
+    filling, each fake is stored and returned as is; once full, each fake is, with
+    probability 1/2, swapped with a random stored image (the stored one is
+    returned, the fake takes its slot), else returned as is. Randomness comes
+    from the `keras.random.SeedGenerator` passed in, so the pool works inside a
+    compiled `train_step`. (Fakes of one batch are handled at once: two fakes
+    drawing the same slot both return its old image and one of them stays.)
+
+    Args:
+        pool_size: int. Images kept (50 in Zhu et al., 2017); 0 disables the pool.
+        image_shape: (height, width, channels) of the images.
+
+    Call arguments:
+        images: (batch, height, width, channels) generated images.
+        seed_generator: `keras.random.SeedGenerator` for the draws.
+    """
+
+    def __init__(self, pool_size=50, image_shape=(256, 256, 3), **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = int(pool_size)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.images = self.add_weight(shape=(max(self.pool_size, 1), *self.image_shape),
+                                      initializer="zeros", trainable=False,
+                                      aggregation="only_first_replica", name="images")
+        self.count = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
+                                     aggregation="only_first_replica", name="count")
+        self.built = True
+
+    def call(self, images, seed_generator=None):
+        if self.pool_size == 0:
+            return images
+        ops = keras.ops
+        images = ops.cast(images, self.images.dtype)
+        n = ops.shape(images)[0]
+        position = ops.cast(self.count, "int32") + ops.arange(n, dtype="int32")
+        filling = position < self.pool_size
+        swap = ops.logical_and(
+            ops.logical_not(filling),
+            keras.random.uniform((n,), seed=seed_generator) < 0.5)
+        slot = keras.random.randint((n,), 0, self.pool_size, dtype="int32", seed=seed_generator)
+        slot = ops.where(filling, position, slot)
+        old = ops.take(self.images, slot, axis=0)
+        keep = ops.reshape(ops.logical_or(filling, swap), (-1, 1, 1, 1))
+        self.images.assign(ops.scatter_update(self.images, ops.expand_dims(slot, -1),
+                                              ops.where(keep, images, old)))
+        self.count.assign(ops.minimum(self.count + ops.cast(n, "int32"), self.pool_size))
+        return ops.where(ops.reshape(swap, (-1, 1, 1, 1)), old, images)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "image_shape": self.image_shape}

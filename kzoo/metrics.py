@@ -187,39 +187,6 @@ def psnr_y(sr, hr, border=0):
     return psnr(_sr_y(sr, border), _sr_y(hr, border), data_range=255.0)
 
 
-def ssim(a, b, data_range=255.0, sigma=1.5, k1=0.01, k2=0.03):
-    """Mean SSIM of two grayscale images (Wang et al., 2004, as their `ssim_index.m`).
-
-    An 11x11 Gaussian window with sigma 1.5 over 'valid' positions only, K1 = 0.01,
-    K2 = 0.03, population (biased) local statistics.
-
-    References:
-        Wang, Bovik, Sheikh & Simoncelli, "Image Quality Assessment: From Error
-        Visibility to Structural Similarity", IEEE TIP 2004.
-    """
-    from scipy.signal import fftconvolve
-
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"ssim needs two equal 2-D images, got {a.shape} and {b.shape}")
-    radius = int(3.5 * sigma + 0.5)  # 11x11 at sigma 1.5
-    t = np.arange(-radius, radius + 1)
-    g = np.exp(-(t ** 2) / (2 * sigma ** 2))
-    window = np.outer(g, g) / np.outer(g, g).sum()
-
-    def filt(x):
-        return fftconvolve(x, window, mode="valid")
-
-    mu_a, mu_b = filt(a), filt(b)
-    var_a = filt(a * a) - mu_a ** 2
-    var_b = filt(b * b) - mu_b ** 2
-    cov = filt(a * b) - mu_a * mu_b
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return float(s.mean())
-
-
 def ssim_y(sr, hr, border=0):
     """SSIM on the Y channel of 8-bit RGB images, `border` pixels cropped per side."""
     return ssim(_sr_y(sr, border), _sr_y(hr, border), data_range=255.0)
@@ -232,3 +199,44 @@ def sr_scores(sr_images, hr_images, scale, prefix=""):
         raise ValueError("sr_scores needs at least one image pair")
     return {f"{prefix}psnr_y": float(np.mean([psnr_y(s, h, scale) for s, h in pairs])),
             f"{prefix}ssim_y": float(np.mean([ssim_y(s, h, scale) for s, h in pairs]))}
+
+# --- image-to-image (pix2pix, CycleGAN) ---
+
+def ssim(a, b, *, data_range):
+    """Mean structural similarity (Wang et al., 2004) of two images (H, W[, C]).
+
+    scikit-image's reference implementation with the paper's settings (those of
+    Wang et al.'s `ssim_index.m`): 11x11 Gaussian window of sigma 1.5, K1 = 0.01,
+    K2 = 0.03, population covariances, per channel then averaged. Images are
+    compared outside the training graph, on NumPy arrays.
+
+    References:
+        Wang, Bovik, Sheikh & Simoncelli, "Image Quality Assessment: From Error
+        Visibility to Structural Similarity", IEEE TIP 2004.
+    """
+    from skimage.metrics import structural_similarity
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a, b = a[..., 0], b[..., 0]
+    return float(structural_similarity(a, b, data_range=data_range, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False,
+                                       channel_axis=-1 if a.ndim == 3 else None))
+
+
+def image_quality(pred, target, value_range=(-1.0, 1.0), prefix=""):
+    """Mean per-image PSNR (dB), SSIM and L1 of `pred` vs `target` (N, H, W, C).
+
+    Images are first mapped to [0, 1], so PSNR has peak 1 and L1 is the mean
+    absolute error on the [0, 1] scale. Keys are `prefix` + psnr / ssim / l1.
+    """
+    lo, hi = value_range
+    to01 = lambda x: np.clip((np.asarray(x, np.float64) - lo) / (hi - lo), 0.0, 1.0)  # noqa: E731
+    pred, target = to01(pred), to01(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"shapes differ: {pred.shape} vs {target.shape}")
+    return {
+        f"{prefix}psnr": float(np.mean([psnr(p, t, data_range=1.0) for p, t in zip(pred, target)])),
+        f"{prefix}ssim": float(np.mean([ssim(p, t, data_range=1.0) for p, t in zip(pred, target)])),
+        f"{prefix}l1": float(np.mean(np.abs(pred - target))),
+    }

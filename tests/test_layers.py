@@ -1,8 +1,10 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from kzoo.layers import PixelShuffle, conv_block, dcgan_init, normalization
+from kzoo.layers import (ImageHistoryPool, PixelShuffle, ReflectionPadding2D, conv_block, dcgan_init,
+                         normalization, patchgan_discriminator, receptive_field, resnet_block)
 
 
 def test_dcgan_init_std():
@@ -76,3 +78,83 @@ def test_pixel_shuffle_bad_channels():
         PixelShuffle(2)(np.zeros((1, 2, 2, 6), "float32"))
     with pytest.raises(ValueError, match="scale must be >= 1"):
         PixelShuffle(0)
+
+# --- image-to-image (pix2pix, CycleGAN) ---
+
+
+def test_reflection_padding_matches_numpy():
+    x = np.arange(2 * 4 * 5 * 3, dtype="float32").reshape(2, 4, 5, 3)
+    out = ReflectionPadding2D(2)(x)
+    np.testing.assert_array_equal(out, np.pad(x, [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect"))
+    assert ReflectionPadding2D(3).compute_output_shape((None, None, 8, 3)) == (None, None, 14, 3)
+
+
+@pytest.mark.parametrize("n_layers,field", [(1, 16), (2, 34), (3, 70), (4, 142)])
+def test_patchgan_receptive_field_from_layers(n_layers, field):
+    assert receptive_field(patchgan_discriminator(width=2, n_layers=n_layers)) == field
+
+
+def test_paper_patchgan_sees_70x70_patches():
+    """The paper's configuration: 30x30 logits at 256x256, each the function of a 70x70 patch.
+
+    Checked empirically too: the gradient of one interior logit w.r.t. the input
+    is non-zero on exactly a 70x70 window.
+    """
+    d = patchgan_discriminator(image_size=256)
+    assert d.output_shape == (None, 30, 30, 1) and receptive_field(d) == 70
+    small = patchgan_discriminator(width=2, norm="none")
+    x = tf.constant(np.random.default_rng(0).standard_normal((1, 128, 128, 3)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logit = small(x)[0, 6, 6, 0]
+    support = np.abs(tape.gradient(logit, x).numpy()[0]).sum(-1) > 0
+    rows, cols = np.nonzero(support.any(1))[0], np.nonzero(support.any(0))[0]
+    assert rows.max() - rows.min() + 1 == 70 and cols.max() - cols.min() + 1 == 70
+
+
+def test_conditional_patchgan_and_size_check():
+    d = patchgan_discriminator(channels=3, condition_channels=1, width=4, n_layers=2)
+    out = d([np.zeros((2, 32, 32, 1), "float32"), np.zeros((2, 32, 32, 3), "float32")])
+    assert out.shape == (2, 6, 6, 1)
+    with pytest.raises(ValueError, match="at least 24"):
+        patchgan_discriminator(image_size=16, n_layers=3)
+
+
+def test_resnet_block_keeps_shape_and_is_residual():
+    x = keras.Input((None, None, 8))
+    block = keras.Model(x, resnet_block(x, 8, name="r"))
+    for w in block.weights:  # zero convs: the block is the identity
+        w.assign(np.zeros(w.shape))
+    data = np.random.default_rng(0).standard_normal((1, 9, 7, 8)).astype("float32")
+    np.testing.assert_allclose(block(data), data, atol=1e-6)
+
+
+def test_history_pool_fills_then_swaps_half_the_time():
+    pool = ImageHistoryPool(pool_size=4, image_shape=(2, 2, 1))
+    seeds = keras.random.SeedGenerator(0)
+    first = [np.full((1, 2, 2, 1), i, "float32") for i in range(4)]
+    for img in first:  # filling: every image is returned as is and stored
+        np.testing.assert_array_equal(pool(img, seed_generator=seeds), img)
+    assert int(pool.count.numpy()) == 4
+    assert sorted(pool.images.numpy()[:, 0, 0, 0]) == [0, 1, 2, 3]
+    swapped = 0
+    for i in range(4, 204):
+        new = np.full((1, 2, 2, 1), i, "float32")
+        stored = set(pool.images.numpy()[:, 0, 0, 0])
+        out = float(np.asarray(pool(new, seed_generator=seeds))[0, 0, 0, 0])
+        if out != i:  # an older image came back, and the new one took its place
+            swapped += 1
+            assert out in stored and i in set(pool.images.numpy()[:, 0, 0, 0])
+        assert int(pool.count.numpy()) == 4
+    assert 70 < swapped < 130  # p = 1/2 over 200 draws
+
+
+def test_history_pool_batch_and_disabled():
+    pool = ImageHistoryPool(pool_size=3, image_shape=(1, 1, 1))
+    batch = np.arange(5, dtype="float32").reshape(5, 1, 1, 1)
+    out = np.asarray(pool(batch, seed_generator=keras.random.SeedGenerator(1)))
+    np.testing.assert_array_equal(out[:3], batch[:3])  # the first three fill the pool
+    assert set(out[3:, 0, 0, 0]) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert int(pool.count.numpy()) == 3
+    off = ImageHistoryPool(pool_size=0, image_shape=(1, 1, 1))
+    np.testing.assert_array_equal(off(batch), batch)

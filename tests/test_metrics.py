@@ -86,11 +86,11 @@ def test_ssim_known_values_and_skimage():
     rng = np.random.default_rng(1)
     a = rng.uniform(0, 255, (40, 37))
     b = np.clip(a + rng.normal(0, 20, a.shape), 0, 255)
-    assert ssim(a, a) == pytest.approx(1.0)
+    assert ssim(a, a, data_range=255) == pytest.approx(1.0)
     expected = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                      data_range=255)
-    assert ssim(a, b) == pytest.approx(expected, abs=1e-9)
-    assert ssim(a, 255 - a) < 0
+    assert ssim(a, b, data_range=255) == pytest.approx(expected, abs=1e-9)
+    assert ssim(a, 255 - a, data_range=255) < 0
 
 
 def test_sr_scores_averages_pairs():
@@ -99,3 +99,20 @@ def test_sr_scores_averages_pairs():
     assert set(scores) == {"x_psnr_y", "x_ssim_y"}
     assert scores["x_psnr_y"] == pytest.approx((psnr_y(hr + np.uint8(10), hr) + psnr_y(hr + np.uint8(20), hr)) / 2)
     assert scores["x_psnr_y"] == pytest.approx((29.4520 + 23.4314) / 2, abs=1e-3)
+
+# --- image-to-image (pix2pix, CycleGAN) ---
+
+
+def test_ssim_and_image_quality():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (3, 32, 32, 3)).astype("float32")
+    same = metrics.image_quality(x, x.copy())
+    assert same["ssim"] == 1.0 and same["l1"] == 0.0 and same["psnr"] == float("inf")
+    # a constant offset of 0.2 in [-1, 1] is 0.1 on the [0, 1] scale: PSNR 20 dB, L1 0.1
+    y = np.clip(x + 0.2, -1, 1)
+    shifted = metrics.image_quality(np.clip(x, -0.8, 0.8), np.clip(x, -0.8, 0.8) + 0.2)
+    np.testing.assert_allclose([shifted["psnr"], shifted["l1"]], [20.0, 0.1], rtol=1e-4)
+    noisy = x + rng.normal(0, 0.3, x.shape).astype("float32")
+    assert metrics.image_quality(noisy, x)["ssim"] < metrics.image_quality(y, x)["ssim"] < 1.0
+    gray = rng.uniform(0, 1, (16, 16, 1))
+    assert metrics.ssim(gray, gray, data_range=1.0) == 1.0

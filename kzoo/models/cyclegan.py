@@ -1,0 +1,224 @@
+"""CycleGAN (Zhu et al., 2017): two ResNet generators, two PatchGANs, cycle consistency."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from kzoo import losses
+from kzoo.layers import (ImageHistoryPool, ReflectionPadding2D, check_patchgan_size, conv_block,
+                         dcgan_init, patchgan_discriminator, resnet_block)
+from kzoo.models.adversarial import AdversarialModel
+from kzoo.zoo import register_model
+
+TINY = {"image_size": 16, "width": 4, "n_layers": 2, "num_blocks": 1, "pool_size": 4}
+
+
+def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, name="generator"):
+    """CycleGAN's generator: c7s1-64, d128, d256, `num_blocks` x R256, u128, u64, c7s1-3.
+
+    Reflection padding before the 7x7 convs and inside the residual blocks,
+    instance normalization without affine parameters and ReLU after every conv
+    but the last, tanh output; N(0, 0.02) init (Zhu et al., 2017, Sec. 7.2,
+    after Johnson et al., 2016). Fully convolutional: any size divisible by 4.
+    """
+    image = keras.Input((image_size, image_size, channels), name="image")
+    h = ReflectionPadding2D(3, name="in_pad")(image)
+    h = conv_block(h, width, kernel_size=7, strides=1, padding="valid", norm="instance",
+                   activation="relu", name="c7s1")
+    for i in (1, 2):
+        h = conv_block(h, width * 2 ** i, kernel_size=3, strides=2, norm="instance",
+                       activation="relu", name=f"d{i}")
+    for b in range(num_blocks):
+        h = resnet_block(h, width * 4, norm="instance", name=f"res{b}")
+    for i in (1, 0):
+        h = conv_block(h, width * 2 ** i, kernel_size=3, strides=2, norm="instance",
+                       activation="relu", transpose=True, name=f"u{i}")
+    h = ReflectionPadding2D(3, name="out_pad")(h)
+    h = layers.Conv2D(channels, 7, padding="valid", kernel_initializer=dcgan_init(), name="out_conv")(h)
+    out = layers.Activation("tanh", dtype="float32", name="output")(h)
+    return keras.Model(image, out, name=name)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class LinearDecayAfterHalf(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant learning rate, then linear decay to zero (Zhu et al., 2017, Sec. 7.1).
+
+    `lr(step) = initial * min(1, (total_steps - step) / (total_steps - decay_start))`,
+    clipped at 0, where `decay_start = round(decay_fraction * total_steps)`: the
+    paper keeps 2e-4 for 100 epochs and decays linearly to zero over the next 100.
+
+    Args:
+        initial_learning_rate: float.
+        total_steps: int. Optimizer steps of the whole run.
+        decay_fraction: float. Share of the run before decay starts (0.5).
+    """
+
+    def __init__(self, initial_learning_rate, total_steps, decay_fraction=0.5):
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.total_steps = int(total_steps)
+        self.decay_fraction = float(decay_fraction)
+
+    def __call__(self, step):
+        start = round(self.decay_fraction * self.total_steps)
+        span = max(self.total_steps - start, 1)
+        step = ops.cast(step, "float32")
+        factor = ops.clip((self.total_steps - step) / span, 0.0, 1.0)
+        return self.initial_learning_rate * factor
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "total_steps": self.total_steps,
+                "decay_fraction": self.decay_fraction}
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class CycleGAN(AdversarialModel):
+    """CycleGAN: unpaired translation between domains A and B with cycle consistency.
+
+    Two ResNet generators, `generator_ab`: A -> B and `generator_ba`: B -> A
+    (`resnet_generator`; 9 residual blocks at 256x256, 6 at 128x128 and below),
+    and two 70x70 PatchGANs with instance norm: `discriminator_a` judges images
+    of domain A (real A vs G_ba(B)), `discriminator_b` those of domain B.
+    Losses (Zhu et al., 2017, Eq. 1-3, Sec. 7.1): least-squares adversarial
+    losses (Mao et al., 2017), cycle loss `cycle_weight` (10) times
+    |G_ba(G_ab(a)) - a|_1 + |G_ab(G_ba(b)) - b|_1, identity loss
+    `identity_weight * cycle_weight` (0.5 * 10) times |G_ba(a) - a|_1 +
+    |G_ab(b) - b|_1; each discriminator's loss is halved and sees fakes drawn
+    from a history of `pool_size` (50) generated images (Shrivastava et al.,
+    2017). Trained with Adam(2e-4, beta1 0.5), batch 1, the learning rate
+    decaying linearly to zero over the second half (`LinearDecayAfterHalf`, set
+    by the recipe). The shared train_step updates both discriminators, then
+    both generators, on each batch of `(a, b)` unpaired images.
+
+    `model(x)` runs `generator_ab`; `inference_parts()` gives both directions.
+
+    Args:
+        image_size: int. Training size (sets the history pools' shape and the
+            default number of residual blocks).
+        channels: int. Image channels of both domains.
+        width: int. Filters of the first conv of G and D.
+        num_blocks: int or None. Residual blocks; None: 9 if image_size >= 256 else 6.
+        n_layers: int. PatchGAN stride-2 layers (3: 70x70 patches).
+        cycle_weight: float. lambda of the cycle loss.
+        identity_weight: float. Identity loss weight relative to `cycle_weight`.
+        pool_size: int. Images in each discriminator's history pool (0: none).
+        seed: int or None. Seed of the model's noise generator (the pools' draws).
+
+    Call arguments:
+        inputs: (batch, h, w, channels) images of domain A in [-1, 1], h and w
+            any multiple of 4.
+
+    Returns:
+        G_ab(inputs): (batch, h, w, channels) images of domain B in [-1, 1].
+
+    Example:
+    >>> model = CycleGAN(image_size=16, width=4, num_blocks=1, pool_size=4, n_layers=2)
+    >>> model(keras.ops.zeros((2, 24, 24, 3))).shape
+    TensorShape([2, 24, 24, 3])
+
+    References:
+        Zhu, Park, Isola & Efros, "Unpaired Image-to-Image Translation using
+        Cycle-Consistent Adversarial Networks", ICCV 2017.
+    """
+
+    loss_names = ("d_loss", "d_a", "d_b", "g_loss", "g_gan", "g_cycle", "g_identity")
+
+    def __init__(self, *, image_size=256, channels=3, width=64, num_blocks=None, n_layers=3,
+                 cycle_weight=10.0, identity_weight=0.5, pool_size=50, seed=None, **kwargs):
+        # === Layers ===
+        blocks = num_blocks if num_blocks is not None else (9 if image_size >= 256 else 6)
+        make_g = lambda name: resnet_generator(channels=channels, width=width,  # noqa: E731
+                                               num_blocks=blocks, name=name)
+        make_d = lambda name: patchgan_discriminator(channels=channels, width=width,  # noqa: E731
+                                                     n_layers=n_layers, norm="instance", name=name)
+        generator_ab, generator_ba = make_g("generator_ab"), make_g("generator_ba")
+        discriminator_a, discriminator_b = make_d("discriminator_a"), make_d("discriminator_b")
+        check_patchgan_size(image_size, n_layers)
+        # === Model ===
+        super().__init__(generator=generator_ab, discriminator=discriminator_b, seed=seed, **kwargs)
+        self.generator_ba, self.discriminator_a = generator_ba, discriminator_a
+        shape = (image_size, image_size, channels)
+        self.pool_a = ImageHistoryPool(pool_size, shape, name="pool_a")  # fakes of domain A
+        self.pool_b = ImageHistoryPool(pool_size, shape, name="pool_b")
+        # === Config ===
+        self.image_size = image_size
+        self.channels = channels
+        self.width = width
+        self.num_blocks = num_blocks
+        self.n_layers = n_layers
+        self.cycle_weight = cycle_weight
+        self.identity_weight = identity_weight
+        self.pool_size = pool_size
+
+    @property
+    def generator_ab(self):
+        return self.generator
+
+    @property
+    def discriminator_b(self):
+        return self.discriminator
+
+    @property
+    def generator_networks(self):
+        return [self.generator_ab, self.generator_ba]
+
+    @property
+    def discriminator_networks(self):
+        return [self.discriminator_a, self.discriminator_b]
+
+    def inference_parts(self):
+        return {"generator_ab": self.generator_ab, "generator_ba": self.generator_ba}
+
+    def discriminator_loss(self, data, training):
+        real_a, real_b = data
+        fake_b = ops.stop_gradient(self.generator_ab(real_a, training=training))
+        fake_a = ops.stop_gradient(self.generator_ba(real_b, training=training))
+        if training:
+            fake_a = self.pool_a(fake_a, seed_generator=self.seed_generator)
+            fake_b = self.pool_b(fake_b, seed_generator=self.seed_generator)
+        d_a = 0.5 * losses.lsgan_d_loss(self.discriminator_a(real_a, training=training),
+                                        self.discriminator_a(fake_a, training=training))
+        d_b = 0.5 * losses.lsgan_d_loss(self.discriminator_b(real_b, training=training),
+                                        self.discriminator_b(fake_b, training=training))
+        loss = d_a + d_b
+        return loss, {"d_loss": loss, "d_a": d_a, "d_b": d_b}
+
+    def generator_loss(self, data, training):
+        real_a, real_b = data
+        fake_b = self.generator_ab(real_a, training=training)
+        fake_a = self.generator_ba(real_b, training=training)
+        gan = (losses.lsgan_g_loss(self.discriminator_b(fake_b, training=training))
+               + losses.lsgan_g_loss(self.discriminator_a(fake_a, training=training)))
+        cycle = (_l1(self.generator_ba(fake_b, training=training), real_a)
+                 + _l1(self.generator_ab(fake_a, training=training), real_b))
+        loss = gan + self.cycle_weight * cycle
+        logs = {"g_gan": gan, "g_cycle": cycle}
+        if self.identity_weight > 0:
+            identity = (_l1(self.generator_ba(real_a, training=training), real_a)
+                        + _l1(self.generator_ab(real_b, training=training), real_b))
+            loss = loss + self.identity_weight * self.cycle_weight * identity
+        else:
+            identity = ops.zeros(())
+        logs.update(g_loss=loss, g_identity=identity)
+        return loss, logs
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("d_steps")
+        config.update(image_size=self.image_size, channels=self.channels, width=self.width,
+                      num_blocks=self.num_blocks, n_layers=self.n_layers,
+                      cycle_weight=self.cycle_weight, identity_weight=self.identity_weight,
+                      pool_size=self.pool_size)
+        return config
+
+
+def _l1(a, b):
+    return ops.mean(ops.abs(ops.cast(a, "float32") - ops.cast(b, "float32")))
+
+
+@register_model(tiny=TINY)
+def cyclegan(**overrides):
+    """CycleGAN at the paper's 256x256 configuration (9 residual blocks)."""
+    return CycleGAN(**overrides)

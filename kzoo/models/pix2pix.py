@@ -1,0 +1,156 @@
+"""pix2pix (Isola et al., 2017): a U-Net generator and a PatchGAN judging (input, output) pairs."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers, ops
+
+from kzoo import losses
+from kzoo.layers import check_patchgan_size, conv_block, dcgan_init, patchgan_discriminator
+from kzoo.models.adversarial import AdversarialModel
+from kzoo.zoo import register_model
+
+TINY = {"image_size": 16, "input_channels": 1, "output_channels": 3, "width": 4, "n_layers": 2}
+
+
+def unet_levels(image_size):
+    """Stride-2 levels that take `image_size` down to a 1x1 bottleneck (8 at 256x256)."""
+    n = math.log2(image_size)
+    if image_size < 4 or n != int(n):
+        raise ValueError(f"image_size must be a power of two >= 4, got {image_size}")
+    return int(n)
+
+
+def unet_generator(*, input_channels=3, output_channels=3, width=64, levels=8, dropout_blocks=3,
+                   dropout=0.5, image_size=None, name="generator"):
+    """pix2pix's U-Net generator ("U-Net-256" at `levels=8`), fully convolutional.
+
+    Encoder: `levels` 4x4 stride-2 convs C64-C128-C256-C512-C512-C512-C512-C512
+    (filters `width * min(2**i, 8)`), LeakyReLU(0.2), batch norm in every block
+    but the first and the 1x1 bottleneck (the authors' code leaves it out there,
+    where a batch of one would normalize a single value to zero). Decoder: 4x4
+    stride-2 transposed convs back up, batch norm, dropout 0.5 in the first
+    `dropout_blocks` blocks, ReLU, each concatenated with the mirrored encoder
+    activation (the skip connections); a last transposed conv to
+    `output_channels` with tanh. N(0, 0.02) init (Isola et al., 2017, Sec. 6.1.1).
+
+    Inputs of any size divisible by `2**levels` work (`image_size=None`).
+    """
+    image = keras.Input((image_size, image_size, input_channels), name="image")
+    h, skips = image, []
+    for i in range(levels):
+        bottleneck = i == levels - 1
+        h = conv_block(h, width * min(2 ** i, 8), norm=None if i == 0 or bottleneck else "batch",
+                       name=f"down{i}")
+        skips.append(h)
+    for j, i in enumerate(range(levels - 2, -1, -1)):
+        h = layers.Conv2DTranspose(width * min(2 ** i, 8), 4, strides=2, padding="same", use_bias=False,
+                                   kernel_initializer=dcgan_init(), name=f"up{i}_conv")(h)
+        h = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"up{i}_norm")(h)
+        if j < dropout_blocks:
+            h = layers.Dropout(dropout, name=f"up{i}_dropout")(h)
+        h = layers.ReLU(name=f"up{i}_relu")(h)
+        h = layers.Concatenate(name=f"skip{i}")([h, skips[i]])
+    h = layers.Conv2DTranspose(output_channels, 4, strides=2, padding="same",
+                               kernel_initializer=dcgan_init(), name="out_conv")(h)
+    out = layers.Activation("tanh", dtype="float32", name="output")(h)
+    return keras.Model(image, out, name=name)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class Pix2Pix(AdversarialModel):
+    """pix2pix: image-to-image translation with a conditional GAN plus an L1 term.
+
+    The generator is a U-Net (`unet_generator`); the discriminator a 70x70
+    PatchGAN (`kzoo.layers.patchgan_discriminator`) with batch norm that sees the
+    input concatenated with the real or the generated output. Losses (Isola et
+    al., 2017, Eq. 4 and Sec. 3.3): the generator minimises the non-saturating
+    cGAN loss plus `l1_weight` (100) times the L1 distance to the target; the
+    discriminator's loss is halved "to slow down the rate at which D learns
+    relative to G". Trained with Adam(2e-4, beta1 0.5), batch 1, random jitter
+    and mirroring (the recipe's defaults). Batches are `(input, target)` pairs.
+
+    At inference dropout is off (deterministic outputs), where the authors keep
+    it on as the generator's only noise source.
+
+    Args:
+        image_size: int. Training size, a power of two; sets the U-Net depth.
+        input_channels: int. Channels of the input image.
+        output_channels: int. Channels of the output image.
+        width: int. Filters of the first conv of G and D.
+        levels: int or None. U-Net levels; None: log2(image_size) (8 at 256,
+            down to a 1x1 bottleneck).
+        n_layers: int. PatchGAN stride-2 layers (3: 70x70 patches).
+        l1_weight: float. lambda of the L1 term.
+        seed: int or None. Seed of the model's noise generator.
+
+    Call arguments:
+        inputs: (batch, h, w, input_channels) images in [-1, 1]; h and w any
+            multiple of `2**levels` (the network is fully convolutional).
+
+    Returns:
+        (batch, h, w, output_channels) images in [-1, 1].
+
+    Example:
+    >>> model = Pix2Pix(image_size=16, input_channels=1, output_channels=3, width=4, n_layers=2)
+    >>> model(keras.ops.zeros((2, 32, 32, 1))).shape
+    TensorShape([2, 32, 32, 3])
+
+    References:
+        Isola, Zhu, Zhou & Efros, "Image-to-Image Translation with Conditional
+        Adversarial Networks", CVPR 2017.
+    """
+
+    loss_names = ("d_loss", "g_loss", "g_gan", "g_l1")
+
+    def __init__(self, *, image_size=256, input_channels=3, output_channels=3, width=64, levels=None,
+                 n_layers=3, l1_weight=100.0, seed=None, **kwargs):
+        # === Layers ===
+        depth = levels or unet_levels(image_size)
+        generator = unet_generator(input_channels=input_channels, output_channels=output_channels,
+                                   width=width, levels=depth)
+        discriminator = patchgan_discriminator(channels=output_channels, condition_channels=input_channels,
+                                               width=width, n_layers=n_layers, norm="batch")
+        check_patchgan_size(image_size, n_layers)
+        # === Model ===
+        super().__init__(generator=generator, discriminator=discriminator, seed=seed, **kwargs)
+        # === Config ===
+        self.image_size = image_size
+        self.input_channels = input_channels
+        self.output_channels = output_channels
+        self.width = width
+        self.levels = levels
+        self.n_layers = n_layers
+        self.l1_weight = l1_weight
+
+    def discriminator_loss(self, data, training):
+        source, target = (ops.convert_to_tensor(t) for t in data)
+        fake = ops.stop_gradient(self.generator(source, training=training))
+        real_logits = self.discriminator([source, target], training=training)
+        fake_logits = self.discriminator([source, fake], training=training)
+        loss = 0.5 * losses.nonsaturating_d_loss(real_logits, fake_logits)
+        return loss, {"d_loss": loss}
+
+    def generator_loss(self, data, training):
+        source, target = (ops.convert_to_tensor(t) for t in data)
+        fake = self.generator(source, training=training)
+        gan = losses.nonsaturating_g_loss(self.discriminator([source, fake], training=training))
+        l1 = ops.mean(ops.abs(ops.cast(target, "float32") - ops.cast(fake, "float32")))
+        loss = gan + self.l1_weight * l1
+        return loss, {"g_loss": loss, "g_gan": gan, "g_l1": l1}
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("d_steps")
+        config.update(image_size=self.image_size, input_channels=self.input_channels,
+                      output_channels=self.output_channels, width=self.width, levels=self.levels,
+                      n_layers=self.n_layers, l1_weight=self.l1_weight)
+        return config
+
+
+@register_model(tiny=TINY)
+def pix2pix(**overrides):
+    """pix2pix at the paper's 256x256 configuration (U-Net-256, 70x70 PatchGAN)."""
+    return Pix2Pix(**overrides)

@@ -1,0 +1,126 @@
+"""What the image-to-image recipes (pix2pix, cyclegan) share: data, optimizers, grids."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from kzoo.errors import KzooError
+from kzoo.recipes.runner import Recipe, TrainConfig
+
+SAMPLE_ROWS = 4
+
+
+@dataclasses.dataclass
+class Img2ImgConfig(TrainConfig):
+    """Options of the image-to-image recipes (paper defaults of pix2pix and CycleGAN)."""
+
+    data: str = "builtin:photos/edges2photo"
+    epochs: int = 200
+    batch_size: int = 1
+    image_size: int = 256
+    width: int = 64
+    n_layers: int = 3  # PatchGAN stride-2 layers: 70x70 patches
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    lr_decay: bool = False  # linear decay to zero over the second half of training
+    direction: str = "AtoB"
+    augment: bool = True  # random jitter (286 -> 256 crop) and mirroring
+    num_crops: int = 400  # training crops of a builtin:photos task
+    eval_images: int = 24  # held-out images scored at the end
+
+
+def total_steps(cfg, data):
+    """Optimizer steps of the whole run, counted as the runner counts them."""
+    return cfg.epochs * (cfg.steps_per_epoch or max(1, data.num_examples // cfg.batch_size))
+
+
+def compile_model(cfg, data, model):
+    """Adam(lr, beta1, beta2) for each player; with `lr_decay`, `LinearDecayAfterHalf`."""
+    import keras
+
+    from kzoo.models.cyclegan import LinearDecayAfterHalf
+
+    def adam():
+        lr = cfg.learning_rate
+        if cfg.lr_decay:
+            lr = LinearDecayAfterHalf(lr, total_steps(cfg, data))
+        return keras.optimizers.Adam(lr, beta_1=cfg.beta_1, beta_2=cfg.beta_2)
+
+    model.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=cfg.jit_compile)
+    return model
+
+
+def predict(network, images, batch_size=8):
+    return network.predict(images, batch_size=batch_size, verbose=0)
+
+
+def show(columns):
+    """A grid with one row per example and the given columns (N, H, W, C in [-1, 1])."""
+    from kzoo.viz import grid, to_uint8
+
+    channels = max(c.shape[-1] for c in columns)
+    columns = [np.repeat(c, channels, -1) if c.shape[-1] != channels else c for c in columns]
+    rows = np.stack(columns, axis=1).reshape(-1, *columns[0].shape[1:])
+    return grid(to_uint8(rows), len(columns))
+
+
+def img2img_recipe(name, config_cls, *, paired, build, sample_columns, evaluate):
+    """A `Recipe` for an image-to-image model.
+
+    Args:
+        paired: the model needs (input, target) pairs.
+        build: `(cfg, data) -> uncompiled model`.
+        sample_columns: `(model, a, b) -> list of (N, H, W, C) columns` for the grid.
+        evaluate: `(cfg, model, data, a, b) -> dict` of scores on held-out arrays.
+    """
+
+    def load(cfg, split):
+        from kzoo.data.paired import load_pairs
+
+        if cfg.eval_images < 1 and split == "test":
+            return None
+        return load_pairs(cfg.data, image_size=cfg.image_size, split=split, paired=paired,
+                          direction=cfg.direction, num_crops=cfg.num_crops)
+
+    def load_data(cfg):
+        if cfg.direction not in ("AtoB", "BtoA"):
+            raise KzooError(f"--direction must be AtoB or BtoA, got {cfg.direction!r}")
+        return load(cfg, "train"), load(cfg, "test")
+
+    def build_compiled(cfg, data):
+        try:
+            model = build(cfg, data)
+        except ValueError as e:
+            raise KzooError(str(e)) from None
+        return compile_model(cfg, data, model)
+
+    def train_dataset(cfg, data, model):
+        from kzoo.data.paired import pair_pipeline
+
+        return pair_pipeline(data, cfg.batch_size, seed=cfg.seed, augment=cfg.augment)
+
+    def scored(cfg, data, heldout):
+        """Held-out arrays, or None when the data has no held-out part."""
+        return heldout.arrays(cfg.eval_images) if heldout is not None else None
+
+    def prepare_state(cfg, model, data):
+        heldout = load(cfg, "test")
+        a, b = heldout.arrays(SAMPLE_ROWS) if heldout is not None else data.arrays(SAMPLE_ROWS)
+        state = {"a": a, "b": b}
+        if heldout is not None:
+            state["baseline"] = evaluate(cfg, model, data, *scored(cfg, data, heldout))
+        return state
+
+    def sample_grid(cfg, model, state):
+        return show(sample_columns(model, state["a"], state["b"]))
+
+    def evaluate_heldout(cfg, model, data, heldout):
+        arrays = scored(cfg, data, heldout)
+        return {} if arrays is None else evaluate(cfg, model, data, *arrays)
+
+    return Recipe(name=name, config_cls=config_cls, load_data=load_data, build=build_compiled,
+                  train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate_heldout,
+                  inference_model=lambda model: model.generator, prepare_state=prepare_state)
