@@ -94,7 +94,7 @@ def test_ssim_known_values_and_skimage():
 
 
 def test_sr_scores_averages_pairs():
-    hr = np.full((16, 16, 3), 100, np.uint8)
+    hr = np.full((32, 32, 3), 100, np.uint8)
     scores = sr_scores([hr + np.uint8(10), hr + np.uint8(20)], [hr, hr], scale=4, prefix="x_")
     assert set(scores) == {"x_psnr_y", "x_ssim_y"}
     assert scores["x_psnr_y"] == pytest.approx((psnr_y(hr + np.uint8(10), hr) + psnr_y(hr + np.uint8(20), hr)) / 2)

@@ -159,6 +159,10 @@ class SRResNet(keras.Model):
         self.output_activation = output_activation
         self.upsampled_skip = upsampled_skip
 
+    def inference_parts(self):
+        """The network itself is what a deployment runs (export and hub read this)."""
+        return {"generator": self}
+
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "scale": self.scale,
                 "channels": self.channels, "width": self.width, "num_blocks": self.num_blocks,
