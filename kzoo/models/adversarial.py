@@ -71,7 +71,27 @@ def unpack(data):
     return data, None
 
 
-class AdversarialModel(keras.Model):
+class SeedStateMixin:
+    """Saves a model's `seed_generator` state with its weights (mix into a keras.Model).
+
+    Keras does not save a `SeedGenerator`'s state; with this mixin a run resumed
+    from a checkpoint continues the same noise stream.
+    """
+
+    _SEED_KEY = "noise_seed_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._SEED_KEY] = self.seed_generator.state.numpy()
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if self._SEED_KEY in keys:
+            self.seed_generator.state.assign(store[self._SEED_KEY])
+        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_KEY})
+
+
+class AdversarialModel(SeedStateMixin, keras.Model):
     """Two-player model with an overridden `train_step` for GANs.
 
     Args:
@@ -202,20 +222,6 @@ class AdversarialModel(keras.Model):
         for name, value in logs.items():
             self.trackers[name].update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
-
-    # The noise generator's state is saved with the weights, so a run resumed from
-    # a checkpoint continues the same noise stream.
-    _SEED_KEY = "noise_seed_state"
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store[self._SEED_KEY] = self.seed_generator.state.numpy()
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        if self._SEED_KEY in keys:
-            self.seed_generator.state.assign(store[self._SEED_KEY])
-        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_KEY})
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "d_steps": self.d_steps,
