@@ -4,7 +4,7 @@ Each epoch's sample grid shows 64 samples (DDIM, `--sample-steps`) above a strip
 of the denoising trajectory: x_t of four samples from t = T-1 (noise) to t = 0.
 On builtin:digits, `evaluate` records the reference digits classifier's Fréchet
 distance and Inception-Score-style score of samples from the ancestral DDPM
-sampler (`--eval-ddpm-steps`, 1000) and from DDIM (`--eval-ddim-steps`, 50), and
+sampler (`--eval-ddpm-steps`, all T = 1000) and from DDIM (`--eval-ddim-steps`, 50), and
 the sampling time of each.
 """
 
@@ -53,7 +53,7 @@ class DDPMConfig(TrainConfig):
     sample_sampler: str = "ddim"  # sampler of the per-epoch grid
     sample_steps: int = 50
     eval_samples: int = 256  # images per sampler in evaluate (0: skip the evaluation)
-    eval_ddpm_steps: int = 1000
+    eval_ddpm_steps: int = 0  # 0: all T steps (the ancestral sampler as in the paper)
     eval_ddim_steps: int = 50
     eval_ddim_eta: float = 0.0
 
@@ -64,7 +64,8 @@ def validate(cfg):
     diffusion.check_sampler(cfg.sample_sampler)
     if cfg.variance not in diffusion.VARIANCES:
         raise KzooError(f"--variance must be {' or '.join(diffusion.VARIANCES)}, got {cfg.variance!r}")
-    for flag, steps in (("--sample-steps", cfg.sample_steps), ("--eval-ddpm-steps", cfg.eval_ddpm_steps),
+    for flag, steps in (("--sample-steps", cfg.sample_steps),
+                        ("--eval-ddpm-steps", cfg.eval_ddpm_steps or cfg.num_timesteps),
                         ("--eval-ddim-steps", cfg.eval_ddim_steps)):
         try:
             diffusion.check_steps(steps, cfg.num_timesteps)
@@ -139,7 +140,8 @@ def evaluate(cfg, model, data, heldout):
 
     digits = cfg.data == "builtin:digits"
     scores = {"eval_samples": cfg.eval_samples}
-    runs = (("ddpm", cfg.eval_ddpm_steps, 0.0), ("ddim", cfg.eval_ddim_steps, cfg.eval_ddim_eta))
+    runs = (("ddpm", cfg.eval_ddpm_steps or model.num_timesteps, 0.0),
+            ("ddim", cfg.eval_ddim_steps, cfg.eval_ddim_eta))
     for sampler, steps, eta in runs:
         start = time.perf_counter()
         images = model.sample(cfg.eval_samples, sampler=sampler, steps=steps, eta=eta, seed=EVAL_SEED)

@@ -150,3 +150,18 @@ def test_registry():
     model = create_model("ddpm_digits", width=16)
     assert (model.image_size, model.channels, model.width) == (16, 1, 16)
     assert model.num_timesteps == 1000 and model.ema_decay == 0.9999
+
+
+def test_mixed_precision_train_step():
+    """mixed_float16: the optimizer is wrapped in LossScaleOptimizer and the loss stays finite."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = tiny()
+        model.compile(optimizer=ddpm_optimizer(1e-3, warmup_steps=0))
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert model.network.get_layer("mid_attn").compute_dtype == "float16"
+        logs = model.fit(images(8), batch_size=4, epochs=1, verbose=0).history
+        assert np.isfinite(logs["loss"][-1])
+        assert model.network.output.dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -28,7 +28,7 @@ def test_paper_defaults():
     assert (cfg.num_timesteps, cfg.beta_start, cfg.beta_end) == (1000, 1e-4, 0.02)
     assert (cfg.learning_rate, cfg.warmup_steps, cfg.grad_clip, cfg.ema_decay) == (2e-4, 5000, 1.0, 0.9999)
     assert cfg.epochs * cfg.steps_per_epoch == 800_000 and cfg.random_flip
-    assert (cfg.eval_ddpm_steps, cfg.eval_ddim_steps) == (1000, 50)
+    assert (cfg.eval_ddpm_steps, cfg.eval_ddim_steps) == (0, 50)  # 0: all T steps
     quick, _, _, _ = resolve_config(ddpm.RECIPE, ["--preset", "quick"])
     assert (quick.data, quick.image_size, quick.random_flip) == ("builtin:digits", 16, False)
 
