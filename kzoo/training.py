@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 from kzoo.losses import scale_for_replicas
 
@@ -31,7 +32,47 @@ def minimize(optimizer, variables, loss_fn):
     return logs
 
 
-class SeededModel(keras.Model):
+@keras.saving.register_keras_serializable(package="kzoo")
+class ReplicaSeedGenerator(keras.random.SeedGenerator):
+    """A `SeedGenerator` whose seeds differ between tf.distribute replicas.
+
+    The state is kept in sync (updated once, from the first replica); each replica
+    offsets the seed it hands out by its replica id.
+    """
+
+    def next(self, ordered=True):
+        seed = super().next(ordered=ordered)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            ctx = tf.distribute.get_replica_context()
+            if ctx is not None and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+                rid = ops.cast(ctx.replica_id_in_sync_group, seed.dtype)
+                seed = seed + ops.stack([rid * 7919, ops.zeros_like(rid)])
+        return seed
+
+
+class SeedStateMixin:
+    """Saves a model's `seed_generator` state with its weights (mix into a keras.Model).
+
+    Keras does not save a `SeedGenerator`'s state; with this mixin a run resumed
+    from a checkpoint continues the same noise stream.
+    """
+
+    _SEED_KEY = "noise_seed_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._SEED_KEY] = self.seed_generator.state.numpy()
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if self._SEED_KEY in keys:
+            self.seed_generator.state.assign(store[self._SEED_KEY])
+        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_KEY})
+
+
+class SeededModel(SeedStateMixin, keras.Model):
     """A model with a checkpointed, replica-aware noise `SeedGenerator` (`self.seed_generator`).
 
     Args:
@@ -39,12 +80,9 @@ class SeededModel(keras.Model):
     """
 
     loss_names: tuple[str, ...] = ()
-    _SEED_KEY = "noise_seed_state"
 
     def __init__(self, *, seed=None, **kwargs):
         super().__init__(**kwargs)
-        from kzoo.models.adversarial import ReplicaSeedGenerator
-
         self.seed = seed
         self.seed_generator = ReplicaSeedGenerator(seed, name="noise_seed")
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.loss_names}
@@ -61,13 +99,3 @@ class SeededModel(keras.Model):
 
     def normal(self, shape, dtype="float32"):
         return keras.random.normal(shape, dtype=dtype, seed=self.seed_generator)
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store[self._SEED_KEY] = self.seed_generator.state.numpy()
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        if self._SEED_KEY in keys:
-            self.seed_generator.state.assign(store[self._SEED_KEY])
-        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_KEY})

@@ -32,27 +32,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kzoo.losses import scale_for_replicas
-
-
-@keras.saving.register_keras_serializable(package="kzoo")
-class ReplicaSeedGenerator(keras.random.SeedGenerator):
-    """A `SeedGenerator` whose seeds differ between tf.distribute replicas.
-
-    The state is kept in sync (updated once, from the first replica); each replica
-    offsets the seed it hands out by its replica id.
-    """
-
-    def next(self, ordered=True):
-        seed = super().next(ordered=ordered)
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            ctx = tf.distribute.get_replica_context()
-            if ctx is not None and tf.distribute.get_strategy().num_replicas_in_sync > 1:
-                rid = ops.cast(ctx.replica_id_in_sync_group, seed.dtype)
-                seed = seed + ops.stack([rid * 7919, ops.zeros_like(rid)])
-        return seed
+from kzoo.training import ReplicaSeedGenerator, SeedStateMixin, minimize
 
 
 def per_replica_logs(logs):
@@ -88,7 +68,7 @@ def unpack(data):
     return data, None
 
 
-class AdversarialModel(keras.Model):
+class AdversarialModel(SeedStateMixin, keras.Model):
     """Two-player model with an overridden `train_step` for GANs.
 
     Args:
@@ -191,14 +171,7 @@ class AdversarialModel(keras.Model):
         return list(self.trackers.values())
 
     def _update(self, loss_fn, optimizer, variables, data):
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            loss, logs = loss_fn(data, training=True)
-            scaled = optimizer.scale_loss(scale_for_replicas(loss))
-        grads = tape.gradient(scaled, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        return logs
+        return minimize(optimizer, variables, lambda: loss_fn(data, training=True))
 
     def train_step(self, data):
         logs = {}
@@ -219,20 +192,6 @@ class AdversarialModel(keras.Model):
         for name, value in logs.items():
             self.trackers[name].update_state(value)
         return per_replica_logs({name: t.result() for name, t in self.trackers.items()})
-
-    # The noise generator's state is saved with the weights, so a run resumed from
-    # a checkpoint continues the same noise stream.
-    _SEED_KEY = "noise_seed_state"
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store[self._SEED_KEY] = self.seed_generator.state.numpy()
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        if self._SEED_KEY in keys:
-            self.seed_generator.state.assign(store[self._SEED_KEY])
-        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_KEY})
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "d_steps": self.d_steps,

@@ -1,0 +1,184 @@
+"""The model-free noise schedule and samplers (kzoo.diffusion), checked without a network.
+
+The samplers are driven by the exact ε-predictor of Gaussian data x_0 ~ N(μ, s²):
+with x_t = sqrt(ā) x_0 + sqrt(1-ā) ε, E[ε | x_t] = sqrt(1-ā) (x_t - sqrt(ā) μ) / (ā s² + 1 - ā),
+so a correct sampler must return samples with mean μ and standard deviation s.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kzoo.diffusion import NoiseSchedule, sample
+from kzoo.errors import KzooError
+
+MU, S = 0.3, 0.5
+
+
+@pytest.fixture(scope="module")
+def schedule():
+    return NoiseSchedule()
+
+
+def gaussian_eps_fn(schedule, mu=MU, s=S):
+    def eps_fn(x, t):
+        a = schedule.alphas_cumprod[t].reshape((-1,) + (1,) * (x.ndim - 1))
+        return np.sqrt(1 - a) * (x - np.sqrt(a) * mu) / (a * s ** 2 + 1 - a)
+    return eps_fn
+
+
+def test_schedule_values(schedule):
+    """Ho et al. 2020, Sec. 4: T = 1000, β linear from 1e-4 to 0.02."""
+    assert schedule.num_timesteps == 1000 and schedule.betas.shape == (1000,)
+    assert schedule.betas[0] == pytest.approx(1e-4) and schedule.betas[-1] == pytest.approx(0.02)
+    np.testing.assert_allclose(np.diff(schedule.betas), (0.02 - 1e-4) / 999)
+    np.testing.assert_allclose(schedule.alphas_cumprod, np.cumprod(1 - schedule.betas))
+    assert schedule.alphas_cumprod[0] == pytest.approx(1 - 1e-4)
+    assert schedule.alphas_cumprod[-1] == pytest.approx(4.0358e-5, rel=1e-3)  # x_T is ~pure noise
+    np.testing.assert_allclose(schedule.sqrt_alphas_cumprod ** 2 + schedule.sqrt_one_minus_alphas_cumprod ** 2, 1.0)
+    with pytest.raises(ValueError):
+        schedule.betas[0] = 0.5  # read-only: a sampler cannot corrupt the schedule
+
+
+def test_bad_schedule():
+    with pytest.raises(KzooError, match="timesteps"):
+        NoiseSchedule(num_timesteps=0)
+    with pytest.raises(KzooError, match="beta"):
+        NoiseSchedule(beta_start=0.1, beta_end=0.01)
+
+
+@pytest.mark.parametrize("t", [0, 49, 500, 999])
+def test_closed_form_matches_iterated_single_steps(schedule, t):
+    """q(x_t | x_0) in closed form = t+1 single steps q(x_k | x_{k-1}), in distribution."""
+    rng = np.random.default_rng(0)
+    n = 20000
+    x0 = np.broadcast_to(np.array([-1.0, 0.0, 0.7]), (n, 3))
+    x = x0.copy()
+    for k in range(t + 1):
+        x = schedule.forward_step(x, k, rng.standard_normal(x.shape))
+    closed = schedule.q_sample(x0.astype(np.float32), np.full(n, t),
+                               rng.standard_normal(x0.shape).astype(np.float32))
+    a = schedule.alphas_cumprod[t]
+    for draws in (x, closed):
+        np.testing.assert_allclose(draws.mean(0), np.sqrt(a) * x0[0], atol=0.03)
+        np.testing.assert_allclose(draws.std(0), np.sqrt(1 - a), rtol=0.03, atol=2e-4)
+    np.testing.assert_allclose(x.mean(0), closed.mean(0), atol=0.03)
+    np.testing.assert_allclose(x.std(0), closed.std(0), rtol=0.03, atol=2e-4)
+
+
+def test_q_sample_per_example_timesteps(schedule):
+    x0 = np.ones((3, 2, 2, 1), np.float32)
+    noise = np.zeros_like(x0)
+    out = schedule.q_sample(x0, np.array([0, 10, 999]), noise)
+    assert out.dtype == np.float32 and out.shape == x0.shape
+    np.testing.assert_allclose(out[:, 0, 0, 0], schedule.sqrt_alphas_cumprod[[0, 10, 999]], rtol=1e-6)
+
+
+def test_q_sample_with_keras_ops_equals_numpy(schedule):
+    from keras import ops
+
+    rng = np.random.default_rng(1)
+    x0 = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    noise = rng.standard_normal(x0.shape).astype(np.float32)
+    t = np.array([0, 5, 700, 999], np.int32)
+    out = ops.convert_to_numpy(schedule.q_sample(ops.convert_to_tensor(x0), ops.convert_to_tensor(t),
+                                                 ops.convert_to_tensor(noise), xp=ops))
+    np.testing.assert_allclose(out, schedule.q_sample(x0, t, noise), rtol=1e-6, atol=1e-6)
+
+
+def test_ddpm_step_is_algorithm_2(schedule):
+    """Without clipping, the posterior-mean step is x_{t-1} = (x_t - β/sqrt(1-ā) ε)/sqrt(α) + σ z."""
+    rng = np.random.default_rng(2)
+    x, eps, z = (rng.standard_normal((5, 4)) for _ in range(3))
+    t = 400
+    out, _ = schedule.ddpm_step(eps, t, t - 1, x, z, variance="beta", clip_denoised=False)
+    beta, abar = schedule.betas[t], schedule.alphas_cumprod[t]
+    expected = (x - beta / np.sqrt(1 - abar) * eps) / np.sqrt(1 - beta) + np.sqrt(beta) * z
+    np.testing.assert_allclose(out, expected, rtol=1e-10)
+    last, x0 = schedule.ddpm_step(eps, 0, -1, x, z, clip_denoised=False)  # no noise at the end
+    np.testing.assert_allclose(last, x0, rtol=1e-10)
+
+
+def test_ddim_eta_1_all_steps_is_ddpm_with_posterior_variance(schedule):
+    """Song et al., Sec. 4.1: η = 1 over all T steps is the DDPM sampler with σ² = β̃ (same noise)."""
+    eps_fn = gaussian_eps_fn(schedule)
+    ddpm = sample(eps_fn, (64, 2), schedule=schedule, sampler="ddpm", variance="beta_tilde",
+                  clip_denoised=False, seed=3)
+    ddim = sample(eps_fn, (64, 2), schedule=schedule, sampler="ddim", steps=1000, eta=1.0,
+                  clip_denoised=False, seed=3)
+    np.testing.assert_allclose(ddim, ddpm, atol=1e-4)
+
+
+@pytest.mark.parametrize("sampler,steps,eta,variance", [
+    ("ddpm", None, 0.0, "beta"),
+    ("ddpm", None, 0.0, "beta_tilde"),
+    ("ddim", 1000, 1.0, "beta"),
+    ("ddim", 250, 0.0, "beta"),  # deterministic ODE-like sampler (50 steps: std 0.47, coarser)
+    ("ddpm", 250, 0.0, "beta"),  # respaced ancestral sampler
+])
+def test_samplers_reach_the_data_distribution(schedule, sampler, steps, eta, variance):
+    """With the exact ε of N(μ, s²) data, every sampler's output has mean μ and std s."""
+    n = 20000
+    x = sample(gaussian_eps_fn(schedule), (n, 1), schedule=schedule, sampler=sampler, steps=steps,
+               eta=eta, variance=variance, clip_denoised=False, seed=4)
+    assert x.dtype == np.float32 and x.shape == (n, 1)
+    assert abs(x.mean() - MU) < 0.02, x.mean()
+    assert abs(x.std() - S) < 0.02, x.std()
+
+
+def test_ddim_with_all_steps_and_eta_1_matches_ddpm_statistics(schedule):
+    """Different noise: DDIM(η=1, T steps) and DDPM agree in mean, std and quantiles."""
+    n = 20000
+    eps_fn = gaussian_eps_fn(schedule)
+    a = sample(eps_fn, (n, 1), schedule=schedule, sampler="ddpm", clip_denoised=False, seed=5)
+    b = sample(eps_fn, (n, 1), schedule=schedule, sampler="ddim", steps=1000, eta=1.0,
+               clip_denoised=False, seed=6)
+    assert abs(a.mean() - b.mean()) < 0.02 and abs(a.std() - b.std()) < 0.02
+    q = [0.05, 0.25, 0.5, 0.75, 0.95]
+    np.testing.assert_allclose(np.quantile(a, q), np.quantile(b, q), atol=0.03)
+
+
+def test_ddim_eta_0_is_deterministic_given_x_T(schedule):
+    eps_fn = gaussian_eps_fn(schedule)
+    runs = [sample(eps_fn, (8, 3), schedule=schedule, sampler="ddim", steps=20, seed=7) for _ in range(2)]
+    np.testing.assert_array_equal(*runs)
+    other = sample(eps_fn, (8, 3), schedule=schedule, sampler="ddim", steps=20, seed=8)
+    assert not np.allclose(runs[0], other)
+
+
+def test_clip_denoised_keeps_predictions_in_range(schedule):
+    seen = []
+    sample(lambda x, t: -x, (16, 2), schedule=schedule, sampler="ddim", steps=10,
+           callback=lambda t, x, x0: seen.append((t, x0)))
+    assert [t for t, _ in seen] == list(schedule.timesteps(10))
+    assert all(np.abs(x0).max() <= 1.0 for _, x0 in seen)
+
+
+def test_timestep_spacing(schedule):
+    assert list(schedule.timesteps(1000)) == list(range(999, -1, -1))
+    ts = schedule.timesteps(50)
+    assert len(ts) == 50 and ts[0] == 980 and ts[-1] == 0 and set(np.diff(ts)) == {-20}
+    assert list(schedule.timesteps(1)) == [0]
+    assert len(set(schedule.timesteps(999))) == 999
+
+
+@pytest.mark.parametrize("steps", [0, -5, 1001, 2.5])
+def test_bad_steps_are_a_clear_error(schedule, steps):
+    with pytest.raises(KzooError, match=r"sampling steps must be an integer from 1 to T = 1000"):
+        sample(lambda x, t: x, (2, 1), schedule=schedule, sampler="ddim", steps=steps)
+
+
+def test_bad_sampler_and_variance(schedule):
+    with pytest.raises(KzooError, match="unknown sampler 'euler'"):
+        sample(lambda x, t: x, (2, 1), schedule=schedule, sampler="euler")
+    with pytest.raises(KzooError, match="unknown DDPM variance"):
+        sample(lambda x, t: x, (2, 1), schedule=schedule, steps=2, variance="learned")
+
+
+def test_module_never_imports_a_framework():
+    code = ("import sys, kzoo.diffusion as d; d.sample(lambda x, t: x, (1, 1), steps=3); "
+            "bad = [m for m in ('keras', 'tensorflow', 'torch', 'jax') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
