@@ -53,7 +53,7 @@ def _cmd_predict(args):
     providers = [p for p in args.providers.split(",") if p] if args.providers else None
     paths = predict(args.model, args.inputs, args.out, num=args.num, seed=args.seed,
                     label=args.label, providers=providers, endpoint=args.endpoint,
-                    fp16=args.fp16, log=_log)
+                    fp16=args.fp16, sampler=args.sampler, steps=args.steps, eta=args.eta, log=_log)
     print(f"wrote {len(paths)} file(s) to {args.out}")
     return 0
 
@@ -109,6 +109,10 @@ def _add_predict(sub):
     p.add_argument("--providers", help="onnxruntime providers, best first, e.g. cuda,cpu "
                                        "(default: TensorRT > CUDA > CPU, as available)")
     p.add_argument("--fp16", action="store_true", help="use model.fp16.onnx")
+    p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim",
+                   help="diffusion models: DDIM (default) or the ancestral DDPM sampler")
+    p.add_argument("--steps", type=int, default=50, help="diffusion models: denoising steps (default 50)")
+    p.add_argument("--eta", type=float, default=0.0, help="diffusion models: DDIM eta (default 0)")
 
 
 def _add_serve(sub):

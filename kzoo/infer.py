@@ -233,6 +233,43 @@ class OnnxModel:
         feeds = self.sample(num, seed, label)
         return self.postprocess(self.run(**feeds)), feeds
 
+    @property
+    def is_diffusion(self):
+        return any(e["role"] == "timestep" for e in self.inputs.values())
+
+    def diffusion_sample(self, num, seed=0, sampler="ddim", steps=50, eta=0.0, callback=None):
+        """Draw `num` images from a diffusion eps-model with `kzoo.diffusion`'s sampler loop.
+
+        The loop (DDPM ancestral or DDIM, `steps` of the T trained ones) runs in NumPy and
+        calls this ONNX session once per step: no TensorFlow anywhere.
+        """
+        from kzoo.diffusion import NoiseSchedule, sample
+
+        if not self.is_diffusion:
+            raise KzooError(f"{self.name} is not a diffusion eps-model (no timestep input)")
+        if num < 1:
+            raise KzooError(f"--num must be >= 1, got {num}")
+        t_name = next(n for n, e in self.inputs.items() if e["role"] == "timestep")
+        x_name = next(n for n in self.inputs if n != t_name)
+        out_name = next(iter(self.outputs))
+        schedule = NoiseSchedule(**self.info.get("diffusion", {}))
+        if steps is None or not 1 <= int(steps) <= schedule.num_timesteps:
+            raise KzooError(f"--steps must be between 1 and T = {schedule.num_timesteps}, got {steps}")
+        shape = (num, *self.inputs[x_name]["shape"][1:])
+        if any(d is None for d in shape):
+            raise KzooError(f"{self.name} has a dynamic image size; export it at a fixed size")
+        t_shape = self.inputs[t_name]["shape"]
+        t_dtype = self.inputs[t_name]["dtype"]
+
+        def eps_fn(x, t):
+            t = t.reshape((len(t), *[1] * (len(t_shape) - 1))).astype(t_dtype)
+            return self.run(**{x_name: x, t_name: t})[out_name]
+
+        x = sample(eps_fn, shape, schedule=schedule, sampler=sampler, steps=int(steps), eta=eta,
+                   seed=seed, callback=callback)
+        lo, hi = -1.0, 1.0
+        return np.clip(np.rint((x - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
+
     def predict_image(self, image, seed=0, label=None, source="image"):
         """For models with one image input: one uint8 image in, post-processed outputs out."""
         if len(self.image_inputs) != 1:
@@ -324,13 +361,24 @@ def resolve_model(source, endpoint=None):
 
 
 def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, providers=None,
-            endpoint=None, fp16=False, log=None):
-    """What `kzoo predict` does: run `source` on `inputs` (or generate `num`); returns paths."""
+            endpoint=None, fp16=False, sampler="ddim", steps=50, eta=0.0, log=None):
+    """What `kzoo predict` does: run `source` on `inputs` (or generate `num`); returns paths.
+
+    Diffusion eps-models are sampled with `sampler` ("ddim" or "ddpm") in `steps` steps.
+    """
     log = log or (lambda msg: None)
     model = OnnxModel(resolve_model(source, endpoint), providers=providers, fp16=fp16)
     log(f"{model.name} version {model.info.get('version')} on onnxruntime {model.provider}")
     out = Path(out)
     written = []
+    if model.is_diffusion:
+        if inputs:
+            raise KzooError(f"{model.name} samples from noise and takes no input images; use --num N")
+        images = model.diffusion_sample(num, seed=seed, sampler=sampler, steps=steps, eta=eta)
+        entry = {"role": "image"}
+        for i, img in enumerate(images):
+            written.append(save_output(out / f"sample_{i:03d}", img, entry))
+        return written
     if model.image_inputs:
         if not inputs:
             raise KzooError(f"{model.name} transforms images: give one or more INPUT image files")

@@ -151,3 +151,23 @@ def test_no_tensorflow_is_imported(exported, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
     assert len(list((tmp_path / "out").glob("*.png"))) == 2
+
+
+def test_ddpm_samples_on_onnxruntime_like_keras(tmp_path):
+    """The exported eps-model + kzoo.diffusion's NumPy loop == DDPM.sample in Keras."""
+    from kzoo.models.ddpm import DDPM, TINY
+
+    model = DDPM(**{**TINY, "num_timesteps": 20})
+    export(model, name="ddpm", out=tmp_path, formats="onnx")
+    onnx = OnnxModel(tmp_path / "ddpm")
+    assert onnx.is_diffusion and onnx.info["diffusion"]["num_timesteps"] == 20
+    for sampler, steps in (("ddim", 5), ("ddpm", 20)):
+        got = onnx.diffusion_sample(3, seed=4, sampler=sampler, steps=steps)
+        want = model.sample(3, sampler=sampler, steps=steps, seed=4)
+        want = np.clip(np.rint((want + 1) / 2 * 255), 0, 255)
+        assert got.shape == want.shape and got.dtype == np.uint8
+        assert np.abs(got.astype(int) - want).max() <= 1
+    with pytest.raises(KzooError, match="--steps must be between 1 and T = 20"):
+        onnx.diffusion_sample(1, steps=21)
+    paths = predict(tmp_path / "ddpm", out=tmp_path / "gen", num=2, steps=4)
+    assert [p.name for p in paths] == ["sample_000.png", "sample_001.png"]

@@ -106,6 +106,11 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
                                  image_signature=image_signature, metadata=src.metadata, log=log)
             info.update(name=served[ep], version=version, source=src.description,
                         model_class=type(src.model).__name__)
+            if hasattr(src.model, "num_timesteps") and hasattr(src.model, "beta_start"):
+                # a diffusion eps-model: the schedule its TensorFlow-free sampler needs
+                info["diffusion"] = {"num_timesteps": int(src.model.num_timesteps),
+                                     "beta_start": float(src.model.beta_start),
+                                     "beta_end": float(src.model.beta_end)}
             from kzoo.io import write_json
 
             write_json(staged[ep] / "kzoo.json", info)
