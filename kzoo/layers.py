@@ -99,6 +99,12 @@ class ArgMax(layers.Layer):
         self.axis = axis
 
     def call(self, x):
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            # keras.ops.argmax guards against -0.0 (flush-to-zero) with a Bitcast that
+            # tf2onnx cannot convert; class scores need no such guard.
+            return tf.argmax(x, axis=self.axis, output_type=tf.int32)
         return keras.ops.cast(keras.ops.argmax(x, axis=self.axis), "int32")
 
     def compute_output_shape(self, input_shape):
@@ -351,6 +357,13 @@ class ImageHistoryPool(layers.Layer):
         self.count.assign(ops.minimum(self.count + ops.cast(n, "int32"), self.pool_size))
         return ops.where(ops.reshape(swap, (-1, 1, 1, 1)), old, images)
 
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "image_shape": self.image_shape}
+
+
 # --- diffusion (DDPM) ---
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -544,6 +557,4 @@ class SpatialSelfAttention(layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "image_shape": self.image_shape}
-
         return {**super().get_config(), "groups": self.groups}

@@ -24,7 +24,10 @@ def test_every_model_builds_and_round_trips_its_config(name):
     assert parts and all(hasattr(p, "inputs") for p in parts.values())
     size = getattr(model, "image_size", 2)  # unknown H/W of fully convolutional parts
     for part in parts.values():
-        inputs = [np.zeros([2 if i == 0 else size if d is None else d for i, d in enumerate(t.shape)],
-                           t.dtype) for t in part.inputs]
-        out = part(inputs if len(inputs) > 1 else inputs[0])
+        zeros = {t.name: np.zeros([2 if i == 0 else size if d is None else d for i, d in enumerate(t.shape)],
+                                  t.dtype) for t in part.inputs}
+        if isinstance(part.input, dict):
+            out = part({k: zeros[t.name] for k, t in part.input.items()})
+        else:
+            out = part([zeros[t.name] for t in part.inputs] if len(zeros) > 1 else next(iter(zeros.values())))
         assert all(np.isfinite(np.asarray(o)).all() for o in (out.values() if isinstance(out, dict) else [out]))

@@ -70,6 +70,8 @@ class Recipe:
         inference_model: `(model) -> keras.Model` saved as model/inference.keras.
         prepare_state: optional `(cfg, model, data) -> dict` run once before training
             (fixed sample inputs; a "baseline" entry is logged as the untrained score).
+        init_weights: optional `(cfg, model)` that applies `--init-from`; default: copy
+            the weights of the hub preset / run `cfg.init_from` names (`kzoo.hub.init_weights`).
     """
 
     name: str
@@ -81,6 +83,7 @@ class Recipe:
     evaluate: typing.Callable
     inference_model: typing.Callable
     prepare_state: typing.Callable | None = None
+    init_weights: typing.Callable | None = None
 
 
 # --- configuration -------------------------------------------------------------
@@ -376,9 +379,12 @@ def _train(recipe, cfg, out, resume, argv):
     with strategy.scope():
         model = recipe.build(cfg, data)
     if cfg.init_from and not (resume and _completed_epochs(run_dir)):
-        from kzoo.hub import init_weights
+        if recipe.init_weights is not None:
+            recipe.init_weights(cfg, model)
+        else:
+            from kzoo.hub import init_weights
 
-        init_weights(model, cfg.init_from)
+            init_weights(model, cfg.init_from)
     dataset = recipe.train_dataset(cfg, data, model)
     steps = cfg.steps_per_epoch or max(
         1, data.num_examples // (cfg.batch_size * getattr(model, "d_steps", 1)))

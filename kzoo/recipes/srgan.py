@@ -104,7 +104,6 @@ def build(cfg, data):
     if cfg.stage == "srresnet":
         model = create_model("srresnet", **net)
         model.compile(optimizer=adam(), loss="mse", jit_compile=cfg.jit_compile)
-        generator = model
     else:
         extractor, scale = (_feature_extractor(cfg) if cfg.content_loss == "features" else (None, 1.0))
         model = create_model("srgan", image_size=cfg.image_size, discriminator_width=cfg.discriminator_width,
@@ -112,9 +111,6 @@ def build(cfg, data):
                              adversarial_weight=cfg.adversarial_weight, feature_extractor=extractor,
                              feature_scale=scale, seed=cfg.seed, **net)
         model.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=cfg.jit_compile)
-        generator = model.generator
-    if cfg.init_from:
-        _load_generator_weights(generator, cfg.init_from)
     return model
 
 
@@ -207,7 +203,8 @@ def train_dataset(cfg, data, model):
 
 RECIPE = Recipe(name="srgan", config_cls=SRGANConfig, load_data=load_data, build=build,
                 train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate, inference_model=_generator,
-                prepare_state=prepare_state)
+                prepare_state=prepare_state,
+                init_weights=lambda cfg, model: _load_generator_weights(_generator(model), cfg.init_from))
 
 if __name__ == "__main__":
     sys.exit(main(RECIPE))

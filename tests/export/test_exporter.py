@@ -38,7 +38,10 @@ def test_every_model_of_the_zoo_exports_with_parity(tmp_path, name):
         for fmt in ("savedmodel", "onnx"):
             for case in ("random", "data"):
                 for out, f in info["parity"][fmt][case].items():
-                    assert f["max_rel"] <= 1e-4, (fmt, case, out, f)
+                    if "mismatch_fraction" in f:  # integer outputs (segmentation labels)
+                        assert f["mismatch_fraction"] <= 0.01, (fmt, case, out, f)
+                    else:
+                        assert f["max_rel"] <= 1e-4, (fmt, case, out, f)
         assert (r.path / "saved_model.pb").is_file() and (r.path / "model.onnx").is_file()
         assert (r.path.parent / "config.pbtxt").is_file()
     assert (tmp_path / "models.config").is_file()
