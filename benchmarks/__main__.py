@@ -17,7 +17,8 @@ DEFAULT_RECIPES = ["dcgan", "wgan_gp", "cgan"]
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("--suites", default="peak,train,infer", help="comma list of: peak, train, infer")
+    p.add_argument("--suites", default="peak,train,infer,ddpm",
+                   help="comma list of: peak, train, infer, ddpm")
     p.add_argument("--recipes", default=",".join(DEFAULT_RECIPES))
     p.add_argument("--paper-sizes", action="store_true", help="the recipes' paper configuration")
     p.add_argument("--steps", type=int, default=20, help="timed steps per training row")
@@ -48,6 +49,13 @@ def main(argv=None):
 
         results["infer"] = infer.run(args.recipes.split(","),
                                      preset="paper" if args.paper_sizes else "quick")
+    if "ddpm" in suites:
+        from benchmarks import ddpm
+
+        results["ddpm"] = ddpm.measure(preset="paper" if args.paper_sizes else "quick")
+    serving = HERE / "serving.json"
+    if serving.is_file():  # written by `python benchmarks/serving.py` (the load test)
+        results["serving"] = json.loads(serving.read_text())
     from kzoo.io import write_json, write_text
 
     write_json(args.out, results)

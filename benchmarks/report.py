@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 def _fmt(v, digits=3):
     if isinstance(v, float):
@@ -62,6 +64,28 @@ def render(results):
                             ("ONNX speed-up vs predict", "onnx_speedup_vs_predict")]), ""]
         failed = [r for r in results["infer"] if "error" in r]
         out += [f"- {r['recipe']}: {r['error']}" for r in failed] + ([""] if failed else [])
+    if results.get("ddpm"):
+        out += ["## DDPM sampling", "",
+                "Wall time to draw one batch from the ddpm recipe's network: the ancestral sampler "
+                "over all T steps vs DDIM, in Keras (EMA network, one call per step) and through "
+                "the exported eps-network on ONNX Runtime (NumPy loop, no TensorFlow).", "",
+                _table(results["ddpm"], [("sampler", "sampler"), ("steps", "steps"), ("batch", "batch"),
+                                         ("size", "image_size"), ("Keras s", "keras_seconds"),
+                                         ("Keras img/s", "keras_images_per_s"),
+                                         ("ONNX Runtime s", "onnx_seconds"),
+                                         ("ONNX Runtime img/s", "onnx_images_per_s")]), ""]
+    if results.get("serving"):
+        sv = results["serving"]
+        out += ["## Serving load test", "",
+                f"`kzoo serve` ({sv.get('backend')} backend, REST) on 127.0.0.1 with model "
+                f"{sv.get('export', sv.get('model'))}; the load generator's clients run on the same "
+                f"machine. Measured {sv.get('date')} by `{sv.get('command', 'python benchmarks/serving.py')}`.", "",
+                _table(sv.get("runs", []), [("max batch", "max_batch"), ("batch wait ms", "batch_wait_ms"),
+                                            ("clients", "clients"), ("requests", "requests"),
+                                            ("errors", "errors"), ("req/s", "throughput_rps"),
+                                            ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"),
+                                            ("rows per batch", "mean_rows_per_batch"),
+                                            ("batching gain", "batching_gain")]), ""]
     for note in results.get("notes", []):
         out += [note, ""]
     return "\n".join(out)

@@ -22,3 +22,15 @@ def test_harness_writes_results_and_report(tmp_path, monkeypatch):
     assert all(r["onnx_ms"] > 0 and r["onnx_fp16_ms"] > 0 for r in infer)
     text = report.read_text()
     assert "Inference latency" in text and "Training throughput" in text and "dcgan" in text and results["machine"]["cpu"] in text
+
+
+def test_ddpm_sampling_benchmark_rows():
+    from benchmarks import ddpm, report
+
+    rows = ddpm.measure(batch=2, samplers=(("ddim", 3), ("ddpm", 4)))
+    assert [(r["sampler"], r["steps"]) for r in rows] == [("ddim", 3), ("ddpm", 4)]
+    assert all(r["keras_seconds"] > 0 and r["onnx_seconds"] > 0 for r in rows)
+    text = report.render({"command": "x", "date": "d", "ddpm": rows,
+                          "machine": {"cpu": "c", "cores": 2, "gpus": [], "tensorflow": "t",
+                                      "keras": "k", "numpy": "n"}})
+    assert "DDPM sampling" in text and "| ddim | 3 |" in text
