@@ -14,7 +14,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 NOTES = [
-    "Notes. Training ratios are medians of one short run each; on a 2-core machine they move by "
+    "Notes. Training rates come from one timed run of the given number of steps each; on a 2-core machine they move by "
     "about ±10 % between runs, so values around 1 mean \"no measurable overhead\". The reference "
     "loop feeds batches from a Python iterator, `fit` from its own compiled loop. Keras `predict` "
     "pays a fixed set-up cost per call (building its data iterator), which is why ONNX Runtime's "
