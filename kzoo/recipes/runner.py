@@ -231,7 +231,8 @@ def setup_devices():
             tf.config.set_logical_device_configuration(
                 cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
         except RuntimeError:
-            pass  # already initialised (e.g. by a test's conftest)
+            # TensorFlow is already initialised (e.g. by a test's conftest): keep its devices.
+            return
 
 
 def make_strategy(name):
