@@ -136,8 +136,11 @@ def load(ref, *, part: str = "inference", compile: bool = True, **kwargs):
         ref: a catalog name (`NAME` or `NAME@VERSION`), a preset folder or archive,
             a `file://` / `https://` URL (`#sha256=HEX`), or `hf://owner/repo`.
         part: `"inference"` (the deployable network, e.g. a GAN's generator) or
-            `"full"` (the trainable model with its optimizers, for fine-tuning).
-        compile: restore the full model's compile state (optimizers).
+            `"full"` (the trainable model with every network, for fine-tuning).
+            Presets built by kzoo store the full model uncompiled (no optimizer
+            state): compile it with your optimizers (a GAN: `g_optimizer=`,
+            `d_optimizer=`) or use a recipe's `--init-from`.
+        compile: restore a compile state if the model file holds one.
         **kwargs: `allow_http`, `progress` (see `fetch`).
 
     Returns:

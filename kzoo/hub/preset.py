@@ -1,7 +1,10 @@
 """The preset format: a folder (or archive of it) that holds one trained model.
 
     <name>/
-      model.keras       the full trainable model (both players of a GAN, optimizers)
+      model.keras       the full trainable model (every network, e.g. both players of a
+                        GAN), saved uncompiled: without optimizer state it is about a
+                        third of a run's model.keras trained with Adam; fine-tuning
+                        starts its optimizers afresh
       inference.keras   the part a deployment runs (e.g. the generator)
       metadata.json     name, version, model class, task, versions, dataset, recipe
                         config, metrics, image size, inputs/outputs with value ranges,
@@ -37,21 +40,51 @@ DEFAULT_LICENSE = "Apache-2.0"
 _GAN_INPUTS = {"z": "standard normal N(0, 1), one vector of latent_dim per image",
                "label": "integer class id in [0, num_classes)"}
 _IMAGE_OUT = {"image": [-1.0, 1.0]}
+_IMAGE_TO_IMAGE = {"inputs": {"image": [-1.0, 1.0]}, "outputs": _IMAGE_OUT}
+_SEGMENTATION = {"inputs": {"image": [-1.0, 1.0]},
+                 "outputs": {"probabilities": [0.0, 1.0],
+                             "labels": "integer class id in [0, num_classes)"}}
 # What each recipe family's preset does and how its inputs/outputs are scaled.
 # A run whose model/metadata.json carries "task" / "value_ranges" overrides this.
 FAMILIES = {
     "dcgan": ("unconditional-image-generation", {"inputs": _GAN_INPUTS, "outputs": _IMAGE_OUT}),
     "wgan_gp": ("unconditional-image-generation", {"inputs": _GAN_INPUTS, "outputs": _IMAGE_OUT}),
     "cgan": ("class-conditional-image-generation", {"inputs": _GAN_INPUTS, "outputs": _IMAGE_OUT}),
+    "vae": ("variational-autoencoder", {"inputs": _GAN_INPUTS, "outputs": _IMAGE_OUT}),
+    "pix2pix": ("image-to-image-translation", _IMAGE_TO_IMAGE),
+    "cyclegan": ("unpaired-image-to-image-translation", _IMAGE_TO_IMAGE),
+    "srgan": ("super-resolution", {"inputs": {"lr": [-1.0, 1.0]},
+                                   "outputs": {"sr": "about [-1, 1]; clip to [-1, 1]"}}),
+    "unet": ("semantic-segmentation", _SEGMENTATION),
+    "deeplab": ("semantic-segmentation", _SEGMENTATION),
+    "ddpm": ("diffusion-noise-prediction", {
+        "inputs": {"x_t": "noisy image sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, x_0 in [-1, 1]",
+                   "t": "integer timestep in [0, T)"},
+        "outputs": {"eps": "the predicted noise eps (about N(0, 1))"}}),
 }
 TASK_TEXT = {
     "unconditional-image-generation": "draws new images from random latent vectors",
     "class-conditional-image-generation": "draws new images of a requested class from random "
                                           "latent vectors and a class label",
+    "variational-autoencoder": "decodes latent vectors into images (the inference part is the "
+                               "decoder; the full model also encodes, reconstructs and "
+                               "interpolates)",
+    "image-to-image-translation": "translates an input image into its paired target domain",
+    "unpaired-image-to-image-translation": "translates images from domain A to domain B (the "
+                                           "full model holds both directions)",
+    "super-resolution": "upscales images 4x (any input size)",
+    "semantic-segmentation": "labels every pixel of an image with a class",
+    "diffusion-noise-prediction": "predicts the noise in a noisy image (the EMA eps-network); "
+                                  "`kzoo.diffusion` samplers or `kzoo predict --sampler` turn "
+                                  "it into new images",
 }
 DATA_NOTES = {
     "builtin:digits": "scikit-learn's copy of the UCI ML hand-written digits (1,797 8x8 "
                       "grayscale images, CC BY 4.0), upsampled",
+    "builtin:shapes": "kzoo's procedural scenes of circles, squares, triangles and striped "
+                      "bars with per-pixel masks (2,048 training, 512 held-out scenes)",
+    "builtin:photos": "seven of scikit-image's sample photographs (coffee and chelsea held "
+                      "out); see skimage.data for each image's licence",
 }
 _SAFE_MODULES = ("keras", "kzoo")
 _KERAS_ENTRIES = {"config.json", "metadata.json", "model.weights.h5"}
@@ -256,7 +289,7 @@ def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        shutil.copyfile(model_dir / "model.keras", tmp / "model.keras")
+        _save_uncompiled(model_dir / "model.keras", tmp / "model.keras")
         shutil.copyfile(model_dir / "inference.keras", tmp / "inference.keras")
         shutil.copyfile(samples, tmp / "samples.png")
         write_text(tmp / "README.md", model_card(meta))
@@ -267,6 +300,64 @@ def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) ->
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return out
+
+
+def _save_uncompiled(src, dst):
+    """Save the model in `src` to `dst` without its compile state and optimizer variables.
+
+    The bytes depend only on `src` (publishing a run twice gives the same sha256):
+    Keras' metadata.json (with its save date) and the weights file's attributes
+    (layer names, which Keras numbers per process) are taken from `src`, zip
+    entries get a fixed date, and HDF5 objects record no times.
+    """
+    import keras
+
+    model = keras.saving.load_model(src, safe_mode=True, compile=False)
+    with tempfile.TemporaryDirectory(prefix="kzoo-slim-") as tmp:
+        saved = Path(tmp) / "model.keras"
+        model.save(saved)
+        with zipfile.ZipFile(src) as original, zipfile.ZipFile(saved) as zin, \
+                zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+            for info in zin.infolist():
+                if info.filename == "metadata.json":
+                    data = original.read("metadata.json")
+                elif info.filename.endswith(".h5"):
+                    data = _h5_normalized(zin.read(info), original.read(info.filename),
+                                          Path(tmp) / "w.h5")
+                else:
+                    data = zin.read(info)
+                zout.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)),
+                              data)
+
+
+def _h5_normalized(data: bytes, reference: bytes, scratch: Path) -> bytes:
+    """A copy of HDF5 file `data` without times, taking attributes from `reference`
+    wherever it has the same object."""
+    import io
+
+    import h5py
+
+    def copy(src, dst, ref):
+        for key, value in (ref if ref is not None else src).attrs.items():
+            dst.attrs[key] = value
+        for name, obj in src.items():
+            sub = ref.get(name) if ref is not None else None
+            if isinstance(obj, h5py.Dataset):
+                ds = dst.create_dataset(name, data=obj[()], track_times=False)
+                for key, value in (sub if sub is not None else obj).attrs.items():
+                    ds.attrs[key] = value
+            else:
+                gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+                gcpl.set_obj_track_times(False)
+                group = h5py.Group(h5py.h5g.create(dst.id, name.encode(), gcpl=gcpl))
+                copy(obj, group, sub if isinstance(sub, h5py.Group) else None)
+
+    with h5py.File(io.BytesIO(data), "r") as fin, h5py.File(io.BytesIO(reference), "r") as ref, \
+            h5py.File(scratch, "w") as fout:
+        copy(fin, fout, ref)
+    out = scratch.read_bytes()
+    scratch.unlink()
     return out
 
 
@@ -289,6 +380,10 @@ def _references(model_class):
         return []
     lines = doc.split("References:", 1)[1].strip().splitlines()
     return [l.strip() for l in lines if l.strip()]
+
+
+def _data_note(data):
+    return DATA_NOTES.get(data) or DATA_NOTES.get(data.split("/")[0])
 
 
 def _fmt(v):
@@ -323,7 +418,7 @@ def model_card(meta) -> str:
                          f"{s['range'] if s['range'] is not None else 'not recorded'} |")
     lines += ["", "## Training", "",
               f"Reproduce: `{meta['command']}`", "",
-              f"- data: `{data}`" + (f" ({DATA_NOTES[data]})" if data in DATA_NOTES else ""),
+              f"- data: `{data}`" + (f" ({_data_note(data)})" if _data_note(data) else ""),
               f"- schedule: {cfg.get('epochs')} epochs x {cfg.get('steps_per_epoch') or 'one pass'} "
               f"steps, batch {cfg.get('batch_size')}, seed {cfg.get('seed')}"
               + (f"; {meta['train_seconds']:.0f} s of training" if meta.get("train_seconds") else ""),
@@ -350,7 +445,8 @@ def model_card(meta) -> str:
                   "paper's schedule reaches." if cfg.get("preset") == "quick" else "."),
               "- The metrics use a small reference digits classifier in place of Inception; "
               "they compare kzoo runs with each other, not with published numbers."
-              if "frechet_distance" in meta["metrics"] else
+              if any(w in k for k in meta["metrics"]
+                     for w in ("frechet", "inception", "consistency", "classifier")) else
               "- Metrics are those of the recipe's evaluation only.",
               ""]
     refs = _references(meta["model_class"])

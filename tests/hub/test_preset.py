@@ -124,6 +124,26 @@ def test_loaded_parts_match_the_run(tiny_run, tiny_preset_dir):
     x = [np.ones((2, 4), "float32"), np.array([1, 2], "int32")]
     np.testing.assert_allclose(gen.predict(x, verbose=0), run_gen.predict(x, verbose=0), atol=1e-6)
     full = load(str(tiny_preset_dir), part="full")
-    assert type(full).__name__ == "ConditionalGAN" and full.g_optimizer is not None
+    assert type(full).__name__ == "ConditionalGAN" and full.g_optimizer is None
+    run_full = keras.saving.load_model(tiny_run / "model" / "model.keras")
+    for a, b in zip(full.weights, run_full.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # no optimizer state (the run's file has it), and ready to compile
+    assert any("optimizer" in k for k in _h5_keys(tiny_run / "model" / "model.keras"))
+    assert not any("optimizer" in k for k in _h5_keys(tiny_preset_dir / "model.keras"))
+    full.compile(g_optimizer=keras.optimizers.Adam(1e-4), d_optimizer=keras.optimizers.Adam(1e-4))
     with pytest.raises(KzooError, match="part must be"):
         load(str(tiny_preset_dir), part="weights")
+
+
+def _h5_keys(keras_file):
+    import io
+    import zipfile
+
+    import h5py
+
+    keys = []
+    with zipfile.ZipFile(keras_file) as zf:
+        with h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r") as f:
+            f.visit(keys.append)
+    return keys

@@ -16,7 +16,8 @@ def _script():
 
 def test_publishes_a_finished_run_into_the_catalog(tiny_run, tmp_path, monkeypatch):
     script = _script()
-    assert set(script.RECIPES) >= {"dcgan", "wgan_gp", "cgan"}
+    assert set(script.RECIPES) == {"dcgan", "wgan_gp", "cgan", "vae", "pix2pix", "cyclegan",
+                                   "srgan", "unet", "deeplab", "ddpm"}  # one per family
     catalog = tmp_path / "catalog.json"
     argv = ["cgan", "--run", f"cgan={tiny_run}", "--dest", str(tmp_path / "presets"),
             "--catalog", str(catalog)]
@@ -26,6 +27,38 @@ def test_publishes_a_finished_run_into_the_catalog(tiny_run, tmp_path, monkeypat
     assert script.main([*argv, "--max-mb", "0.001"]) == 2  # too big: refused, not cataloged
     assert not (tmp_path / "presets" / "cgan-digits-1.tar.gz").exists()
     trained = []
-    monkeypatch.setattr(script, "train", lambda recipe, runs, extra: trained.append(recipe) or tiny_run)
+    monkeypatch.setattr(script, "train",
+                        lambda recipe, runs, extra: trained.append(recipe) or [tiny_run])
     assert script.main(["dcgan", "--dest", str(tmp_path / "presets"), "--catalog", str(catalog)]) == 0
     assert trained == ["dcgan"]
+
+
+def test_stages_and_hub_flags(tmp_path, monkeypatch):
+    script = _script()
+    calls = []
+
+    def train_one(recipe, runs, extra):
+        calls.append((recipe, extra))
+        return tmp_path / f"run{len(calls)}"
+
+    monkeypatch.setattr(script, "train_one", train_one)
+    assert script.train("srgan", tmp_path, ["--epochs", "1"]) == [tmp_path / "run1",
+                                                                  tmp_path / "run2"]
+    assert calls == [("srgan", ["--stage", "srresnet", "--epochs", "1"]),
+                     ("srgan", ["--stage", "srgan", "--init-from", str(tmp_path / "run1"),
+                                "--epochs", "1"])]
+    calls.clear()
+    script.train("pix2pix", tmp_path, [])
+    assert calls == [("pix2pix", ["--width", "8"])]
+
+
+def test_preset_name_follows_recipe_stage_and_data(tmp_path):
+    script = _script()
+    for recipe, data, config, name in [
+            ("wgan_gp", "builtin:digits", {}, "wgan-gp-digits"),
+            ("srgan", "builtin:photos", {"stage": "srresnet"}, "srresnet-photos"),
+            ("pix2pix", "builtin:photos/gray2color", {}, "pix2pix-gray2color")]:
+        (tmp_path / "model").mkdir(exist_ok=True)
+        (tmp_path / "model" / "metadata.json").write_text(
+            json.dumps({"recipe": recipe, "data": data, "config": config}))
+        assert script.preset_name(tmp_path) == name
