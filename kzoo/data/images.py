@@ -246,8 +246,12 @@ def _from_folder(spec, image_size, channels, labels):
 
 
 def batch_pipeline(data: ImageData, batch_size: int, *, seed: int = 0, shuffle: bool = True,
-                   repeat: bool = True, drop_remainder: bool = True):
-    """Cache, shuffle, repeat, batch and prefetch an `ImageData` for training."""
+                   repeat: bool = True, drop_remainder: bool = True, augment=None):
+    """Cache, shuffle, repeat, (augment,) batch and prefetch an `ImageData` for training.
+
+    `augment(*example, seed)` maps one example with a stateless random `seed`
+    (int64 pair drawn from `seed`), so augmentation is reproducible.
+    """
     import tensorflow as tf
 
     if batch_size < 1:
@@ -260,6 +264,11 @@ def batch_pipeline(data: ImageData, batch_size: int, *, seed: int = 0, shuffle: 
         ds = ds.shuffle(min(data.num_examples, 10_000), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
+    if augment is not None:
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda example, k: augment(*(example if isinstance(example, tuple) else (example,)), k),
+            num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 

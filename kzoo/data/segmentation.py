@@ -235,6 +235,42 @@ def _from_folder(spec, image_size, num_classes):
     return ImageData(ds, len(images), image_size, 3, num_classes, str(folder))
 
 
+def augment_fn(*, flip: bool = True, scale_range=(1.0, 1.0)):
+    """`(image, mask, seed) -> (image, mask)`: DeepLab's training augmentation.
+
+    A random scale in `scale_range` (image bilinear, mask nearest-neighbour), then a
+    random crop back to the input size -- a smaller image is first padded with 0
+    (mid-grey in [-1, 1]) and the mask with `IGNORE_LABEL` -- and a left-right flip
+    with probability 1/2 (Chen et al., 2018, Sec. 4: scales 0.5-2.0 and flipping).
+    """
+    import tensorflow as tf
+
+    lo, hi = (float(v) for v in scale_range)
+    if not 0.0 < lo <= hi:
+        raise KzooError(f"scale range must satisfy 0 < min <= max, got {lo}, {hi}")
+
+    def augment(image, mask, seed):
+        h, w, c = image.shape
+        m = tf.cast(mask[..., None], tf.float32)
+        if (lo, hi) != (1.0, 1.0):
+            s = tf.random.stateless_uniform((), seed, lo, hi)
+            size = tf.cast(tf.round(tf.constant([h, w], tf.float32) * s), tf.int32)
+            image = tf.image.resize(image, size, method="bilinear")
+            m = tf.image.resize(m, size, method="nearest")
+            ph, pw = tf.maximum(size[0], h), tf.maximum(size[1], w)
+            image = tf.image.pad_to_bounding_box(image, 0, 0, ph, pw)
+            m = tf.image.pad_to_bounding_box(m - IGNORE_LABEL, 0, 0, ph, pw) + IGNORE_LABEL
+            both = tf.image.stateless_random_crop(tf.concat([image, m], -1), (h, w, c + 1),
+                                                  seed + 1)
+            image, m = both[..., :c], both[..., c:]
+        if flip:
+            both = tf.image.stateless_random_flip_left_right(tf.concat([image, m], -1), seed + 2)
+            image, m = both[..., :c], both[..., c:]
+        return tf.ensure_shape(image, (h, w, c)), tf.cast(m[..., 0], mask.dtype)
+
+    return augment
+
+
 def check_labels(values, num_classes, where):
     """Raise `KzooError` if a label in `values` is outside 0..num_classes-1 and not 255."""
     values = np.asarray(values)

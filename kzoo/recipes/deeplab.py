@@ -9,7 +9,8 @@ from kzoo.recipes.segmentation import SegmentationConfig, segmentation_recipe
 
 @dataclasses.dataclass
 class DeepLabConfig(SegmentationConfig):
-    """DeepLabV3+, paper defaults: OS 16, ASPP 6/12/18, SGD 0.007 poly 0.9, batch 16, 513 crops.
+    """DeepLabV3+, paper defaults: OS 16, ASPP 6/12/18, SGD 0.007 poly 0.9, batch 16, 513 crops,
+    random scales 0.5-2.0 and flips.
 
     The backbone is a ResNet-101 layout trained from scratch (no ImageNet weights
     can be downloaded here); `--backbone resnet50|resnet101 --backbone-weights FILE`
@@ -21,6 +22,7 @@ class DeepLabConfig(SegmentationConfig):
     learning_rate: float = 0.007
     poly_power: float = 0.9
     weight_decay: float = 4e-5
+    scale_range: tuple = (0.5, 2.0)  # random scaling and left-right flips (Sec. 4)
     backbone: str = "resnet"
     backbone_weights: str = ""
     blocks: tuple = (3, 4, 23, 3)

@@ -151,10 +151,15 @@ def _parser(recipe: Recipe):
         elif t is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
         elif t is tuple:
-            p.add_argument(flag, type=lambda s: tuple(int(v) for v in s.split(",")), help=help_text)
+            p.add_argument(flag, type=_number_tuple, help=help_text)
         else:
             p.add_argument(flag, type=t, help=help_text)
     return p
+
+
+def _number_tuple(text):
+    """"2,4,6" -> (2, 4, 6); "0.5,2" -> (0.5, 2)."""
+    return tuple(float(v) if any(c in v for c in ".eE") else int(v) for v in text.split(","))
 
 
 def resolve_config(recipe: Recipe, argv=None, *, has_gpu=None):

@@ -24,6 +24,8 @@ class SegmentationConfig(TrainConfig):
     momentum: float = 0.9
     weight_decay: float = 0.0
     poly_power: float = 0.0  # > 0: "poly" learning rate (1 - step/steps)^power; 0: constant
+    random_flip: bool = True  # left-right flips of training pairs
+    scale_range: tuple = (1.0, 1.0)  # random rescaling of training pairs, then crop/pad back
 
 
 def segmentation_recipe(name, config_cls, *, model_name, model_options):
@@ -71,8 +73,14 @@ def segmentation_recipe(name, config_cls, *, model_name, model_options):
 
     def train_dataset(cfg, data, model):
         from kzoo.data import batch_pipeline
+        from kzoo.data.segmentation import augment_fn
 
-        return batch_pipeline(data, cfg.batch_size, seed=cfg.seed)
+        augment = None
+        if cfg.random_flip or tuple(cfg.scale_range) != (1.0, 1.0):
+            if len(cfg.scale_range) != 2:
+                raise KzooError(f"--scale-range needs two numbers (min,max), got {cfg.scale_range}")
+            augment = augment_fn(flip=cfg.random_flip, scale_range=cfg.scale_range)
+        return batch_pipeline(data, cfg.batch_size, seed=cfg.seed, augment=augment)
 
     def prepare_state(cfg, model, data):
         source = _heldout(cfg) or data

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kzoo.data.segmentation import SHAPES_CLASSES, check_labels, load_segmentation, shapes, shapes_scene
+from kzoo.data.segmentation import (IGNORE_LABEL, SHAPES_CLASSES, augment_fn, check_labels,
+                                    load_segmentation, shapes, shapes_scene)
 from kzoo.errors import KzooError
 
 
@@ -87,3 +88,41 @@ def test_unknown_sources():
         load_segmentation("builtin:digits", image_size=8)
     with pytest.raises(KzooError, match="no segmentation mapping for tfds:mnist"):
         load_segmentation("tfds:mnist", image_size=8)
+
+
+def _augment(fn, image, mask, seed):
+    import tensorflow as tf
+
+    out = fn(tf.constant(image), tf.constant(mask.astype(np.int32)), tf.constant(seed, tf.int64))
+    return out[0].numpy(), out[1].numpy()
+
+
+def test_augment_flip_keeps_image_and_mask_aligned():
+    images, masks = shapes("train", 32)
+    image, mask = images[0], masks[0]
+    flip = augment_fn(flip=True)
+    outs = [_augment(flip, image, mask, [k, 1]) for k in range(8)]
+    flipped = [o for o in outs if not np.array_equal(o[1], mask)]
+    assert 0 < len(flipped) < 8  # flipped about half the time
+    for img, m in outs:
+        if np.array_equal(m, mask):
+            np.testing.assert_array_equal(img, image)
+        else:
+            np.testing.assert_array_equal(m, mask[:, ::-1])
+            np.testing.assert_array_equal(img, image[:, ::-1])
+    np.testing.assert_array_equal(_augment(flip, image, mask, [3, 1])[0], outs[3][0])  # stateless
+
+
+def test_augment_scaling_pads_with_ignore_and_keeps_labels():
+    images, masks = shapes("train", 32)
+    small = augment_fn(flip=False, scale_range=(0.5, 0.5))
+    img, m = _augment(small, images[1], masks[1], [0, 2])
+    assert img.shape == (32, 32, 3) and m.shape == (32, 32) and m.dtype == np.int32
+    assert (m == IGNORE_LABEL).mean() == 0.75  # a 16x16 scene padded to 32x32
+    assert np.all(img[m == IGNORE_LABEL] == 0.0)
+    assert set(np.unique(m)) <= set(range(len(SHAPES_CLASSES))) | {IGNORE_LABEL}
+    big = augment_fn(flip=False, scale_range=(2.0, 2.0))
+    img, m = _augment(big, images[1], masks[1], [0, 2])
+    assert IGNORE_LABEL not in m and set(np.unique(m)) <= set(np.unique(masks[1]))
+    with pytest.raises(KzooError, match="0 < min <= max"):
+        augment_fn(scale_range=(2.0, 1.0))

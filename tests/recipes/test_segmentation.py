@@ -60,6 +60,8 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
         (["--num-classes", "3"], "--num-classes 3 does not match builtin:shapes"),
         (["--optimizer", "rmsprop"], "--optimizer must be sgd or adam"),
         (["--image-size", "24"], "multiple of 16"),
+        (["--scale-range", "2,1"], "scale range must satisfy 0 < min <= max"),
+        (["--scale-range", "1,2,3"], "--scale-range needs two numbers"),
     ]
     for flags, message in cases:
         assert main(deeplab.RECIPE, [*COMMON, *TINY[deeplab], *flags, "--out", str(tmp_path / "x")]) == 2
