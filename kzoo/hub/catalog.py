@@ -104,13 +104,27 @@ def add_entry(catalog_path, entry: dict, *, relative_to=None):
     write_json(catalog_path, data)
 
 
+TABLE_METRICS = 4
+
+
+def _metrics_cell(metrics: dict) -> str:
+    """Up to TABLE_METRICS quality scores (no lists, step counts or timings)."""
+    shown = [(k, v) for k, v in sorted(metrics.items())
+             if isinstance(v, (int, float)) and not isinstance(v, bool)
+             and not k.endswith(("_steps", "_seconds", "_samples")) and k != "eval_samples"]
+    cell = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in shown[:TABLE_METRICS])
+    if len(shown) > TABLE_METRICS:
+        cell += f" (+{len(shown) - TABLE_METRICS} more: kzoo hub info)"
+    return cell
+
+
 def table(rows: list[dict]) -> str:
     """The `kzoo hub list` table: name, task, size, metrics, image size."""
     head = ("name", "task", "size", "metrics", "image size")
     lines = [head]
     for e in rows:
-        metrics = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in sorted((e.get("metrics") or {}).items()))
+        metrics = _metrics_cell(e.get("metrics") or {})
         size = e.get("image_size")
         lines.append((f"{e['name']}@{e['version']}", e["task"], f"{e['size'] / 1e6:.1f} MB",
                       metrics or "-", f"{size}x{size}" if size else "-"))

@@ -9,7 +9,11 @@ from kzoo.recipes.segmentation import SegmentationConfig, segmentation_recipe
 
 @dataclasses.dataclass
 class UNetConfig(SegmentationConfig):
-    """U-Net, paper defaults: depth 4, width 64, dropout 0.5, no norm; SGD momentum 0.99, batch 1."""
+    """U-Net, paper defaults: depth 4, width 64, dropout 0.5, no norm; SGD momentum 0.99, batch 1.
+
+    Augmentation: left-right flips (`--random-flip`) and optional random scaling
+    (`--scale-range`); the paper's elastic deformations are not implemented.
+    """
 
     image_size: int = 512
     batch_size: int = 1

@@ -17,14 +17,53 @@ def _entry(name, version="1", **kw):
             "url": f"https://example.org/{name}-{version}.tar.gz", **kw}
 
 
+FAMILIES = {"dcgan", "wgan_gp", "cgan", "vae", "pix2pix", "cyclegan", "srgan", "unet", "deeplab",
+            "ddpm"}
+
+
 def test_shipped_catalog_points_at_real_packaged_presets():
     shipped = catalog._read(catalog.SHIPPED)
     assert shipped, "the shipped catalog is empty"
     for e in shipped:
-        if "path" in e:
-            assert sha256_file(e["path"]) == e["sha256"], e["name"]
-            assert e["size"] < 10e6, f"{e['name']} is too big to ship"
+        assert "path" in e, f"{e['name']} is not shipped in the package"
+        assert sha256_file(e["path"]) == e["sha256"], e["name"]
+        assert e["size"] < 15e6, f"{e['name']} is too big to ship"
+        assert e["metrics"], f"{e['name']} has no measured metrics"
+    assert {e["recipe"] for e in shipped} >= FAMILIES  # one real preset per model family
     assert "cgan-digits" in {e["name"] for e in shipped}
+
+
+def _shipped_names():
+    return sorted({e["name"] for e in catalog._read(catalog.SHIPPED)})
+
+
+@pytest.mark.parametrize("name", _shipped_names())
+def test_every_shipped_preset_loads_and_runs(name, kzoo_home):
+    import numpy as np
+
+    from kzoo.hub import load, metadata
+
+    meta = metadata(name)
+    assert meta["name"] == name and meta["metrics"] == catalog.lookup(name)["metrics"]
+    model = load(name)
+    assert type(model).__name__ == meta["inference_class"]
+    rng = np.random.default_rng(0)
+    inputs = []
+    for spec in meta["inputs"]:
+        shape = [2] + [d if d is not None else 16 for d in spec["shape"][1:]]
+        if "int" in spec["dtype"]:
+            inputs.append(np.ones(shape, spec["dtype"]))
+        else:
+            inputs.append(rng.uniform(-1, 1, shape).astype(spec["dtype"]))
+    out = model(inputs if len(inputs) > 1 else inputs[0], training=False)
+    outs = out.values() if isinstance(out, dict) else [out]
+    for o in outs:
+        o = np.asarray(o)
+        assert o.shape[0] == 2 and np.all(np.isfinite(o))
+    for spec in meta["outputs"]:
+        if spec["range"] == [-1.0, 1.0] or spec["range"] == [0.0, 1.0]:
+            value = np.asarray(out[spec["name"]] if isinstance(out, dict) else out)
+            assert spec["range"][0] - 1e-5 <= value.min() and value.max() <= spec["range"][1] + 1e-5
 
 
 def test_versions_and_override(tmp_path, monkeypatch):
@@ -77,3 +116,11 @@ def test_table():
     header, row = text.splitlines()
     assert header.split() == ["name", "task", "size", "metrics", "image", "size"]
     assert "cgan-digits@1" in row and "6.6 MB" in row and "frechet_distance 105" in row and "32x32" in row
+
+
+def test_table_shows_a_few_scalar_scores():
+    metrics = {"a_iou": 0.9, "per_class_iou": [0.1, 0.2], "ddpm_steps": 1000, "ddpm_sample_seconds": 3.0,
+               "b": 1.0, "c": 2.0, "d": 3.0, "e": 4.0}
+    row = catalog.table([_entry("x", metrics=metrics, image_size=8)]).splitlines()[1]
+    assert "a_iou 0.9, b 1, c 2, d 3 (+1 more: kzoo hub info)" in row
+    assert "per_class" not in row and "steps" not in row and "seconds" not in row

@@ -1,3 +1,5 @@
+import pytest
+
 from kzoo.recipes.runner import load_preset
 from kzoo.recipes.unet import RECIPE, UNetConfig
 
@@ -8,3 +10,15 @@ def test_paper_defaults():
     assert (cfg.optimizer, cfg.momentum, cfg.batch_size) == ("sgd", 0.99, 1)
     assert cfg.data == "builtin:shapes" and RECIPE.name == "unet"
     assert load_preset(RECIPE, "quick")["image_size"] == 64
+
+
+@pytest.mark.slow
+def test_quick_schedule_quality(tmp_path):
+    """The README's number: held-out mean IoU >= 0.85 on builtin:shapes after the quick schedule."""
+    import json
+
+    from kzoo.recipes.runner import run
+
+    out = run(RECIPE, ["--preset", "quick", "--out", str(tmp_path / "run")])
+    final = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert final["heldout_mean_iou"] >= 0.85
