@@ -357,6 +357,11 @@ class ImageHistoryPool(layers.Layer):
         self.count.assign(ops.minimum(self.count + ops.cast(n, "int32"), self.pool_size))
         return ops.where(ops.reshape(swap, (-1, 1, 1, 1)), old, images)
 
+    def reset_state(self):
+        """Empty the pool (a hub preset keeps no training state)."""
+        self.images.assign(keras.ops.zeros_like(self.images))
+        self.count.assign(0)
+
     def compute_output_shape(self, input_shape):
         return input_shape
 

@@ -159,6 +159,10 @@ def test_history_pool_batch_and_disabled():
     assert int(pool.count.numpy()) == 3
     off = ImageHistoryPool(pool_size=0, image_shape=(1, 1, 1))
     np.testing.assert_array_equal(off(batch), batch)
+    pool.reset_state()  # empty again: the next fakes fill it and come back as they are
+    assert int(pool.count.numpy()) == 0 and not pool.images.numpy().any()
+    np.testing.assert_array_equal(pool(batch[3:4] + 10, seed_generator=keras.random.SeedGenerator(2)),
+                                  batch[3:4] + 10)
 
 """Shared layers of kzoo.layers."""
 

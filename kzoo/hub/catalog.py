@@ -107,9 +107,15 @@ def add_entry(catalog_path, entry: dict, *, relative_to=None):
 TABLE_METRICS = 4
 
 
+def _is_baseline(key: str) -> bool:
+    """Scores of a reference the recipes log beside the model's own (input as output, ...)."""
+    return key.startswith(("input_", "bicubic_", "mean_color_", "train_data_", "untrained")) \
+        or "identity" in key or "original" in key
+
+
 def _metrics_cell(metrics: dict) -> str:
     """Up to TABLE_METRICS quality scores (no lists, step counts or timings)."""
-    shown = [(k, v) for k, v in sorted(metrics.items())
+    shown = [(k, v) for k, v in sorted(metrics.items(), key=lambda kv: (_is_baseline(kv[0]), kv[0]))
              if isinstance(v, (int, float)) and not isinstance(v, bool)
              and not k.endswith(("_steps", "_seconds", "_samples")) and k != "eval_samples"]
     cell = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"

@@ -2,9 +2,9 @@
 
     <name>/
       model.keras       the full trainable model (every network, e.g. both players of a
-                        GAN), saved uncompiled: without optimizer state it is about a
-                        third of a run's model.keras trained with Adam; fine-tuning
-                        starts its optimizers afresh
+                        GAN), saved uncompiled and without training state (optimizer
+                        slots, CycleGAN's image pools): about a third of a run's
+                        model.keras trained with Adam; fine-tuning starts them afresh
       inference.keras   the part a deployment runs (e.g. the generator)
       metadata.json     name, version, model class, task, versions, dataset, recipe
                         config, metrics, image size, inputs/outputs with value ranges,
@@ -220,10 +220,31 @@ def _command(recipe, run_cfg):
             continue
         if arg.startswith("--out="):
             continue
-        kept.append(arg)
+        if arg.startswith("--") and "=" in arg:
+            flag, value = arg.split("=", 1)
+            kept.append(f"{flag}={_portable(value)}")
+        else:
+            kept.append(_portable(arg))
     if not kept:
         kept = ["--preset", run_cfg.get("config", {}).get("preset", "paper")]
     return " ".join(["python", "-m", f"kzoo.recipes.{recipe}", *kept])
+
+
+LOCAL_PATH = "<local path>"
+
+
+def _portable(value):
+    """`value` with absolute filesystem paths (a run's --init-from, ...) replaced by
+    `LOCAL_PATH`: a preset says nothing about the machine it was trained on."""
+    import os
+
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return LOCAL_PATH
+    return value
 
 
 def _signature(model):
@@ -278,8 +299,8 @@ def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) ->
         "inputs": inputs, "outputs": outputs, "value_ranges": ranges,
         "metrics": metrics, "untrained_metrics": final.get("untrained", {}),
         "train_seconds": final.get("train_seconds"),
-        "config": run_meta.get("config") or run_cfg.get("config", {}),
-        "changed_from_paper": run_cfg.get("changed_from_paper", {}),
+        "config": _portable(run_meta.get("config") or run_cfg.get("config", {})),
+        "changed_from_paper": _portable(run_cfg.get("changed_from_paper", {})),
         "command": _command(recipe, run_cfg),
         "kzoo_version": run_cfg.get("kzoo_version", kzoo.__version__),
         "keras_version": run_cfg.get("keras_version", keras.__version__),
@@ -304,7 +325,9 @@ def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) ->
 
 
 def _save_uncompiled(src, dst):
-    """Save the model in `src` to `dst` without its compile state and optimizer variables.
+    """Save the model in `src` to `dst` without its compile state, optimizer variables or
+    other training state (layers with a `reset_state()`, e.g. CycleGAN's fake-image pools,
+    are emptied: zeros that the archive compresses away).
 
     The bytes depend only on `src` (publishing a run twice gives the same sha256):
     Keras' metadata.json (with its save date) and the weights file's attributes
@@ -314,6 +337,9 @@ def _save_uncompiled(src, dst):
     import keras
 
     model = keras.saving.load_model(src, safe_mode=True, compile=False)
+    for layer in model._flatten_layers(include_self=False):
+        if callable(getattr(layer, "reset_state", None)):
+            layer.reset_state()
     with tempfile.TemporaryDirectory(prefix="kzoo-slim-") as tmp:
         saved = Path(tmp) / "model.keras"
         model.save(saved)
@@ -372,14 +398,22 @@ def _check_name(name):
 # --- the model card --------------------------------------------------------------
 
 def _references(model_class):
+    """The model class docstring's references, one per entry (an entry ends with '.')."""
     import keras
 
     cls = keras.saving.get_registered_object(f"kzoo>{model_class}")
     doc = (cls.__doc__ or "") if cls else ""
     if "References:" not in doc:
         return []
-    lines = doc.split("References:", 1)[1].strip().splitlines()
-    return [l.strip() for l in lines if l.strip()]
+    refs, current = [], []
+    for line in doc.split("References:", 1)[1].strip().splitlines():
+        if not line.strip():
+            continue
+        current.append(line.strip())
+        if line.rstrip().endswith("."):
+            refs.append(" ".join(current))
+            current = []
+    return refs + ([" ".join(current)] if current else [])
 
 
 def _data_note(data):

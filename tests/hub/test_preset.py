@@ -39,7 +39,8 @@ def test_model_card_is_filled_from_config_and_metrics(tiny_preset_dir):
     assert f"{fd:.4g}" in card
     assert meta["command"] in card
     assert 'kzoo.hub.load("tiny-cgan")' in card
-    assert "Mirza & Osindero" in card  # references come from the model's docstring
+    refs = card.split("## References", 1)[1].split("##", 1)[0].strip().splitlines()
+    assert refs[0].startswith("- Mirza & Osindero") and refs[0].endswith(".")  # one bullet each
     for section in ("## Usage", "## Training", "## Metrics", "## Limits", "## License"):
         assert section in card
 
@@ -147,3 +148,31 @@ def _h5_keys(keras_file):
         with h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r") as f:
             f.visit(keys.append)
     return keys
+
+
+def test_local_paths_stay_out_of_the_preset():
+    from kzoo.hub.preset import LOCAL_PATH, _command, _portable
+
+    cfg = {"argv": ["/x/kzoo/recipes/srgan.py", "--stage", "srgan", "--init-from", "/runs/a",
+                    "--out", "/runs/b", "--data=/data/photos", "--preset", "quick"]}
+    assert _command("srgan", cfg) == ("python -m kzoo.recipes.srgan --stage srgan --init-from "
+                                      f"{LOCAL_PATH} --data={LOCAL_PATH} --preset quick")
+    assert _portable({"init_from": "/runs/a", "data": "builtin:photos", "rates": [1, "/x"]}) == \
+        {"init_from": LOCAL_PATH, "data": "builtin:photos", "rates": [1, LOCAL_PATH]}
+
+
+def test_full_model_is_saved_without_training_state(tmp_path):
+    """CycleGAN's fake-image pools are emptied like the optimizer slots; the weights stay."""
+    from kzoo.hub.preset import _save_uncompiled
+    from kzoo.zoo import create_model, tiny_overrides
+
+    model = create_model("cyclegan", **tiny_overrides("cyclegan"))
+    fakes = np.ones((3, 16, 16, 3), "float32")
+    model.pool_a(fakes, seed_generator=keras.random.SeedGenerator(0))
+    assert int(model.pool_a.count.numpy()) == 3
+    model.save(tmp_path / "run.keras")
+    _save_uncompiled(tmp_path / "run.keras", tmp_path / "preset.keras")
+    loaded = keras.saving.load_model(tmp_path / "preset.keras")
+    assert int(loaded.pool_a.count.numpy()) == 0 and not loaded.pool_a.images.numpy().any()
+    for a, b in zip(model.generator_ba.weights, loaded.generator_ba.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

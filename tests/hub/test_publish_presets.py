@@ -31,6 +31,9 @@ def test_publishes_a_finished_run_into_the_catalog(tiny_run, tmp_path, monkeypat
                         lambda recipe, runs, extra: trained.append(recipe) or [tiny_run])
     assert script.main(["dcgan", "--dest", str(tmp_path / "presets"), "--catalog", str(catalog)]) == 0
     assert trained == ["dcgan"]
+    assert script.main(argv) == 0 and trained == ["dcgan"]  # --run alone trains nothing
+    assert script.main(["--dest", str(tmp_path / "presets"), "--catalog", str(catalog)]) == 0
+    assert trained == ["dcgan", *script.RECIPES]  # no recipe and no --run: all of them
 
 
 def test_stages_and_hub_flags(tmp_path, monkeypatch):
@@ -44,8 +47,9 @@ def test_stages_and_hub_flags(tmp_path, monkeypatch):
     monkeypatch.setattr(script, "train_one", train_one)
     assert script.train("srgan", tmp_path, ["--epochs", "1"]) == [tmp_path / "run1",
                                                                   tmp_path / "run2"]
-    assert calls == [("srgan", ["--stage", "srresnet", "--epochs", "1"]),
-                     ("srgan", ["--stage", "srgan", "--init-from", str(tmp_path / "run1"),
+    hub = script.HUB_ARGS["srgan"]
+    assert calls == [("srgan", [*hub, "--stage", "srresnet", "--epochs", "1"]),
+                     ("srgan", [*hub, "--stage", "srgan", "--init-from", str(tmp_path / "run1"),
                                 "--epochs", "1"])]
     calls.clear()
     script.train("pix2pix", tmp_path, [])
