@@ -7,7 +7,8 @@ def test_hub_list_and_info(capsys):
     assert main(["hub", "list"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[:4] == ["name", "task", "size", "metrics"]
-    assert "cgan-digits@1" in out and "class-conditional-image-generation" in out and "32x32" in out
+    assert "cgan-digits@2" in out and "class-conditional-image-generation" in out and "32x32" in out
+    assert "deeplab-shapes@1" in out and "semantic-segmentation" in out
     assert main(["hub", "info", "cgan-digits"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["name"] == "cgan-digits" and info["metrics"]["class_consistency"] > 0.9
