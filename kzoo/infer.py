@@ -329,9 +329,13 @@ def cache_dir():
 
 
 def resolve_model(source, endpoint=None):
-    """An exported version for `source`: an export dir as is; a preset, run dir or .keras
-    file is exported (ONNX only) into the cache first -- that step needs TensorFlow."""
-    path = Path(source)
+    """An exported version for `source`: an export dir as is; a preset (or hub reference:
+    catalog name, archive, URL), run dir or .keras file is exported (ONNX only) into the
+    cache first -- that step needs TensorFlow."""
+    from kzoo.hub.loader import hub_folder
+
+    preset = hub_folder(source) if not Path(source).is_dir() else None
+    path = Path(preset if preset is not None else source)
     if not path.exists():
         raise KzooError(f"{source} does not exist; give an exported model (export/<name>) or a "
                         "preset / run directory")
@@ -350,7 +354,7 @@ def resolve_model(source, endpoint=None):
     if not models:
         from kzoo.export import export
 
-        models = [r.path for r in export(source, out=root, formats=("onnx",), version=1, force=True)]
+        models = [r.path for r in export(path, out=root, formats=("onnx",), version=1, force=True)]
     if len(models) == 1:
         return models[0]
     ends = {json.loads((m / "kzoo.json").read_text())["endpoint"]: m for m in models}

@@ -171,3 +171,14 @@ def test_ddpm_samples_on_onnxruntime_like_keras(tmp_path):
         onnx.diffusion_sample(1, steps=21)
     paths = predict(tmp_path / "ddpm", out=tmp_path / "gen", num=2, steps=4)
     assert [p.name for p in paths] == ["sample_000.png", "sample_001.png"]
+
+
+def test_predict_from_a_hub_preset_name(tmp_path, monkeypatch):
+    """A shipped catalog name works as `kzoo predict`'s source (exported once into the cache)."""
+    monkeypatch.setenv("KZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KZOO_OFFLINE", raising=False)
+    paths = predict("cgan-digits", out=tmp_path / "gen", num=2, label=7)
+    assert [p.name for p in paths] == ["image_000_label7.png", "image_001_label7.png"]
+    assert np.asarray(Image.open(paths[0])).shape == (32, 32)
+    with pytest.raises(KzooError, match="did you mean cgan-digits"):
+        predict("cgan-digit", out=tmp_path / "x")

@@ -5,7 +5,9 @@
 - a preset directory (the same layout as a run's `model/`: `model.keras`,
   `inference.keras`, `metadata.json`);
 - a `.keras` file (a full zoo model, or any functional model: one endpoint);
-- an in-memory `keras.Model` (from Python).
+- an in-memory `keras.Model` (from Python);
+- a hub reference (`kzoo.hub.load`'s: a catalog name, an archive, a URL, hf://),
+  fetched into the hub cache and read as a preset directory.
 
 Models load in Keras safe mode: nothing in the file is executed.
 """
@@ -87,6 +89,8 @@ def _read_metadata(path):
 
 def _from_model_dir(model_dir, default_name, description):
     meta = _read_metadata(model_dir / "metadata.json")
+    if "data" not in meta and meta.get("dataset"):  # a hub preset's metadata
+        meta = {**meta, "data": meta["dataset"]}
     model = _load_keras(model_dir / "model.keras")
     name = meta.get("recipe") or default_name or _snake(type(model).__name__)
     return Source(model, inference_parts(model), meta, name, description)
@@ -99,10 +103,15 @@ def resolve(source):
     if isinstance(source, keras.Model):
         return Source(source, inference_parts(source), {}, _snake(type(source).__name__),
                       f"in-memory {type(source).__name__}")
+    from kzoo.hub.loader import hub_folder
+
+    preset = hub_folder(source)
+    if preset is not None:
+        return _from_model_dir(preset, None, f"hub preset {source}")
     path = Path(source)
     if not path.exists():
         raise KzooError(f"export source {str(source)!r} does not exist; give a run directory, "
-                        "a preset directory or a .keras file")
+                        "a preset directory, a .keras file or a hub preset name")
     if path.is_file():
         if path.suffix != ".keras":
             raise KzooError(f"{path} is not a .keras file; give a run directory, a preset "

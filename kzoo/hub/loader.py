@@ -63,6 +63,26 @@ def fetch(ref, *, allow_http: bool = False, progress: bool = True) -> Path:
     return _from_url(key, entry["url"], entry["sha256"], allow_http, progress, how=how)
 
 
+def hub_folder(source):
+    """The verified local preset folder if `source` is a hub reference that is not a plain
+    local folder or `.keras` file (a catalog name, an archive, a URL, hf://); else None.
+
+    `kzoo export` and `kzoo predict` take their sources through this, so every hub
+    reference works there as in `kzoo.hub.load`.
+    """
+    ref = str(source)
+    path = Path(ref).expanduser()
+    if "://" in ref:
+        return fetch(ref)
+    if path.is_dir() or path.suffix == ".keras":
+        return None
+    if path.is_file():
+        return fetch(ref) if archive.is_archive(ref) else None
+    if os.sep in ref or ref.startswith(".") or archive.is_archive(ref):
+        return None  # a path that does not exist: the caller says so
+    return fetch(ref)  # a catalog name (an unknown one: error with the closest names)
+
+
 def _extract_checked(path, digest, dest):
     if digest and sha256_file(path) != digest:
         raise ChecksumError(f"{path}: sha256 does not match the expected {digest}")

@@ -39,7 +39,7 @@ class SRGANConfig(TrainConfig):
     epochs: int = 1000
     steps_per_epoch: int = 1000  # SRResNet: 10^6 updates
     stage: str = "srresnet"  # srresnet (MSE, no adversary) | srgan
-    init_from: str = ""  # run dir or .keras of a trained SRResNet/SRGAN: initial generator weights
+    init_from: str = ""  # run dir, .keras or hub preset (srresnet-photos) of an SRResNet/SRGAN
     scale: int = 4
     width: int = 64
     num_blocks: int = 16
@@ -115,11 +115,19 @@ def build(cfg, data):
 
 
 def _init_path(spec):
+    """The generator file of `--init-from`: a run dir, a preset folder, a .keras file or a
+    hub reference (`srresnet-photos`, an archive, a URL)."""
+    from kzoo.hub.loader import hub_folder
+
     path = Path(spec)
     for candidate in (path / "model" / "inference.keras", path / "inference.keras", path):
-        if candidate.is_file():
+        if candidate.is_file() and candidate.suffix == ".keras":
             return candidate
-    raise KzooError(f"--init-from {spec!r}: no run directory with model/inference.keras and no .keras file")
+    preset = hub_folder(spec)
+    if preset is None:
+        raise KzooError(f"--init-from {spec!r}: no run directory with model/inference.keras, "
+                        "no .keras file and no hub preset")
+    return preset / "inference.keras"
 
 
 def _load_generator_weights(generator, spec):

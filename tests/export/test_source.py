@@ -53,3 +53,18 @@ def test_endpoints_must_be_functional():
 
     with pytest.raises(KzooError, match="functional keras.Model"):
         inference_parts(Owner())
+
+
+def test_hub_references(tmp_path, monkeypatch):
+    from kzoo.hub import archive, fetch
+
+    monkeypatch.setenv("KZOO_HOME", str(tmp_path / "home"))
+    src = resolve("dcgan-digits")  # a shipped catalog name
+    assert list(src.parts) == ["generator"] and src.name == "dcgan"
+    assert src.metadata["data"] == "builtin:digits" and src.description == "hub preset dcgan-digits"
+    packed = archive.pack(fetch("dcgan-digits"), tmp_path / "d.tar.gz")  # an archive file
+    assert type(resolve(packed).model).__name__ == "DCGAN"
+    with pytest.raises(KzooError, match="unknown preset 'dcgan-digit'; did you mean dcgan-digits"):
+        resolve("dcgan-digit")
+    with pytest.raises(KzooError, match="does not exist"):
+        resolve(str(tmp_path / "no" / "run"))

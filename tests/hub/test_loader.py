@@ -219,3 +219,17 @@ def test_recipe_init_from(tiny_preset_dir, tmp_path):
     np.testing.assert_array_equal(trained.get_layer(kernel).kernel.numpy(),
                                   preset.get_layer(kernel).kernel.numpy())
     assert json.loads((out / "config.json").read_text())["config"]["init_from"] == str(tiny_preset_dir)
+
+
+def test_hub_folder_takes_only_hub_references(tiny_preset_dir, tmp_path, kzoo_home):
+    assert loader.hub_folder(tiny_preset_dir) is None  # plain folders and files: the caller's
+    assert loader.hub_folder(tmp_path / "model.keras") is None
+    assert loader.hub_folder(tmp_path / "missing" / "run") is None
+    (tmp_path / "notes.txt").write_text("x")
+    assert loader.hub_folder(tmp_path / "notes.txt") is None
+    packed = archive.pack(tiny_preset_dir, tmp_path / "tiny.tar.gz")
+    assert (loader.hub_folder(packed) / "metadata.json").is_file()
+    assert (loader.hub_folder(packed.as_uri()) / "model.keras").is_file()
+    assert loader.hub_folder("cgan-digits").name  # a catalog name
+    with pytest.raises(KzooError, match="did you mean"):
+        loader.hub_folder("cgan-digit")

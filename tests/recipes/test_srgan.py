@@ -90,3 +90,20 @@ def test_quick_srresnet_beats_bicubic(tmp_path):
     out = run(RECIPE, ["--preset", "quick", "--out", str(tmp_path / "run")])
     _, final = _final(out)
     assert final["psnr_y_gain_db"] >= 0.5, final
+
+
+def test_init_from_a_hub_preset(tmp_path, monkeypatch):
+    """`--stage srgan --init-from srresnet-photos` starts from the shipped SRResNet preset."""
+    from kzoo.models.srgan import SRResNet
+    from kzoo.recipes.srgan import _init_path, _load_generator_weights
+
+    monkeypatch.setenv("KZOO_HOME", str(tmp_path / "home"))
+    path = _init_path("srresnet-photos")
+    assert path.name == "inference.keras" and path.is_file()
+    generator = SRResNet(width=32, num_blocks=4, norm="none", upsampled_skip=True)
+    _load_generator_weights(generator, "srresnet-photos")
+    preset = keras.saving.load_model(path)
+    for a, b in zip(generator.weights, preset.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(KzooError, match="did you mean srresnet-photos"):
+        _init_path("srresnet-photo")
