@@ -55,6 +55,8 @@ class Tensor:
             `probabilities` output.
         timesteps: int or None. Diffusion steps T of a `timestep` input.
         description: str. One line for the model card.
+        clip: bool. The network does not bound the values to `range` (e.g. a
+            linear super-resolution output): consumers clip them to it.
     """
 
     name: str
@@ -66,6 +68,7 @@ class Tensor:
     num_classes: int | None = None
     timesteps: int | None = None
     description: str = ""
+    clip: bool = False
 
     def entry(self) -> dict:
         """The `kzoo.json` entry (with the batch axis, as `None`)."""
@@ -83,6 +86,8 @@ class Tensor:
             out["distribution"] = "normal(0, 1)"
         if self.description:
             out["description"] = self.description
+        if self.clip:
+            out["clip"] = True
         return out
 
     @classmethod
@@ -90,13 +95,16 @@ class Tensor:
         return cls(name=e["name"], role=e["role"], shape=tuple(e["shape"][1:]), dtype=e["dtype"],
                    range=tuple(e["range"]) if e.get("range") is not None else None,
                    color_space=e.get("color_space"), num_classes=e.get("num_classes"),
-                   timesteps=e.get("timesteps"), description=e.get("description", ""))
+                   timesteps=e.get("timesteps"), description=e.get("description", ""),
+                   clip=bool(e.get("clip", False)))
 
 
-def image(name, channels, size=None, *, range=IMAGE_RANGE, color_space=None, description=""):
+def image(name, channels, size=None, *, range=IMAGE_RANGE, color_space=None, description="",
+          clip=False):
     """An image tensor `(size, size, channels)` (size None: dynamic height/width)."""
     return Tensor(name, "image", (size, size, channels), range=tuple(range),
-                  color_space=color_space or COLOR_SPACES.get(channels), description=description)
+                  color_space=color_space or COLOR_SPACES.get(channels), description=description,
+                  clip=clip)
 
 
 def latent(name, dim, description="standard normal N(0, 1), one vector per image"):
@@ -105,6 +113,24 @@ def latent(name, dim, description="standard normal N(0, 1), one vector per image
 
 def label(name, num_classes, description="integer class id in [0, num_classes)"):
     return Tensor(name, "label", (), dtype="int32", num_classes=num_classes,
+                  description=description)
+
+
+def timestep(name, timesteps, description="integer diffusion step in [0, timesteps)"):
+    return Tensor(name, "timestep", (), dtype="int32", timesteps=timesteps,
+                  description=description)
+
+
+def probabilities(name, num_classes, size=None,
+                  description="softmax class probabilities of every pixel"):
+    """Per-pixel class probabilities `(size, size, num_classes)`, summing to 1 over the last axis."""
+    return Tensor(name, "probabilities", (size, size, num_classes), range=(0.0, 1.0),
+                  num_classes=num_classes, description=description)
+
+
+def label_map(name, num_classes, size=None, description="integer class id of every pixel"):
+    """Per-pixel class ids `(size, size)` in [0, num_classes)."""
+    return Tensor(name, "labels", (size, size), dtype="int32", num_classes=num_classes,
                   description=description)
 
 
@@ -129,6 +155,10 @@ class Endpoint:
     base_size: int | None = None
 
     def __post_init__(self):
+        for kind, tensors in (("input", self.inputs), ("output", self.outputs)):
+            names = [t.name for t in tensors]
+            if len(set(names)) != len(names):
+                raise ValueError(f"endpoint {self.name!r}: {kind} names repeat: {names}")
         for t in self.inputs:
             if t.role not in INPUT_ROLES:
                 raise ValueError(f"input {t.name!r}: role {t.role!r} is not one of {INPUT_ROLES}")
@@ -166,6 +196,47 @@ class Endpoint:
                             f"got {height}x{width}")
 
 
+def image_to_image(name, in_channels, out_channels, *, size_multiple, base_size,
+                   input_name="image", output_name="output", output_range=IMAGE_RANGE,
+                   clip=False):
+    """An endpoint that maps one image to another (translation, super-resolution).
+
+    Args:
+        name: str. The endpoint name.
+        in_channels: int. Channels of the input image.
+        out_channels: int. Channels of the output image.
+        size_multiple: int. Height/width must be a multiple of this (dynamic size).
+        base_size: int. A height/width the endpoint certainly takes.
+        input_name: str. The input tensor's name.
+        output_name: str. The output tensor's name.
+        output_range: (lo, hi). Value range of the output image.
+        clip: bool. The output is not bounded by the network (see `Tensor`).
+    """
+    return Endpoint(name, inputs=(image(input_name, in_channels),),
+                    outputs=(image(output_name, out_channels, range=output_range, clip=clip),),
+                    size_multiple=size_multiple, base_size=base_size)
+
+
+def docstring_references(cls) -> tuple:
+    """The entries of the `References:` section of `cls`'s docstring, one string each.
+
+    An entry may wrap over several lines and ends with a line ending in '.'
+    (the zoo's "Authors, "Title", Venue Year." convention).
+    """
+    doc = cls.__doc__ or ""
+    if "References:" not in doc:
+        return ()
+    refs, current = [], []
+    for line in doc.split("References:", 1)[1].strip().splitlines():
+        if not line.strip():
+            continue
+        current.append(line.strip())
+        if line.rstrip().endswith("."):
+            refs.append(" ".join(current))
+            current = []
+    return tuple(refs + ([" ".join(current)] if current else []))
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelCard:
     """A family's card: its task and endpoints (see the module docstring).
@@ -181,6 +252,10 @@ class ModelCard:
     summary: str
     endpoints: tuple
     references: tuple = ()
+
+    def __post_init__(self):
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"endpoint names repeat: {self.names}")
 
     def endpoint(self, name) -> Endpoint:
         for e in self.endpoints:

@@ -200,3 +200,27 @@ class AdversarialModel(SeedStateMixin, keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    def card(self):
+        """The model card (`kzoo.card.ModelCard`): one `generator` endpoint, z (+ label) -> image.
+
+        The default for single-generator GANs whose generator takes a latent
+        `z` of `latent_dim` (and, with `num_classes`, an int `label`) and emits
+        an `image_size` x `image_size` x `channels` image in [-1, 1] from a tanh;
+        image-to-image GANs override it.
+        """
+        from kzoo.card import Endpoint, ModelCard, docstring_references, image, label, latent
+
+        inputs = (latent("z", self.latent_dim),)
+        if getattr(self, "num_classes", None):
+            inputs += (label("label", self.num_classes),)
+            task, summary = ("class-conditional-image-generation",
+                             "draws new images of a requested class from random latent vectors "
+                             "and a class label")
+        else:
+            task, summary = ("unconditional-image-generation",
+                             "draws new images from random latent vectors")
+        generator = Endpoint("generator", inputs=inputs,
+                             outputs=(image("image", self.channels, self.image_size),))
+        return ModelCard(task=task, summary=summary, endpoints=(generator,),
+                         references=docstring_references(type(self)))

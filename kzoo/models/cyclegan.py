@@ -213,6 +213,20 @@ class CycleGAN(AdversarialModel):
                       pool_size=self.pool_size)
         return config
 
+    def card(self):
+        """The model card: `generator_ab` (A -> B) and `generator_ba` (B -> A), any size divisible by 4."""
+        from kzoo.card import ModelCard, docstring_references, image_to_image
+
+        # Two stride-2 convs down and two stride-2 transposed convs up: other sizes
+        # come back rounded up to a multiple of 4.
+        endpoints = tuple(image_to_image(name, self.channels, self.channels, size_multiple=4,
+                                         base_size=self.image_size)
+                          for name in ("generator_ab", "generator_ba"))
+        return ModelCard(task="unpaired-image-to-image-translation",
+                         summary="translates images from domain A to domain B "
+                                 "(`generator_ab`) and back (`generator_ba`)",
+                         endpoints=endpoints, references=docstring_references(type(self)))
+
 
 def _l1(a, b):
     return ops.mean(ops.abs(ops.cast(a, "float32") - ops.cast(b, "float32")))

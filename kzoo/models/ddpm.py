@@ -328,6 +328,25 @@ class DDPM(SeedStateMixin, keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
+    def card(self):
+        """The model card: `eps_model`, the EMA network (t, x_t) -> predicted noise eps."""
+        from kzoo.card import Endpoint, ModelCard, Tensor, docstring_references, timestep
+
+        shape = (self.image_size, self.image_size, self.channels)
+        eps_model = Endpoint(
+            "eps_model",
+            inputs=(timestep("t", self.num_timesteps),  # the network's dict inputs, sorted by key
+                    Tensor("x_t", "tensor", shape,
+                           description="noisy image sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, "
+                                       "x_0 in [-1, 1]")),
+            outputs=(Tensor("eps", "tensor", shape,
+                            description="the predicted noise eps (about N(0, 1))"),))
+        return ModelCard(task="diffusion-noise-prediction",
+                         summary="predicts the noise in a noisy image (the EMA eps-network); "
+                                 "`kzoo.diffusion` samplers or `kzoo predict --sampler` turn it "
+                                 "into new images",
+                         endpoints=(eps_model,), references=docstring_references(type(self)))
+
 
 @register_model(tiny=TINY)
 def ddpm(**overrides):

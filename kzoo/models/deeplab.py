@@ -231,6 +231,15 @@ class DeepLabV3Plus(SegmentationModel):
         # A saved model carries its own weights: the backbone file is not needed (or read).
         return cls(**{**config, "backbone_weights": None})
 
+    @property
+    def size_multiple(self):
+        """The output stride, 16: the decoder joins stride-4 and stride-16 features.
+
+        (The ASPP image-pooling branch upsamples by the built feature size, so
+        today the network itself runs at `image_size` only.)
+        """
+        return OUTPUT_STRIDE
+
 
 @register_model(tiny=TINY)
 def deeplab_v3_plus(**overrides):

@@ -149,6 +149,17 @@ class Pix2Pix(AdversarialModel):
                       n_layers=self.n_layers, l1_weight=self.l1_weight)
         return config
 
+    def card(self):
+        """The model card: `generator`, an image of any size divisible by 2**levels -> its translation."""
+        from kzoo.card import ModelCard, docstring_references, image_to_image
+
+        depth = self.levels or unet_levels(self.image_size)
+        generator = image_to_image("generator", self.input_channels, self.output_channels,
+                                   size_multiple=2 ** depth, base_size=self.image_size)
+        return ModelCard(task="image-to-image-translation",
+                         summary="translates an input image into its paired target domain",
+                         endpoints=(generator,), references=docstring_references(type(self)))
+
 
 @register_model(tiny=TINY)
 def pix2pix(**overrides):

@@ -128,3 +128,31 @@ class SegmentationModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    @property
+    def size_multiple(self):
+        """What the network's input height/width must be a multiple of (None: its fixed size)."""
+        return None
+
+    def card(self):
+        """The model card: `segmenter`, image -> per-pixel `labels` and `probabilities`.
+
+        Uses the subclass's `image_size`, `channels` and `size_multiple`. The
+        probabilities carry their role and [0, 1] range, which the export's old
+        guess from activations missed (`layers.Softmax` has no `activation`).
+        U-Net and DeepLabV3+ build their network at `image_size`, but the
+        architecture takes any multiple of `size_multiple`: the card declares
+        that, and an export rebuilds the network with dynamic height/width.
+        """
+        from kzoo.card import Endpoint, ModelCard, docstring_references, image, label_map, probabilities
+
+        multiple = self.size_multiple
+        size = None if multiple else self.image_size
+        segmenter = Endpoint(
+            "segmenter", inputs=(image("image", self.channels, size),),
+            outputs=(label_map("labels", self.num_classes, size),
+                     probabilities("probabilities", self.num_classes, size)),
+            size_multiple=multiple, base_size=self.image_size if multiple else None)
+        return ModelCard(task="semantic-segmentation",
+                         summary="labels every pixel of an image with a class",
+                         endpoints=(segmenter,), references=docstring_references(type(self)))

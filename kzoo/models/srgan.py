@@ -173,6 +173,24 @@ class SRResNet(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
+    def card(self, base_size=None):
+        """The model card: `generator`, LR images of any size -> `scale` times larger SR images.
+
+        Args:
+            base_size: int or None. An LR size for sample inputs; None: the paper's
+                96x96 HR crops divided by the scale.
+        """
+        from kzoo.card import ModelCard, docstring_references, image_to_image
+
+        linear = self.output_activation in (None, "linear")
+        generator = image_to_image(
+            "generator", self.channels, self.channels, size_multiple=1,
+            base_size=base_size or max(96 // self.scale, 1), input_name="lr", output_name="sr",
+            clip=linear)  # an image in [-1, 1]: a linear output is clipped to it by `predict` and scores
+        return ModelCard(task="super-resolution",
+                         summary=f"upscales images {self.scale}x (any input size)",
+                         endpoints=(generator,), references=docstring_references(type(self)))
+
 
 def srgan_discriminator(*, image_size=96, channels=3, width=64, dense_units=1024, norm="batch",
                         name="discriminator"):
@@ -386,6 +404,15 @@ class SRGAN(AdversarialModel):
             config["feature_extractor"] = json.loads(json.dumps(
                 keras.saving.serialize_keras_object(self.feature_extractor)))
         return config
+
+    def card(self):
+        """The model card: its generator's (`SRResNet.card`), at the LR size of the HR crops."""
+        import dataclasses
+
+        from kzoo.card import docstring_references
+
+        card = self.generator.card(base_size=self.image_size // self.scale)
+        return dataclasses.replace(card, references=docstring_references(type(self)))
 
 
 @register_model(tiny=TINY_SRRESNET)

@@ -110,6 +110,11 @@ class UNet(SegmentationModel):
                 "depth": self.depth, "width": self.width, "norm": self.norm,
                 "dropout": self.dropout}
 
+    @property
+    def size_multiple(self):
+        """2**depth: every pooling halves the size and the up path mirrors it (fully convolutional)."""
+        return 2 ** self.depth
+
 
 @register_model(tiny=TINY)
 def unet(**overrides):

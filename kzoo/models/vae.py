@@ -199,6 +199,24 @@ class VAE(SeededModel):
     def from_config(cls, config):
         return cls(**config)
 
+    def card(self):
+        """The model card: `encoder` (image -> q(z|x) as mu, log sigma^2) and `decoder` (z -> image)."""
+        from kzoo.card import Endpoint, ModelCard, Tensor, docstring_references, image, latent
+
+        posterior = (Tensor("log_var", "tensor", (self.latent_dim,),
+                            description="log sigma^2 of the posterior q(z|x) = N(mu, diag(sigma^2))"),
+                     Tensor("mu", "tensor", (self.latent_dim,),
+                            description="mean of the posterior q(z|x); a latent for the decoder"))
+        encoder = Endpoint("encoder", inputs=(image("image", self.channels, self.image_size),),
+                           outputs=posterior)
+        decoder = Endpoint("decoder", inputs=(latent("z", self.latent_dim),),
+                           outputs=(image("image", self.channels, self.image_size),))
+        return ModelCard(task="variational-autoencoder",
+                         summary="decodes latent vectors into images and encodes images into "
+                                 "their latent posterior (the full model also reconstructs and "
+                                 "interpolates)",
+                         endpoints=(encoder, decoder), references=docstring_references(type(self)))
+
 
 @register_model(tiny=TINY)
 def vae(**overrides):
