@@ -8,12 +8,13 @@ architecture that takes `base_size` and `base_size + size_multiple`.
 """
 
 import functools
+import json
 
 import keras
 import numpy as np
 import pytest
 
-from kzoo.card import sample_inputs
+from kzoo.card import ModelCard, sample_inputs
 from kzoo.zoo import create_model, list_models, tiny_overrides
 
 # Built at `image_size` with an ASPP image-pooling branch that upsamples by the
@@ -60,6 +61,7 @@ def test_card_declares_the_inference_networks(name):
     card, parts = model.card(), model.inference_parts()
     assert card.names == list(parts)
     assert card.task and card.summary and card.references
+    assert ModelCard.from_dict(json.loads(json.dumps(card.to_dict()))) == card
     for ep in card.endpoints:
         part = parts[ep.name]
         for declared, names, tensors in (
