@@ -25,7 +25,7 @@ class SinusoidalTimeEmbedding(layers.Layer):
         float tensor of shape (batch, dim).
 
     Example:
-    >>> SinusoidalTimeEmbedding(8)(keras.ops.array([0, 10])).shape
+    >>> tuple(SinusoidalTimeEmbedding(8)(keras.ops.array([0, 10])).shape)
     (2, 8)
 
     References:
@@ -89,7 +89,7 @@ class TimeResidualBlock(layers.Layer):
 
     Example:
     >>> block = TimeResidualBlock(8, groups=4)
-    >>> block([keras.ops.ones((2, 4, 4, 4)), keras.ops.ones((2, 16))]).shape
+    >>> tuple(block([keras.ops.ones((2, 4, 4, 4)), keras.ops.ones((2, 16))]).shape)
     (2, 4, 4, 8)
 
     References:
@@ -158,7 +158,7 @@ class SpatialSelfAttention(layers.Layer):
         Tensor of the same shape.
 
     Example:
-    >>> SpatialSelfAttention(groups=4)(keras.ops.ones((2, 4, 4, 8))).shape
+    >>> tuple(SpatialSelfAttention(groups=4)(keras.ops.ones((2, 4, 4, 8))).shape)
     (2, 4, 4, 8)
 
     References:

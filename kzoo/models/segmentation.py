@@ -73,6 +73,14 @@ class SegmentationModel(TrainingModel):
     Returns:
         Logits (batch, H, W, num_classes); `inference_parts()["segmenter"]`
         returns softmax probabilities and argmax labels instead.
+
+    Example:
+    >>> image = keras.Input((8, 8, 3))
+    >>> network = keras.Model(image, layers.Conv2D(2, 1)(image))
+    >>> model = SegmentationModel(network=network, num_classes=2)
+    >>> model.compile(optimizer="adam")
+    >>> sorted(model.fit(*model.sample_batch(2, rng=0), verbose=0).history)
+    ['loss', 'mean_iou', 'pixel_accuracy']
     """
 
     loss_names = ("loss",)
