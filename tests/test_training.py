@@ -117,6 +117,15 @@ def test_fit_applies_the_known_update():
     assert float(model.dense.kernel.numpy()[0, 0]) == pytest.approx(1.0 - 0.1 * 5.0)
 
 
+def test_step_compiles_with_xla():
+    model = Line(seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
+    x, y = np.array([[1.0], [2.0]], "float32"), np.array([[0.0], [0.0]], "float32")
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0, shuffle=False)
+    assert model.jit_compile
+    assert float(model.dense.kernel.numpy()[0, 0]) == pytest.approx(0.5 * 0.5)  # w <- w (1 - 0.5)
+
+
 def test_compile_builds_each_named_optimizer_on_its_variables():
     model = TwoPlayers()
     model.compile(a_optimizer=keras.optimizers.Adam(), b_optimizer=keras.optimizers.SGD(momentum=0.9))

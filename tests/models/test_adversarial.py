@@ -8,7 +8,7 @@ import tensorflow as tf
 from kzoo.models.adversarial import AdversarialModel
 from kzoo.models.dcgan import DCGAN
 from kzoo.recipes.runner import make_strategy
-from tests.helpers import compile_adam, gan_batch
+from tests.helpers import compile_adam
 
 
 class Quadratic(AdversarialModel):
@@ -56,7 +56,7 @@ def test_dcgan_fits_under_mirrored_strategy_and_replicas_draw_different_noise():
     with strategy.scope():
         model = compile_adam(DCGAN(image_size=16, channels=1, latent_dim=8, width=8, seed=0))
     w0 = model.generator.get_weights()
-    model.fit(gan_batch(model, batch=8), batch_size=8, epochs=1, verbose=0)
+    model.fit(model.sample_batch(8, rng=0), batch_size=8, epochs=1, verbose=0)
     assert any(not np.allclose(a, b) for a, b in zip(w0, model.generator.get_weights()))
 
     @tf.function
@@ -78,13 +78,13 @@ def test_sub_networks_run_in_training_mode():
     model = compile_adam(DCGAN(image_size=16, channels=1, latent_dim=8, width=8, seed=0))
     bn = model.discriminator.get_layer("down1_norm")
     before = bn.moving_mean.numpy().copy()
-    model.fit(gan_batch(model), batch_size=4, epochs=1, verbose=0)
+    model.fit(model.sample_batch(4, rng=0), batch_size=4, epochs=1, verbose=0)
     assert not np.allclose(before, bn.moving_mean.numpy())
 
 
 def test_optimizer_state_is_saved_with_the_weights(tmp_path):
     model = compile_adam(DCGAN(image_size=16, channels=1, latent_dim=8, width=8, seed=0))
-    model.fit(gan_batch(model), batch_size=4, epochs=1, verbose=0)
+    model.fit(model.sample_batch(4, rng=0), batch_size=4, epochs=1, verbose=0)
     model.save_weights(tmp_path / "w.weights.h5")
     other = compile_adam(DCGAN(image_size=16, channels=1, latent_dim=8, width=8, seed=1))
     other.load_weights(tmp_path / "w.weights.h5")
