@@ -39,7 +39,7 @@ def _reference_step(model, jit):
     import tensorflow as tf
 
     if hasattr(model, "discriminator_loss"):
-        from kzoo.models.adversarial import split_batch
+        from kzoo.training import split_batch
 
         g_vars, d_vars = model.generator_variables, model.discriminator_variables
 

@@ -1,7 +1,7 @@
 """Loss terms, composed by the models (one home for each).
 
 Every function returns the mean over the examples of one replica in float32;
-`kzoo.models.adversarial` scales by the number of replicas, which makes the
+`kzoo.training.minimize` scales by the number of replicas, which makes the
 gradient the optimizer all-reduce-sums equal to that of the global-batch mean.
 """
 
@@ -12,6 +12,26 @@ from keras import ops
 
 def _f32(x):
     return ops.cast(x, "float32")
+
+
+def l1(a, b):
+    """Mean absolute error |a - b|, over every element (pix2pix's L1 term, CycleGAN's cycle loss).
+
+    Example:
+    >>> float(l1(ops.ones((2, 3)), ops.zeros((2, 3))))
+    1.0
+    """
+    return ops.mean(ops.abs(_f32(a) - _f32(b)))
+
+
+def mse(a, b):
+    """Mean squared error (a - b)^2, over every element (SRGAN's pixel content loss, DDPM's ε loss).
+
+    Example:
+    >>> float(mse(ops.full((2, 3), 3.0), ops.ones((2, 3))))
+    4.0
+    """
+    return ops.mean(ops.square(_f32(a) - _f32(b)))
 
 
 def nonsaturating_d_loss(real_logits, fake_logits):

@@ -22,3 +22,11 @@ def test_wasserstein_and_lsgan():
 
 def test_scale_for_replicas_is_identity_without_strategy():
     assert float(losses.scale_for_replicas(np.float32(3.0))) == 3.0
+
+
+def test_l1_and_mse_average_every_element_in_float32():
+    a = np.array([[1.0, -2.0], [0.5, 3.0]], "float16")
+    b = np.zeros((2, 2), "float32")
+    assert float(losses.l1(a, b)) == pytest.approx(6.5 / 4)
+    assert float(losses.mse(a, b)) == pytest.approx((1 + 4 + 0.25 + 9) / 4)
+    assert losses.l1(a, b).dtype == "float32" and losses.mse(a, b).dtype == "float32"

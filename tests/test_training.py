@@ -3,14 +3,53 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kzoo.training import SeededModel, minimize
+from kzoo.errors import KzooError
+from kzoo.training import (TrainingModel, minimize, per_replica_logs, split_batch, steps_per_epoch,
+                           unpack)
 
 
-class _Noise(SeededModel):
+class Noise(TrainingModel):
     loss_names = ("a",)
 
     def call(self, x):
         return x + self.normal(keras.ops.shape(x))
+
+
+class Line(TrainingModel):
+    """y = w x, trained on the squared error: a known gradient."""
+
+    loss_names = ("loss",)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")
+        self.dense.build((None, 1))
+
+    def call(self, x):
+        return self.dense(x)
+
+    def train_step(self, data):
+        x, y = unpack(data)
+
+        def loss_fn():
+            loss = keras.ops.mean(keras.ops.square(self(x) - y))
+            return loss, {"loss": loss}
+
+        return self.track(self.optimize(loss_fn))
+
+
+class TwoPlayers(TrainingModel):
+    optimizer_names = ("a_optimizer", "b_optimizer")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.a = keras.layers.Dense(1)
+        self.b = keras.layers.Dense(2)
+        self.a.build((None, 3))
+        self.b.build((None, 3))
+
+    def optimizer_variables(self, name):
+        return (self.a if name == "a_optimizer" else self.b).trainable_variables
 
 
 def test_minimize_applies_one_update_and_returns_logs():
@@ -36,16 +75,123 @@ def test_minimize_divides_by_replicas():
     assert float(w.numpy()) == pytest.approx(-2.0)  # the mean gradient, not the sum (-4)
 
 
+def test_minimize_names_an_unsupported_backend(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(KzooError, match="not 'jax'"):
+        minimize(keras.optimizers.SGD(), [], lambda: (0.0, {}))
+
+
 def test_seed_state_is_saved_and_losses_tracked(tmp_path):
-    model = _Noise(seed=5)
+    model = Noise(seed=5)
     x = np.zeros((3,), "float32")
     model(x)
     model.save_weights(tmp_path / "w.weights.h5")
     expected = np.asarray(model(x))
-    other = _Noise(seed=5)
+    other = Noise(seed=5)
     other.built = True
     other.load_weights(tmp_path / "w.weights.h5")
     np.testing.assert_allclose(other(x), expected)
     model.track({"a": 2.0})
-    assert float(model.track({"a": 4.0})["a"]) == 3.0
+    assert float(model.track({"a": 4.0, "untracked": 1.0})["a"]) == 3.0
     assert [m.name for m in model.metrics] == ["a"]
+
+
+def test_noise_helpers_follow_the_model_seed():
+    a, b = Noise(seed=7), Noise(seed=7)
+    np.testing.assert_array_equal(a.normal((5,)), b.normal((5,)))
+    np.testing.assert_array_equal(a.uniform((5,)), b.uniform((5,)))
+    np.testing.assert_array_equal(a.randint((5,), 0, 10), b.randint((5,), 0, 10))
+    assert not np.allclose(a.normal((5,)), a.normal((5,)))  # the state advances
+    u = np.asarray(a.uniform((1000,)))
+    t = np.asarray(a.randint((1000,), 3, 6))
+    assert u.min() >= 0 and u.max() < 1 and set(np.unique(t)) == {3, 4, 5}
+
+
+def test_fit_applies_the_known_update():
+    model = Line(seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    x, y = np.array([[1.0], [2.0]], "float32"), np.array([[0.0], [0.0]], "float32")
+    logs = model.fit(x, y, batch_size=2, epochs=1, verbose=0, shuffle=False).history
+    assert logs["loss"] == [pytest.approx(2.5)]
+    # d/dw mean((w x)^2) = 2 w mean(x^2) = 5 at w = 1
+    assert float(model.dense.kernel.numpy()[0, 0]) == pytest.approx(1.0 - 0.1 * 5.0)
+
+
+def test_step_compiles_with_xla():
+    model = Line(seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
+    x, y = np.array([[1.0], [2.0]], "float32"), np.array([[0.0], [0.0]], "float32")
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0, shuffle=False)
+    assert model.jit_compile
+    assert float(model.dense.kernel.numpy()[0, 0]) == pytest.approx(0.5 * 0.5)  # w <- w (1 - 0.5)
+
+
+def test_compile_builds_each_named_optimizer_on_its_variables():
+    model = TwoPlayers()
+    model.compile(a_optimizer=keras.optimizers.Adam(), b_optimizer=keras.optimizers.SGD(momentum=0.9))
+    assert model.optimizer is model.a_optimizer and model.a_optimizer.built
+    assert len(model.a_optimizer.variables) == 2 + 2 * 2  # iterations, lr, m and v of kernel, bias
+    assert len(model.b_optimizer.variables) == 2 + 2  # momentum of kernel, bias
+    with pytest.raises(ValueError, match="separate optimizers"):
+        opt = keras.optimizers.Adam()
+        TwoPlayers().compile(a_optimizer=opt, b_optimizer=opt)
+    with pytest.raises(TypeError, match="b_optimizer is missing"):
+        TwoPlayers().compile(a_optimizer="adam")
+    with pytest.raises(TypeError, match="not optimizer"):
+        TwoPlayers().compile("adam")
+
+
+def test_compile_config_round_trips_every_optimizer():
+    model = TwoPlayers()
+    model.compile(a_optimizer=keras.optimizers.Adam(0.01), b_optimizer=keras.optimizers.SGD(0.5),
+                  jit_compile=True)
+    config = model.get_compile_config()
+    assert set(config) == {"a_optimizer", "b_optimizer", "jit_compile"}
+    other = TwoPlayers()
+    assert other.get_compile_config() is None
+    other.compile_from_config(config)
+    assert isinstance(other.b_optimizer, keras.optimizers.SGD) and other.jit_compile
+    assert float(other.a_optimizer.learning_rate) == pytest.approx(0.01)
+
+
+def test_single_optimizer_defaults_to_rmsprop_and_reads_keras_compile_configs():
+    model = Line()
+    model.compile()
+    assert isinstance(model.optimizer, keras.optimizers.RMSprop) and model.optimizer.built
+    keras_config = {"optimizer": keras.saving.serialize_keras_object(keras.optimizers.SGD(0.3)),
+                    "loss": None, "metrics": None, "jit_compile": False}
+    other = Line()
+    other.compile_from_config(keras_config)  # as a plain keras.Model saved it
+    assert isinstance(other.optimizer, keras.optimizers.SGD)
+
+
+def test_mixed_float16_wraps_every_optimizer():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = TwoPlayers()
+        model.compile(a_optimizer="adam", b_optimizer="adam")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert isinstance(model.a_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(model.b_optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_unpack_and_split_batch():
+    assert unpack((1, 2)) == (1, 2) and unpack([3]) == (3, None) and unpack(4) == (4, None)
+    x, y = np.arange(6), np.arange(6) * 10
+    parts = split_batch((x, y), 3)
+    assert [np.asarray(p[0]).tolist() for p in parts] == [[0, 1], [2, 3], [4, 5]]
+    assert [np.asarray(p[1]).tolist() for p in parts] == [[0, 10], [20, 30], [40, 50]]
+    assert split_batch(x, 1) == [x]
+
+
+def test_per_replica_logs_are_unchanged_off_multi_worker():
+    logs = {"a": keras.ops.convert_to_tensor(1.0)}
+    assert per_replica_logs(logs) is logs
+
+
+def test_steps_per_epoch():
+    assert steps_per_epoch(1000, 64) == 15
+    assert steps_per_epoch(1000, 64, minibatches=5) == 3  # WGAN-GP: 5 critic minibatches a step
+    assert steps_per_epoch(10, 64) == 1
+    assert steps_per_epoch(1000, 64, requested=7) == 7

@@ -8,20 +8,13 @@ term with a Keras `Mean` metric. Subclasses only supply networks and loss terms:
 - `generator_loss(data, training)` -> `(loss, logs)`
 - optionally `generator_networks` / `discriminator_networks` (several of each).
 
-The skeleton takes care of the traps:
-
-- **two optimizers**: `compile(g_optimizer=..., d_optimizer=...)`; both are built
-  on their own variables at compile time, so checkpoints restore exactly.
-- **training mode**: sub-networks are always called with `training=...` passed on.
-- **tf.distribute**: loss terms are per-replica means; the skeleton divides them
-  by the number of replicas before differentiating, because the optimizer sums
-  gradients across replicas (so the update equals the global-batch mean).
-- **mixed precision**: under a `mixed_float16` policy both optimizers are wrapped
-  in `LossScaleOptimizer` and losses are scaled with `optimizer.scale_loss`.
-- **randomness**: noise comes from `keras.random` driven by a `SeedGenerator`
-  owned by the model (checkpointed with it), offset per replica so that replicas
-  draw different noise; no Python or NumPy randomness inside the step.
-- **XLA**: everything is traceable, `compile(jit_compile=True)` works.
+The training base (`kzoo.training.TrainingModel`) takes care of the traps: two
+optimizers (`compile(g_optimizer=..., d_optimizer=...)`, each built on its own
+player's variables at compile time, so checkpoints restore exactly), loss
+scaling for tf.distribute replicas and `mixed_float16`, and the model-owned,
+checkpointed, per-replica noise stream. Sub-networks are always called with
+`training=...` passed on, and everything is traceable, so
+`compile(jit_compile=True)` works.
 
 When `d_steps > 1` (WGAN-GP's n_critic), each batch holds `d_steps` minibatches:
 critic update i uses the i-th, as in Gulrajani et al., Algorithm 1.
@@ -29,46 +22,12 @@ critic update i uses the i-th, as in Gulrajani et al., Algorithm 1.
 
 from __future__ import annotations
 
-import keras
-from keras import ops
+import functools
 
-from kzoo.training import ReplicaSeedGenerator, SeedStateMixin, minimize
-
-
-def per_replica_logs(logs):
-    """Make step logs reducible by Keras under MultiWorkerMirroredStrategy.
-
-    Keras 3 reduces multi-worker logs with `strategy.reduce("MEAN", v, axis=0)`,
-    which fails on the scalars every train_step returns; a length-1 vector reduces
-    to the same scalar. Other strategies get the scalars unchanged.
-    """
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        strategy = tf.distribute.get_strategy()
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
-                strategy.extended._in_multi_worker_mode():
-            return {k: ops.reshape(v, (1,)) for k, v in logs.items()}
-    return logs
+from kzoo.training import TrainingModel, split_batch
 
 
-def split_batch(data, parts):
-    """Split every tensor of a (nested) batch into `parts` equal chunks along axis 0."""
-    if parts == 1:
-        return [data]
-    flat = keras.tree.flatten(data)
-    chunks = [ops.split(t, parts, axis=0) for t in flat]
-    return [keras.tree.pack_sequence_as(data, [c[i] for c in chunks]) for i in range(parts)]
-
-
-def unpack(data):
-    """(images, labels) from a batch that is `images` or `(images, labels)`."""
-    if isinstance(data, (tuple, list)):
-        return data[0], (data[1] if len(data) > 1 else None)
-    return data, None
-
-
-class AdversarialModel(SeedStateMixin, keras.Model):
+class AdversarialModel(TrainingModel):
     """Two-player model with an overridden `train_step` for GANs.
 
     Args:
@@ -76,24 +35,29 @@ class AdversarialModel(SeedStateMixin, keras.Model):
         discriminator: `keras.Model`. The discriminator or critic.
         d_steps: int. Discriminator updates per generator update (n_critic).
         seed: int or None. Seed of the model-owned noise generator.
-        loss_names: the names of the loss terms the subclass reports; each gets
-            a `keras.metrics.Mean` tracker.
+
+    Subclasses name the loss terms they report in `loss_names`; each gets a
+    `keras.metrics.Mean` tracker.
+
+    Example:
+    >>> import keras
+    >>> from kzoo.models.dcgan import DCGAN
+    >>> model = DCGAN(image_size=8, channels=1, latent_dim=4, width=4, seed=0)
+    >>> model.compile(g_optimizer=keras.optimizers.Adam(2e-4), d_optimizer=keras.optimizers.Adam(2e-4))
+    >>> sorted(model.fit(model.sample_batch(4), verbose=0).history)
+    ['d_loss', 'g_loss']
     """
 
     loss_names: tuple[str, ...] = ("d_loss", "g_loss")
+    optimizer_names = ("g_optimizer", "d_optimizer")
 
     def __init__(self, *, generator, discriminator, d_steps=1, seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if d_steps < 1:
             raise ValueError(f"d_steps must be >= 1, got {d_steps}")
         self.generator = generator
         self.discriminator = discriminator
         self.d_steps = int(d_steps)
-        self.seed = seed
-        self.seed_generator = ReplicaSeedGenerator(seed, name="noise_seed")
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.loss_names}
-        self.g_optimizer = None
-        self.d_optimizer = None
         self.built = True
 
     # --- what subclasses provide ------------------------------------------------
@@ -122,6 +86,9 @@ class AdversarialModel(SeedStateMixin, keras.Model):
     def discriminator_variables(self):
         return [v for net in self.discriminator_networks for v in net.trainable_variables]
 
+    def optimizer_variables(self, name):
+        return self.generator_variables if name == "g_optimizer" else self.discriminator_variables
+
     def inference_parts(self):
         """The networks a deployment needs, by endpoint name (export and hub read this)."""
         return {"generator": self.generator}
@@ -129,69 +96,20 @@ class AdversarialModel(SeedStateMixin, keras.Model):
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
 
-    def normal(self, shape, dtype="float32"):
-        return keras.random.normal(shape, dtype=dtype, seed=self.seed_generator)
-
-    def uniform(self, shape, dtype="float32"):
-        return keras.random.uniform(shape, dtype=dtype, seed=self.seed_generator)
-
-    def compile(self, *, g_optimizer, d_optimizer, jit_compile=False, **kwargs):
-        """Compile with one optimizer per player.
-
-        Under a `mixed_float16` dtype policy both optimizers are wrapped in
-        `keras.optimizers.LossScaleOptimizer`.
-        """
-        if g_optimizer is d_optimizer:
-            raise ValueError("the generator and discriminator need separate optimizers")
-        if keras.mixed_precision.global_policy().name == "mixed_float16":
-            if not isinstance(g_optimizer, keras.optimizers.LossScaleOptimizer):
-                g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
-            if not isinstance(d_optimizer, keras.optimizers.LossScaleOptimizer):
-                d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
-        super().compile(optimizer=g_optimizer, jit_compile=jit_compile, **kwargs)
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
-        g_optimizer.build(self.generator_variables)
-        d_optimizer.build(self.discriminator_variables)
-
-    def get_compile_config(self):
-        if self.g_optimizer is None:
-            return None
-        return {"g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
-                "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
-                "jit_compile": bool(self.jit_compile)}
-
-    def compile_from_config(self, config):
-        self.compile(g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
-                     d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
-                     jit_compile=config.get("jit_compile", False))
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def _update(self, loss_fn, optimizer, variables, data):
-        return minimize(optimizer, variables, lambda: loss_fn(data, training=True))
-
     def train_step(self, data):
         logs = {}
         for chunk in split_batch(data, self.d_steps):
-            logs.update(self._update(self.discriminator_loss, self.d_optimizer,
-                                     self.discriminator_variables, chunk))
-        logs.update(self._update(self.generator_loss, self.g_optimizer,
-                                 self.generator_variables, chunk))
-        return self._track(logs)
+            d_loss = functools.partial(self.discriminator_loss, chunk, training=True)
+            logs.update(self.optimize(d_loss, "d_optimizer"))
+        g_loss = functools.partial(self.generator_loss, chunk, training=True)
+        logs.update(self.optimize(g_loss, "g_optimizer"))
+        return self.track(logs)
 
     def test_step(self, data):
         logs = {}
         logs.update(self.discriminator_loss(data, training=False)[1])
         logs.update(self.generator_loss(data, training=False)[1])
-        return self._track(logs)
-
-    def _track(self, logs):
-        for name, value in logs.items():
-            self.trackers[name].update_state(value)
-        return per_replica_logs({name: t.result() for name, t in self.trackers.items()})
+        return self.track(logs)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "d_steps": self.d_steps,

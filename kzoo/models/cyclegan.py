@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from kzoo import losses
-from kzoo.layers import (ImageHistoryPool, ReflectionPadding2D, check_patchgan_size, conv_block,
-                         dcgan_init, patchgan_discriminator, resnet_block)
+from kzoo.layers import (ReflectionPadding2D, check_patchgan_size, conv_block, dcgan_init,
+                         normalization, patchgan_discriminator)
 from kzoo.models.adversarial import AdversarialModel
+from kzoo.training import random_images
 from kzoo.zoo import register_model
 
 TINY = {"image_size": 16, "width": 4, "n_layers": 2, "num_blocks": 1, "pool_size": 4}
+
+
+def resnet_block(x, filters, *, norm="instance", name=None):
+    """Residual block with reflection padding: x + [pad-conv3-norm-ReLU-pad-conv3-norm](x).
+
+    The block of Johnson et al. (2016) as used by CycleGAN's generator (Zhu et al.,
+    2017, Sec. 7.2: "R256"), N(0, 0.02) initialised, no dropout.
+    """
+    h = x
+    for i in (1, 2):
+        h = ReflectionPadding2D(1, name=f"{name}_pad{i}")(h)
+        h = layers.Conv2D(filters, 3, padding="valid", use_bias=norm in (None, "none"),
+                          kernel_initializer=dcgan_init(), name=f"{name}_conv{i}")(h)
+        norm_layer = normalization(norm, name=f"{name}_norm{i}")
+        if norm_layer is not None:
+            h = norm_layer(h)
+        if i == 1:
+            h = layers.ReLU(name=f"{name}_relu")(h)
+    return layers.Add(name=f"{name}_add")([x, h])
+
 
 
 def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, name="generator"):
@@ -38,6 +60,72 @@ def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, nam
     h = layers.Conv2D(channels, 7, padding="valid", kernel_initializer=dcgan_init(), name="out_conv")(h)
     out = layers.Activation("tanh", dtype="float32", name="output")(h)
     return keras.Model(image, out, name=name)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ImageHistoryPool(layers.Layer):
+    """A buffer of previously generated images for the discriminator (Shrivastava et al., 2017).
+
+    Holds up to `pool_size` images in non-trainable variables (saved and restored
+    with the model). Called on a batch of fresh fakes, it returns the batch the
+    discriminator should see, following CycleGAN's `ImagePool`: while the pool is
+    filling, each fake is stored and returned as is; once full, each fake is, with
+    probability 1/2, swapped with a random stored image (the stored one is
+    returned, the fake takes its slot), else returned as is. Randomness comes
+    from the `keras.random.SeedGenerator` passed in, so the pool works inside a
+    compiled `train_step`. (Fakes of one batch are handled at once: two fakes
+    drawing the same slot both return its old image and one of them stays.)
+
+    Args:
+        pool_size: int. Images kept (50 in Zhu et al., 2017); 0 disables the pool.
+        image_shape: (height, width, channels) of the images.
+
+    Call arguments:
+        images: (batch, height, width, channels) generated images.
+        seed_generator: `keras.random.SeedGenerator` for the draws.
+    """
+
+    def __init__(self, pool_size=50, image_shape=(256, 256, 3), **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = int(pool_size)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.images = self.add_weight(shape=(max(self.pool_size, 1), *self.image_shape),
+                                      initializer="zeros", trainable=False,
+                                      aggregation="only_first_replica", name="images")
+        self.count = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
+                                     aggregation="only_first_replica", name="count")
+        self.built = True
+
+    def call(self, images, seed_generator=None):
+        if self.pool_size == 0:
+            return images
+        ops = keras.ops
+        images = ops.cast(images, self.images.dtype)
+        n = ops.shape(images)[0]
+        position = ops.cast(self.count, "int32") + ops.arange(n, dtype="int32")
+        filling = position < self.pool_size
+        swap = ops.logical_and(
+            ops.logical_not(filling),
+            keras.random.uniform((n,), seed=seed_generator) < 0.5)
+        slot = keras.random.randint((n,), 0, self.pool_size, dtype="int32", seed=seed_generator)
+        slot = ops.where(filling, position, slot)
+        old = ops.take(self.images, slot, axis=0)
+        keep = ops.reshape(ops.logical_or(filling, swap), (-1, 1, 1, 1))
+        self.images.assign(ops.scatter_update(self.images, ops.expand_dims(slot, -1),
+                                              ops.where(keep, images, old)))
+        self.count.assign(ops.minimum(self.count + ops.cast(n, "int32"), self.pool_size))
+        return ops.where(ops.reshape(swap, (-1, 1, 1, 1)), old, images)
+
+    def reset_state(self):
+        """Empty the pool (a hub preset keeps no training state)."""
+        self.images.assign(keras.ops.zeros_like(self.images))
+        self.count.assign(0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "image_shape": self.image_shape}
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -191,18 +279,24 @@ class CycleGAN(AdversarialModel):
         fake_a = self.generator_ba(real_b, training=training)
         gan = (losses.lsgan_g_loss(self.discriminator_b(fake_b, training=training))
                + losses.lsgan_g_loss(self.discriminator_a(fake_a, training=training)))
-        cycle = (_l1(self.generator_ba(fake_b, training=training), real_a)
-                 + _l1(self.generator_ab(fake_a, training=training), real_b))
+        cycle = (losses.l1(self.generator_ba(fake_b, training=training), real_a)
+                 + losses.l1(self.generator_ab(fake_a, training=training), real_b))
         loss = gan + self.cycle_weight * cycle
         logs = {"g_gan": gan, "g_cycle": cycle}
         if self.identity_weight > 0:
-            identity = (_l1(self.generator_ba(real_a, training=training), real_a)
-                        + _l1(self.generator_ab(real_b, training=training), real_b))
+            identity = (losses.l1(self.generator_ba(real_a, training=training), real_a)
+                        + losses.l1(self.generator_ab(real_b, training=training), real_b))
             loss = loss + self.identity_weight * self.cycle_weight * identity
         else:
             identity = ops.zeros(())
         logs.update(g_loss=loss, g_identity=identity)
         return loss, logs
+
+    def sample_batch(self, batch_size=2, rng=None):
+        """A random `(a, b)` batch of unpaired images of both domains (tests, examples)."""
+        rng = np.random.default_rng(rng)
+        size = self.image_size
+        return tuple(random_images(rng, batch_size, size, size, self.channels) for _ in "ab")
 
     def get_config(self):
         config = super().get_config()
@@ -226,10 +320,6 @@ class CycleGAN(AdversarialModel):
                          summary="translates images from domain A to domain B "
                                  "(`generator_ab`) and back (`generator_ba`)",
                          endpoints=endpoints, references=docstring_references(type(self)))
-
-
-def _l1(a, b):
-    return ops.mean(ops.abs(ops.cast(a, "float32") - ops.cast(b, "float32")))
 
 
 @register_model(tiny=TINY)

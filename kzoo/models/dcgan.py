@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import layers
 
 from kzoo import losses
 from kzoo.layers import conv_block, dcgan_init
-from kzoo.models.adversarial import AdversarialModel, unpack
+from kzoo.models.adversarial import AdversarialModel
+from kzoo.training import random_images, unpack
 from kzoo.zoo import register_model
 
 TINY = {"image_size": 16, "channels": 1, "latent_dim": 8, "width": 8}
@@ -157,6 +159,15 @@ class DCGAN(AdversarialModel):
         fake = self.fake(keras.ops.shape(real)[0], labels, training=training)
         loss = losses.nonsaturating_g_loss(self.discriminate(fake, labels, training))
         return loss, {"g_loss": loss}
+
+    def sample_batch(self, batch_size=2, rng=None):
+        """A random training batch: `d_steps` minibatches of images (and labels if conditional)."""
+        rng = np.random.default_rng(rng)
+        n = batch_size * self.d_steps
+        images = random_images(rng, n, self.image_size, self.image_size, self.channels)
+        if self.num_classes:
+            return images, rng.integers(0, self.num_classes, n).astype("int32")
+        return images
 
     def get_config(self):
         config = super().get_config()

@@ -9,11 +9,9 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from kzoo import diffusion
+from kzoo import diffusion, losses
 from kzoo.layers import SinusoidalTimeEmbedding, SpatialSelfAttention, TimeResidualBlock
-from kzoo.losses import scale_for_replicas
-from kzoo.models.adversarial import unpack
-from kzoo.training import ReplicaSeedGenerator, SeedStateMixin
+from kzoo.training import TrainingModel, random_images, unpack
 from kzoo.zoo import register_model
 
 TINY = {"image_size": 8, "channels": 1, "width": 8, "channel_mults": (1, 2),
@@ -126,7 +124,7 @@ def ddpm_optimizer(learning_rate=2e-4, warmup_steps=5000, clipnorm=1.0):
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class DDPM(SeedStateMixin, keras.Model):
+class DDPM(TrainingModel):
     """Denoising diffusion probabilistic model with an overridden `train_step`.
 
     Training (Ho et al., Algorithm 1): for each image x_0 draw t ~ U{0..T-1} and
@@ -176,11 +174,13 @@ class DDPM(SeedStateMixin, keras.Model):
         Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021.
     """
 
+    loss_names = ("loss",)
+
     def __init__(self, *, image_size=32, channels=3, width=128, channel_mults=(1, 2, 2, 2),
                  num_res_blocks=2, attention_resolutions=(16,), dropout=0.1, norm_groups=32,
                  num_timesteps=1000, beta_start=1e-4, beta_end=0.02, ema_decay=0.9999,
                  variance="beta", seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
         if variance not in diffusion.VARIANCES:
@@ -199,7 +199,6 @@ class DDPM(SeedStateMixin, keras.Model):
         self.beta_end = float(beta_end)
         self.ema_decay = float(ema_decay)
         self.variance = variance
-        self.seed = seed
         # === Layers ===
         unet = dict(image_size=self.image_size, channels=self.channels, width=self.width,
                     channel_mults=self.channel_mults, num_res_blocks=self.num_res_blocks,
@@ -210,8 +209,6 @@ class DDPM(SeedStateMixin, keras.Model):
         self.ema_network.trainable = False
         self.ema_network.set_weights(self.network.get_weights())
         self.schedule = diffusion.NoiseSchedule(self.num_timesteps, self.beta_start, self.beta_end)
-        self.seed_generator = ReplicaSeedGenerator(seed, name="noise_seed")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
         self.built = True
 
     def call(self, inputs, training=False):
@@ -221,60 +218,39 @@ class DDPM(SeedStateMixin, keras.Model):
         """The network a deployment needs: the EMA ε-model, inputs `x_t` and `t`."""
         return {"eps_model": self.ema_network}
 
-    def compile(self, optimizer=None, jit_compile=False, **kwargs):
-        """Compile with `optimizer` (default: `ddpm_optimizer()`, the paper's Adam).
+    def default_optimizer(self, name):
+        """`compile()` without an optimizer uses the paper's: `ddpm_optimizer()`."""
+        return ddpm_optimizer()
 
-        Under a `mixed_float16` policy the optimizer is wrapped in `LossScaleOptimizer`.
-        """
-        optimizer = optimizer or ddpm_optimizer()
-        if (keras.mixed_precision.global_policy().name == "mixed_float16"
-                and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)):
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
-        optimizer.build(self.network.trainable_variables)
-
-    def get_compile_config(self):
-        if getattr(self, "optimizer", None) is None:
-            return None
-        return {"optimizer": keras.saving.serialize_keras_object(self.optimizer),
-                "jit_compile": bool(self.jit_compile)}
-
-    def compile_from_config(self, config):
-        self.compile(optimizer=keras.saving.deserialize_keras_object(config["optimizer"]),
-                     jit_compile=config.get("jit_compile", False))
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
+    def optimizer_variables(self, name):
+        return self.network.trainable_variables
 
     def diffusion_loss(self, data, training):
         """MSE between the drawn noise ε and ε_θ(x_t, t) at uniformly drawn t (Algorithm 1)."""
         x0, _ = unpack(data)
         x0 = ops.cast(x0, "float32")
         batch = ops.shape(x0)[0]
-        t = keras.random.randint((batch,), 0, self.num_timesteps, dtype="int32",
-                                 seed=self.seed_generator)
-        noise = keras.random.normal(ops.shape(x0), dtype="float32", seed=self.seed_generator)
+        t = self.randint((batch,), 0, self.num_timesteps)
+        noise = self.normal(ops.shape(x0))
         x_t = self.schedule.q_sample(x0, t, noise, xp=ops)
         eps = self.network({"x_t": x_t, "t": t}, training=training)
-        return ops.mean(ops.square(noise - ops.cast(eps, "float32")))
+        return losses.mse(noise, eps)
 
     def train_step(self, data):
-        import tensorflow as tf
-
-        variables = self.network.trainable_variables
-        with tf.GradientTape() as tape:
+        def loss_fn():
             loss = self.diffusion_loss(data, training=True)
-            scaled = self.optimizer.scale_loss(scale_for_replicas(loss))
-        grads = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
+            return loss, {"loss": loss}
+
+        logs = self.optimize(loss_fn)
         self.update_ema()
-        self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
+        return self.track(logs)
 
     def test_step(self, data):
-        self.loss_tracker.update_state(self.diffusion_loss(data, training=False))
-        return {"loss": self.loss_tracker.result()}
+        return self.track({"loss": self.diffusion_loss(data, training=False)})
+
+    def sample_batch(self, batch_size=2, rng=None):
+        """A random batch of training images x_0 in [-1, 1] (tests, examples)."""
+        return random_images(rng, batch_size, self.image_size, self.image_size, self.channels)
 
     def update_ema(self):
         """ema <- decay * ema + (1 - decay) * weights, once per step (cross-replica)."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import keras
-from keras import layers, ops
+from keras import layers
 
-from kzoo.layers import aspp, conv_norm_act
+from kzoo.layers import CaffeImageInput, aspp, conv_norm_act
 from kzoo.models.segmentation import IGNORE_LABEL, SegmentationModel
 from kzoo.zoo import register_model
 
@@ -53,17 +53,6 @@ def atrous_resnet(image, *, blocks=(3, 4, 23, 3), width=64, multi_grid=(1, 2, 4)
         if stage == 0:
             low_level = h
     return low_level, h
-
-
-@keras.saving.register_keras_serializable(package="kzoo")
-class CaffeImageInput(layers.Layer):
-    """[-1, 1] RGB -> the input keras.applications ResNets expect (BGR, 0..255, ImageNet mean off)."""
-
-    MEAN_BGR = (103.939, 116.779, 123.68)
-
-    def call(self, x):
-        x = ops.flip((x + 1.0) * 127.5, axis=-1)
-        return x - ops.convert_to_tensor(self.MEAN_BGR, dtype=x.dtype)
 
 
 def applications_backbone(image, name, weights=None):

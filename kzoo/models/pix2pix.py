@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from kzoo import losses
 from kzoo.layers import check_patchgan_size, conv_block, dcgan_init, patchgan_discriminator
 from kzoo.models.adversarial import AdversarialModel
+from kzoo.training import random_images
 from kzoo.zoo import register_model
 
 TINY = {"image_size": 16, "input_channels": 1, "output_channels": 3, "width": 4, "n_layers": 2}
@@ -137,9 +139,16 @@ class Pix2Pix(AdversarialModel):
         source, target = (ops.convert_to_tensor(t) for t in data)
         fake = self.generator(source, training=training)
         gan = losses.nonsaturating_g_loss(self.discriminator([source, fake], training=training))
-        l1 = ops.mean(ops.abs(ops.cast(target, "float32") - ops.cast(fake, "float32")))
+        l1 = losses.l1(target, fake)
         loss = gan + self.l1_weight * l1
         return loss, {"g_loss": loss, "g_gan": gan, "g_l1": l1}
+
+    def sample_batch(self, batch_size=2, rng=None):
+        """A random `(input, target)` training pair at `image_size` (tests, examples)."""
+        rng = np.random.default_rng(rng)
+        size = self.image_size
+        return (random_images(rng, batch_size, size, size, self.input_channels),
+                random_images(rng, batch_size, size, size, self.output_channels))
 
     def get_config(self):
         config = super().get_config()

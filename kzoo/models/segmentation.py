@@ -7,8 +7,8 @@ weighted per class (`kzoo.losses.masked_sparse_categorical_crossentropy`). It
 tracks the loss, the mean intersection-over-union and the pixel accuracy, all
 of which skip ignored pixels too. Models only build their network.
 
-As in the adversarial core, the loss is a per-replica mean scaled for
-tf.distribute and for mixed-precision loss scaling (`kzoo.training.minimize`).
+As for every model of the zoo, the loss is a per-replica mean scaled for
+tf.distribute and for mixed-precision loss scaling (`kzoo.training.TrainingModel`).
 Under tf.distribute each replica averages over its own counted pixels, so the
 update is the mean of the replicas' means (equal to the global pixel mean when
 the replicas count as many pixels).
@@ -17,16 +17,47 @@ the replicas count as many pixels).
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
-from kzoo.layers import ArgMax
 from kzoo.losses import masked_sparse_categorical_crossentropy
-from kzoo.training import minimize
+from kzoo.training import TrainingModel, random_images
 
 IGNORE_LABEL = 255
 
 
-class SegmentationModel(keras.Model):
+@keras.saving.register_keras_serializable(package="kzoo")
+class ArgMax(layers.Layer):
+    """Index of the largest value along `axis` as int32 (segmentation labels)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def call(self, x):
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            # keras.ops.argmax guards against -0.0 (flush-to-zero) with a Bitcast that
+            # tf2onnx cannot convert; class scores need no such guard.
+            return tf.argmax(x, axis=self.axis, output_type=tf.int32)
+        return keras.ops.cast(keras.ops.argmax(x, axis=self.axis), "int32")
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        shape.pop(self.axis)
+        return tuple(shape)
+
+    def compute_output_spec(self, x):
+        shape = list(x.shape)
+        shape.pop(self.axis)
+        return keras.KerasTensor(tuple(shape), dtype="int32")
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+class SegmentationModel(TrainingModel):
     """Per-pixel classifier with the shared segmentation training step.
 
     Args:
@@ -42,7 +73,17 @@ class SegmentationModel(keras.Model):
     Returns:
         Logits (batch, H, W, num_classes); `inference_parts()["segmenter"]`
         returns softmax probabilities and argmax labels instead.
+
+    Example:
+    >>> image = keras.Input((8, 8, 3))
+    >>> network = keras.Model(image, layers.Conv2D(2, 1)(image))
+    >>> model = SegmentationModel(network=network, num_classes=2)
+    >>> model.compile(optimizer="adam")
+    >>> sorted(model.fit(*model.sample_batch(2, rng=0), verbose=0).history)
+    ['loss', 'mean_iou', 'pixel_accuracy']
     """
+
+    loss_names = ("loss",)
 
     def __init__(self, *, network, num_classes, class_weights=None, ignore_label=IGNORE_LABEL,
                  **kwargs):
@@ -56,7 +97,6 @@ class SegmentationModel(keras.Model):
         self.num_classes = int(num_classes)
         self.class_weights = class_weights
         self.ignore_label = int(ignore_label)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
         self.iou = keras.metrics.MeanIoU(self.num_classes, name="mean_iou",
                                          ignore_class=self.ignore_label, sparse_y_pred=False)
         self.accuracy_tracker = keras.metrics.Mean(name="pixel_accuracy")
@@ -67,7 +107,10 @@ class SegmentationModel(keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.iou, self.accuracy_tracker]
+        return [*self.trackers.values(), self.iou, self.accuracy_tracker]
+
+    def optimizer_variables(self, name):
+        return self.network.trainable_variables
 
     def segmentation_loss(self, labels, logits):
         return masked_sparse_categorical_crossentropy(
@@ -90,7 +133,7 @@ class SegmentationModel(keras.Model):
             loss = self.segmentation_loss(labels, logits)
             return loss, {"loss": loss, "logits": logits}
 
-        logs = minimize(self.optimizer, self.network.trainable_variables, loss_fn)
+        logs = self.optimize(loss_fn)
         return self._track(labels, logs["logits"], logs["loss"])
 
     def test_step(self, data):
@@ -99,12 +142,18 @@ class SegmentationModel(keras.Model):
         return self._track(labels, logits, self.segmentation_loss(labels, logits))
 
     def _track(self, labels, logits, loss):
-        self.loss_tracker.update_state(loss)
         self.iou.update_state(labels, logits)
         valid = ops.cast(ops.not_equal(labels, self.ignore_label), "float32")
         correct = ops.cast(ops.equal(ops.argmax(logits, -1), ops.cast(labels, "int64")), "float32")
         self.accuracy_tracker.update_state(correct, sample_weight=valid)
-        return {m.name: m.result() for m in self.metrics}
+        return self.track({"loss": loss})
+
+    def sample_batch(self, batch_size=2, rng=None):
+        """A random `(images, masks)` batch the network takes (tests, examples)."""
+        rng = np.random.default_rng(rng)
+        _, height, width, channels = self.network.input.shape
+        masks = rng.integers(0, self.num_classes, (batch_size, height, width)).astype("int32")
+        return random_images(rng, batch_size, height, width, channels), masks
 
     def inference_parts(self):
         """{"segmenter": image -> {"probabilities": softmax, "labels": argmax}}."""
@@ -117,8 +166,6 @@ class SegmentationModel(keras.Model):
 
     def predict_labels(self, images, batch_size=32):
         """Argmax labels (N, H, W) as a NumPy array."""
-        import numpy as np
-
         return np.argmax(self.predict(images, batch_size=batch_size, verbose=0), -1)
 
     def get_config(self):

@@ -28,21 +28,22 @@ import json
 import os
 
 import keras
-from keras import layers, ops
+from keras import layers
 
 from kzoo import losses
 from kzoo.errors import KzooError
-from kzoo.layers import PixelShuffle, conv_block, normalization
-from kzoo.models.adversarial import AdversarialModel, unpack
+from kzoo.layers import CaffeImageInput, PixelShuffle, conv_block, normalization
+from kzoo.models.adversarial import AdversarialModel
+from kzoo.training import random_images, unpack
 from kzoo.zoo import register_model
 
 TINY_SRRESNET = {"width": 8, "num_blocks": 2}
-TINY = {"image_size": 16, "width": 8, "num_blocks": 2, "discriminator_width": 4, "dense_units": 16}
+TINY = {"image_size": 16, "width": 8, "num_blocks": 2, "discriminator_width": 4, "dense_units": 16,
+        "content_loss": "mse"}
 
 VGG_FEATURE_SCALE = 1.0 / 12.75 ** 2  # Ledig et al., Sec. 3.2: VGG losses scaled by 1/12.75 (~0.006 on the MSE)
 VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG19_BLOCKS = (2, 2, 4, 4, 4)  # convs per block; widths 64, 128, 256, 512, 512
-IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
 def upsample_factors(scale):
@@ -163,6 +164,22 @@ class SRResNet(keras.Model):
         """The network itself is what a deployment runs (export and hub read this)."""
         return {"generator": self}
 
+    def compile(self, optimizer="rmsprop", loss="mse", **kwargs):
+        """Keras' `compile`, with the pixel MSE of SRResNet-MSE as the default loss."""
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    # Keras restores a custom `compile` only when these two are overridden.
+    def get_compile_config(self):
+        return super().get_compile_config()
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        self.optimizer.build(self.trainable_variables)  # so that saved optimizer state loads
+
+    def sample_batch(self, batch_size=2, rng=None):
+        """A random `(lr, hr)` training pair with 4x4 LR images (tests, examples)."""
+        return _sr_pair(rng, batch_size, 4 * self.scale, self.scale, self.channels)
+
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "scale": self.scale,
                 "channels": self.channels, "width": self.width, "num_blocks": self.num_blocks,
@@ -192,6 +209,14 @@ class SRResNet(keras.Model):
                          endpoints=(generator,), references=docstring_references(type(self)))
 
 
+def _sr_pair(rng, batch_size, hr_size, scale, channels):
+    """Random HR images in [-1, 1] and their `scale`x box-filtered LR versions."""
+    hr = random_images(rng, batch_size, hr_size, hr_size, channels)
+    lr_size = hr_size // scale
+    lr = hr.reshape(batch_size, lr_size, scale, lr_size, scale, channels).mean((2, 4))
+    return lr, hr
+
+
 def srgan_discriminator(*, image_size=96, channels=3, width=64, dense_units=1024, norm="batch",
                         name="discriminator"):
     """SRGAN's VGG-style discriminator (Ledig et al., Fig. 4): HR patch -> one logit.
@@ -218,20 +243,6 @@ def srgan_discriminator(*, image_size=96, channels=3, width=64, dense_units=1024
 
 # --- feature networks for the content loss ----------------------------------------
 
-def _vgg_input_layer(name="vgg_preprocess"):
-    """[-1, 1] RGB -> Caffe-style VGG input (0..255 BGR minus the ImageNet mean), as a fixed 1x1 conv."""
-    import numpy as np
-
-    kernel = np.zeros((1, 1, 3, 3), np.float32)
-    for rgb, bgr in ((0, 2), (1, 1), (2, 0)):
-        kernel[0, 0, rgb, bgr] = 127.5
-    bias = 127.5 - np.asarray(IMAGENET_BGR_MEAN, np.float32)
-    layer = layers.Conv2D(3, 1, trainable=False, name=name)
-    layer.build((None, None, None, 3))
-    layer.set_weights([kernel, bias])
-    return layer
-
-
 def vgg19_features(weights="imagenet", layer="block5_conv4"):
     """The paper's VGG54 feature network: VGG19 up to `layer` (after its ReLU), frozen.
 
@@ -252,7 +263,8 @@ def vgg19_features(weights="imagenet", layer="block5_conv4"):
     base.load_weights(weights)
     base.trainable = False
     image = keras.Input((None, None, 3), name="image")
-    feats = keras.Model(base.input, base.get_layer(layer).output)(_vgg_input_layer()(image))
+    caffe = CaffeImageInput(name="vgg_preprocess")(image)
+    feats = keras.Model(base.input, base.get_layer(layer).output)(caffe)
     model = keras.Model(image, feats, name="vgg19_features")
     model.trainable = False
     return model
@@ -369,10 +381,10 @@ class SRGAN(AdversarialModel):
     def content(self, sr, hr):
         """The content loss between SR outputs and HR targets."""
         if self.content_loss == "mse":
-            return ops.mean(ops.square(ops.cast(sr, "float32") - ops.cast(hr, "float32")))
-        fs = ops.cast(self.feature_extractor(sr, training=False), "float32")
-        fh = ops.cast(self.feature_extractor(hr, training=False), "float32")
-        return self.feature_scale * ops.mean(ops.square(fs - fh))
+            return losses.mse(sr, hr)
+        fs = self.feature_extractor(sr, training=False)
+        fh = self.feature_extractor(hr, training=False)
+        return self.feature_scale * losses.mse(fs, fh)
 
     def discriminator_loss(self, data, training):
         lr, hr = unpack(data)
@@ -388,6 +400,10 @@ class SRGAN(AdversarialModel):
         adversarial = losses.nonsaturating_g_loss(self.discriminator(sr, training=training))
         loss = content + self.adversarial_weight * adversarial
         return loss, {"g_loss": loss, "content_loss": content, "adversarial_loss": adversarial}
+
+    def sample_batch(self, batch_size=2, rng=None):
+        """A random `(lr, hr)` training pair: HR crops at `image_size`, LR their box downscaling."""
+        return _sr_pair(rng, batch_size, self.image_size, self.scale, self.channels)
 
     def get_config(self):
         config = super().get_config()

@@ -8,8 +8,7 @@ import keras
 from keras import layers, ops
 
 from kzoo import losses
-from kzoo.models.adversarial import unpack
-from kzoo.training import SeededModel, minimize
+from kzoo.training import TrainingModel, random_images, unpack
 from kzoo.zoo import register_model
 
 TINY = {"image_size": 16, "channels": 1, "latent_dim": 4, "width": 4}
@@ -52,7 +51,7 @@ def vae_decoder(*, image_size=32, channels=1, latent_dim=20, width=32, name="dec
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class VAE(SeededModel):
+class VAE(TrainingModel):
     """Convolutional VAE trained on the negative ELBO: reconstruction + beta * KL.
 
     The encoder gives q(z|x) = N(mu, diag(sigma^2)) (as mu and log sigma^2); a
@@ -182,12 +181,15 @@ class VAE(SeededModel):
 
     def train_step(self, data):
         images, _ = unpack(data)
-        return self.track(minimize(self.optimizer, self.trainable_variables,
-                                    lambda: self.elbo_terms(images, training=True)))
+        return self.track(self.optimize(lambda: self.elbo_terms(images, training=True)))
 
     def test_step(self, data):
         images, _ = unpack(data)
         return self.track(self.elbo_terms(images, training=False)[1])
+
+    def sample_batch(self, batch_size=2, rng=None):
+        """A random batch of training images in [-1, 1] (tests, examples)."""
+        return random_images(rng, batch_size, self.image_size, self.image_size, self.channels)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 
 from kzoo import losses
-from kzoo.models.adversarial import unpack
 from kzoo.models.dcgan import DCGAN, TINY
+from kzoo.training import unpack
 from kzoo.zoo import register_model
 
 

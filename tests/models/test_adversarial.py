@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kzoo.models.adversarial import AdversarialModel, split_batch
+from kzoo.models.adversarial import AdversarialModel
 from kzoo.models.dcgan import DCGAN
 from kzoo.recipes.runner import make_strategy
-from tests.helpers import compile_adam, gan_batch
+from tests.helpers import compile_adam
 
 
 class Quadratic(AdversarialModel):
@@ -56,7 +56,7 @@ def test_dcgan_fits_under_mirrored_strategy_and_replicas_draw_different_noise():
     with strategy.scope():
         model = compile_adam(DCGAN(image_size=16, channels=1, latent_dim=8, width=8, seed=0))
     w0 = model.generator.get_weights()
-    model.fit(gan_batch(model, batch=8), batch_size=8, epochs=1, verbose=0)
+    model.fit(model.sample_batch(8, rng=0), batch_size=8, epochs=1, verbose=0)
     assert any(not np.allclose(a, b) for a, b in zip(w0, model.generator.get_weights()))
 
     @tf.function
@@ -67,33 +67,10 @@ def test_dcgan_fits_under_mirrored_strategy_and_replicas_draw_different_noise():
     assert not np.allclose(per_replica[0], per_replica[1])
 
 
-def test_mixed_precision_wraps_both_optimizers_and_trains():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        model = compile_adam(DCGAN(image_size=16, channels=1, latent_dim=8, width=8, seed=0))
-        assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
-        assert isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer)
-        assert model.generator.get_layer("up1_conv").compute_dtype == "float16"
-        assert model.generator.output.dtype == "float32"
-        w0 = model.generator.get_weights()
-        logs = model.fit(gan_batch(model), batch_size=4, epochs=2, verbose=0).history
-        assert np.isfinite(logs["g_loss"][-1])
-        assert any(not np.allclose(a, b) for a, b in zip(w0, model.generator.get_weights()))
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
 def test_separate_optimizers_required():
     opt = keras.optimizers.Adam()
     with pytest.raises(ValueError, match="separate"):
         DCGAN(image_size=8, channels=1, latent_dim=4, width=4).compile(g_optimizer=opt, d_optimizer=opt)
-
-
-def test_noise_comes_from_the_model_seed():
-    a = DCGAN(image_size=8, channels=1, latent_dim=4, width=4, seed=7)
-    b = DCGAN(image_size=8, channels=1, latent_dim=4, width=4, seed=7)
-    np.testing.assert_array_equal(a.normal((5,)), b.normal((5,)))
-    assert not np.allclose(a.normal((5,)), a.normal((5,)))  # state advances
 
 
 def test_sub_networks_run_in_training_mode():
@@ -101,20 +78,13 @@ def test_sub_networks_run_in_training_mode():
     model = compile_adam(DCGAN(image_size=16, channels=1, latent_dim=8, width=8, seed=0))
     bn = model.discriminator.get_layer("down1_norm")
     before = bn.moving_mean.numpy().copy()
-    model.fit(gan_batch(model), batch_size=4, epochs=1, verbose=0)
+    model.fit(model.sample_batch(4, rng=0), batch_size=4, epochs=1, verbose=0)
     assert not np.allclose(before, bn.moving_mean.numpy())
-
-
-def test_split_batch():
-    x, y = np.arange(6), np.arange(6) * 10
-    parts = split_batch((x, y), 3)
-    assert [np.asarray(p[0]).tolist() for p in parts] == [[0, 1], [2, 3], [4, 5]]
-    assert [np.asarray(p[1]).tolist() for p in parts] == [[0, 10], [20, 30], [40, 50]]
 
 
 def test_optimizer_state_is_saved_with_the_weights(tmp_path):
     model = compile_adam(DCGAN(image_size=16, channels=1, latent_dim=8, width=8, seed=0))
-    model.fit(gan_batch(model), batch_size=4, epochs=1, verbose=0)
+    model.fit(model.sample_batch(4, rng=0), batch_size=4, epochs=1, verbose=0)
     model.save_weights(tmp_path / "w.weights.h5")
     other = compile_adam(DCGAN(image_size=16, channels=1, latent_dim=8, width=8, seed=1))
     other.load_weights(tmp_path / "w.weights.h5")

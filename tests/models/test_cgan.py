@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 from kzoo.models.cgan import ConditionalGAN
-from tests.helpers import generator_input, run_model_saving_test, run_train_step_test
+from kzoo.zoo import create_model, tiny_overrides
 
 
 def tiny():
-    return ConditionalGAN(num_classes=10, image_size=16, channels=1, latent_dim=8, width=8, seed=0)
+    return create_model("cgan", **tiny_overrides("cgan"), seed=0)
 
 
 def test_both_players_see_the_label():
@@ -29,12 +29,3 @@ def test_needs_labels():
         model.generator_loss(np.zeros((2, 16, 16, 1), "float32"), training=False)
     with pytest.raises(ValueError, match="num_classes"):
         ConditionalGAN(num_classes=1)
-
-
-def test_train_step_changes_weights():
-    run_train_step_test(tiny())
-
-
-def test_save_load(tmp_path):
-    model = tiny()
-    run_model_saving_test(model, generator_input(model), tmp_path)

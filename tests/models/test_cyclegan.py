@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 
 from kzoo.layers import ReflectionPadding2D, receptive_field
-from kzoo.models.cyclegan import CycleGAN, LinearDecayAfterHalf, resnet_generator
-from tests.helpers import run_model_saving_test, run_train_step_test
-
-TINY = dict(image_size=16, width=4, num_blocks=1, n_layers=2, pool_size=4)
+from kzoo.models.cyclegan import (TINY, CycleGAN, ImageHistoryPool, LinearDecayAfterHalf, resnet_block,
+                                  resnet_generator)
+from tests.helpers import compile_adam
 
 
 def _batch(n=2, size=16, seed=0):
@@ -61,9 +60,9 @@ def test_losses_follow_the_paper():
     assert int(model.pool_a.count.numpy()) == 0  # evaluation never touches the pools
 
 
-def test_train_step_changes_weights_and_fills_the_pools():
-    model = CycleGAN(**TINY, seed=0)
-    run_train_step_test(model, _batch())
+def test_train_step_fills_the_pools():
+    model = compile_adam(CycleGAN(**TINY, seed=0))
+    model.fit(*_batch(), batch_size=2, epochs=1, verbose=0)
     assert int(model.pool_a.count.numpy()) == 2 and int(model.pool_b.count.numpy()) == 2
     assert np.abs(model.pool_b.images.numpy()[:2]).sum() > 0
 
@@ -83,7 +82,8 @@ def test_save_load_keeps_pools(tmp_path):
     model = CycleGAN(**TINY, seed=0)
     model.pool_a(_batch()[0], seed_generator=model.seed_generator)
     model.pool_b(_batch(seed=1)[1], seed_generator=model.seed_generator)
-    loaded = run_model_saving_test(model, _batch()[0], tmp_path)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert int(loaded.pool_a.count.numpy()) == 2
     np.testing.assert_array_equal(loaded.pool_b.images.numpy(), model.pool_b.images.numpy())
     np.testing.assert_allclose(loaded.generator_ba(_batch()[1]), model.generator_ba(_batch()[1]), atol=1e-6)
@@ -92,10 +92,53 @@ def test_save_load_keeps_pools(tmp_path):
 def test_fits_under_mirrored_strategy():
     """The pools are updated from the replica context (variables aggregated from replica 0)."""
     from kzoo.recipes.runner import make_strategy
-    from tests.helpers import compile_adam
 
     with make_strategy("mirrored").scope():
         model = compile_adam(CycleGAN(**TINY, seed=0))
     a, b = _batch(n=4)
     logs = model.fit(a, b, batch_size=4, epochs=1, verbose=0).history
     assert np.isfinite(logs["g_loss"][0]) and int(model.pool_a.count.numpy()) > 0
+
+
+def test_resnet_block_keeps_shape_and_is_residual():
+    x = keras.Input((None, None, 8))
+    block = keras.Model(x, resnet_block(x, 8, name="r"))
+    for w in block.weights:  # zero convs: the block is the identity
+        w.assign(np.zeros(w.shape))
+    data = np.random.default_rng(0).standard_normal((1, 9, 7, 8)).astype("float32")
+    np.testing.assert_allclose(block(data), data, atol=1e-6)
+
+
+def test_history_pool_fills_then_swaps_half_the_time():
+    pool = ImageHistoryPool(pool_size=4, image_shape=(2, 2, 1))
+    seeds = keras.random.SeedGenerator(0)
+    first = [np.full((1, 2, 2, 1), i, "float32") for i in range(4)]
+    for img in first:  # filling: every image is returned as is and stored
+        np.testing.assert_array_equal(pool(img, seed_generator=seeds), img)
+    assert int(pool.count.numpy()) == 4
+    assert sorted(pool.images.numpy()[:, 0, 0, 0]) == [0, 1, 2, 3]
+    swapped = 0
+    for i in range(4, 204):
+        new = np.full((1, 2, 2, 1), i, "float32")
+        stored = set(pool.images.numpy()[:, 0, 0, 0])
+        out = float(np.asarray(pool(new, seed_generator=seeds))[0, 0, 0, 0])
+        if out != i:  # an older image came back, and the new one took its place
+            swapped += 1
+            assert out in stored and i in set(pool.images.numpy()[:, 0, 0, 0])
+        assert int(pool.count.numpy()) == 4
+    assert 70 < swapped < 130  # p = 1/2 over 200 draws
+
+
+def test_history_pool_batch_and_disabled():
+    pool = ImageHistoryPool(pool_size=3, image_shape=(1, 1, 1))
+    batch = np.arange(5, dtype="float32").reshape(5, 1, 1, 1)
+    out = np.asarray(pool(batch, seed_generator=keras.random.SeedGenerator(1)))
+    np.testing.assert_array_equal(out[:3], batch[:3])  # the first three fill the pool
+    assert set(out[3:, 0, 0, 0]) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert int(pool.count.numpy()) == 3
+    off = ImageHistoryPool(pool_size=0, image_shape=(1, 1, 1))
+    np.testing.assert_array_equal(off(batch), batch)
+    pool.reset_state()  # empty again: the next fakes fill it and come back as they are
+    assert int(pool.count.numpy()) == 0 and not pool.images.numpy().any()
+    np.testing.assert_array_equal(pool(batch[3:4] + 10, seed_generator=keras.random.SeedGenerator(2)),
+                                  batch[3:4] + 10)

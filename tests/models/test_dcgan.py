@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from kzoo.models.dcgan import DCGAN, dcgan_discriminator, dcgan_generator
-from tests.helpers import generator_input, run_model_saving_test, run_train_step_test
 
 
 @pytest.mark.parametrize("size,stages", [(8, 1), (32, 3), (64, 4)])
@@ -40,16 +39,3 @@ def test_paper_architecture():
     assert sum(isinstance(l, keras.layers.BatchNormalization) for l in d.layers) == 3
     kernel = g.get_layer("up1_conv").kernel.numpy()
     assert abs(kernel.std() - 0.02) < 0.002 and abs(kernel.mean()) < 0.002
-
-
-def test_train_step_changes_weights():
-    run_train_step_test(DCGAN(image_size=16, channels=1, latent_dim=8, width=8, seed=0))
-
-
-def test_train_step_under_xla():
-    run_train_step_test(DCGAN(image_size=16, channels=1, latent_dim=8, width=8, seed=0), jit_compile=True)
-
-
-def test_save_load(tmp_path):
-    model = DCGAN(image_size=16, channels=1, latent_dim=8, width=8)
-    run_model_saving_test(model, generator_input(model), tmp_path)

@@ -3,27 +3,21 @@ import numpy as np
 import pytest
 
 from kzoo.models.wgan_gp import WGANGP
-from tests.helpers import compile_adam, generator_input, run_model_saving_test, run_train_step_test
+from kzoo.zoo import tiny_overrides
+from tests.helpers import compile_adam
 
 
 def tiny(**kw):
-    return WGANGP(image_size=16, channels=1, latent_dim=8, width=8, seed=0, **kw)
+    return WGANGP(**{**tiny_overrides("wgan_gp"), "seed": 0, **kw})
 
 
-def test_paper_defaults_and_no_batch_norm_in_critic():
-    model = WGANGP()
-    assert model.n_critic == 5 and model.d_steps == 5 and model.gp_weight == 10.0
+def test_critic_has_no_batch_norm():
+    """The penalty is per example (Gulrajani et al., Sec. 4): layer norm, and batch norm is refused."""
+    model = tiny()
     assert not any(isinstance(l, keras.layers.BatchNormalization) for l in model.discriminator.layers)
     assert any(isinstance(l, keras.layers.LayerNormalization) for l in model.discriminator.layers)
     with pytest.raises(ValueError, match="batch norm"):
-        WGANGP(critic_norm="batch")
-
-
-def test_train_step_changes_weights():
-    # The critic's output bias cancels in E[C(fake)] - E[C(real)] and the penalty
-    # does not see it: its gradient is exactly zero.
-    logs = run_train_step_test(tiny(), allow_unchanged=("logit_conv/bias",))
-    assert logs["gp"][-1] >= 0
+        tiny(critic_norm="batch")
 
 
 def test_each_critic_step_uses_its_own_minibatch():
@@ -54,9 +48,3 @@ def test_gradient_penalty_value():
     fake = np.zeros_like(real)
     gp = gradient_penalty(critic, real, fake, np.full((3, 1, 1, 1), 0.3, "float32"))
     assert float(gp) == pytest.approx(1.0, rel=1e-5)
-
-
-def test_save_load(tmp_path):
-    model = tiny()
-    loaded = run_model_saving_test(model, generator_input(model), tmp_path)
-    assert loaded.n_critic == 5 and loaded.critic_norm == "layer"

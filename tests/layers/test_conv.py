@@ -1,0 +1,47 @@
+"""kzoo.layers.conv: initialisation, normalization, conv blocks."""
+
+import keras
+import numpy as np
+import pytest
+
+from kzoo.layers import conv_block, conv_norm_act, dcgan_init, normalization
+
+
+def test_dcgan_init_std():
+    w = dcgan_init(seed=0)((200, 200)).numpy()
+    assert abs(w.std() - 0.02) < 1e-3 and abs(w.mean()) < 1e-3
+
+
+@pytest.mark.parametrize("kind,cls", [("batch", keras.layers.BatchNormalization),
+                                      ("layer", keras.layers.LayerNormalization),
+                                      ("instance", keras.layers.GroupNormalization)])
+def test_normalization_kinds(kind, cls):
+    assert isinstance(normalization(kind), cls)
+    assert normalization("none") is None
+    with pytest.raises(ValueError):
+        normalization("weird")
+
+
+def test_instance_norm_normalizes_each_example_and_channel():
+    x = np.random.default_rng(0).normal(3.0, 2.0, (2, 8, 8, 3)).astype("float32")
+    y = normalization("instance")(x).numpy()
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), 0, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=(1, 2)), 1, atol=1e-2)
+
+
+def test_conv_block_bias_only_without_norm():
+    inp = keras.Input((8, 8, 2))
+    out = conv_block(inp, 4, norm="batch", name="a")
+    model = keras.Model(inp, out)
+    assert model.get_layer("a_conv").use_bias is False
+    out2 = conv_block(inp, 4, norm=None, transpose=True, name="b")
+    assert keras.Model(inp, out2).get_layer("b_conv").use_bias is True
+    assert out2.shape[1:] == (16, 16, 4)
+
+
+def test_conv_norm_act_is_he_initialised_and_may_skip_the_activation():
+    inp = keras.Input((8, 8, 2))
+    model = keras.Model(inp, conv_norm_act(inp, 4, 3, strides=2, norm=None, activation=None, name="c"))
+    conv = model.get_layer("c_conv")
+    assert isinstance(conv.kernel_initializer, keras.initializers.HeNormal) and conv.use_bias
+    assert model.output.shape[1:] == (4, 4, 4) and len(model.layers) == 2  # input, conv
