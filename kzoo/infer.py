@@ -8,10 +8,12 @@ and post-processing from `kzoo.json`: uint8 images <-> the value range of each
 image input/output, latents ~ N(0, I), class labels.
 
 Example:
->>> model = OnnxModel("export/dcgan")
->>> model.provider
+>>> model = OnnxModel("export/dcgan")  # an exported model   # doctest: +SKIP
+>>> model.provider                                  # doctest: +SKIP
 'CPUExecutionProvider'
->>> images = model.generate(8, seed=0)["image"]   # uint8 (8, 64, 64, 3)
+>>> images, feeds = model.generate(8, seed=0)       # doctest: +SKIP
+>>> images["image"].shape                           # doctest: +SKIP
+(8, 64, 64, 3)
 
 Importing this module never imports TensorFlow (tested).
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kzoo.card import IMAGE_RANGE, ModelCard
 from kzoo.errors import KzooError
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -264,7 +267,7 @@ class OnnxModel:
 
         x = sample(eps_fn, shape, schedule=schedule, sampler=sampler, steps=int(steps), eta=eta,
                    seed=seed, callback=callback)
-        lo, hi = -1.0, 1.0
+        lo, hi = IMAGE_RANGE  # x_0: an image of the data
         return np.clip(np.rint((x - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
 
     def predict_image(self, image, seed=0, label=None, source="image"):
@@ -281,8 +284,6 @@ class OnnxModel:
 def endpoint_of(info, name=None):
     """The `kzoo.card.Endpoint` a `kzoo.json` describes (named `name`, for messages)."""
     import dataclasses
-
-    from kzoo.card import ModelCard
 
     card = ModelCard.from_dict({"task": info.get("task", ""), "endpoints": [info]})
     endpoint = card.endpoints[0]
