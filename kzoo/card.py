@@ -15,6 +15,12 @@ Roles:
   `tensor` (anything else, e.g. a DDPM's noisy `x_t`).
 - outputs: `image` (NHWC in `range`), `probabilities` (softmax over the last
   axis), `labels` (int class id per pixel), `tensor` (e.g. a DDPM's `eps`).
+  An output marked `clip` is not bounded by the network (a linear super-resolution
+  output is only about in [-1, 1]): consumers clip it to `range`.
+
+Helpers build the usual tensors (`image`, `latent`, `label`, `timestep`,
+`probabilities`, `label_map`) and image-to-image endpoints (`image_to_image`);
+`docstring_references(cls)` reads a model class's `References:` section.
 
 Example:
 >>> card = ModelCard(task="super-resolution", summary="upscales images 4x", endpoints=(
