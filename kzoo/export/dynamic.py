@@ -11,7 +11,8 @@ One layer is swapped while doing so: Keras 3.15's `UpSampling2D` with a non-near
 interpolation cannot be traced with unknown sizes (`keras.ops.image.resize`
 compares the symbolic target size with 0 in Python). It is replaced by
 `ResizeByFactor`, which computes the same `tf.image.resize` on the run-time shape;
-the export's parity check compares the result with the original network.
+the exporter checks that the rebuild gives the original network's outputs at the
+card's base size (`kzoo.export.exporter.same_as_built`).
 """
 
 from __future__ import annotations

@@ -104,9 +104,12 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
         for ep, part in src.parts.items():
             log(f"exporting {type(src.model).__name__}.{ep} as {served[ep]} version {version}")
             staged[ep] = layout.staging_dir(model_dirs[ep], version)
-            if src.card.endpoint(ep).spatial:  # any height/width, whatever Input it was built with
-                part = spatially_dynamic(part)
-            spec = describe(ep, part, src.card)
+            spatial = src.card.endpoint(ep).spatial
+            network = spatially_dynamic(part) if spatial else part  # any height/width
+            spec = describe(ep, network, src.card)
+            if spatial:
+                same_as_built(part, network, spec, tolerance)
+            part = network
             traceable(part, spec)
             info = build_version(part, spec, staged[ep],
                                  formats=formats, opset=opset, fp16=fp16, tolerance=tolerance,
@@ -154,6 +157,19 @@ def _check_formats(formats):
         raise KzooError(f"unknown export format(s) {', '.join(unknown) or '(none)'}; "
                         f"choose from {', '.join(FORMATS)}")
     return tuple(f for f in FORMATS if f in formats)
+
+
+def same_as_built(built, dynamic, spec, tolerance=TOLERANCE):
+    """Raise a `KzooError` unless the spatially dynamic rebuild of a network gives the
+    network's own outputs at the card's base size (the rebuild swaps layers, see
+    `kzoo.export.dynamic`); parity is then measured against the rebuild at every size."""
+    feeds = sample_inputs(spec["inputs"], 2, np.random.default_rng(PARITY_SEED),
+                          size=spec["dynamic"]["spatial_size"]["base"])
+    bad = parity.failures(parity.compare(_keras_outputs(built, feeds, spec),
+                                         _keras_outputs(dynamic, feeds, spec), spec), tolerance)
+    if bad:
+        raise KzooError(f"endpoint {spec['endpoint']!r}: its network rebuilt with dynamic "
+                        f"height/width differs from the network: {'; '.join(bad)}")
 
 
 def traceable(part, spec):

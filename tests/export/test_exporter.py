@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 
@@ -63,6 +64,16 @@ def test_dynamic_sizes_whatever_the_network_was_built_with(tmp_path, upsample, s
         np.testing.assert_allclose(OnnxModel(r.path).run(image=x)["restored"], net(x), atol=1e-5)
     else:
         assert OnnxModel(r.path).run(image=x)["restored"].shape == (1, 12, 6, 1)
+
+
+def test_a_rebuild_that_changes_the_outputs_is_refused(tmp_path, monkeypatch):
+    from kzoo.export import dynamic
+
+    monkeypatch.setattr(dynamic.ResizeByFactor, "call", lambda self, x: keras.ops.repeat(
+        keras.ops.repeat(x, 2, axis=1), 2, axis=2))  # nearest, not the layer's bilinear
+    with pytest.raises(KzooError, match="rebuilt with dynamic height/width differs from the "
+                                        "network: restored: max error"):
+        export(fcn(upsample="bilinear"), name="fcn", out=tmp_path)
 
 
 def test_a_model_without_a_card_is_refused(tmp_path):
