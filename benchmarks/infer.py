@@ -45,8 +45,9 @@ def _session(path, threads):
 def measure(recipe_name, *, preset="quick", batches=(1, 16), repeats=30, warmup=5):
     import tensorflow as tf
 
+    from kzoo.card import sample_inputs
     from kzoo.export import export
-    from kzoo.export.spec import pack, sample_inputs
+    from kzoo.export.spec import pack
     from kzoo.recipes.runner import resolve_config
 
     recipe = importlib.import_module(f"kzoo.recipes.{recipe_name}").RECIPE

@@ -37,7 +37,7 @@ def tiny_export(zoo_name, out):
 
 def request_body(info, batch, seed=0):
     """A columnar predict body of `batch` items with inputs fitting each input's role."""
-    from kzoo.export.spec import sample_inputs
+    from kzoo.card import sample_inputs
 
     size = (info.get("dynamic", {}).get("spatial_size") or {}).get("base")
     feeds = sample_inputs(info["inputs"], batch, np.random.default_rng(seed), size=size)

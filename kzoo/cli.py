@@ -86,7 +86,7 @@ def _add_export(sub):
 
     p = sub.add_parser("export", help="export a trained model: SavedModel + ONNX, parity-checked")
     p.add_argument("source", help="run directory, preset directory or .keras file")
-    p.add_argument("--name", help="served model name (default: the recipe name)")
+    p.add_argument("--name", help="served model name (default: a preset's name, a run's recipe)")
     p.add_argument("--version", type=int, help="version number (default: the next free one)")
     p.add_argument("--out", default="export", help="export tree (default: export/)")
     p.add_argument("--formats", default="savedmodel,onnx", help="savedmodel,onnx (default: both)")

@@ -8,10 +8,12 @@ and post-processing from `kzoo.json`: uint8 images <-> the value range of each
 image input/output, latents ~ N(0, I), class labels.
 
 Example:
->>> model = OnnxModel("export/dcgan")
->>> model.provider
+>>> model = OnnxModel("export/dcgan")  # an exported model   # doctest: +SKIP
+>>> model.provider                                  # doctest: +SKIP
 'CPUExecutionProvider'
->>> images = model.generate(8, seed=0)["image"]   # uint8 (8, 64, 64, 3)
+>>> images, feeds = model.generate(8, seed=0)       # doctest: +SKIP
+>>> images["image"].shape                           # doctest: +SKIP
+(8, 64, 64, 3)
 
 Importing this module never imports TensorFlow (tested).
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kzoo.card import IMAGE_RANGE, ModelCard
 from kzoo.errors import KzooError
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -97,6 +100,7 @@ class OnnxModel:
             raise KzooError(f"{self.path} has no {'fp16 ' if fp16 else ''}ONNX model "
                             f"(export it with --formats onnx{' --fp16' if fp16 else ''})")
         self.name = self.info.get("name", self.path.parent.name)
+        self.endpoint = endpoint_of(self.info, self.name)
         self.inputs = {e["name"]: e for e in self.info["inputs"]}
         self.outputs = {e["name"]: e for e in self.info["outputs"]}
         chosen = choose_providers(ort.get_available_providers(), providers)
@@ -177,14 +181,10 @@ class OnnxModel:
             got = img.shape[-1] if img.ndim == 3 else f"shape {img.shape}"
             raise KzooError(f"{source} has {got} channels; {self.name} expects {channels} "
                             f"({'grayscale' if channels == 1 else 'RGB'}) images")
-        h, w = e["shape"][1:3]
-        if (h is not None and img.shape[0] != h) or (w is not None and img.shape[1] != w):
-            raise KzooError(f"{source} is {img.shape[1]}x{img.shape[0]} (WxH); {self.name} takes "
-                            f"{w}x{h} images")
-        size = self.info.get("dynamic", {}).get("spatial_size")
-        if size and (img.shape[0] % size["multiple"] or img.shape[1] % size["multiple"]):
-            raise KzooError(f"{source} is {img.shape[1]}x{img.shape[0]} (WxH); {self.name} takes "
-                            f"images whose height and width are multiples of {size['multiple']}")
+        try:
+            self.endpoint.check_size(img.shape[0], img.shape[1])
+        except KzooError as err:
+            raise KzooError(f"{source}: {err}") from None
         lo, hi = e["range"]
         return (lo + (hi - lo) * img.astype(np.float32) / 255.0).astype(e["dtype"])
 
@@ -267,7 +267,7 @@ class OnnxModel:
 
         x = sample(eps_fn, shape, schedule=schedule, sampler=sampler, steps=int(steps), eta=eta,
                    seed=seed, callback=callback)
-        lo, hi = -1.0, 1.0
+        lo, hi = IMAGE_RANGE  # x_0: an image of the data
         return np.clip(np.rint((x - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
 
     def predict_image(self, image, seed=0, label=None, source="image"):
@@ -279,6 +279,15 @@ class OnnxModel:
         x = self.preprocess(image, e["name"], source)[None]
         feeds = self.sample(1, seed, label, fixed={e["name"]: x})
         return {k: v[0] for k, v in self.postprocess(self.run(**feeds)).items()}
+
+
+def endpoint_of(info, name=None):
+    """The `kzoo.card.Endpoint` a `kzoo.json` describes (named `name`, for messages)."""
+    import dataclasses
+
+    card = ModelCard.from_dict({"task": info.get("task", ""), "endpoints": [info]})
+    endpoint = card.endpoints[0]
+    return dataclasses.replace(endpoint, name=name) if name else endpoint
 
 
 def _first_line(e):

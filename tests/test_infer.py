@@ -12,15 +12,15 @@ from PIL import Image
 from kzoo.errors import KzooError
 from kzoo.export import export
 from kzoo.infer import OnnxModel, choose_providers, find_version, load_image, predict
-from tests.export.common import image_model, save_run, tiny_cgan
+from tests.export.common import fcn, save_run, tiny_cgan
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     export(tiny_cgan(), name="cgan", out=root, formats="onnx", fp16=True)
-    export(image_model(channels=3), name="fcn", out=root, formats="onnx")
-    export(image_model(channels=3, size=8), name="fixed", out=root, formats="onnx")
+    export(fcn(channels=3), name="fcn", out=root, formats="onnx")
+    export(fcn(channels=3, size=8, dynamic=False), name="fixed", out=root, formats="onnx")
     return root
 
 
@@ -62,8 +62,9 @@ def test_image_model_pre_and_post_processing(exported):
 @pytest.mark.parametrize("which,image,match", [
     ("fcn", np.zeros((8, 8, 4), np.uint8), "has 4 channels; fcn expects 3 \\(RGB\\)"),
     ("fcn", np.zeros((8, 8), np.uint8), "has 1 channels; fcn expects 3"),
-    ("fcn", np.zeros((7, 8, 3), np.uint8), "multiples of 2"),
-    ("fixed", np.zeros((9, 8, 3), np.uint8), "is 8x9 \\(WxH\\); fixed takes 8x8 images"),
+    ("fcn", np.zeros((7, 8, 3), np.uint8), "image: fcn takes images whose height and width are "
+                                           "multiples of 2, got 7x8"),
+    ("fixed", np.zeros((9, 8, 3), np.uint8), "image: fixed takes 8x8 images, got 9x8"),
 ])
 def test_bad_images(exported, which, image, match):
     with pytest.raises(KzooError, match=match):
@@ -121,6 +122,18 @@ def test_predict_writes_images(exported, tmp_path):
         predict(exported / "cgan", [tmp_path / "in.png"], tmp_path / "x")
     with pytest.raises(KzooError, match="give one or more INPUT"):
         predict(exported / "fcn", [], tmp_path / "x")
+
+
+def test_super_resolution_at_any_size_writes_pngs(tmp_path):
+    """SR's linear output carries its range (clipped): PNGs, at sizes other than the base."""
+    from kzoo.zoo import create_model, tiny_overrides
+
+    model = create_model("srresnet", **tiny_overrides("srresnet"))
+    (r,) = export(model, name="sr", out=tmp_path / "export", formats="onnx")
+    assert r.info["outputs"][0]["range"] == [-1.0, 1.0] and r.info["outputs"][0]["clip"]
+    Image.fromarray(np.full((6, 10, 3), 90, np.uint8)).save(tmp_path / "lr.png")
+    (out,) = predict(r.path, [tmp_path / "lr.png"], tmp_path / "pred")
+    assert out.suffix == ".png" and np.asarray(Image.open(out)).shape == (24, 40, 3)
 
 
 def test_predict_from_a_run_exports_into_the_cache(tmp_path, monkeypatch):

@@ -24,7 +24,8 @@ import numpy as np
 from kzoo.errors import KzooError
 from kzoo.export import layout, parity, serving_config
 from kzoo.export.onnx_model import DEFAULT_OPSET
-from kzoo.export.spec import describe, output_names, pack, sample_inputs
+from kzoo.card import sample_inputs
+from kzoo.export.spec import call, describe
 
 FORMATS = ("savedmodel", "onnx")
 TOLERANCE = 1e-4
@@ -60,8 +61,10 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
     """Export every endpoint of `source` into `out/<name>/<version>/`.
 
     Args:
-        source: a run directory, a preset directory, a `.keras` file or a `keras.Model`.
-        name: str. Served model name (default: the recipe name, else the class name).
+        source: a run directory, a preset directory, a `.keras` file, a hub reference or a
+            `keras.Model` -- a model that declares its `card()` (see `kzoo.card`).
+        name: str. Served model name (default: a preset's name, a run's recipe, a
+            file's stem, else the class name).
         version: int. Version to write (default: the next free one). An existing
             version is replaced only with `force`.
         out: str. Root of the export tree (a TF Serving / Triton model repository).
@@ -80,6 +83,7 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
     formats = _check_formats(formats)
     if fp16 and "onnx" not in formats:
         raise KzooError("--fp16 converts the ONNX model: include onnx in --formats")
+    from kzoo.export.dynamic import spatially_dynamic
     from kzoo.export.source import resolve
 
     src = resolve(source)
@@ -100,17 +104,21 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
         for ep, part in src.parts.items():
             log(f"exporting {type(src.model).__name__}.{ep} as {served[ep]} version {version}")
             staged[ep] = layout.staging_dir(model_dirs[ep], version)
-            spec = traceable(part, describe(ep, part, src.model, src.metadata), log)
+            spatial = src.card.endpoint(ep).spatial
+            network = spatially_dynamic(part) if spatial else part  # any height/width
+            spec = describe(ep, network, src.card)
+            if spatial:
+                same_as_built(part, network, spec, tolerance)
+            part = network
+            traceable(part, spec)
             info = build_version(part, spec, staged[ep],
                                  formats=formats, opset=opset, fp16=fp16, tolerance=tolerance,
                                  image_signature=image_signature, metadata=src.metadata, log=log)
             info.update(name=served[ep], version=version, source=src.description,
-                        model_class=type(src.model).__name__)
-            if hasattr(src.model, "num_timesteps") and hasattr(src.model, "beta_start"):
-                # a diffusion eps-model: the schedule its TensorFlow-free sampler needs
-                info["diffusion"] = {"num_timesteps": int(src.model.num_timesteps),
-                                     "beta_start": float(src.model.beta_start),
-                                     "beta_end": float(src.model.beta_end)}
+                        model_class=type(src.model).__name__, task=src.card.task)
+            schedule = diffusion_schedule(src.model)
+            if schedule is not None:
+                info["diffusion"] = schedule
             from kzoo.io import write_json
 
             write_json(staged[ep] / "kzoo.json", info)
@@ -128,6 +136,19 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
     return results
 
 
+def diffusion_schedule(model):
+    """The noise schedule a diffusion model declares (its `schedule`, a
+    `kzoo.diffusion.NoiseSchedule`) as kzoo.json's `diffusion` entry: what the
+    TensorFlow-free sampler of `kzoo.infer` needs besides the eps-network; else None."""
+    from kzoo.diffusion import NoiseSchedule
+
+    schedule = getattr(model, "schedule", None)
+    if not isinstance(schedule, NoiseSchedule):
+        return None
+    return {"num_timesteps": int(schedule.num_timesteps), "beta_start": float(schedule.beta_start),
+            "beta_end": float(schedule.beta_end)}
+
+
 def _check_formats(formats):
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]
@@ -138,38 +159,34 @@ def _check_formats(formats):
     return tuple(f for f in FORMATS if f in formats)
 
 
-def traceable(part, spec, log=None):
-    """`spec`, with fixed height/width if the graph cannot be traced with unknown ones.
+def same_as_built(built, dynamic, spec, tolerance=TOLERANCE):
+    """Raise a `KzooError` unless the spatially dynamic rebuild of a network gives the
+    network's own outputs at the card's base size (the rebuild swaps layers, see
+    `kzoo.export.dynamic`); parity is then measured against the rebuild at every size."""
+    feeds = sample_inputs(spec["inputs"], 2, np.random.default_rng(PARITY_SEED),
+                          size=spec["dynamic"]["spatial_size"]["base"])
+    bad = parity.failures(parity.compare(_keras_outputs(built, feeds, spec),
+                                         _keras_outputs(dynamic, feeds, spec), spec), tolerance)
+    if bad:
+        raise KzooError(f"endpoint {spec['endpoint']!r}: its network rebuilt with dynamic "
+                        f"height/width differs from the network: {'; '.join(bad)}")
 
-    Some Keras layers (e.g. `UpSampling2D` in Keras 3.15) need static spatial sizes
-    in a graph; such an endpoint is exported at its probed base size, and kzoo.json
-    says why it is not spatially dynamic.
-    """
+
+def traceable(part, spec):
+    """Raise a `KzooError` if `part` cannot be traced with `spec`'s input signature (for a
+    spatially dynamic endpoint: with unknown height/width)."""
     import tensorflow as tf
 
     from kzoo.export.saved_model import serving_fn, tensor_specs
 
-    def trace(s):
-        tf.function(serving_fn(part), input_signature=tensor_specs(s)).get_concrete_function()
-
-    if not spec["dynamic"]["spatial"]:
-        return spec
     try:
-        trace(spec)
-        return spec
+        tf.function(serving_fn(part, spec), input_signature=tensor_specs(spec)).get_concrete_function()
     except Exception as e:
         reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-    base = spec["dynamic"]["spatial_size"]["base"]
-    fixed = json.loads(json.dumps(spec))
-    for entry in fixed["inputs"]:
-        if entry["role"] == "image":
-            entry["shape"] = [entry["shape"][0], base, base, entry["shape"][3]]
-    fixed["dynamic"] = {"batch": True, "spatial": False,
-                        "spatial_fixed": f"{base}x{base}: the graph cannot be traced with unknown "
-                                         f"height/width ({reason})"}
-    (log or (lambda m: None))(f"  height/width fixed at {base}x{base}: not traceable with unknown sizes")
-    trace(fixed)
-    return fixed
+        size = spec["dynamic"].get("spatial_size")
+        what = (f"with unknown height/width (its card declares multiples of {size['multiple']})"
+                if size else "with its card's input signature")
+        raise KzooError(f"endpoint {spec['endpoint']!r} cannot be traced {what}: {reason}") from None
 
 
 def build_version(part, spec, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET, fp16=False,
@@ -187,7 +204,7 @@ def build_version(part, spec, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET, 
             "processing": PROCESSING}
     cases = parity_inputs(part, spec, metadata)
     info["parity_inputs"] = {k: v["about"] for k, v in cases.items()}
-    reference = {k: [_keras_outputs(part, f) for f in v["feeds"]] for k, v in cases.items()}
+    reference = {k: [_keras_outputs(part, f, spec) for f in v["feeds"]] for k, v in cases.items()}
     runners = {}
     if "savedmodel" in formats:
         from kzoo.export.saved_model import load_signature, write_saved_model
@@ -244,12 +261,16 @@ def onnx_runner(path):
     return run
 
 
-def _keras_outputs(part, feeds):
+def _keras_outputs(part, feeds, spec):
     import keras
 
-    result = part(pack(part, feeds), training=False)
-    return {n: keras.ops.convert_to_numpy(v)
-            for n, v in zip(output_names(part), keras.tree.flatten(result))}
+    try:
+        return {n: keras.ops.convert_to_numpy(v) for n, v in call(part, feeds).items()}
+    except Exception as e:  # e.g. a card that declares sizes the network cannot take
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in feeds.items())
+        reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise KzooError(f"endpoint {spec['endpoint']!r} does not run in Keras on {shapes}, which "
+                        f"its card accepts: {reason}") from None
 
 
 def parity_inputs(part, spec, metadata):

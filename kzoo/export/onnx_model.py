@@ -6,6 +6,14 @@ serving function is traced to a concrete function and converted with
 SavedModel signature, and the batch dimension is the symbolic `batch` (height and
 width are `height`/`width` on dynamic image inputs).
 
+tf2onnx runs without its `reshape_optimizer`: for a tensor with one channel the
+NHWC<->NCHW transposes around a convolution become reshapes, and that optimizer's
+rewrite of them depends on Python's string-hash order (PYTHONHASHSEED, different in
+every process and pytest-xdist worker): under some seeds it drops the Squeeze after
+the last convolution and the graph returns (1, N, H, W, 1) for (N, H, W, 1).
+Without it the shapes are computed at run time, the same for every seed; every
+converted model's output ranks are checked against its spec.
+
 `to_fp16` converts weights and compute to float16 with onnxruntime's converter,
 keeping float32 inputs/outputs and keeping in float32 the ops that lose accuracy
 in half precision (resizing, softmax, normalization statistics, exp/log).
@@ -38,13 +46,13 @@ def convert(part, spec, path, *, opset=DEFAULT_OPSET):
     if not 7 <= opset <= max_opset():
         raise KzooError(f"--opset {opset} is not supported by tf2onnx (7..{max_opset()})")
     specs = tensor_specs(spec)
-    fn = tf.function(serving_fn(part), input_signature=specs)
-    with _quiet():
+    fn = tf.function(serving_fn(part, spec), input_signature=specs)
+    with _quiet(), _without_optimizers(UNSAFE_OPTIMIZERS):
         import tf2onnx
 
         model, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=opset)
     _name_dims(model, spec)
-    _check_converted(model)
+    _check_converted(model, spec)
     save(model, path)
     return opset
 
@@ -58,8 +66,9 @@ def save(model, path):
         onnx.save(model, str(tmp))
 
 
-def _check_converted(model):
-    """tf2onnx keeps going past ops it cannot convert; refuse such a model."""
+def _check_converted(model, spec):
+    """tf2onnx keeps going past ops it cannot convert; refuse such a model, and one whose
+    outputs do not have the ranks the spec declares."""
     import onnx
 
     std = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
@@ -67,6 +76,31 @@ def _check_converted(model):
     if bad:
         raise KzooError(f"tf2onnx could not convert these ops: {', '.join(bad)}")
     onnx.checker.check_model(model)
+    ranks = {e["name"]: len(e["shape"]) for e in spec["outputs"]}
+    for out in model.graph.output:
+        rank = len(out.type.tensor_type.shape.dim)
+        if out.name in ranks and rank != ranks[out.name]:
+            raise KzooError(f"tf2onnx converted output {out.name!r} with rank {rank}, not "
+                            f"{ranks[out.name]}")
+
+
+UNSAFE_OPTIMIZERS = ("reshape_optimizer",)
+
+
+@contextlib.contextmanager
+def _without_optimizers(names):
+    """Run tf2onnx without the graph optimizers `names` (see module docstring)."""
+    from tf2onnx import optimizer
+
+    registry = optimizer._optimizers  # tf2onnx's ordered {name: class}, no public switch
+    saved = dict(registry)
+    for name in names:
+        registry.pop(name, None)
+    try:
+        yield
+    finally:
+        registry.clear()
+        registry.update(saved)
 
 
 def _name_dims(model, spec):

@@ -15,7 +15,7 @@ pre- or post-processing. Randomness never lives in the graph: latents are inputs
 
 from __future__ import annotations
 
-from kzoo.export.spec import input_names, output_names, pack
+from kzoo.export.spec import call
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
@@ -27,15 +27,12 @@ def tensor_specs(spec):
     return [tf.TensorSpec(e["shape"], e["dtype"], name=e["name"]) for e in spec["inputs"]]
 
 
-def serving_fn(part):
-    """`fn(*inputs) -> {output name: tensor}` in `input_names(part)` order."""
-    import keras
-
-    names, outs = input_names(part), output_names(part)
+def serving_fn(part, spec):
+    """`fn(*inputs) -> {output name: tensor}`, inputs in the order of `spec["inputs"]`."""
+    names = [e["name"] for e in spec["inputs"]]
 
     def serve(*args):
-        result = part(pack(part, dict(zip(names, args))), training=False)
-        return dict(zip(outs, keras.tree.flatten(result)))
+        return call(part, dict(zip(names, args)))
 
     return serve
 
@@ -44,7 +41,7 @@ def _image_fn(part, spec):
     """The encoded-image signature: bytes in, PNG bytes out (see module docstring)."""
     import tensorflow as tf
 
-    serve = serving_fn(part)
+    serve = serving_fn(part, spec)
     inputs = spec["inputs"]
     outputs = {e["name"]: e for e in spec["outputs"]}
 
@@ -87,7 +84,7 @@ def write_saved_model(part, spec, path, *, image_signature=False):
 
     archive = keras.export.ExportArchive()
     archive.track(part)
-    archive.add_endpoint(SERVING_DEFAULT, serving_fn(part), input_signature=tensor_specs(spec))
+    archive.add_endpoint(SERVING_DEFAULT, serving_fn(part, spec), input_signature=tensor_specs(spec))
     signatures = [SERVING_DEFAULT]
     if image_signature and has_images(spec):
         fn, specs = _image_fn(part, spec)

@@ -4,10 +4,15 @@
   `model/metadata.json`, as the recipe runner writes them when training ends;
 - a preset directory (the same layout as a run's `model/`: `model.keras`,
   `inference.keras`, `metadata.json`);
-- a `.keras` file (a full zoo model, or any functional model: one endpoint);
+- a `.keras` file of a full zoo model;
 - an in-memory `keras.Model` (from Python);
 - a hub reference (`kzoo.hub.load`'s: a catalog name, an archive, a URL, hf://),
   fetched into the hub cache and read as a preset directory.
+
+The model must declare its `card()` (`kzoo.card.ModelCard`), one endpoint per key
+of `inference_parts()`: export describes every endpoint from it. The default
+export name is a preset's name (`srresnet-photos`), a run's recipe, a file's stem,
+else the model class in snake case.
 
 Models load in Keras safe mode: nothing in the file is executed.
 """
@@ -27,8 +32,9 @@ class Source:
     """A loaded export source.
 
     Attributes:
-        model: the full model (or a plain functional model).
+        model: the full model.
         parts: {endpoint: functional keras.Model} to export.
+        card: the model's `kzoo.card.ModelCard` (one endpoint per part).
         metadata: the run's/preset's metadata.json (empty for a bare file).
         name: the default export name.
         description: where it came from (for kzoo.json).
@@ -36,6 +42,7 @@ class Source:
 
     model: object
     parts: dict
+    card: object
     metadata: dict
     name: str
     description: str
@@ -43,6 +50,23 @@ class Source:
 
 def _snake(name):
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def export_name(name):
+    """`name` as an export (TF Serving / Triton) model name: lowercase, other characters '-'."""
+    cleaned = re.sub(r"[^a-z0-9_.-]+", "-", str(name).lower()).strip("-._")
+    return cleaned or "model"
+
+
+def _source(model, metadata, name, description):
+    from kzoo.export.spec import card_of
+
+    parts = inference_parts(model)
+    card = card_of(model)
+    if set(card.names) != set(parts):
+        raise KzooError(f"{type(model).__name__}.card() declares endpoints {sorted(card.names)} but "
+                        f"inference_parts() returns {sorted(parts)}")
+    return Source(model, parts, card, metadata, export_name(name), description)
 
 
 def inference_parts(model):
@@ -88,12 +112,15 @@ def _read_metadata(path):
 
 
 def _from_model_dir(model_dir, default_name, description):
+    from kzoo.hub.preset import FORMAT
+
     meta = _read_metadata(model_dir / "metadata.json")
+    preset_name = meta.get("name") if meta.get("format") == FORMAT else None
     if "data" not in meta and meta.get("dataset"):  # a hub preset's metadata
         meta = {**meta, "data": meta["dataset"]}
     model = _load_keras(model_dir / "model.keras")
-    name = meta.get("recipe") or default_name or _snake(type(model).__name__)
-    return Source(model, inference_parts(model), meta, name, description)
+    name = preset_name or meta.get("recipe") or default_name or _snake(type(model).__name__)
+    return _source(model, meta, name, description)
 
 
 def resolve(source):
@@ -101,8 +128,7 @@ def resolve(source):
     import keras
 
     if isinstance(source, keras.Model):
-        return Source(source, inference_parts(source), {}, _snake(type(source).__name__),
-                      f"in-memory {type(source).__name__}")
+        return _source(source, {}, _snake(type(source).__name__), f"in-memory {type(source).__name__}")
     from kzoo.hub.loader import hub_folder
 
     preset = hub_folder(source)
@@ -120,7 +146,7 @@ def resolve(source):
         meta = _read_metadata(path.with_name("metadata.json"))
         stem = None if path.stem in ("model", "inference") else path.stem.lower()
         name = meta.get("recipe") or stem or _snake(type(model).__name__)
-        return Source(model, inference_parts(model), meta, name, f"file {path}")
+        return _source(model, meta, name, f"file {path}")
     if (path / "model.keras").is_file():
         return _from_model_dir(path, path.name.lower(), f"preset {path}")
     if (path / "config.json").is_file() or (path / "checkpoints").is_dir():

@@ -149,6 +149,18 @@ def metadata(ref, **kwargs) -> dict:
     return read_metadata(fetch(ref, **kwargs))
 
 
+def card(ref, **kwargs):
+    """The `kzoo.card.ModelCard` of preset `ref`: from its metadata.json, or -- a preset
+    published before cards were recorded -- from its full model's `card()`."""
+    from kzoo.card import ModelCard
+    from kzoo.export.spec import card_of
+
+    meta = metadata(ref, **kwargs)
+    if meta.get("card"):
+        return ModelCard.from_dict(meta["card"])
+    return card_of(load(ref, part="full", compile=False, **kwargs))
+
+
 def load(ref, *, part: str = "inference", compile: bool = True, **kwargs):
     """Load preset `ref` as a Keras model, in Keras safe mode.
 

@@ -6,15 +6,20 @@
                         slots, CycleGAN's image pools): about a third of a run's
                         model.keras trained with Adam; fine-tuning starts them afresh
       inference.keras   the part a deployment runs (e.g. the generator)
-      metadata.json     name, version, model class, task, versions, dataset, recipe
-                        config, metrics, image size, inputs/outputs with value ranges,
-                        license, and the sha256 + size of every other file
-      README.md         the model card: what it does, how it was trained, metrics,
-                        usage, limits (generated from the run's config and metrics)
+      metadata.json     name, version, model class, task, the model's card
+                        (`kzoo.card.ModelCard.to_dict()`: endpoints, inputs/outputs with
+                        roles and value ranges, size multiple, references), versions,
+                        dataset, recipe config, metrics, image size, license, and the
+                        sha256 + size of every other file
+      README.md         the model card in words: what it does, endpoints, how it was
+                        trained, metrics, usage, limits (`kzoo.hub.modelcard`)
       samples.png       the run's last sample grid
 
 `build_preset(run_dir, out, name=...)` makes one from a recipe run directory (its
-`model/` folder, `config.json`, `metrics.jsonl` and `samples/`); `verify(folder)`
+`model/` folder, `config.json`, `metrics.jsonl` and `samples/`); the card and task
+come from the trained model itself (`model.card()`). Presets published before
+cards existed have no `card` in metadata.json; their model still declares one
+when loaded (`kzoo.hub.loader.card`). `verify(folder)`
 checks every file against its recorded sha256 and that both model files hold only
 Keras and kzoo objects (no Lambda layers, no foreign modules, no pickles).
 """
@@ -29,6 +34,7 @@ import zipfile
 from pathlib import Path
 
 from kzoo.errors import KzooError
+from kzoo.hub.modelcard import readme
 from kzoo.io import write_json, write_text
 
 FORMAT = "kzoo-preset"
@@ -37,55 +43,6 @@ MODEL_FILES = {"full": "model.keras", "inference": "inference.keras"}
 FILES = ("model.keras", "inference.keras", "README.md", "samples.png")
 DEFAULT_LICENSE = "Apache-2.0"
 
-_GAN_INPUTS = {"z": "standard normal N(0, 1), one vector of latent_dim per image",
-               "label": "integer class id in [0, num_classes)"}
-_IMAGE_OUT = {"image": [-1.0, 1.0]}
-_IMAGE_TO_IMAGE = {"inputs": {"image": [-1.0, 1.0]}, "outputs": _IMAGE_OUT}
-_SEGMENTATION = {"inputs": {"image": [-1.0, 1.0]},
-                 "outputs": {"probabilities": [0.0, 1.0],
-                             "labels": "integer class id in [0, num_classes)"}}
-# What each recipe family's preset does and how its inputs/outputs are scaled.
-# A run whose model/metadata.json carries "task" / "value_ranges" overrides this.
-FAMILIES = {
-    "dcgan": ("unconditional-image-generation", {"inputs": _GAN_INPUTS, "outputs": _IMAGE_OUT}),
-    "wgan_gp": ("unconditional-image-generation", {"inputs": _GAN_INPUTS, "outputs": _IMAGE_OUT}),
-    "cgan": ("class-conditional-image-generation", {"inputs": _GAN_INPUTS, "outputs": _IMAGE_OUT}),
-    "vae": ("variational-autoencoder", {"inputs": _GAN_INPUTS, "outputs": _IMAGE_OUT}),
-    "pix2pix": ("image-to-image-translation", _IMAGE_TO_IMAGE),
-    "cyclegan": ("unpaired-image-to-image-translation", _IMAGE_TO_IMAGE),
-    "srgan": ("super-resolution", {"inputs": {"lr": [-1.0, 1.0]},
-                                   "outputs": {"sr": "about [-1, 1]; clip to [-1, 1]"}}),
-    "unet": ("semantic-segmentation", _SEGMENTATION),
-    "deeplab": ("semantic-segmentation", _SEGMENTATION),
-    "ddpm": ("diffusion-noise-prediction", {
-        "inputs": {"x_t": "noisy image sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, x_0 in [-1, 1]",
-                   "t": "integer timestep in [0, T)"},
-        "outputs": {"eps": "the predicted noise eps (about N(0, 1))"}}),
-}
-TASK_TEXT = {
-    "unconditional-image-generation": "draws new images from random latent vectors",
-    "class-conditional-image-generation": "draws new images of a requested class from random "
-                                          "latent vectors and a class label",
-    "variational-autoencoder": "decodes latent vectors into images (the inference part is the "
-                               "decoder; the full model also encodes, reconstructs and "
-                               "interpolates)",
-    "image-to-image-translation": "translates an input image into its paired target domain",
-    "unpaired-image-to-image-translation": "translates images from domain A to domain B (the "
-                                           "full model holds both directions)",
-    "super-resolution": "upscales images 4x (any input size)",
-    "semantic-segmentation": "labels every pixel of an image with a class",
-    "diffusion-noise-prediction": "predicts the noise in a noisy image (the EMA eps-network); "
-                                  "`kzoo.diffusion` samplers or `kzoo predict --sampler` turn "
-                                  "it into new images",
-}
-DATA_NOTES = {
-    "builtin:digits": "scikit-learn's copy of the UCI ML hand-written digits (1,797 8x8 "
-                      "grayscale images, CC BY 4.0), upsampled",
-    "builtin:shapes": "kzoo's procedural scenes of circles, squares, triangles and striped "
-                      "bars with per-pixel masks (2,048 training, 512 held-out scenes)",
-    "builtin:photos": "seven of scikit-image's sample photographs (coffee and chelsea held "
-                      "out); see skimage.data for each image's licence",
-}
 _SAFE_MODULES = ("keras", "kzoo")
 _KERAS_ENTRIES = {"config.json", "metadata.json", "model.weights.h5"}
 
@@ -247,15 +204,6 @@ def _portable(value):
     return value
 
 
-def _signature(model):
-    def spec(t):  # named after the layer that makes the tensor ("z", "label", "image")
-        history = getattr(t, "_keras_history", None)
-        name = history.operation.name if history else t.name.split(":")[0]
-        return {"name": name, "shape": list(t.shape), "dtype": str(t.dtype)}
-
-    return [spec(t) for t in model.inputs], [spec(t) for t in model.outputs]
-
-
 def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) -> Path:
     """Make the preset folder `out` from a finished recipe run; returns `out`.
 
@@ -267,6 +215,7 @@ def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) ->
 
     import kzoo
     from kzoo import zoo
+    from kzoo.export.spec import card_of
 
     _check_name(name)
     run_dir, model_dir, run_meta, run_cfg, final, samples = _read_run(run_dir)
@@ -277,15 +226,9 @@ def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) ->
     for fname in MODEL_FILES.values():
         check_keras_file(model_dir / fname)
     inference = keras.saving.load_model(model_dir / "inference.keras", safe_mode=True)
-    inputs, outputs = _signature(inference)
+    full = keras.saving.load_model(model_dir / "model.keras", safe_mode=True, compile=False)
+    card = card_of(full)
     recipe = run_meta.get("recipe") or run_cfg.get("recipe", "unknown")
-    task, ranges = FAMILIES.get(recipe, ("unknown", {}))
-    task = run_meta.get("task", task)
-    ranges = run_meta.get("value_ranges", ranges)
-    for specs, known in ((inputs, ranges.get("inputs", {})), (outputs, ranges.get("outputs", {}))):
-        only = next(iter(known.values())) if len(known) == 1 and len(specs) == 1 else None
-        for spec in specs:
-            spec["range"] = known.get(spec["name"], only)
     metrics = run_meta.get("metrics") or {k: v for k, v in final.items()
                                           if k not in ("final", "train_seconds", "untrained")}
     meta = {
@@ -293,10 +236,10 @@ def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) ->
         "name": name, "version": str(version), "license": license,
         "model_class": run_meta.get("model_class"),
         "inference_class": type(inference).__name__,
-        "task": task, "recipe": recipe, "dataset": run_meta.get("data"),
+        "task": card.task, "card": card.to_dict(), "recipe": recipe,
+        "dataset": run_meta.get("data"),
         "image_size": run_meta.get("image_size"), "channels": run_meta.get("channels"),
         "num_classes": run_meta.get("num_classes"),
-        "inputs": inputs, "outputs": outputs, "value_ranges": ranges,
         "metrics": metrics, "untrained_metrics": final.get("untrained", {}),
         "train_seconds": final.get("train_seconds"),
         "config": _portable(run_meta.get("config") or run_cfg.get("config", {})),
@@ -310,10 +253,10 @@ def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _save_uncompiled(model_dir / "model.keras", tmp / "model.keras")
+        _save_uncompiled(model_dir / "model.keras", tmp / "model.keras", full)
         shutil.copyfile(model_dir / "inference.keras", tmp / "inference.keras")
         shutil.copyfile(samples, tmp / "samples.png")
-        write_text(tmp / "README.md", model_card(meta))
+        write_text(tmp / "README.md", readme(meta))
         meta["files"] = {f: {"sha256": sha256_file(tmp / f), "size": (tmp / f).stat().st_size}
                          for f in FILES}
         write_json(tmp / "metadata.json", meta)
@@ -324,7 +267,7 @@ def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) ->
     return out
 
 
-def _save_uncompiled(src, dst):
+def _save_uncompiled(src, dst, model=None):
     """Save the model in `src` to `dst` without its compile state, optimizer variables or
     other training state (layers with a `reset_state()`, e.g. CycleGAN's fake-image pools,
     are emptied: zeros that the archive compresses away).
@@ -332,11 +275,13 @@ def _save_uncompiled(src, dst):
     The bytes depend only on `src` (publishing a run twice gives the same sha256):
     Keras' metadata.json (with its save date) and the weights file's attributes
     (layer names, which Keras numbers per process) are taken from `src`, zip
-    entries get a fixed date, and HDF5 objects record no times.
+    entries get a fixed date, and HDF5 objects record no times. `model`: `src`
+    already loaded uncompiled (its training state is emptied here).
     """
     import keras
 
-    model = keras.saving.load_model(src, safe_mode=True, compile=False)
+    if model is None:
+        model = keras.saving.load_model(src, safe_mode=True, compile=False)
     for layer in model._flatten_layers(include_self=False):
         if callable(getattr(layer, "reset_state", None)):
             layer.reset_state()
@@ -393,98 +338,3 @@ def _check_name(name):
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name or ""):
         raise KzooError(f"preset name {name!r}: use 1-64 lowercase letters, digits, '.', '_' "
                         "or '-', starting with a letter or digit")
-
-
-# --- the model card --------------------------------------------------------------
-
-def _references(model_class):
-    """The model class docstring's references, one per entry (an entry ends with '.')."""
-    import keras
-
-    cls = keras.saving.get_registered_object(f"kzoo>{model_class}")
-    doc = (cls.__doc__ or "") if cls else ""
-    if "References:" not in doc:
-        return []
-    refs, current = [], []
-    for line in doc.split("References:", 1)[1].strip().splitlines():
-        if not line.strip():
-            continue
-        current.append(line.strip())
-        if line.rstrip().endswith("."):
-            refs.append(" ".join(current))
-            current = []
-    return refs + ([" ".join(current)] if current else [])
-
-
-def _data_note(data):
-    return DATA_NOTES.get(data) or DATA_NOTES.get(data.split("/")[0])
-
-
-def _fmt(v):
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def model_card(meta) -> str:
-    """The README.md of a preset, from its metadata (config, metrics, versions)."""
-    cfg = meta["config"]
-    name, task = meta["name"], meta["task"]
-    what = TASK_TEXT.get(task, task.replace("-", " "))
-    data = meta["dataset"] or "unknown data"
-    lines = [
-        f"# {name}", "",
-        f"A `{meta['model_class']}` trained by kzoo's `{meta['recipe']}` recipe on `{data}`. "
-        f"It {what} at {meta['image_size']}x{meta['image_size']} with "
-        f"{meta['channels']} channel(s).", "",
-        "## Usage", "",
-        "```python",
-        "import kzoo.hub",
-        f'model = kzoo.hub.load("{name}")            # {meta["inference_class"]} for inference',
-        f'full = kzoo.hub.load("{name}", part="full")  # the trainable {meta["model_class"]}',
-        "```", "",
-        f"Command line: `kzoo hub download {name}`; fine-tune with "
-        f"`python -m kzoo.recipes.{meta['recipe']} --init-from {name}`.", "",
-        "| input / output | shape | dtype | values |", "| --- | --- | --- | --- |",
-    ]
-    for kind, specs in (("input", meta["inputs"]), ("output", meta["outputs"])):
-        for s in specs:
-            shape = "(" + ", ".join("batch" if d is None else str(d) for d in s["shape"]) + ")"
-            lines.append(f"| {kind} `{s['name']}` | {shape} | {s['dtype']} | "
-                         f"{s['range'] if s['range'] is not None else 'not recorded'} |")
-    lines += ["", "## Training", "",
-              f"Reproduce: `{meta['command']}`", "",
-              f"- data: `{data}`" + (f" ({_data_note(data)})" if _data_note(data) else ""),
-              f"- schedule: {cfg.get('epochs')} epochs x {cfg.get('steps_per_epoch') or 'one pass'} "
-              f"steps, batch {cfg.get('batch_size')}, seed {cfg.get('seed')}"
-              + (f"; {meta['train_seconds']:.0f} s of training" if meta.get("train_seconds") else ""),
-              f"- preset `{cfg.get('preset')}`; options changed from the paper defaults: "
-              + (", ".join(f"`{k}={v}`" for k, v in sorted(meta["changed_from_paper"].items()))
-                 or "none"),
-              f"- versions: kzoo {meta['kzoo_version']}, Keras {meta['keras_version']}, "
-              f"TensorFlow {meta['tensorflow_version']}", "",
-              "## Metrics", ""]
-    if meta["metrics"]:
-        base = meta.get("untrained_metrics") or {}
-        lines += ["Measured by the recipe's own `evaluate` at the end of the run "
-                  "(see `kzoo/metrics.py`).", "",
-                  "| metric | this model | untrained |", "| --- | --- | --- |"]
-        lines += [f"| {k} | {_fmt(v)} | {_fmt(base[k]) if k in base else '-'} |"
-                  for k, v in sorted(meta["metrics"].items())]
-    else:
-        lines.append("No quality metric was measured for this data.")
-    lines += ["", "![samples](samples.png)", "", "## Limits", "",
-              f"- Trained on `{data}` only, at {meta['image_size']}x{meta['image_size']}; "
-              "expect nothing useful outside that domain or size.",
-              f"- The `{cfg.get('preset')}` preset" + (
-                  " is a short CPU schedule, not the paper's: quality is below what the "
-                  "paper's schedule reaches." if cfg.get("preset") == "quick" else "."),
-              "- The metrics use a small reference digits classifier in place of Inception; "
-              "they compare kzoo runs with each other, not with published numbers."
-              if any(w in k for k in meta["metrics"]
-                     for w in ("frechet", "inception", "consistency", "classifier")) else
-              "- Metrics are those of the recipe's evaluation only.",
-              ""]
-    refs = _references(meta["model_class"])
-    if refs:
-        lines += ["## References", "", *[f"- {r}" for r in refs], ""]
-    lines += ["## License", "", f"Weights: {meta['license']}.", ""]
-    return "\n".join(lines)

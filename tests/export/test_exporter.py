@@ -1,4 +1,5 @@
-"""Export end to end: every model of the zoo, layout, versions, atomicity."""
+"""Export end to end: sources, dynamic sizes, layout, versions, atomicity (every model
+of the zoo: test_contract.py)."""
 
 import json
 import os
@@ -8,43 +9,12 @@ import sys
 import textwrap
 
 import keras
+import numpy as np
 import pytest
 
 from kzoo.errors import KzooError
 from kzoo.export import ParityError, export
-from kzoo.zoo import create_model, list_models, tiny_overrides
-from tests.export.common import image_model, save_preset, save_run, tiny_cgan
-
-
-def _one_entry_per_class():
-    """Entry points of the zoo, one per model class (the tiny sizes make them the same)."""
-    seen = {}
-    for name in list_models():
-        seen.setdefault(type(create_model(name, **tiny_overrides(name))).__name__, name)
-    return sorted(seen.values())
-
-
-@pytest.mark.parametrize("name", _one_entry_per_class())
-def test_every_model_of_the_zoo_exports_with_parity(tmp_path, name):
-    model = create_model(name, **tiny_overrides(name))
-    results = export(model, name=name.replace("_", "-"), out=tmp_path)
-    parts = model.inference_parts()
-    assert len(results) == len(parts)
-    for r, (endpoint, part) in zip(results, parts.items()):
-        info = json.loads((r.path / "kzoo.json").read_text())
-        assert info["endpoint"] == endpoint and r.version == 1
-        assert [e["name"] for e in info["inputs"]] == [t.name for t in keras.tree.flatten(part.input)]
-        assert all(e["shape"][0] is None for e in info["inputs"] + info["outputs"])  # dynamic batch
-        for fmt in ("savedmodel", "onnx"):
-            for case in ("random", "data"):
-                for out, f in info["parity"][fmt][case].items():
-                    if "mismatch_fraction" in f:  # integer outputs (segmentation labels)
-                        assert f["mismatch_fraction"] <= 0.01, (fmt, case, out, f)
-                    else:
-                        assert f["max_rel"] <= 1e-4, (fmt, case, out, f)
-        assert (r.path / "saved_model.pb").is_file() and (r.path / "model.onnx").is_file()
-        assert (r.path.parent / "config.pbtxt").is_file()
-    assert (tmp_path / "models.config").is_file()
+from tests.export.common import carded, fcn, image_card, image_model, save_preset, save_run, tiny_cgan
 
 
 def test_run_dir_versions_force_and_fp16(tmp_path):
@@ -66,21 +36,60 @@ def test_run_dir_versions_force_and_fp16(tmp_path):
 
 
 def test_image_model_from_a_preset_uses_real_data_and_dynamic_sizes(tmp_path):
-    preset = save_preset(tmp_path / "fcn", image_model(), {"data": "builtin:digits", "image_size": 8})
+    preset = save_preset(tmp_path / "fcn", fcn(), {"data": "builtin:digits", "image_size": 8})
     (r,) = export(preset, out=tmp_path / "export", image_signature=True)
     assert r.info["dynamic"] == {"batch": True, "spatial": True,
                                  "spatial_size": {"base": 8, "multiple": 2}}
     assert r.info["parity_inputs"]["data"] == "4 images of builtin:digits"
     assert r.info["parity"]["onnx"]["data"]["restored"]["max_rel"] <= 1e-4
     assert r.info["signatures"] == ["serving_default", "serving_images"]
+    assert r.info["task"] == "image-to-image-translation"
 
 
-def test_untraceable_dynamic_sizes_fall_back_to_the_base_size(tmp_path):
-    (r,) = export(image_model(upsample="bilinear"), name="fcn", out=tmp_path, formats="onnx")
-    assert r.info["dynamic"]["spatial"] is False
-    assert r.info["dynamic"]["spatial_fixed"].startswith("32x32: the graph cannot be traced")
-    assert r.info["inputs"][0]["shape"] == [None, 32, 32, 1]
-    assert r.info["parity"]["onnx"]["random"]["restored"]["max_rel"] <= 1e-4
+@pytest.mark.parametrize("upsample,size", [("bilinear", None), ("transpose", 8)])
+def test_dynamic_sizes_whatever_the_network_was_built_with(tmp_path, upsample, size):
+    """A bilinear `UpSampling2D` (untraceable with unknown sizes in Keras 3.15) and a fixed
+    `Input` (SRGAN presets, pix2pix) still export with the card's dynamic height/width."""
+    from kzoo.infer import OnnxModel
+
+    model = fcn(upsample=upsample, size=size)
+    (r,) = export(model, name="fcn", out=tmp_path)
+    assert r.info["inputs"][0]["shape"] == [None, None, None, 1] and r.info["dynamic"]["spatial"]
+    for fmt in ("savedmodel", "onnx"):
+        assert r.info["parity"][fmt]["random"]["restored"]["max_rel"] <= 1e-4
+    assert r.info["parity_inputs"]["random"].endswith("sizes [8, 10]")
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 12, 6, 1)).astype("float32")
+    net = model.inference_parts()["model"]
+    if size is None:  # the original network takes it too: compare with it
+        np.testing.assert_allclose(OnnxModel(r.path).run(image=x)["restored"], net(x), atol=1e-5)
+    else:
+        assert OnnxModel(r.path).run(image=x)["restored"].shape == (1, 12, 6, 1)
+
+
+def test_a_rebuild_that_changes_the_outputs_is_refused(tmp_path, monkeypatch):
+    from kzoo.export import dynamic
+
+    monkeypatch.setattr(dynamic.ResizeByFactor, "call", lambda self, x: keras.ops.repeat(
+        keras.ops.repeat(x, 2, axis=1), 2, axis=2))  # nearest, not the layer's bilinear
+    with pytest.raises(KzooError, match="rebuilt with dynamic height/width differs from the "
+                                        "network: restored: max error"):
+        export(fcn(upsample="bilinear"), name="fcn", out=tmp_path)
+
+
+def test_a_model_without_a_card_is_refused(tmp_path):
+    with pytest.raises(KzooError, match="has no model card: export needs a model that defines"):
+        export(image_model(), name="fcn", out=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_card_size_the_network_cannot_take_fails_clearly(tmp_path):
+    import dataclasses
+
+    card = image_card()
+    card = dataclasses.replace(card, endpoints=(dataclasses.replace(card.endpoints[0],
+                                                                    size_multiple=1),))
+    with pytest.raises(KzooError, match=r"'model' does not run in Keras on image \(1, 9, 9, 1\)"):
+        export(carded({"model": image_model()}, card), name="fcn", out=tmp_path)
 
 
 def test_parity_failure_leaves_nothing(tmp_path):
@@ -90,20 +99,20 @@ def test_parity_failure_leaves_nothing(tmp_path):
     assert not (tmp_path / "models.config").exists()
 
 
-class TwoWay(keras.Model):
+def two_way():
     """A CycleGAN-shaped owner: two endpoints."""
+    import dataclasses
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.ab, self.ba = image_model(name="ab"), image_model(name="ba")
-
-    def inference_parts(self):
-        return {"generator_ab": self.ab, "generator_ba": self.ba}
+    card = image_card()
+    endpoints = tuple(dataclasses.replace(card.endpoints[0], name=n)
+                      for n in ("generator_ab", "generator_ba"))
+    return carded({"generator_ab": image_model(name="ab"), "generator_ba": image_model(name="ba")},
+                  dataclasses.replace(card, endpoints=endpoints))
 
 
 def test_several_endpoints_become_models_sharing_a_version(tmp_path):
     (tmp_path / "cyc_generator_ba" / "4").mkdir(parents=True)
-    results = export(TwoWay(), name="cyc", out=tmp_path, formats="onnx")
+    results = export(two_way(), name="cyc", out=tmp_path, formats="onnx")
     assert [(r.name, r.version) for r in results] == [("cyc_generator_ab", 5), ("cyc_generator_ba", 5)]
     assert all((r.path / "model.onnx").is_file() for r in results)
 

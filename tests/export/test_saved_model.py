@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from kzoo.export.saved_model import load_signature, write_saved_model
-from kzoo.export.spec import describe
-from tests.export.common import image_model, tiny_cgan
+from kzoo.export.spec import card_of, describe
+from tests.export.common import image_card, image_model, tiny_cgan
 
 
 def test_serving_default_has_named_inputs_outputs_and_dynamic_batch(tmp_path):
@@ -14,7 +14,8 @@ def test_serving_default_has_named_inputs_outputs_and_dynamic_batch(tmp_path):
 
     model = tiny_cgan()
     g = model.inference_parts()["generator"]
-    assert write_saved_model(g, describe("generator", g, model), tmp_path) == ["serving_default"]
+    assert write_saved_model(g, describe("generator", g, card_of(model)), tmp_path) == [
+        "serving_default"]
     sig = tf.saved_model.load(str(tmp_path)).signatures["serving_default"]
     assert sorted(sig.structured_input_signature[1]) == ["label", "z"]
     assert list(sig.structured_outputs) == ["image"]
@@ -33,7 +34,7 @@ def _png(array):
 
 def test_image_signature_takes_and_returns_png(tmp_path):
     part = image_model(channels=3)
-    spec = describe("model", part)
+    spec = describe("model", part, image_card(channels=3))
     assert write_saved_model(part, spec, tmp_path, image_signature=True) == [
         "serving_default", "serving_images"]
     rng = np.random.default_rng(0)
@@ -50,9 +51,13 @@ def test_image_signature_takes_and_returns_png(tmp_path):
 def test_image_signature_is_left_out_without_images(tmp_path):
     import keras
 
+    from kzoo.card import Endpoint, ModelCard, Tensor
+
     x = keras.Input((4,), name="features")
     part = keras.Model(x, keras.layers.Dense(2, name="scores")(x))
-    assert write_saved_model(part, describe("model", part), tmp_path, image_signature=True) == [
-        "serving_default"]
+    card = ModelCard("scoring", "scores features", (Endpoint(
+        "model", (Tensor("features", "tensor", (4,)),), (Tensor("scores", "tensor", (2,)),)),))
+    assert write_saved_model(part, describe("model", part, card), tmp_path,
+                             image_signature=True) == ["serving_default"]
     with pytest.raises(KeyError):
         load_signature(tmp_path, "serving_images")
