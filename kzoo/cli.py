@@ -4,36 +4,25 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 
 from kzoo.errors import KzooError
 
 
-def recipe_names():
-    import kzoo.recipes
-
-    skip = {"runner", "gan"}
-    return sorted(m.name for m in pkgutil.iter_modules(kzoo.recipes.__path__)
-                  if m.name not in skip and not m.name.startswith("_"))
-
-
 def _cmd_list(args):
+    from kzoo.recipes.registry import list_recipes
     from kzoo.zoo import list_models
 
     print("models: " + ", ".join(list_models()))
-    print("recipes: " + ", ".join(recipe_names()))
+    print("recipes: " + ", ".join(list_recipes()))
     return 0
 
 
 def _cmd_train(args, rest):
+    from kzoo.recipes.registry import get_recipe
     from kzoo.recipes.runner import main as run_main
 
-    if args.recipe not in recipe_names():
-        raise KzooError(f"unknown recipe {args.recipe!r}; known: {', '.join(recipe_names())}")
-    module = importlib.import_module(f"kzoo.recipes.{args.recipe}")
-    return run_main(module.RECIPE, rest)
+    return run_main(get_recipe(args.recipe), rest)
 
 
 def _cmd_export(args):

@@ -1,8 +1,11 @@
 """Model registry in the style of timm: `@register_model` entry points.
 
 Each entry point is a tiny function that merges its defaults with the caller's
-overrides and builds a model; `create_model(name, **overrides)` calls it and
-`list_models()` lists every name, so tests can be parametrized over the zoo.
+overrides and builds a model; `create_model(name, **overrides)` calls it,
+`list_models()` lists every name, so tests can be parametrized over the zoo, and
+`model_class(name)` names the class an entry point builds (the recipes derive their
+model options from its constructor). Recipes have their registry beside this one,
+`kzoo.recipes.registry`.
 """
 
 from __future__ import annotations
@@ -58,8 +61,7 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, **overrides):
-    """Build the registered model `name`, overriding any of its defaults."""
+def _entry(name: str):
     _load_all()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=3)
@@ -67,4 +69,26 @@ def create_model(name: str, **overrides):
         raise ValueError(
             f"unknown model {name!r}{hint}; known: {', '.join(sorted(_REGISTRY))}"
         )
-    return _REGISTRY[name](**overrides)
+    return _REGISTRY[name]
+
+
+def model_class(name: str) -> type:
+    """The `keras.Model` class the entry point `name` builds (read from the entry point's
+    code: the one model class it calls), without building anything."""
+    import keras
+
+    fn = _entry(name)
+    fn = getattr(fn, "func", fn)  # functools.partial
+    if isinstance(fn, type):
+        return fn
+    found = {v for v in (fn.__globals__.get(n) for n in fn.__code__.co_names)
+             if isinstance(v, type) and issubclass(v, keras.Model)}
+    if len(found) != 1:
+        raise TypeError(f"model entry point {name!r} must build one model class, found "
+                        f"{sorted(c.__name__ for c in found) or 'none'}")
+    return found.pop()
+
+
+def create_model(name: str, **overrides):
+    """Build the registered model `name`, overriding any of its defaults."""
+    return _entry(name)(**overrides)

@@ -5,12 +5,13 @@
     python scripts/publish_presets.py cgan --run cgan=runs/cgan/20261123-1330   # publish a finished run
 
 Each recipe is trained with `python -m kzoo.recipes.<recipe> --preset quick --seed 0`
-plus its `HUB_ARGS` (niced; the run lands in runs/presets/<recipe>-<time>/), its
+plus its hub flags (niced; the run lands in runs/presets/<recipe>-<time>/), its
 preset is packed reproducibly into kzoo/hub/presets/<name>-<version>.tar.gz and its
 catalog entry (sha256, size, metrics measured by the recipe) replaces the old one in
 kzoo/hub/catalog.json. The preset name is `<recipe or stage>-<dataset>` (cgan-digits,
-srresnet-photos). SRGAN trains in the paper's two stages and publishes both: the
-SRResNet (MSE) stage and the SRGAN stage started from it.
+srresnet-photos). The settings -- which recipes, their hub flags, their stages (SRGAN
+trains in the paper's two and publishes both) and the size limit -- are read from
+recipes/hub.toml.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,19 +32,17 @@ from kzoo.errors import KzooError  # noqa: E402
 from kzoo.hub import catalog  # noqa: E402
 from kzoo.hub.publish import publish  # noqa: E402
 
-RECIPES = ("dcgan", "wgan_gp", "cgan", "vae", "pix2pix", "cyclegan", "srgan", "unet", "deeplab",
-           "ddpm")
-# Flags added to the quick preset for the hub, to keep an archive within MAX_MB (a preset
-# holds its weights twice: full model and inference part). At quick sizes the pix2pix
-# generator alone is 29 MB, DeepLab 6.3 MB, the DDPM eps-network 4.5 MB (three copies
-# with its EMA), the SRGAN discriminator's dense layer 2 MB. (A narrower random VGG19
-# feature network, --feature-width 8, made the SRGAN stage diverge: Y-PSNR 15.0 dB.)
-HUB_ARGS = {"pix2pix": ["--width", "8"],
-            "deeplab": ["--width", "10"],  # held-out mIoU 0.857 (width 12, ASPP 48: 0.768)
-            "ddpm": ["--width", "24"], "srgan": ["--dense-units", "64"]}
-# Recipes trained in stages; "{previous}" is the run directory of the stage before.
-STAGES = {"srgan": [["--stage", "srresnet"], ["--stage", "srgan", "--init-from", "{previous}"]]}
-MAX_MB = 8.0
+SETTINGS = REPO / "recipes" / "hub.toml"
+
+
+def read_settings(path=SETTINGS):
+    """(recipes, flags per recipe, stages per recipe, max MB) of a hub settings file."""
+    table = tomllib.loads(Path(path).read_text())
+    return (tuple(table["recipes"]), dict(table.get("args", {})), dict(table.get("stages", {})),
+            float(table["max_mb"]))
+
+
+RECIPES, HUB_ARGS, STAGES, MAX_MB = read_settings()
 
 
 def preset_name(run_dir: Path) -> str:
@@ -89,10 +89,11 @@ def main(argv=None):
     given = dict(item.split("=", 1) for item in args.run)
     if not args.recipes and not given:
         args.recipes = list(RECIPES)
-    unknown = [r for r in [*args.recipes, *given]
-               if not (REPO / "kzoo" / "recipes" / f"{r}.py").is_file()]
+    from kzoo.recipes.registry import list_recipes
+
+    unknown = [r for r in [*args.recipes, *given] if r not in list_recipes()]
     if unknown:
-        p.error(f"no recipe module for {', '.join(unknown)}")
+        p.error(f"no recipe named {', '.join(unknown)} (known: {', '.join(list_recipes())})")
     for recipe in dict.fromkeys([*args.recipes, *given]):
         run_dirs = ([Path(d) for d in given[recipe].split(",")] if recipe in given
                     else train(recipe, args.runs, args.train_arg))

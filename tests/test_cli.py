@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kzoo.cli import main, recipe_names
+from kzoo.cli import main
+from kzoo.recipes.registry import list_recipes
 from tests.export.common import image_model, save_preset, save_run, tiny_cgan
 
 
@@ -71,11 +72,20 @@ def test_run_without_a_trained_model(tmp_path, capsys):
     assert "has no trained model" in _error(capsys)
 
 
-def test_list(capsys):
+def test_list_shows_exactly_the_registered_recipes(capsys):
     assert main(["list"]) == 0
-    out = capsys.readouterr().out
-    assert "dcgan" in out and "cgan" in out
-    assert {"dcgan", "wgan_gp", "cgan"} <= set(recipe_names())
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "recipes: " + ", ".join(list_recipes())
+    assert "segmentation" not in lines[1] and "img2img" not in lines[1] and "dcgan" in lines[1]
+
+
+@pytest.mark.parametrize("name,match", [
+    ("segmentation", "unknown recipe 'segmentation'; known: cgan"),  # a shared module, not a recipe
+    ("dcgn", "did you mean dcgan"),
+])
+def test_train_unknown_recipe_is_one_line_exit_2(capsys, name, match):
+    assert main(["train", name]) == 2
+    assert match in _error(capsys)
 
 
 def test_console_script_train_runs_a_recipe(tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kzoo.zoo import create_model, list_models, tiny_overrides
+from kzoo.zoo import create_model, list_models, model_class, tiny_overrides
 
 
 def test_registry_lists_the_gan_family():
@@ -13,11 +13,14 @@ def test_registry_lists_the_gan_family():
 def test_unknown_model_suggests_close_names():
     with pytest.raises(ValueError, match="did you mean dcgan"):
         create_model("dcgn")
+    with pytest.raises(ValueError, match="did you mean dcgan"):
+        model_class("dcgn")
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_builds_and_round_trips_its_config(name):
     model = create_model(name, **tiny_overrides(name))
+    assert type(model) is model_class(name)  # read from the entry point without building
     clone = type(model).from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     parts = model.inference_parts()

@@ -3,33 +3,27 @@
 import dataclasses
 import sys
 
-from kzoo.recipes.img2img import Img2ImgConfig, img2img_recipe, predict
+from kzoo.recipes.config import create
+from kzoo.recipes.img2img import TINY, Img2ImgConfig, img2img_recipe, predict
+from kzoo.recipes.registry import register_recipe
 from kzoo.recipes.runner import main
 
 
 @dataclasses.dataclass
 class CycleGANConfig(Img2ImgConfig):
-    """CycleGAN, paper defaults: 256x256, 9 residual blocks, LSGAN, cycle 10, identity 0.5, pool 50,
-    Adam(2e-4, 0.5), batch 1, 200 epochs with linear decay to zero over the last 100."""
+    """CycleGAN, paper defaults: Adam(2e-4, 0.5), batch 1, 200 epochs with linear decay to zero
+    over the last 100 (256x256, 9 residual blocks, LSGAN, cycle 10, identity 0.5 and pool 50
+    are the model's)."""
 
     data: str = "builtin:photos/domains"
     lr_decay: bool = True
-    num_blocks: int = 0  # 0: 9 at 256x256 and above, else 6
-    cycle_weight: float = 10.0
-    identity_weight: float = 0.5
-    pool_size: int = 50
 
 
 def build(cfg, data):
-    from kzoo.zoo import create_model
-
     if data.input_channels != data.channels:
         raise ValueError(f"CycleGAN needs domains with the same channels, got "
                          f"{data.input_channels} and {data.channels}")
-    return create_model("cyclegan", image_size=cfg.image_size, channels=data.channels, width=cfg.width,
-                        num_blocks=cfg.num_blocks or None, n_layers=cfg.n_layers,
-                        cycle_weight=cfg.cycle_weight, identity_weight=cfg.identity_weight,
-                        pool_size=cfg.pool_size, seed=cfg.seed)
+    return create(cfg, "cyclegan", channels=data.channels)
 
 
 def sample_columns(model, a, b):
@@ -56,8 +50,10 @@ def evaluate(cfg, model, data, a, b):
     return scores
 
 
-RECIPE = img2img_recipe("cyclegan", CycleGANConfig, paired=False, build=build,
-                        sample_columns=sample_columns, evaluate=evaluate)
+RECIPE = register_recipe(img2img_recipe(
+    "cyclegan", CycleGANConfig, model="cyclegan", paired=False, build=build,
+    sample_columns=sample_columns, evaluate=evaluate, data_args=("channels",),
+    tiny=(*TINY, "--num-blocks", "1", "--pool-size", "2")))
 
 if __name__ == "__main__":
     sys.exit(main(RECIPE))

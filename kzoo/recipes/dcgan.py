@@ -4,15 +4,16 @@ import dataclasses
 import sys
 
 from kzoo.recipes.gan import GANConfig, gan_recipe
+from kzoo.recipes.registry import register_recipe
 from kzoo.recipes.runner import main
 
 
 @dataclasses.dataclass
 class DCGANConfig(GANConfig):
-    """DCGAN, paper defaults: 64x64, z 100, width 64, Adam(2e-4, beta1 0.5), batch 128."""
+    """DCGAN, paper defaults: Adam(2e-4, beta1 0.5), batch 128 (64x64, z 100, width 64 are the model's)."""
 
 
-RECIPE = gan_recipe("dcgan", DCGANConfig)
+RECIPE = register_recipe(gan_recipe("dcgan", DCGANConfig))
 
 if __name__ == "__main__":
     sys.exit(main(RECIPE))

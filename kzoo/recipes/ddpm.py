@@ -18,7 +18,9 @@ import numpy as np
 
 from kzoo import diffusion
 from kzoo.errors import KzooError
-from kzoo.recipes.runner import Recipe, TrainConfig, main
+from kzoo.recipes.config import TrainConfig, create
+from kzoo.recipes.registry import Recipe, register_recipe
+from kzoo.recipes.runner import main
 
 GRID_SEED = 0
 EVAL_SEED = 1234
@@ -27,75 +29,63 @@ TRAJECTORY_ROWS = 4
 
 @dataclasses.dataclass
 class DDPMConfig(TrainConfig):
-    """DDPM, paper defaults (Ho et al., 2020, CIFAR-10): 32x32, U-Net width 128, multipliers 1,2,2,2, 2 blocks, attention at 16, dropout 0.1, T 1000, Adam 2e-4 with 5000 warm-up steps, clip 1, EMA 0.9999, batch 128, 800k steps."""
+    """DDPM, paper defaults (Ho et al., 2020, CIFAR-10): Adam 2e-4 with 5000 warm-up steps, clip 1,
+    batch 128, 800k steps, random flips (the U-Net, T 1000, the linear betas and EMA 0.9999 are
+    the model's).
+
+    Attributes:
+        learning_rate, warmup_steps: Adam's rate after a linear warm-up of this many steps.
+        grad_clip: global gradient norm; None: no clipping.
+        random_flip: random horizontal flips (CIFAR-10); off for digits.
+        sample_sampler, sample_steps: the sampler of the per-epoch grid and its steps.
+        eval_samples: images per sampler in the evaluation (0: no evaluation).
+        eval_ddpm_steps: steps of the ancestral sampler; None: all T (as in the paper).
+        eval_ddim_steps, eval_ddim_eta: the DDIM sampler's steps and eta.
+    """
 
     data: str = "tfds:cifar10"
-    image_size: int = 32
-    channels: int = 0  # 0: the data's own channel count
     epochs: int = 800  # x 1000 steps = 800k steps (App. B)
-    steps_per_epoch: int = 1000
+    steps_per_epoch: int | None = 1000
     batch_size: int = 128
-    width: int = 128
-    channel_mults: tuple = (1, 2, 2, 2)
-    num_res_blocks: int = 2
-    attention_resolutions: tuple = (16,)
-    dropout: float = 0.1
-    norm_groups: int = 32
-    num_timesteps: int = 1000
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    variance: str = "beta"  # the DDPM sampler's sigma_t^2: beta (paper, CIFAR-10) or beta_tilde
     learning_rate: float = 2e-4
     warmup_steps: int = 5000
-    grad_clip: float = 1.0  # global gradient norm; 0 disables
-    ema_decay: float = 0.9999
-    random_flip: bool = True  # random horizontal flips (CIFAR-10); off for digits
-    sample_sampler: str = "ddim"  # sampler of the per-epoch grid
+    grad_clip: float | None = 1.0
+    random_flip: bool = True
+    sample_sampler: str = "ddim"
     sample_steps: int = 50
-    eval_samples: int = 256  # images per sampler in evaluate (0: skip the evaluation)
-    eval_ddpm_steps: int = 0  # 0: all T steps (the ancestral sampler as in the paper)
+    eval_samples: int = 256
+    eval_ddpm_steps: int | None = None
     eval_ddim_steps: int = 50
     eval_ddim_eta: float = 0.0
 
 
 def validate(cfg):
     """Bad sampler options fail before training starts (KzooError -> exit 2)."""
-    diffusion.NoiseSchedule(cfg.num_timesteps, cfg.beta_start, cfg.beta_end)
+    m = cfg.model
+    diffusion.NoiseSchedule(m["num_timesteps"], m["beta_start"], m["beta_end"])
     diffusion.check_sampler(cfg.sample_sampler)
-    if cfg.variance not in diffusion.VARIANCES:
-        raise KzooError(f"--variance must be {' or '.join(diffusion.VARIANCES)}, got {cfg.variance!r}")
+    if m["variance"] not in diffusion.VARIANCES:
+        raise KzooError(f"--variance must be {' or '.join(diffusion.VARIANCES)}, got {m['variance']!r}")
     for flag, steps in (("--sample-steps", cfg.sample_steps),
-                        ("--eval-ddpm-steps", cfg.eval_ddpm_steps or cfg.num_timesteps),
+                        ("--eval-ddpm-steps", cfg.eval_ddpm_steps or m["num_timesteps"]),
                         ("--eval-ddim-steps", cfg.eval_ddim_steps)):
         try:
-            diffusion.check_steps(steps, cfg.num_timesteps)
+            diffusion.check_steps(steps, m["num_timesteps"])
         except KzooError as e:
             raise KzooError(f"{flag}: {e}") from None
-    if cfg.eval_samples < 0:
-        raise KzooError(f"--eval-samples must be >= 0, got {cfg.eval_samples}")
 
 
 def load_data(cfg):
     from kzoo.data import load
 
     validate(cfg)
-    return load(cfg.data, image_size=cfg.image_size, channels=cfg.channels or None, labels=False), None
+    return load(cfg.data, image_size=cfg.image_size, labels=False), None
 
 
 def build(cfg, data):
     from kzoo.models.ddpm import ddpm_optimizer
-    from kzoo.zoo import create_model
 
-    try:
-        model = create_model(
-            "ddpm", image_size=cfg.image_size, channels=data.channels, width=cfg.width,
-            channel_mults=cfg.channel_mults, num_res_blocks=cfg.num_res_blocks,
-            attention_resolutions=cfg.attention_resolutions, dropout=cfg.dropout,
-            norm_groups=cfg.norm_groups, num_timesteps=cfg.num_timesteps,
-            beta_start=cfg.beta_start, beta_end=cfg.beta_end, ema_decay=cfg.ema_decay,
-            variance=cfg.variance, seed=cfg.seed)
-    except ValueError as e:
-        raise KzooError(str(e)) from None
+    model = create(cfg, "ddpm", channels=data.channels)
     model.compile(optimizer=ddpm_optimizer(cfg.learning_rate, cfg.warmup_steps, cfg.grad_clip),
                   jit_compile=cfg.jit_compile)
     return model
@@ -134,8 +124,6 @@ def sample_grid(cfg, model, state):
 
 def evaluate(cfg, model, data, heldout):
     """Scores and sampling times of the DDPM and DDIM samplers (digits scores on builtin:digits)."""
-    if cfg.eval_samples == 0:
-        return {}
     from kzoo.metrics import digits_generation_scores
 
     digits = cfg.data == "builtin:digits"
@@ -155,9 +143,13 @@ def evaluate(cfg, model, data, heldout):
     return scores
 
 
-RECIPE = Recipe(name="ddpm", config_cls=DDPMConfig, load_data=load_data, build=build,
-                train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
-                inference_model=lambda model: model.inference_parts()["eps_model"])
+RECIPE = register_recipe(Recipe(
+    name="ddpm", config_cls=DDPMConfig, model="ddpm", load_data=load_data, build=build,
+    train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
+    inference_model=lambda model: model.inference_parts()["eps_model"], data_args=("channels",),
+    tiny=("--image-size", "8", "--width", "8", "--channel-mults", "1,2", "--attention-resolutions", "4",
+          "--norm-groups", "4", "--num-timesteps", "10", "--batch-size", "8", "--sample-steps", "8",
+          "--eval-samples", "4", "--eval-ddim-steps", "2")))
 
 if __name__ == "__main__":
     sys.exit(main(RECIPE))

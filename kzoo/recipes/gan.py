@@ -7,33 +7,36 @@ import dataclasses
 import numpy as np
 
 from kzoo.errors import KzooError
-from kzoo.recipes.runner import Recipe, TrainConfig
+from kzoo.recipes.config import TrainConfig, create
+from kzoo.recipes.registry import Recipe
 
 EVAL_SEED = 1234
+TINY = ("--image-size", "16", "--width", "8", "--latent-dim", "8", "--batch-size", "8")
 
 
 @dataclasses.dataclass
 class GANConfig(TrainConfig):
-    """Options of the latent-variable GAN recipes."""
+    """Options of the latent-variable GAN recipes (the networks' are the model's).
 
-    latent_dim: int = 100
-    width: int = 64
-    channels: int = 0  # 0: the data's own channel count
+    Attributes:
+        learning_rate, beta_1, beta_2: Adam's, for both players.
+        eval_samples: generated images scored on builtin:digits (0: no evaluation).
+    """
+
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
     eval_samples: int = 1000
 
 
-def gan_recipe(name, config_cls, *, model_name=None, conditional=False):
-    """A `Recipe` that trains the registered model `model_name` (default: `name`)."""
-    model_name = model_name or name
+def gan_recipe(name, config_cls, *, model=None, conditional=False):
+    """A `Recipe` that trains the registered model `model` (default: `name`)."""
+    model_name = model or name
 
     def load_data(cfg):
         from kzoo.data import load
 
-        data = load(cfg.data, image_size=cfg.image_size, channels=cfg.channels or None,
-                    labels=conditional)
+        data = load(cfg.data, image_size=cfg.image_size, labels=conditional)
         if conditional and not data.num_classes:
             raise KzooError(f"{name} needs labelled data; {cfg.data} has no labels")
         return data, None
@@ -41,15 +44,8 @@ def gan_recipe(name, config_cls, *, model_name=None, conditional=False):
     def build(cfg, data):
         import keras
 
-        from kzoo.zoo import create_model
-
-        extra = {"num_classes": data.num_classes} if conditional else {}
-        extra.update({k: getattr(cfg, k) for k in ("n_critic", "gp_weight") if hasattr(cfg, k)})
-        try:
-            model = create_model(model_name, image_size=cfg.image_size, channels=data.channels,
-                                 latent_dim=cfg.latent_dim, width=cfg.width, seed=cfg.seed, **extra)
-        except ValueError as e:
-            raise KzooError(str(e)) from None
+        model = create(cfg, model_name, channels=data.channels,
+                       num_classes=data.num_classes if conditional else None)
 
         def adam():
             return keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1, beta_2=cfg.beta_2)
@@ -94,10 +90,12 @@ def gan_recipe(name, config_cls, *, model_name=None, conditional=False):
                                          batch_size=250, verbose=0)
         return digits_generation_scores(images, labels)
 
-    return Recipe(name=name, config_cls=config_cls, load_data=load_data, build=build,
-                  train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
-                  inference_model=lambda model: model.generator, prepare_state=prepare_state)
+    return Recipe(name=name, config_cls=config_cls, model=model_name, load_data=load_data,
+                  build=build, train_dataset=train_dataset, sample_grid=sample_grid,
+                  evaluate=evaluate, inference_model=lambda model: model.generator,
+                  prepare_state=prepare_state, data_args=("channels", "num_classes"),
+                  tiny=TINY + ("--eval-samples", "64"))
 
 
 def _digits_metrics(cfg):
-    return cfg.data == "builtin:digits" and cfg.eval_samples > 0
+    return cfg.data == "builtin:digits" and bool(cfg.eval_samples)

@@ -7,34 +7,38 @@ import dataclasses
 import numpy as np
 
 from kzoo.errors import KzooError
-from kzoo.recipes.runner import Recipe, TrainConfig
+from kzoo.recipes.config import TrainConfig, total_steps
+from kzoo.recipes.registry import Recipe
 
 SAMPLE_ROWS = 4
+TINY = ("--image-size", "16", "--width", "4", "--n-layers", "2", "--batch-size", "2",
+        "--num-crops", "8", "--eval-samples", "2")
 
 
 @dataclasses.dataclass
 class Img2ImgConfig(TrainConfig):
-    """Options of the image-to-image recipes (paper defaults of pix2pix and CycleGAN)."""
+    """Options of the image-to-image recipes (paper defaults of pix2pix and CycleGAN).
+
+    Attributes:
+        learning_rate, beta_1, beta_2: Adam's, for both players.
+        lr_decay: linear decay to zero over the second half of training.
+        direction: "AtoB" or "BtoA".
+        augment: random jitter (286 -> 256 crop) and mirroring.
+        num_crops: training crops of a builtin:photos task.
+        eval_samples: held-out images scored at the end (0: no evaluation).
+    """
 
     data: str = "builtin:photos/edges2photo"
     epochs: int = 200
     batch_size: int = 1
-    image_size: int = 256
-    width: int = 64
-    n_layers: int = 3  # PatchGAN stride-2 layers: 70x70 patches
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
-    lr_decay: bool = False  # linear decay to zero over the second half of training
+    lr_decay: bool = False
     direction: str = "AtoB"
-    augment: bool = True  # random jitter (286 -> 256 crop) and mirroring
-    num_crops: int = 400  # training crops of a builtin:photos task
-    eval_images: int = 24  # held-out images scored at the end
-
-
-def total_steps(cfg, data):
-    """Optimizer steps of the whole run, counted as the runner counts them."""
-    return cfg.epochs * (cfg.steps_per_epoch or max(1, data.num_examples // cfg.batch_size))
+    augment: bool = True
+    num_crops: int = 400
+    eval_samples: int | None = 24
 
 
 def compile_model(cfg, data, model):
@@ -67,12 +71,16 @@ def show(columns):
     return grid(to_uint8(rows), len(columns))
 
 
-def img2img_recipe(name, config_cls, *, paired, build, sample_columns, evaluate):
+def img2img_recipe(name, config_cls, *, model, paired, build, sample_columns, evaluate, data_args,
+                   tiny=TINY):
     """A `Recipe` for an image-to-image model.
 
     Args:
+        model: the registered model it trains.
         paired: the model needs (input, target) pairs.
         build: `(cfg, data) -> uncompiled model`.
+        data_args: the model arguments `build` takes from the data.
+        tiny: flags of a smoke-test run (`Recipe.tiny`).
         sample_columns: `(model, a, b) -> list of (N, H, W, C) columns` for the grid.
         evaluate: `(cfg, model, data, a, b) -> dict` of scores on held-out arrays.
     """
@@ -80,7 +88,7 @@ def img2img_recipe(name, config_cls, *, paired, build, sample_columns, evaluate)
     def load(cfg, split):
         from kzoo.data.paired import load_pairs
 
-        if cfg.eval_images < 1 and split == "test":
+        if cfg.eval_samples == 0 and split == "test":
             return None
         return load_pairs(cfg.data, image_size=cfg.image_size, split=split, paired=paired,
                           direction=cfg.direction, num_crops=cfg.num_crops)
@@ -104,13 +112,13 @@ def img2img_recipe(name, config_cls, *, paired, build, sample_columns, evaluate)
 
     def scored(cfg, data, heldout):
         """Held-out arrays, or None when the data has no held-out part."""
-        return heldout.arrays(cfg.eval_images) if heldout is not None else None
+        return heldout.arrays(cfg.eval_samples) if heldout is not None else None
 
     def prepare_state(cfg, model, data):
         heldout = load(cfg, "test")
         a, b = heldout.arrays(SAMPLE_ROWS) if heldout is not None else data.arrays(SAMPLE_ROWS)
         state = {"a": a, "b": b}
-        if heldout is not None:
+        if heldout is not None and cfg.eval_samples != 0:
             state["baseline"] = evaluate(cfg, model, data, *scored(cfg, data, heldout))
         return state
 
@@ -121,6 +129,7 @@ def img2img_recipe(name, config_cls, *, paired, build, sample_columns, evaluate)
         arrays = scored(cfg, data, heldout)
         return {} if arrays is None else evaluate(cfg, model, data, *arrays)
 
-    return Recipe(name=name, config_cls=config_cls, load_data=load_data, build=build_compiled,
-                  train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate_heldout,
-                  inference_model=lambda model: model.generator, prepare_state=prepare_state)
+    return Recipe(name=name, config_cls=config_cls, model=model, load_data=load_data,
+                  build=build_compiled, train_dataset=train_dataset, sample_grid=sample_grid,
+                  evaluate=evaluate_heldout, inference_model=lambda model: model.generator,
+                  prepare_state=prepare_state, data_args=data_args, tiny=tuple(tiny))

@@ -5,24 +5,20 @@ import sys
 
 import numpy as np
 
+from kzoo.recipes.config import create
 from kzoo.recipes.img2img import Img2ImgConfig, img2img_recipe, predict
+from kzoo.recipes.registry import register_recipe
 from kzoo.recipes.runner import main
 
 
 @dataclasses.dataclass
 class Pix2PixConfig(Img2ImgConfig):
-    """pix2pix, paper defaults: 256x256, U-Net-256, 70x70 PatchGAN, L1 x100, Adam(2e-4, 0.5), batch 1."""
-
-    levels: int = 0  # U-Net levels; 0: log2(image_size)
-    l1_weight: float = 100.0
+    """pix2pix, paper defaults: Adam(2e-4, 0.5), batch 1, 200 epochs, jitter and mirroring
+    (256x256, U-Net-256, 70x70 PatchGAN and L1 x100 are the model's)."""
 
 
 def build(cfg, data):
-    from kzoo.zoo import create_model
-
-    return create_model("pix2pix", image_size=cfg.image_size, input_channels=data.input_channels,
-                        output_channels=data.channels, width=cfg.width, levels=cfg.levels or None,
-                        n_layers=cfg.n_layers, l1_weight=cfg.l1_weight, seed=cfg.seed)
+    return create(cfg, "pix2pix", input_channels=data.input_channels, output_channels=data.channels)
 
 
 def sample_columns(model, a, b):
@@ -45,8 +41,10 @@ def evaluate(cfg, model, data, a, b):
     return scores
 
 
-RECIPE = img2img_recipe("pix2pix", Pix2PixConfig, paired=True, build=build,
-                        sample_columns=sample_columns, evaluate=evaluate)
+RECIPE = register_recipe(img2img_recipe(
+    "pix2pix", Pix2PixConfig, model="pix2pix", paired=True, build=build,
+    sample_columns=sample_columns, evaluate=evaluate,
+    data_args=("input_channels", "output_channels")))
 
 if __name__ == "__main__":
     sys.exit(main(RECIPE))

@@ -7,38 +7,45 @@ import dataclasses
 import numpy as np
 
 from kzoo.errors import KzooError
-from kzoo.recipes.runner import Recipe, TrainConfig
+from kzoo.recipes.config import TrainConfig, create, total_steps
+from kzoo.recipes.registry import Recipe
 
 GRID_ROWS = 8
 
 
 @dataclasses.dataclass
 class SegmentationConfig(TrainConfig):
-    """Options of the segmentation recipes."""
+    """Options of the segmentation recipes (the networks' and class weights are the model's).
+
+    Attributes:
+        num_classes: classes of the data; None: the data's own (folders: largest label + 1).
+        optimizer: "sgd" or "adam".
+        learning_rate, momentum, weight_decay: the optimizer's.
+        poly_power: "poly" learning rate (1 - step/steps)^power; None: constant.
+        random_flip: left-right flips of training pairs.
+        scale_range: random rescaling of training pairs, then crop/pad back.
+        eval_samples: held-out examples scored (None: all; 0: no evaluation).
+    """
 
     data: str = "builtin:shapes"
-    num_classes: int = 0  # 0: the data's own (folders: largest label + 1)
-    class_weights: str = ""  # comma-separated loss weight per class; empty: unweighted
-    optimizer: str = "sgd"  # sgd | adam
+    num_classes: int | None = None
+    optimizer: str = "sgd"
     learning_rate: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 0.0
-    poly_power: float = 0.0  # > 0: "poly" learning rate (1 - step/steps)^power; 0: constant
-    random_flip: bool = True  # left-right flips of training pairs
-    scale_range: tuple = (1.0, 1.0)  # random rescaling of training pairs, then crop/pad back
+    poly_power: float | None = None
+    random_flip: bool = True
+    scale_range: tuple = (1.0, 1.0)
 
 
-def segmentation_recipe(name, config_cls, *, model_name, model_options):
-    """A `Recipe` training the registered model `model_name`.
-
-    `model_options(cfg) -> dict` gives the model's own constructor options.
-    """
+def segmentation_recipe(name, config_cls, *, model, tiny):
+    """A `Recipe` training the registered segmentation model `model`."""
 
     def load_data(cfg):
         from kzoo.data.segmentation import load_segmentation
 
         data = load_segmentation(cfg.data, image_size=cfg.image_size, split="train",
-                                 num_classes=cfg.num_classes or None)
+                                 num_classes=cfg.num_classes)
         if cfg.num_classes and cfg.num_classes != data.num_classes:
             raise KzooError(f"--num-classes {cfg.num_classes} does not match {cfg.data}, "
                             f"which has {data.num_classes} classes")
@@ -47,20 +54,15 @@ def segmentation_recipe(name, config_cls, *, model_name, model_options):
     def build(cfg, data):
         import keras
 
-        from kzoo.zoo import create_model
-
-        try:
-            model = create_model(model_name, image_size=cfg.image_size, channels=data.channels,
-                                 num_classes=data.num_classes,
-                                 class_weights=_class_weights(cfg, data.num_classes),
-                                 **model_options(cfg))
-        except ValueError as e:
-            raise KzooError(str(e)) from None
+        weights = cfg.model.get("class_weights")
+        if weights is not None and (len(weights) != data.num_classes or min(weights) < 0):
+            raise KzooError(f"--class-weights needs {data.num_classes} non-negative numbers (one per "
+                            f"class), got {','.join(map(str, weights))}")
+        built = create(cfg, model, channels=data.channels, num_classes=data.num_classes)
         lr = cfg.learning_rate
-        if cfg.poly_power > 0:
+        if cfg.poly_power is not None:
             lr = keras.optimizers.schedules.PolynomialDecay(
-                lr, decay_steps=cfg.epochs * _steps(cfg, data), end_learning_rate=0.0,
-                power=cfg.poly_power)
+                lr, decay_steps=total_steps(cfg, data), end_learning_rate=0.0, power=cfg.poly_power)
         decay = cfg.weight_decay or None
         if cfg.optimizer == "sgd":
             opt = keras.optimizers.SGD(lr, momentum=cfg.momentum, weight_decay=decay)
@@ -68,8 +70,8 @@ def segmentation_recipe(name, config_cls, *, model_name, model_options):
             opt = keras.optimizers.Adam(lr, weight_decay=decay)
         else:
             raise KzooError(f"--optimizer must be sgd or adam, got {cfg.optimizer!r}")
-        model.compile(optimizer=opt, jit_compile=cfg.jit_compile)
-        return model
+        built.compile(optimizer=opt, jit_compile=cfg.jit_compile)
+        return built
 
     def train_dataset(cfg, data, model):
         from kzoo.data import batch_pipeline
@@ -101,15 +103,17 @@ def segmentation_recipe(name, config_cls, *, model_name, model_options):
 
         source, prefix = (heldout, "heldout") if heldout is not None else (data, "train")
         confusion = np.zeros((data.num_classes, data.num_classes), np.int64)
-        for images, masks in source.dataset.batch(cfg.batch_size).as_numpy_iterator():
+        examples = source.dataset if cfg.eval_samples is None else source.dataset.take(cfg.eval_samples)
+        for images, masks in examples.batch(cfg.batch_size).as_numpy_iterator():
             confusion += confusion_matrix(masks, model.predict_labels(images), data.num_classes,
                                           model.ignore_label)
         return {f"{prefix}_{k}": v for k, v in segmentation_scores(confusion).items()}
 
-    return Recipe(name=name, config_cls=config_cls, load_data=load_data, build=build,
+    return Recipe(name=name, config_cls=config_cls, model=model, load_data=load_data, build=build,
                   train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
-                  inference_model=lambda model: model.inference_parts()["segmenter"],
-                  prepare_state=prepare_state)
+                  inference_model=lambda m: m.inference_parts()["segmenter"],
+                  prepare_state=prepare_state, data_args=("channels", "num_classes"),
+                  tiny=("--batch-size", "8", "--image-size", "16", "--eval-samples", "8", *tiny))
 
 
 def _heldout(cfg):
@@ -120,21 +124,3 @@ def _heldout(cfg):
     if has_heldout_split(cfg.data):
         return load_segmentation(cfg.data, image_size=cfg.image_size, split="test")
     return None
-
-
-def _class_weights(cfg, num_classes):
-    if not cfg.class_weights:
-        return None
-    try:
-        weights = [float(w) for w in cfg.class_weights.split(",")]
-    except ValueError:
-        raise KzooError(f"--class-weights must be comma-separated numbers, got "
-                        f"{cfg.class_weights!r}") from None
-    if len(weights) != num_classes or min(weights) < 0:
-        raise KzooError(f"--class-weights needs {num_classes} non-negative numbers (one per "
-                        f"class), got {cfg.class_weights!r}")
-    return weights
-
-
-def _steps(cfg, data):
-    return cfg.steps_per_epoch or max(1, data.num_examples // cfg.batch_size)

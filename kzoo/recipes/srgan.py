@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from kzoo.errors import KzooError
-from kzoo.recipes.runner import Recipe, TrainConfig, main
+from kzoo.recipes.config import TrainConfig, create
+from kzoo.recipes.registry import Recipe, register_recipe
+from kzoo.recipes.runner import main
 
 STAGES = ("srresnet", "srgan")
 SAMPLE_ROWS = 4
@@ -31,85 +33,100 @@ SAMPLE_ROWS = 4
 
 @dataclasses.dataclass
 class SRGANConfig(TrainConfig):
-    """SRResNet / SRGAN x4 super-resolution: 96x96 HR crops, batch 16, Adam(1e-4, beta1 0.9)."""
+    """SRResNet / SRGAN x4 super-resolution: batch 16 of 96x96 HR crops, Adam(1e-4, beta1 0.9),
+    10^6 SRResNet updates (scale, 16 blocks and the losses are the model's).
+
+    Attributes:
+        image_size: HR crop (the LR crop is image_size / scale); None: the model's (96).
+        stage: "srresnet" (MSE, no adversary) or "srgan".
+        init_from: run dir, .keras or hub preset (srresnet-photos) of an SRResNet/SRGAN.
+        feature_network: the srgan stage's content network: "random" (offline, seeded)
+            or "vgg19" (needs its weights file).
+        feature_weights: vgg19: path of the notop weights file, or Keras' cached "imagenet".
+        feature_layer: the feature map compared (block5_conv4: VGG54).
+        feature_width: the random network's first-block width (VGG19: 64).
+        feature_scale: multiplies the feature MSE; None: 1/12.75^2 for vgg19 (paper),
+            1 for the random network.
+        learning_rate, beta_1: Adam's.
+        lr_decay_steps: drop the learning rate x10 after this many updates (paper SRGAN:
+            10^5); None: constant.
+        eval_samples: held-out images scored (None: all; 0: no evaluation).
+        eval_size: centre-crop held-out images to at most this size (None: whole images).
+    """
 
     data: str = "builtin:photos"
-    image_size: int = 96  # HR crop (the LR crop is image_size / scale)
     batch_size: int = 16
     epochs: int = 1000
-    steps_per_epoch: int = 1000  # SRResNet: 10^6 updates
-    stage: str = "srresnet"  # srresnet (MSE, no adversary) | srgan
-    init_from: str = ""  # run dir, .keras or hub preset (srresnet-photos) of an SRResNet/SRGAN
-    scale: int = 4
-    width: int = 64
-    num_blocks: int = 16
-    norm: str = "batch"
-    upsampled_skip: bool = False  # not in the paper: generator adds the bilinear upsampled input
-    discriminator_width: int = 64
-    dense_units: int = 1024
-    content_loss: str = "features"  # srgan stage: features (VGG54-style) | mse
-    adversarial_weight: float = 1e-3
-    feature_network: str = "random"  # random (offline, seeded) | vgg19 (needs its weights file)
-    feature_weights: str = "imagenet"  # vgg19: path of the notop weights file, or Keras' cached imagenet
-    feature_layer: str = "block5_conv4"  # VGG54
-    feature_width: int = 64  # random network's first-block width (VGG19: 64)
-    feature_scale: float = 0.0  # 0: 1/12.75^2 for vgg19 (paper), 1 for the random network
+    steps_per_epoch: int | None = 1000
+    stage: str = "srresnet"
+    feature_network: str = "random"
+    feature_weights: str = "imagenet"
+    feature_layer: str = "block5_conv4"
+    feature_width: int = 64
+    feature_scale: float | None = None
     learning_rate: float = 1e-4
     beta_1: float = 0.9
-    lr_decay_steps: int = 0  # drop the learning rate x10 after this many updates (paper SRGAN: 10^5)
-    eval_images: int = 0  # held-out images scored (0: all)
-    eval_size: int = 0  # centre-crop held-out images to at most this size (0: whole images)
+    lr_decay_steps: int | None = None
+    eval_samples: int | None = None
+    eval_size: int | None = None
+
+
+def _scale(cfg):
+    return cfg.model["scale"]
+
+
+def _heldout(cfg, limit, max_size):
+    from kzoo.data.sr import heldout_images
+
+    return heldout_images(cfg.data, scale=_scale(cfg), limit=limit, max_size=max_size)
 
 
 def load_data(cfg):
-    from kzoo.data.sr import heldout_images, load_sr
+    from kzoo.data.sr import load_sr
 
     if cfg.stage not in STAGES:
         raise KzooError(f"--stage must be srresnet or srgan, got {cfg.stage!r}")
-    if cfg.content_loss not in ("features", "mse"):
-        raise KzooError(f"--content-loss must be features or mse, got {cfg.content_loss!r}")
+    if cfg.model["content_loss"] not in ("features", "mse"):
+        raise KzooError(f"--content-loss must be features or mse, got {cfg.model['content_loss']!r}")
     if cfg.feature_network not in ("random", "vgg19"):
         raise KzooError(f"--feature-network must be random or vgg19, got {cfg.feature_network!r}")
     if cfg.init_from:
         _init_path(cfg.init_from)
-    data = load_sr(cfg.data, patch_size=cfg.image_size, scale=cfg.scale)
-    return data, heldout_images(cfg.data, scale=cfg.scale, limit=cfg.eval_images, max_size=cfg.eval_size)
+    data = load_sr(cfg.data, patch_size=cfg.image_size, scale=_scale(cfg))
+    heldout = _heldout(cfg, cfg.eval_samples, cfg.eval_size) if cfg.eval_samples != 0 else None
+    return data, heldout
 
 
 def _feature_extractor(cfg):
     from kzoo.models.srgan import VGG_FEATURE_SCALE, random_vgg_features, vgg19_features
 
     if cfg.feature_network == "vgg19":
-        return vgg19_features(cfg.feature_weights, cfg.feature_layer), cfg.feature_scale or VGG_FEATURE_SCALE
+        scale = VGG_FEATURE_SCALE if cfg.feature_scale is None else cfg.feature_scale
+        return vgg19_features(cfg.feature_weights, cfg.feature_layer), scale
     try:
         net = random_vgg_features(cfg.feature_width, cfg.feature_layer, seed=cfg.seed)
     except ValueError as e:
         raise KzooError(str(e)) from None
-    return net, cfg.feature_scale or 1.0
+    return net, 1.0 if cfg.feature_scale is None else cfg.feature_scale
 
 
 def build(cfg, data):
     import keras
 
-    from kzoo.zoo import create_model
-
     def adam():
         lr = cfg.learning_rate
-        if cfg.lr_decay_steps:
+        if cfg.lr_decay_steps is not None:
             lr = keras.optimizers.schedules.PiecewiseConstantDecay([cfg.lr_decay_steps], [lr, lr / 10])
         return keras.optimizers.Adam(lr, beta_1=cfg.beta_1)
 
-    net = dict(scale=cfg.scale, width=cfg.width, num_blocks=cfg.num_blocks, norm=cfg.norm,
-               upsampled_skip=cfg.upsampled_skip)
     if cfg.stage == "srresnet":
-        model = create_model("srresnet", **net)
+        model = create(cfg, "srresnet", channels=data.channels)
         model.compile(optimizer=adam(), loss="mse", jit_compile=cfg.jit_compile)
     else:
-        extractor, scale = (_feature_extractor(cfg) if cfg.content_loss == "features" else (None, 1.0))
-        model = create_model("srgan", image_size=cfg.image_size, discriminator_width=cfg.discriminator_width,
-                             dense_units=cfg.dense_units, content_loss=cfg.content_loss,
-                             adversarial_weight=cfg.adversarial_weight, feature_extractor=extractor,
-                             feature_scale=scale, seed=cfg.seed, **net)
+        features = cfg.model["content_loss"] == "features"
+        extractor, scale = _feature_extractor(cfg) if features else (None, 1.0)
+        model = create(cfg, "srgan", channels=data.channels, feature_extractor=extractor,
+                       feature_scale=scale)
         model.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=cfg.jit_compile)
     return model
 
@@ -174,22 +191,18 @@ def evaluate(cfg, model, data, heldout):
 
     if not heldout:
         return {}
-    bicubic, sr = super_resolve(model, heldout, cfg.scale)
-    scores = {**sr_scores(sr, heldout, cfg.scale), **sr_scores(bicubic, heldout, cfg.scale, "bicubic_")}
+    scale = _scale(cfg)
+    bicubic, sr = super_resolve(model, heldout, scale)
+    scores = {**sr_scores(sr, heldout, scale), **sr_scores(bicubic, heldout, scale, "bicubic_")}
     scores["psnr_y_gain_db"] = scores["psnr_y"] - scores["bicubic_psnr_y"]
     return scores
 
 
 def prepare_state(cfg, model, data):
     """Fixed held-out crops for the sample grid; with --init-from, the starting scores."""
-    from kzoo.data.sr import heldout_images
-
-    side = 2 * cfg.image_size
-    crops = heldout_images(cfg.data, scale=cfg.scale, limit=SAMPLE_ROWS, max_size=side)
-    state = {"sample_hr": crops}
-    if cfg.init_from:
-        state["baseline"] = evaluate(cfg, model, data, heldout_images(
-            cfg.data, scale=cfg.scale, limit=cfg.eval_images, max_size=cfg.eval_size))
+    state = {"sample_hr": _heldout(cfg, SAMPLE_ROWS, 2 * cfg.image_size)}
+    if cfg.init_from and cfg.eval_samples != 0:
+        state["baseline"] = evaluate(cfg, model, data, _heldout(cfg, cfg.eval_samples, cfg.eval_size))
     return state
 
 
@@ -198,7 +211,7 @@ def sample_grid(cfg, model, state):
     from kzoo.viz import grid
 
     hr = state["sample_hr"]
-    bicubic, sr = super_resolve(model, hr, cfg.scale)
+    bicubic, sr = super_resolve(model, hr, _scale(cfg))
     size = min(min(h.shape[:2]) for h in hr)
     tiles = [img[:size, :size] for row in zip(bicubic, sr, hr) for img in row]
     return grid(np.stack(tiles), 3)
@@ -209,10 +222,15 @@ def train_dataset(cfg, data, model):
     return data.dataset.batch(cfg.batch_size, drop_remainder=True).prefetch(-1)
 
 
-RECIPE = Recipe(name="srgan", config_cls=SRGANConfig, load_data=load_data, build=build,
-                train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate, inference_model=_generator,
-                prepare_state=prepare_state,
-                init_weights=lambda cfg, model: _load_generator_weights(_generator(model), cfg.init_from))
+RECIPE = register_recipe(Recipe(
+    name="srgan", config_cls=SRGANConfig, model="srgan", load_data=load_data, build=build,
+    train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
+    inference_model=_generator, prepare_state=prepare_state,
+    init_weights=lambda cfg, model: _load_generator_weights(_generator(model), cfg.init_from),
+    data_args=("channels",), recipe_args=("feature_extractor", "feature_scale"),
+    tiny=("--image-size", "16", "--width", "4", "--num-blocks", "1", "--discriminator-width", "4",
+          "--dense-units", "8", "--feature-width", "2", "--feature-layer", "block2_conv2",
+          "--batch-size", "2", "--eval-samples", "1", "--eval-size", "32")))
 
 if __name__ == "__main__":
     sys.exit(main(RECIPE))

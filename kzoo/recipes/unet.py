@@ -3,32 +3,27 @@
 import dataclasses
 import sys
 
+from kzoo.recipes.registry import register_recipe
 from kzoo.recipes.runner import main
 from kzoo.recipes.segmentation import SegmentationConfig, segmentation_recipe
 
 
 @dataclasses.dataclass
 class UNetConfig(SegmentationConfig):
-    """U-Net, paper defaults: depth 4, width 64, dropout 0.5, no norm; SGD momentum 0.99, batch 1.
+    """U-Net, paper defaults: SGD momentum 0.99, batch 1 (depth 4, width 64, dropout 0.5 and
+    no norm are the model's).
 
     Augmentation: left-right flips (`--random-flip`) and optional random scaling
     (`--scale-range`); the paper's elastic deformations are not implemented.
     """
 
-    image_size: int = 512
     batch_size: int = 1
     momentum: float = 0.99
-    depth: int = 4
-    width: int = 64
-    norm: str = "none"
-    dropout: float = 0.5
 
 
-RECIPE = segmentation_recipe(
-    "unet", UNetConfig, model_name="unet",
-    model_options=lambda cfg: {"depth": cfg.depth, "width": cfg.width,
-                               "norm": None if cfg.norm == "none" else cfg.norm,
-                               "dropout": cfg.dropout})
+RECIPE = register_recipe(segmentation_recipe(
+    "unet", UNetConfig, model="unet",
+    tiny=("--depth", "1", "--width", "4", "--norm", "batch", "--dropout", "0")))
 
 if __name__ == "__main__":
     sys.exit(main(RECIPE))

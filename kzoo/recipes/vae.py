@@ -8,7 +8,9 @@ import sys
 import numpy as np
 
 from kzoo.errors import KzooError
-from kzoo.recipes.runner import Recipe, TrainConfig, main
+from kzoo.recipes.config import TrainConfig, create
+from kzoo.recipes.registry import Recipe, register_recipe
+from kzoo.recipes.runner import main
 
 EVAL_SEED = 1234
 GRID_COLS = 8
@@ -16,18 +18,18 @@ GRID_COLS = 8
 
 @dataclasses.dataclass
 class VAEConfig(TrainConfig):
-    """VAE, paper defaults: latent 20, Bernoulli decoder, Adagrad 0.02, minibatch 100, L = 1."""
+    """VAE, paper defaults: Adagrad 0.02, minibatch 100 (latent 20, the Bernoulli decoder
+    and L = 1 are the model's).
 
-    image_size: int = 32
+    Attributes:
+        optimizer: "adagrad" (paper) or "adam".
+        learning_rate: the optimizer's.
+        eval_samples: generated images scored on builtin:digits (0: no evaluation).
+    """
+
     batch_size: int = 100
     epochs: int = 100
-    channels: int = 0  # 0: the data's own channel count
-    latent_dim: int = 20
-    width: int = 32
-    likelihood: str = "bernoulli"  # bernoulli | gaussian
-    sigma: float = 0.1  # std of the gaussian likelihood
-    beta: float = 1.0
-    optimizer: str = "adagrad"  # adagrad | adam
+    optimizer: str = "adagrad"
     learning_rate: float = 0.02
     eval_samples: int = 1000
 
@@ -37,7 +39,7 @@ def load_data(cfg):
     from kzoo.data.images import has_heldout_split
 
     def split(name):
-        return load(cfg.data, image_size=cfg.image_size, split=name, channels=cfg.channels or None)
+        return load(cfg.data, image_size=cfg.image_size, split=name)
 
     return split("train"), split("test") if has_heldout_split(cfg.data) else None
 
@@ -45,14 +47,7 @@ def load_data(cfg):
 def build(cfg, data):
     import keras
 
-    from kzoo.zoo import create_model
-
-    try:
-        model = create_model("vae", image_size=cfg.image_size, channels=data.channels,
-                             latent_dim=cfg.latent_dim, width=cfg.width, likelihood=cfg.likelihood,
-                             sigma=cfg.sigma, beta=cfg.beta, seed=cfg.seed)
-    except ValueError as e:
-        raise KzooError(str(e)) from None
+    model = create(cfg, "vae", channels=data.channels)
     optimizers = {"adagrad": keras.optimizers.Adagrad, "adam": keras.optimizers.Adam}
     if cfg.optimizer not in optimizers:
         raise KzooError(f"--optimizer must be adagrad or adam, got {cfg.optimizer!r}")
@@ -73,7 +68,7 @@ def _images(batch):
 def prepare_state(cfg, model, data):
     source = load_data(cfg)[1] or data
     images = _images(next(source.dataset.batch(GRID_COLS).as_numpy_iterator()))
-    z = np.random.default_rng(cfg.seed).standard_normal((2 * GRID_COLS, cfg.latent_dim))
+    z = np.random.default_rng(cfg.seed).standard_normal((2 * GRID_COLS, model.latent_dim))
     return {"grid_images": images, "grid_z": z.astype(np.float32)}
 
 
@@ -109,17 +104,20 @@ def evaluate(cfg, model, data, heldout):
         scores[f"{prefix}_reconstruction_classifier_accuracy"] = float(accuracy)
         scores[f"{prefix}_original_classifier_accuracy"] = float(
             (predict_proba(to_digits_input(images)).argmax(-1) == labels).mean())
-        if cfg.eval_samples > 0:
-            z = np.random.default_rng(EVAL_SEED).standard_normal((cfg.eval_samples, cfg.latent_dim))
+        if cfg.eval_samples:
+            z = np.random.default_rng(EVAL_SEED).standard_normal((cfg.eval_samples, model.latent_dim))
             samples = np.asarray(model.decode(z.astype(np.float32)))
             scores.update({f"sample_{k}": v for k, v in digits_generation_scores(samples).items()})
     return scores
 
 
-RECIPE = Recipe(name="vae", config_cls=VAEConfig, load_data=load_data, build=build,
-                train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
-                inference_model=lambda model: model.inference_parts()["decoder"],
-                prepare_state=prepare_state)
+RECIPE = register_recipe(Recipe(
+    name="vae", config_cls=VAEConfig, model="vae", load_data=load_data, build=build,
+    train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
+    inference_model=lambda model: model.inference_parts()["decoder"], prepare_state=prepare_state,
+    data_args=("channels",),
+    tiny=("--image-size", "16", "--width", "4", "--latent-dim", "4", "--batch-size", "16",
+          "--eval-samples", "16")))
 
 if __name__ == "__main__":
     sys.exit(main(RECIPE))

@@ -4,22 +4,22 @@ import dataclasses
 import sys
 
 from kzoo.recipes.gan import GANConfig, gan_recipe
+from kzoo.recipes.registry import register_recipe
 from kzoo.recipes.runner import main
 
 
 @dataclasses.dataclass
 class WGANGPConfig(GANConfig):
-    """WGAN-GP, Algorithm 1 defaults: n_critic 5, lambda 10, Adam(1e-4, 0, 0.9), batch 64."""
+    """WGAN-GP, Algorithm 1 defaults: Adam(1e-4, 0, 0.9), batch 64 (n_critic 5 and lambda 10
+    are the model's)."""
 
     batch_size: int = 64
     learning_rate: float = 1e-4
     beta_1: float = 0.0
     beta_2: float = 0.9
-    n_critic: int = 5
-    gp_weight: float = 10.0
 
 
-RECIPE = gan_recipe("wgan_gp", WGANGPConfig)
+RECIPE = register_recipe(gan_recipe("wgan_gp", WGANGPConfig))
 
 if __name__ == "__main__":
     sys.exit(main(RECIPE))

@@ -33,8 +33,8 @@ def tiny_run(tmp_path_factory):
     from tests.helpers import compile_adam
 
     run = tmp_path_factory.mktemp("run") / "cgan"
-    cfg = CGANConfig(preset="quick", image_size=8, width=4, latent_dim=4, epochs=1,
-                     steps_per_epoch=1, batch_size=8)
+    cfg = CGANConfig(preset="quick", image_size=8, epochs=1, steps_per_epoch=1, batch_size=8,
+                     model={"width": 4, "latent_dim": 4})
     model = compile_adam(create_model("cgan_digits", image_size=8, width=4, latent_dim=4, seed=0))
     argv = ["/x/kzoo/recipes/cgan.py", "--preset", "quick", "--image-size", "8", "--width", "4", "--latent-dim", "4",
             "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8", "--out", str(run)]

@@ -22,7 +22,7 @@ def test_preset_holds_every_file_with_its_sha256(tiny_preset_dir, tiny_run):
     assert meta["task"] == "class-conditional-image-generation"
     assert meta["metrics"] == run_meta["metrics"] and "frechet_distance" in meta["metrics"]
     assert meta["image_size"] == 8 and meta["dataset"] == "builtin:digits"
-    assert meta["config"]["width"] == 4 and meta["changed_from_paper"]["width"] == 4
+    assert meta["config"]["model"]["width"] == 4 and meta["changed_from_paper"]["width"] == 4
     assert {"kzoo_version", "keras_version", "tensorflow_version", "license"} <= set(meta)
     card = ModelCard.from_dict(meta["card"])  # the trained model's own card
     assert card == keras.saving.load_model(tiny_run / "model" / "model.keras").card()

@@ -66,3 +66,23 @@ def test_preset_name_follows_recipe_stage_and_data(tmp_path):
         (tmp_path / "model" / "metadata.json").write_text(
             json.dumps({"recipe": recipe, "data": data, "config": config}))
         assert script.preset_name(tmp_path) == name
+
+
+def test_settings_come_from_recipes_hub_toml(tmp_path):
+    from kzoo.recipes.registry import list_recipes
+
+    script = _script()
+    assert script.SETTINGS == SCRIPT.parents[1] / "recipes" / "hub.toml"
+    assert set(script.RECIPES) <= set(list_recipes()) and script.MAX_MB == 8.0
+    assert script.STAGES["srgan"][1] == ["--stage", "srgan", "--init-from", "{previous}"]
+    mine = tmp_path / "hub.toml"
+    mine.write_text('recipes = ["vae"]\nmax_mb = 2\n[args]\nvae = ["--width", "8"]\n')
+    assert script.read_settings(mine) == (("vae",), {"vae": ["--width", "8"]}, {}, 2.0)
+
+
+def test_unknown_recipe_is_refused(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        _script().main(["segmentation"])
+    assert "no recipe named segmentation" in capsys.readouterr().err

@@ -2,7 +2,7 @@ import pytest
 
 from kzoo.errors import KzooError
 from kzoo.recipes.cgan import RECIPE
-from kzoo.recipes.runner import resolve_config
+from kzoo.recipes.config import resolve_config
 
 
 def test_needs_labelled_data():

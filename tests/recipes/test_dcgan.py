@@ -1,13 +1,14 @@
 import pytest
 
-from kzoo.recipes.dcgan import DCGANConfig, RECIPE
+from kzoo.recipes.config import paper_config
+from kzoo.recipes.dcgan import RECIPE
 
 
 def test_paper_defaults():
-    cfg = DCGANConfig()
-    assert (cfg.image_size, cfg.latent_dim, cfg.width, cfg.batch_size) == (64, 100, 64, 128)
+    """Radford et al.: Adam(2e-4, beta1 0.5), batch 128; 64x64, z 100, width 64 from the model."""
+    cfg = paper_config(RECIPE)
+    assert (cfg.image_size, cfg.model["latent_dim"], cfg.model["width"], cfg.batch_size) == (64, 100, 64, 128)
     assert (cfg.learning_rate, cfg.beta_1) == (2e-4, 0.5)
-    assert RECIPE.name == "dcgan"
 
 
 @pytest.mark.slow

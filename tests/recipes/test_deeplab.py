@@ -1,17 +1,18 @@
 import pytest
 
-from kzoo.recipes.deeplab import RECIPE, DeepLabConfig
-from kzoo.recipes.runner import load_preset
+from kzoo.recipes.config import load_preset, paper_config
+from kzoo.recipes.deeplab import RECIPE
 
 
 def test_paper_defaults():
-    cfg = DeepLabConfig()
-    assert (cfg.blocks, cfg.multi_grid, cfg.aspp_rates) == ((3, 4, 23, 3), (1, 2, 4), (6, 12, 18))
-    assert (cfg.low_level_filters, cfg.decoder_filters, cfg.aspp_filters) == (48, 256, 256)
+    cfg = paper_config(RECIPE)
+    m = cfg.model
+    assert (m["blocks"], m["multi_grid"], m["aspp_rates"]) == ((3, 4, 23, 3), (1, 2, 4), (6, 12, 18))
+    assert (m["low_level_filters"], m["decoder_filters"], m["aspp_filters"]) == (48, 256, 256)
     assert (cfg.learning_rate, cfg.poly_power, cfg.momentum, cfg.batch_size) == (0.007, 0.9, 0.9, 16)
-    assert cfg.backbone == "resnet" and RECIPE.name == "deeplab"
+    assert m["backbone"] == "resnet" and RECIPE.model == "deeplab_v3_plus"
     assert cfg.scale_range == (0.5, 2.0) and cfg.random_flip  # Sec. 4 augmentation
-    assert load_preset(RECIPE, "quick")["blocks"] == (1, 1, 1, 1)
+    assert load_preset(RECIPE, "quick")[1]["blocks"] == (1, 1, 1, 1)
 
 
 @pytest.mark.slow

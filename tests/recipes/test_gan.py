@@ -1,4 +1,4 @@
-"""The three GAN recipes end to end, tiny, in-process (and one under MirroredStrategy)."""
+"""The three GAN recipes: scores, fixed sample latents, MirroredStrategy, mixed precision."""
 
 import json
 
@@ -16,11 +16,10 @@ TINY = ["--preset", "quick", "--image-size", "16", "--width", "8", "--latent-dim
 
 
 @pytest.mark.parametrize("module", [dcgan, wgan_gp, cgan], ids=["dcgan", "wgan_gp", "cgan"])
-def test_recipe_writes_a_complete_run_dir(tmp_path, module):
-    out = run(module.RECIPE, [*TINY, "--out", str(tmp_path / "run")])
+def test_gan_run_scores_samples_against_the_untrained_generator(smoke_run, module):
+    out = smoke_run(module.RECIPE.name)
     config = json.loads((out / "config.json").read_text())
-    assert config["config"]["width"] == 8 and config["changed_from_paper"]["width"] == 8
-    assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    assert config["config"]["model"]["width"] == 8 and config["changed_from_paper"]["width"] == 8
     grid = np.asarray(Image.open(out / "samples" / "epoch_001.png"))
     assert grid.ndim == 2 and grid.std() > 0
     lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
@@ -28,13 +27,10 @@ def test_recipe_writes_a_complete_run_dir(tmp_path, module):
     final = lines[-1]
     assert final["final"] and final["frechet_distance"] > 0
     assert ("class_consistency" in final) == (module is cgan)
-    assert list((out / "logs").rglob("events.out.tfevents.*"))
-    full = keras.saving.load_model(out / "model" / "model.keras")
     gen = keras.saving.load_model(out / "model" / "inference.keras")
     assert gen.output_shape == (None, 16, 16, 1)
-    assert type(full).__name__ in ("DCGAN", "WGANGP", "ConditionalGAN")
     meta = json.loads((out / "model" / "metadata.json").read_text())
-    assert meta["recipe"] == module.RECIPE.name and meta["metrics"]["frechet_distance"] > 0
+    assert meta["metrics"]["frechet_distance"] > 0
 
 
 def test_same_latents_every_epoch(tmp_path):

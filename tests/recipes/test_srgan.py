@@ -8,21 +8,20 @@ import pytest
 from PIL import Image
 
 from kzoo.errors import KzooError
+from kzoo.recipes.config import paper_config
 from kzoo.recipes.runner import main, run
-from kzoo.recipes.srgan import RECIPE, SRGANConfig
+from kzoo.recipes.srgan import RECIPE
 
-TINY = ["--preset", "quick", "--image-size", "16", "--width", "4", "--num-blocks", "1",
-        "--discriminator-width", "4", "--dense-units", "8", "--feature-width", "2",
-        "--feature-layer", "block2_conv2", "--batch-size", "2", "--epochs", "1",
-        "--steps-per-epoch", "2", "--eval-size", "40", "--no-jit-compile"]
+TINY = ["--preset", "quick", *RECIPE.tiny, "--epochs", "1", "--steps-per-epoch", "2", "--no-jit-compile"]
 
 
 def test_paper_defaults():
-    cfg = SRGANConfig()
-    assert (cfg.image_size, cfg.scale, cfg.batch_size, cfg.width, cfg.num_blocks) == (96, 4, 16, 64, 16)
-    assert (cfg.learning_rate, cfg.beta_1, cfg.adversarial_weight) == (1e-4, 0.9, 1e-3)
+    cfg = paper_config(RECIPE)
+    m = cfg.model
+    assert (cfg.image_size, m["scale"], cfg.batch_size, m["width"], m["num_blocks"]) == (96, 4, 16, 64, 16)
+    assert (cfg.learning_rate, cfg.beta_1, m["adversarial_weight"]) == (1e-4, 0.9, 1e-3)
     assert cfg.epochs * cfg.steps_per_epoch == 10 ** 6 and cfg.stage == "srresnet"
-    assert (cfg.content_loss, cfg.feature_layer) == ("features", "block5_conv4")
+    assert (m["content_loss"], cfg.feature_layer) == ("features", "block5_conv4")
 
 
 def _final(out):
@@ -30,8 +29,8 @@ def _final(out):
     return lines, lines[-1]
 
 
-def test_two_stages(tmp_path):
-    first = run(RECIPE, [*TINY, "--out", str(tmp_path / "srresnet")])
+def test_two_stages(tmp_path, smoke_run):
+    first = smoke_run("srgan")  # the SRResNet stage
     _, final = _final(first)
     assert final["final"] and {"psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y"} <= set(final)
     assert final["psnr_y_gain_db"] == pytest.approx(final["psnr_y"] - final["bicubic_psnr_y"])

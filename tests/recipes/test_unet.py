@@ -1,15 +1,17 @@
 import pytest
 
-from kzoo.recipes.runner import load_preset
-from kzoo.recipes.unet import RECIPE, UNetConfig
+from kzoo.recipes.config import load_preset, paper_config
+from kzoo.recipes.unet import RECIPE
 
 
 def test_paper_defaults():
-    cfg = UNetConfig()
-    assert (cfg.depth, cfg.width, cfg.norm, cfg.dropout) == (4, 64, "none", 0.5)
+    cfg = paper_config(RECIPE)
+    m = cfg.model
+    assert (m["depth"], m["width"], m["norm"], m["dropout"]) == (4, 64, None, 0.5)
     assert (cfg.optimizer, cfg.momentum, cfg.batch_size) == ("sgd", 0.99, 1)
     assert cfg.data == "builtin:shapes" and RECIPE.name == "unet"
-    assert load_preset(RECIPE, "quick")["image_size"] == 64
+    train, model = load_preset(RECIPE, "quick")
+    assert train["image_size"] == 64 and model["norm"] == "batch"
 
 
 @pytest.mark.slow

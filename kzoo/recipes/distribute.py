@@ -1,0 +1,69 @@
+"""Where a run executes: logical devices, tf.distribute strategies, the chief, mixed precision."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from kzoo.errors import KzooError
+
+
+def has_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def setup_devices():
+    """Honour KZOO_LOGICAL_CPUS=N: split the CPU into N logical devices (tests, demos)."""
+    import tensorflow as tf
+
+    n = int(os.environ.get("KZOO_LOGICAL_CPUS", "0") or 0)
+    if n > 1:
+        cpus = tf.config.list_physical_devices("CPU")
+        try:
+            tf.config.set_logical_device_configuration(
+                cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
+        except RuntimeError:
+            # TensorFlow is already initialised (e.g. by a test's conftest): keep its devices.
+            return
+
+
+def make_strategy(name):
+    """The tf.distribute strategy `name`: default, mirrored (GPUs, else the logical CPUs)
+    or multiworker (from TF_CONFIG)."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        if devices:
+            return tf.distribute.MirroredStrategy(devices)
+        # CPU-only: replicate over the logical CPUs, reducing through one device
+        # (collective ops between logical CPUs of one process buy nothing).
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(
+            devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    if name != "multiworker":
+        raise KzooError(f"--strategy must be default, mirrored or multiworker, got {name!r}")
+    if "TF_CONFIG" not in os.environ:
+        raise KzooError("--strategy multiworker needs the TF_CONFIG environment variable "
+                        "(cluster and task) on every worker")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_chief(tf_config=None) -> bool:
+    """Whether this process writes the run directory: the chief, or worker 0 of a
+    cluster without one (TF_CONFIG; a single process is its own chief)."""
+    if tf_config is None:
+        tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = tf_config.get("task", {})
+    return task.get("type", "chief") == "chief" or (
+        task.get("type") == "worker" and task.get("index", 0) == 0
+        and "chief" not in tf_config.get("cluster", {}))
+
+
+def mixed_precision_policy() -> str:
+    """mixed_float16 on a GPU, mixed_bfloat16 on a CPU (no float16 kernels there)."""
+    return "mixed_float16" if has_gpu() else "mixed_bfloat16"

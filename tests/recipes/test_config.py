@@ -1,0 +1,207 @@
+"""Recipe configuration: model options from the model's signature, presets, flags, resolution."""
+
+import dataclasses
+import json
+
+import pytest
+
+from kzoo.errors import KzooError
+from kzoo.models.dcgan import DCGAN
+from kzoo.models.wgan_gp import WGANGP
+from kzoo.recipes import cyclegan, dcgan, ddpm, deeplab, pix2pix, srgan, unet, wgan_gp
+from kzoo.recipes.config import (
+    TrainConfig,
+    changed_from,
+    doc_section,
+    docstring_args,
+    from_record,
+    load_preset,
+    model_args,
+    model_options,
+    paper_config,
+    resolve_config,
+    steps_per_epoch,
+    total_steps,
+)
+
+
+def test_docstring_sections():
+    doc = """Summary.
+
+    Args:
+        width: int. Channels of the first conv;
+            doubles per stage.
+        levels: int or None. Levels. None: all.
+        **kwargs: the `DCGAN` arguments.
+
+    Attributes:
+        a, b: shared text.
+
+    Returns:
+        Nothing.
+    """
+    assert docstring_args(doc) == {"width": ("int", "Channels of the first conv; doubles per stage."),
+                                   "levels": ("int or None", "Levels. None: all."),
+                                   "**kwargs": ("the `DCGAN` arguments.", "")}
+    assert doc_section(doc, "Attributes") == {"a": "shared text.", "b": "shared text."}
+    assert doc_section("No sections.") == {}
+
+
+def test_model_options_follow_the_constructor_and_its_docstring():
+    opts = model_options(DCGAN)
+    assert list(opts) == ["image_size", "channels", "latent_dim", "width", "discriminator_norm",
+                          "num_classes", "seed"]
+    assert (opts["width"].type, opts["width"].default, opts["width"].optional) == (int, 64, False)
+    assert (opts["num_classes"].type, opts["num_classes"].optional) == (int, True)
+    assert opts["latent_dim"].help == "Size of z ~ N(0, I)."
+    wgan = model_options(WGANGP)
+    # **kwargs documented as "the `DCGAN` arguments"; discriminator_norm is set by WGANGP itself
+    assert {"n_critic", "gp_weight", "critic_norm", "width", "latent_dim"} <= set(wgan)
+    assert "discriminator_norm" not in wgan and "d_steps" not in model_options(DCGAN)
+
+
+def test_precedence_defaults_preset_flags():
+    cfg, _, _, notes = resolve_config(dcgan.RECIPE, [], has_gpu=False)
+    assert cfg.preset == "quick" and cfg.image_size == 32 and cfg.model["width"] == 32 and notes
+    cfg, _, _, notes = resolve_config(dcgan.RECIPE, ["--preset", "paper"], has_gpu=False)
+    assert (cfg.image_size, cfg.batch_size, cfg.learning_rate, cfg.beta_1) == (64, 128, 2e-4, 0.5)
+    assert cfg.model == {"latent_dim": 100, "width": 64, "discriminator_norm": "batch"}
+    cfg, _, _, _ = resolve_config(dcgan.RECIPE, ["--preset", "quick", "--width", "16"], has_gpu=True)
+    assert cfg.model["width"] == 16 and cfg.model["latent_dim"] == 64 and cfg.image_size == 32
+    cfg, _, _, notes = resolve_config(wgan_gp.RECIPE, [], has_gpu=True)
+    assert cfg.preset == "paper" and not notes
+    assert (cfg.model["n_critic"], cfg.model["gp_weight"]) == (5, 10.0)
+    assert (cfg.learning_rate, cfg.beta_1, cfg.beta_2) == (1e-4, 0.0, 0.9)
+
+
+def test_each_default_is_written_once_in_the_model():
+    """Paper model defaults are the constructors' own; shared names take the model's default."""
+    for recipe, name, value in [(dcgan.RECIPE, "width", 64), (deeplab.RECIPE, "aspp_rates", (6, 12, 18)),
+                                (unet.RECIPE, "norm", None), (cyclegan.RECIPE, "num_blocks", None),
+                                (ddpm.RECIPE, "channel_mults", (1, 2, 2, 2))]:
+        assert paper_config(recipe).model[name] == value
+    assert paper_config(deeplab.RECIPE).image_size == 512 and paper_config(srgan.RECIPE).image_size == 96
+    for field in ("width", "latent_dim", "channels", "levels", "num_blocks", "blocks"):
+        assert all(field not in {f.name for f in dataclasses.fields(r.config_cls)}
+                   for r in (dcgan.RECIPE, pix2pix.RECIPE, cyclegan.RECIPE, deeplab.RECIPE))
+    # the data decides: not options
+    for recipe, name in [(dcgan.RECIPE, "channels"), (dcgan.RECIPE, "num_classes"),
+                         (pix2pix.RECIPE, "input_channels"), (unet.RECIPE, "num_classes")]:
+        assert name not in paper_config(recipe).model
+
+
+def test_none_is_a_value_of_optional_options():
+    cfg, _, _, _ = resolve_config(cyclegan.RECIPE, ["--preset", "quick", "--num-blocks", "none"])
+    assert cfg.model["num_blocks"] is None
+    cfg, _, _, _ = resolve_config(pix2pix.RECIPE, ["--levels", "5", "--steps-per-epoch", "none"])
+    assert cfg.model["levels"] == 5 and cfg.steps_per_epoch is None
+    with pytest.raises(KzooError, match="invalid int value: 'none'"):
+        resolve_config(pix2pix.RECIPE, ["--width", "none"])
+
+
+def test_nested_model_table_in_a_preset_file(tmp_path):
+    f = tmp_path / "mine.toml"
+    f.write_text('recipe = "dcgan"\nepochs = 3\n[model]\nwidth = 12\n')
+    cfg, _, _, _ = resolve_config(dcgan.RECIPE, ["--preset", str(f)])
+    assert (cfg.model["width"], cfg.epochs, cfg.preset) == (12, 3, str(f))
+    cases = [("width = 12\n", "a model option: put it in the [model] table"),
+             ("[model]\nwidht = 12\n", "unknown model option 'widht' of dcgan"),
+             ("[model]\nwidth = 'wide'\n", "width must be int"),
+             ("[model]\nwidth = 'none'\n", "width must be int"),
+             ('recipe = "vae"\n', "is for the vae recipe, not dcgan"),
+             ("epochs = \n", "is not valid TOML")]
+    for text, message in cases:
+        f.write_text(text)
+        with pytest.raises(KzooError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            load_preset(dcgan.RECIPE, str(f))
+    f.write_text('[model]\nnum_blocks = "none"\n')
+    assert load_preset(cyclegan.RECIPE, str(f)) == ({}, {"num_blocks": None})
+
+
+def test_packaged_presets_resolve():
+    for recipe in (dcgan.RECIPE, deeplab.RECIPE, ddpm.RECIPE, srgan.RECIPE):
+        for preset in ("paper", "quick"):
+            resolve_config(recipe, ["--preset", preset])
+    train, model = load_preset(deeplab.RECIPE, "quick")
+    assert model["blocks"] == (1, 1, 1, 1) and train["scale_range"] == (0.75, 1.25)
+
+
+def test_shared_names_have_one_value():
+    cfg, _, _, _ = resolve_config(dcgan.RECIPE, ["--preset", "quick", "--seed", "7", "--image-size", "16"])
+    args = model_args(cfg, "dcgan", channels=1)
+    assert (args["seed"], args["image_size"], args["channels"]) == (7, 16, 1)
+    assert "seed" not in cfg.model and "image_size" not in cfg.model
+    cfg, _, _, _ = resolve_config(srgan.RECIPE, ["--preset", "quick"])
+    assert "discriminator_width" not in model_args(cfg, "srresnet")  # only what the model takes
+
+
+def test_changed_from_paper_by_option_name():
+    cfg, _, _, _ = resolve_config(dcgan.RECIPE, ["--preset", "paper", "--width", "8", "--epochs", "2"])
+    assert changed_from(cfg, paper_config(dcgan.RECIPE)) == {"width": 8, "epochs": 2}
+
+
+def test_resume_reads_the_record_and_runs_of_earlier_kzoo(tmp_path):
+    cfg, _, _, _ = resolve_config(pix2pix.RECIPE, ["--preset", "quick", "--levels", "4"])
+    record = json.loads(json.dumps(dataclasses.asdict(cfg)))  # as config.json holds it
+    train, model = from_record(pix2pix.RECIPE, record)
+    assert model["levels"] == 4 and train["image_size"] == 64
+    old = {"data": "builtin:photos/gray2color", "epochs": 10, "steps_per_epoch": 0, "image_size": 64,
+           "width": 32, "levels": 0, "l1_weight": 100.0, "eval_images": 24, "channels": 0, "seed": 0}
+    train, model = from_record(pix2pix.RECIPE, old)
+    assert train["steps_per_epoch"] is None and train["eval_samples"] == 24 and "channels" not in train
+    assert model == {"width": 32, "levels": None, "l1_weight": 100.0}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": old}))
+    cfg, out, resume, _ = resolve_config(pix2pix.RECIPE, ["--resume", "--out", str(run), "--epochs", "12"])
+    assert resume and cfg.epochs == 12 and cfg.model["width"] == 32 and cfg.model["levels"] is None
+
+
+def test_steps_per_epoch_has_one_home():
+    class Data:
+        num_examples = 100
+
+    assert steps_per_epoch(TrainConfig(batch_size=8), Data) == 12
+    assert steps_per_epoch(TrainConfig(batch_size=8), Data, minibatches=5) == 2
+    assert steps_per_epoch(TrainConfig(batch_size=500), Data) == 1
+    assert total_steps(TrainConfig(epochs=3, batch_size=8), Data) == 36
+    assert total_steps(TrainConfig(epochs=3, steps_per_epoch=5), Data) == 15
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--epochs", "0"], "--epochs must be >= 1"),
+    (["--steps-per-epoch", "0"], "--steps-per-epoch must be >= 1 (or none"),
+    (["--eval-samples", "-1"], "--eval-samples must be >= 0"),
+    (["--strategy", "ring"], "--strategy must be"),
+    (["--preset", "nope"], "unknown preset 'nope' for dcgan"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_options(argv, message):
+    with pytest.raises(KzooError, match=message.replace("(", r"\(")):
+        resolve_config(dcgan.RECIPE, argv)
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+VARIANTS = sorted(p for p in (REPO / "recipes").glob("*.toml") if p.name != "hub.toml")
+
+
+def test_recipe_variants_exist_for_real_datasets():
+    names = {p.stem for p in VARIANTS}
+    assert {"dcgan-cifar10", "ddpm-cifar10", "vae-celeb_a", "pix2pix-facades", "cyclegan-horse2zebra",
+            "srgan-div2k"} <= names
+
+
+@pytest.mark.parametrize("path", VARIANTS, ids=lambda p: p.stem)
+def test_every_recipe_variant_resolves(path):
+    """Each file of recipes/ names its recipe and resolves (nothing is downloaded)."""
+    import tomllib
+
+    from kzoo.recipes.registry import get_recipe
+
+    table = tomllib.loads(path.read_text())
+    recipe = get_recipe(table["recipe"])
+    assert path.stem.split("-")[0] in (recipe.name, "srresnet")
+    cfg, _, _, _ = resolve_config(recipe, ["--preset", str(path)])
+    assert cfg.data == table["data"] and cfg.preset == str(path)
+    assert cfg.data.startswith("tfds:") or not cfg.data.startswith(("builtin:", "/"))  # real data
+    assert all(cfg.model[k] == v or list(cfg.model[k]) == v for k, v in table.get("model", {}).items())
