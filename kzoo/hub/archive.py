@@ -234,17 +234,22 @@ def extract(archive, dest, *, budget: int | None = None) -> Path:
                     _write_plan(archive, tmp, members, lambda m: tf.extractfile(m.ref))
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, gzip.BadGzipFile, zlib.error,
                 NotImplementedError, RuntimeError) as e:  # zip: an unknown method, encryption
-            raise KzooError(f"{archive}: not a readable preset archive ({e})") from None
+            raise KzooError(f"{archive}: not a readable preset archive ({_one_line(e)})") from None
         except OSError as e:
             if is_output_error(e):
                 raise output_error(dest, e) from None
-            raise KzooError(f"{archive}: not a readable preset archive ({e})") from None
+            raise KzooError(f"{archive}: not a readable preset archive ({_one_line(e)})") from None
         with writing(dest):
             os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return preset_root(dest)
+
+
+def _one_line(error, limit=200):
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _write_plan(archive, tmp, members, open_member):

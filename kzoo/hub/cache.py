@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import http.client
+import io
 import os
 import re
 import sys
@@ -29,7 +30,7 @@ import urllib.request
 from pathlib import Path
 
 from kzoo.errors import KzooError
-from kzoo.io import atomic_path
+from kzoo.io import atomic_path, writing
 
 
 def home() -> Path:
@@ -51,8 +52,10 @@ def entry_dir(key: str) -> Path:
 def lock(key: str, timeout: float = 600.0):
     """Hold an exclusive inter-process lock on cache entry `key`."""
     path = home() / "locks" / (key.replace("/", "__") + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a")
+    with f:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -176,7 +179,7 @@ def download(url: str, dest, *, sha256: str, size: int | None = None, allow_http
             with atomic_path(dest, size=expected) as tmp:
                 bar = _Progress(f"downloading {dest.name}", expected or 0) if progress else None
                 got = 0
-                with open(tmp, "wb") as out:
+                with open(tmp, "wb") as out, contextlib.closing(bar or io.StringIO()):
                     while block := resp.read(min(1 << 16, limit + 1 - got)):
                         got += len(block)
                         if got > limit:
@@ -187,8 +190,6 @@ def download(url: str, dest, *, sha256: str, size: int | None = None, allow_http
                         h.update(block)
                         if bar:
                             bar.update(len(block))
-                if bar:
-                    bar.close()
                 if expected is not None and got != expected:
                     raise KzooError(f"{url}: download truncated ({got} of {expected} bytes); "
                                     "nothing was cached, try again")

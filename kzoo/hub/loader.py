@@ -85,6 +85,8 @@ def hub_folder(source):
 
 
 def _extract_checked(path, digest, dest):
+    if not path.is_file():
+        raise KzooError(f"{path}: no such preset archive")
     if digest and sha256_file(path) != digest:
         raise ChecksumError(f"{path}: sha256 does not match the expected {digest}")
     archive.extract(path, dest)
