@@ -5,8 +5,10 @@
 
 A download streams into a temporary file beside its destination while its sha256
 is computed, and is renamed into place only when it is complete and matches: a
-truncated or corrupted download never looks like a cached file. `KZOO_OFFLINE=1`
-uses only what is already cached.
+truncated or corrupted download never looks like a cached file. A download stops
+as soon as it exceeds the size it should have (the catalog's, else the server's
+Content-Length, else the `KZOO_MAX_PRESET_BYTES` cap): a server cannot fill the disk.
+`KZOO_OFFLINE=1` uses only what is already cached.
 
 Only `https://` URLs are fetched from the network. Plain `http://` is allowed for
 127.0.0.1 / localhost only, and only when asked for (`allow_http=True` or
