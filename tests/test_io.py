@@ -1,10 +1,16 @@
+import errno
 import json
+import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from kzoo.io import atomic_path, save_png, write_json
+from kzoo.errors import KzooError
+from kzoo.io import (atomic_path, check_free_space, make_dirs, remove_stale_temps, save_png,
+                     write_bytes, write_json)
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
@@ -24,3 +30,100 @@ def test_save_png_round_trip(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a" / "x.png")), img)
     save_png(tmp_path / "g.png", img[..., :1])
     assert np.asarray(Image.open(tmp_path / "g.png")).shape == (4, 4)
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("write", [
+    lambda p: write_json(p, {"a": 1}),
+    lambda p: write_bytes(p, b"x" * 100),
+    lambda p: save_png(p, np.zeros((4, 4), np.uint8)),
+], ids=["json", "bytes", "png"])
+def test_disk_full_is_one_error_naming_the_path_and_leaves_no_temp(tmp_path, monkeypatch, write):
+    target = tmp_path / "out" / "file.json"
+    target.parent.mkdir()
+    monkeypatch.setattr(os, "fsync", _enospc)  # the data reaches the disk at fsync
+    with pytest.raises(KzooError, match=r"cannot write .*file.json: No space left on device \(ENOSPC\)"):
+        write(target)
+    assert _files(tmp_path / "out") == []
+
+
+def test_disk_full_inside_a_writer_is_one_error(tmp_path):
+    target = tmp_path / "model.keras"
+
+    def keras_like_save(path):
+        with open(path, "wb") as f:
+            f.write(b"PK")
+            _enospc()
+
+    with pytest.raises(KzooError, match="cannot write .*model.keras: No space left"):
+        with atomic_path(target) as tmp:
+            keras_like_save(tmp)
+    assert _files(tmp_path) == []
+
+
+def test_errors_of_a_source_are_not_disguised_as_write_errors(tmp_path):
+    with pytest.raises(ConnectionResetError):
+        with atomic_path(tmp_path / "download.bin"):
+            raise ConnectionResetError(errno.ECONNRESET, "reset by peer")
+    assert _files(tmp_path) == []
+
+
+def test_parent_is_a_file_or_target_is_a_folder(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(KzooError, match="cannot write .*plain.*(Not a directory|File exists)"):
+        write_json(tmp_path / "plain" / "run" / "config.json", {})
+    with pytest.raises(KzooError, match="cannot write .*plain: Not a directory"):
+        make_dirs(tmp_path / "plain")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(KzooError, match="cannot write .*folder: it is a directory"):
+        write_json(tmp_path / "folder", {})
+    assert _files(tmp_path) == ["folder", "plain"]
+
+
+def test_read_only_places(tmp_path, monkeypatch):
+    # root ignores chmod, so a read-only disk is simulated where the kernel would say so
+    real_mkstemp = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if str(dir).startswith(str(tmp_path / "ro")):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), dir)
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(KzooError, match="cannot write .*ro/a.json: Read-only file system"):
+        write_json(tmp_path / "ro" / "a.json", {})
+    with pytest.raises(KzooError, match="cannot write /proc/kzoo-test/a.json"):
+        write_json("/proc/kzoo-test/a.json", {})
+
+
+def test_free_space_is_checked_before_large_writes(tmp_path, monkeypatch):
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=3 << 20))
+    with pytest.raises(KzooError, match=r"needs 5.2 MB but only 3.1 MB are free.*ENOSPC"):
+        write_bytes(tmp_path / "big.bin", b"\0" * (5 << 20))
+    with pytest.raises(KzooError, match="needs 20.0 MB"):
+        check_free_space(tmp_path / "not" / "yet" / "there", 20_000_000)
+    write_bytes(tmp_path / "small.bin", b"\0" * 1000)  # small writes are not checked
+    assert _files(tmp_path) == ["small.bin"]
+
+
+def test_remove_stale_temps_of_killed_writes(tmp_path):
+    stale = [".model.keras.a1b2c3d4.keras", ".training_metadata.json.zz_9x8y7.json",
+             "weights.h5.tmp.weights.h5", "checkpoint.tmp"]
+    keep = ["model.keras", ".gitignore", "training_metadata.json", "notes.tmp.txt.bak~"]
+    for name in stale + keep:
+        (tmp_path / name).write_text("x")
+    removed = remove_stale_temps(tmp_path)
+    assert sorted(p.name for p in removed) == sorted(stale)
+    assert _files(tmp_path) == sorted(keep)
+    (tmp_path / ".a.json.q1w2e3r4.json").write_text("x")
+    assert remove_stale_temps(tmp_path, older_than=3600) == []  # a live writer's file stays
+    assert remove_stale_temps(tmp_path / "missing") == []

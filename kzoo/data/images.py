@@ -32,6 +32,7 @@ class ImageData:
         channels: 1 (grayscale) or 3 (RGB).
         num_classes: number of labels, or None for unlabelled data.
         name: the spec the data came from.
+        skipped: files of a folder that were skipped because they cannot be decoded.
     """
 
     dataset: object
@@ -40,6 +41,7 @@ class ImageData:
     channels: int
     num_classes: int | None
     name: str
+    skipped: int = 0
 
 
 def load(spec: str, *, image_size: int, split: str = "train", channels: int | None = None,
@@ -195,21 +197,57 @@ def list_images(folder: Path):
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
-def readable_images(paths):
-    """Split `paths` into readable images and a count of unreadable ones (warned once)."""
+def readable_images(paths, channels: int = 0):
+    """Split `paths` into the images TensorFlow decodes and a count of those it cannot.
+
+    Each file goes through the decoder the tf.data pipelines use
+    (`tf.io.decode_image` with `channels`), in a parallel tf.data pass, so a file
+    that another library opens but TensorFlow cannot decode (a TIFF named .png, a
+    truncated JPEG, a GIF asked for one channel) is skipped here, with a warning
+    saying how many, instead of failing training mid-epoch.
+
+    Args:
+        paths: image files.
+        channels: the channels the pipeline decodes to (0: as stored).
+
+    Returns:
+        (the decodable paths in their order, the number skipped).
+
+    Example:
+    >>> paths, skipped = readable_images(list_images(folder), channels=3)
+    """
+    import tensorflow as tf
+
+    paths = list(paths)
+    if not paths:
+        return [], 0
+
+    def check(path):
+        img = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+        return path, tf.shape(img)[0]  # the shape needs the decoded image: the decode runs
+
+    ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
+    ds = ds.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
+    ok = {path.decode() for path, _ in ds.as_numpy_iterator()}
+    good = [p for p in paths if str(p) in ok]
+    bad = [p for p in paths if str(p) not in ok]
+    if bad:
+        log.warning("skipped %d unreadable image(s) that TensorFlow cannot decode, e.g. %s",
+                    len(bad), bad[0])
+    return good, len(bad)
+
+
+def _guess_channels(paths):
+    """1 if the first image PIL can open is grayscale, else 3."""
     from PIL import Image
 
-    good, bad = [], []
     for p in paths:
         try:
             with Image.open(p) as im:
-                im.verify()
-            good.append(p)
-        except Exception:
-            bad.append(p)
-    if bad:
-        log.warning("skipped %d unreadable image(s), e.g. %s", len(bad), bad[0])
-    return good, len(bad)
+                return 1 if im.mode in ("L", "1", "I;16", "I", "LA") else 3
+        except Exception:  # unreadable: readable_images skips it
+            continue
+    return 3
 
 
 def _from_folder(spec, image_size, channels, labels):
@@ -220,29 +258,29 @@ def _from_folder(spec, image_size, channels, labels):
         raise KzooError(f"data folder {spec!r} does not exist (or unknown source; use builtin:NAME or tfds:NAME)")
     if not folder.is_dir():
         raise KzooError(f"data path {spec!r} is not a folder")
-    paths, _ = readable_images(list_images(folder))
+    listed = list_images(folder)
+    if channels is None:
+        channels = _guess_channels(listed)
+    paths, skipped = readable_images(listed, channels)
     if not paths:
-        raise KzooError(f"data folder {spec!r} holds no readable images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise KzooError(f"data folder {spec!r} holds no readable images ({', '.join(IMAGE_EXTENSIONS)})"
+                        + (f"; {skipped} file(s) could not be decoded" if skipped else ""))
     class_names = sorted({p.relative_to(folder).parts[0] for p in paths if len(p.relative_to(folder).parts) > 1})
     use_labels = labels and len(class_names) >= 2 and all(len(p.relative_to(folder).parts) > 1 for p in paths)
-    if channels is None:
-        from PIL import Image
-
-        with Image.open(paths[0]) as im:
-            channels = 1 if im.mode in ("L", "1", "I;16", "I") else 3
     y = np.array([class_names.index(p.relative_to(folder).parts[0]) for p in paths], np.int32) if use_labels else None
 
-    def decode(path):
+    def decode(path, *label):
         raw = tf.io.read_file(path)
         img = tf.io.decode_image(raw, channels=channels, expand_animations=False)
-        return _prepare_image(img, image_size, channels)
+        img = _prepare_image(img, image_size, channels)
+        return (img, *label) if label else img
 
-    ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    if use_labels:
-        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(y)))
+    elements = ([str(p) for p in paths], y) if use_labels else [str(p) for p in paths]
+    ds = tf.data.Dataset.from_tensor_slices(elements)
+    # A file that changed since the scan is dropped, never a crash mid-fit.
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
     return ImageData(ds, len(paths), image_size, channels,
-                     len(class_names) if use_labels else None, str(folder))
+                     len(class_names) if use_labels else None, str(folder), skipped=skipped)
 
 
 def batch_pipeline(data: ImageData, batch_size: int, *, seed: int = 0, shuffle: bool = True,

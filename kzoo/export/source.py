@@ -20,7 +20,6 @@ Models load in Keras safe mode: nothing in the file is executed.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from pathlib import Path
 
@@ -105,18 +104,22 @@ def _load_keras(path):
 def _read_metadata(path):
     if not path.is_file():
         return {}
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise KzooError(f"{path} is not valid JSON: {e}") from None
+    from kzoo.hub.schema import read_json
+
+    meta = read_json(path)  # bounded size and nesting: a preset may be hostile
+    if not isinstance(meta, dict):
+        raise KzooError(f"{path}: not a JSON object")
+    return meta
 
 
 def _from_model_dir(model_dir, default_name, description):
     from kzoo.hub.preset import FORMAT
 
     meta = _read_metadata(model_dir / "metadata.json")
+    from kzoo.hub.schema import is_dataset_name
+
     preset_name = meta.get("name") if meta.get("format") == FORMAT else None
-    if "data" not in meta and meta.get("dataset"):  # a hub preset's metadata
+    if "data" not in meta and is_dataset_name(meta.get("dataset")):  # a name, never a path
         meta = {**meta, "data": meta["dataset"]}
     model = _load_keras(model_dir / "model.keras")
     name = preset_name or meta.get("recipe") or default_name or _snake(type(model).__name__)

@@ -5,8 +5,10 @@
 
 A download streams into a temporary file beside its destination while its sha256
 is computed, and is renamed into place only when it is complete and matches: a
-truncated or corrupted download never looks like a cached file. `KZOO_OFFLINE=1`
-uses only what is already cached.
+truncated or corrupted download never looks like a cached file. A download stops
+as soon as it exceeds the size it should have (the catalog's, else the server's
+Content-Length, else the `KZOO_MAX_PRESET_BYTES` cap): a server cannot fill the disk.
+`KZOO_OFFLINE=1` uses only what is already cached.
 
 Only `https://` URLs are fetched from the network. Plain `http://` is allowed for
 127.0.0.1 / localhost only, and only when asked for (`allow_http=True` or
@@ -19,6 +21,7 @@ import contextlib
 import fcntl
 import hashlib
 import http.client
+import io
 import os
 import re
 import sys
@@ -29,7 +32,7 @@ import urllib.request
 from pathlib import Path
 
 from kzoo.errors import KzooError
-from kzoo.io import atomic_path
+from kzoo.io import atomic_path, writing
 
 
 def home() -> Path:
@@ -51,8 +54,10 @@ def entry_dir(key: str) -> Path:
 def lock(key: str, timeout: float = 600.0):
     """Hold an exclusive inter-process lock on cache entry `key`."""
     path = home() / "locks" / (key.replace("/", "__") + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a")
+    with f:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -124,9 +129,38 @@ class _Progress:
         self.stream.flush()
 
 
-def download(url: str, dest, *, sha256: str, allow_http: bool = False, progress: bool = True,
-             timeout: float = 60.0) -> Path:
-    """Stream `url` into `dest`; keep it only if complete and its sha256 matches."""
+def _announced_size(resp, url):
+    """The response's Content-Length, or None when it gives none."""
+    value = resp.headers.get("Content-Length")
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise KzooError(f"{url}: the server sent an invalid Content-Length {value[:40]!r}")
+    return int(value)
+
+
+def download(url: str, dest, *, sha256: str, size: int | None = None, allow_http: bool = False,
+             progress: bool = True, timeout: float = 60.0) -> Path:
+    """Stream `url` into `dest`; keep it only if complete and its sha256 matches.
+
+    The download stops as soon as it exceeds the size it should have: `size` (the
+    catalog's), else the server's Content-Length, else `archive.max_preset_bytes()`.
+    A download that fails or is rejected leaves nothing behind.
+
+    Args:
+        url: an https:// URL (http:// for localhost only, see `check_url`).
+        dest: where the verified file goes.
+        sha256: the expected sha256 (hex).
+        size: the expected size in bytes, if known (a catalog entry's `size`).
+        allow_http: allow plain http to localhost.
+        progress: draw a progress bar on stderr.
+        timeout: seconds to wait for the server at each step.
+
+    Example:
+    >>> download(entry["url"], tmp, sha256=entry["sha256"], size=entry["size"])
+    """
+    from kzoo.hub.archive import max_preset_bytes
+
     check_url(url, allow_http=allow_http)
     if offline():
         raise KzooError(f"KZOO_OFFLINE is set: not downloading {url}")
@@ -136,25 +170,34 @@ def download(url: str, dest, *, sha256: str, allow_http: bool = False, progress:
     dest = Path(dest)
     h = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, atomic_path(dest) as tmp:
-            total = int(resp.headers.get("Content-Length") or 0)
-            bar = _Progress(f"downloading {dest.name}", total) if progress else None
-            got = 0
-            with open(tmp, "wb") as out:
-                while block := resp.read(1 << 16):
-                    out.write(block)
-                    h.update(block)
-                    got += len(block)
-                    if bar:
-                        bar.update(len(block))
-            if bar:
-                bar.close()
-            if total and got != total:
-                raise KzooError(f"{url}: download truncated ({got} of {total} bytes); "
-                                "nothing was cached, try again")
-            if h.hexdigest() != sha256.lower():
-                raise KzooError(f"{url}: sha256 {h.hexdigest()} does not match the expected "
-                                f"{sha256}; the download was discarded")
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            announced = _announced_size(resp, url)
+            if size is not None and announced is not None and announced != size:
+                raise KzooError(f"{url}: the server announces {announced:,} bytes, the catalog "
+                                f"records {size:,}; nothing was downloaded")
+            expected = size if size is not None else announced
+            limit = expected if expected is not None else max_preset_bytes()
+            bound = "the expected size" if expected is not None else "the cap, KZOO_MAX_PRESET_BYTES"
+            with atomic_path(dest, size=expected) as tmp:
+                bar = _Progress(f"downloading {dest.name}", expected or 0) if progress else None
+                got = 0
+                with open(tmp, "wb") as out, contextlib.closing(bar or io.StringIO()):
+                    while block := resp.read(min(1 << 16, limit + 1 - got)):
+                        got += len(block)
+                        if got > limit:
+                            raise KzooError(
+                                f"{url}: the download exceeds {limit:,} bytes ({bound}); it was "
+                                "stopped and discarded")
+                        out.write(block)
+                        h.update(block)
+                        if bar:
+                            bar.update(len(block))
+                if expected is not None and got != expected:
+                    raise KzooError(f"{url}: download truncated ({got} of {expected} bytes); "
+                                    "nothing was cached, try again")
+                if h.hexdigest() != sha256.lower():
+                    raise KzooError(f"{url}: sha256 {h.hexdigest()} does not match the expected "
+                                    f"{sha256}; the download was discarded")
     except urllib.error.HTTPError as e:
         raise KzooError(f"{url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:

@@ -20,28 +20,27 @@ import os
 from pathlib import Path
 
 from kzoo.errors import KzooError
+from kzoo.hub import schema
 from kzoo.io import write_json
 
 SHIPPED = Path(__file__).parent / "catalog.json"
-REQUIRED = ("name", "version", "task", "sha256", "size")
+
+
+MAX_CATALOG_BYTES = 16 << 20
 
 
 def _read(path: Path) -> list[dict]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise KzooError(f"catalog {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise KzooError(f"catalog {path} is not valid JSON: {e}") from None
+    if not path.is_file():
+        raise KzooError(f"catalog {path} does not exist")
+    data = schema.read_json(path, max_bytes=MAX_CATALOG_BYTES)
     entries = data.get("presets") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise KzooError(f"catalog {path} has no 'presets' list")
     out = []
-    for e in entries:
-        missing = [k for k in REQUIRED if k not in e]
-        if missing or ("path" in e) == ("url" in e):
-            raise KzooError(f"catalog {path}: entry {e.get('name', '?')!r} needs "
-                            f"{', '.join(missing) or 'exactly one of path / url'}")
+    for i, e in enumerate(entries):
+        schema.check_catalog_entry(e, f"catalog {path}, entry {i}")
+        if ("path" in e) == ("url" in e):
+            raise KzooError(f"catalog {path}: entry {e['name']!r} needs exactly one of path / url")
         e = dict(e, version=str(e["version"]))
         if "path" in e:
             e["path"] = str((path.parent / e["path"]).resolve())

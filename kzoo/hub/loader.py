@@ -60,7 +60,8 @@ def fetch(ref, *, allow_http: bool = False, progress: bool = True) -> Path:
     if "path" in entry:
         return _install(key, lambda dest: _extract_checked(Path(entry["path"]), entry["sha256"], dest),
                         what=ref, how=how, needs_network=False)
-    return _from_url(key, entry["url"], entry["sha256"], allow_http, progress, how=how)
+    return _from_url(key, entry["url"], entry["sha256"], allow_http, progress, how=how,
+                     size=entry["size"])
 
 
 def hub_folder(source):
@@ -84,6 +85,8 @@ def hub_folder(source):
 
 
 def _extract_checked(path, digest, dest):
+    if not path.is_file():
+        raise KzooError(f"{path}: no such preset archive")
     if digest and sha256_file(path) != digest:
         raise ChecksumError(f"{path}: sha256 does not match the expected {digest}")
     archive.extract(path, dest)
@@ -103,12 +106,13 @@ def _local(path: Path, digest):
                     what=str(path), how="", needs_network=False)
 
 
-def _from_url(key, url, digest, allow_http, progress, *, how):
+def _from_url(key, url, digest, allow_http, progress, *, how, size=None):
     def obtain(dest):
         downloads = cache.home() / "downloads"
         suffix = ".zip" if url.lower().endswith(".zip") else ".tar.gz"
         tmp = downloads / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}{suffix}"
-        cache.download(url, tmp, sha256=digest, allow_http=allow_http, progress=progress)
+        cache.download(url, tmp, sha256=digest, size=size, allow_http=allow_http,
+                       progress=progress)
         try:
             archive.extract(tmp, dest)
         finally:

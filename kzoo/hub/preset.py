@@ -61,12 +61,12 @@ def read_metadata(folder) -> dict:
     path = Path(folder) / "metadata.json"
     if not path.is_file():
         raise KzooError(f"{folder} is not a kzoo preset: it has no metadata.json")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise KzooError(f"{path} is not valid JSON: {e}") from None
+    from kzoo.hub import schema
+
+    meta = schema.read_json(path)  # bounded size and nesting
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "files" not in meta:
         raise KzooError(f"{path} is not kzoo preset metadata (format {FORMAT!r} with 'files')")
+    schema.check_metadata(meta, path)  # the type and range of every field kzoo reads
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise KzooError(f"{path}: preset format {meta['format_version']} is newer than this "
                         f"kzoo understands ({FORMAT_VERSION}); upgrade kzoo")

@@ -50,5 +50,12 @@ def copy_to(folder, dest):
     dest = Path(dest)
     if dest.exists():
         raise KzooError(f"{dest} already exists")
-    shutil.copytree(folder, dest)
+    from kzoo.io import writing
+
+    try:
+        with writing(dest):
+            shutil.copytree(folder, dest)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
     return dest

@@ -56,6 +56,68 @@ def test_folder_with_classes_and_unreadable_file(tmp_path, caplog):
     np.testing.assert_allclose(red[..., 0], 200 / 127.5 - 1, atol=0.02)
 
 
+def _jpeg_bytes(size=64):
+    import io
+
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_files_pil_opens_but_tensorflow_cannot_decode_are_skipped_at_scan(tmp_path, caplog):
+    for i in range(4):
+        _write(tmp_path / f"{i}.png")
+    Image.new("RGB", (20, 12), (1, 2, 3)).save(tmp_path / "tiff.png", format="TIFF")
+    (tmp_path / "cut.jpg").write_bytes(_jpeg_bytes()[:1500])  # a truncated JPEG
+    with Image.open(tmp_path / "tiff.png") as im:
+        assert im.format == "TIFF"  # PIL opens it: the old check let it through
+    with caplog.at_level(logging.WARNING, logger="kzoo.data"):
+        data = load(str(tmp_path), image_size=8)
+    assert "skipped 2 unreadable image(s) that TensorFlow cannot decode" in caplog.text
+    assert (data.num_examples, data.skipped) == (4, 2)
+    batches = list(batch_pipeline(data, 2, repeat=False, shuffle=False))  # no IteratorGetNext error
+    assert [tuple(b.shape) for b in batches] == [(2, 8, 8, 3)] * 2
+
+
+def test_scan_uses_the_pipeline_channels(tmp_path, caplog):
+    for i in range(3):
+        Image.new("L", (10, 10), 100).save(tmp_path / f"{i}.png")
+    Image.new("RGB", (10, 10), (1, 2, 3)).save(tmp_path / "anim.gif")  # TF decodes GIF as RGB only
+    with caplog.at_level(logging.WARNING, logger="kzoo.data"):
+        data = load(str(tmp_path), image_size=8)
+    assert data.channels == 1 and data.num_examples == 3 and "anim.gif" in caplog.text
+    assert load(str(tmp_path), image_size=8, channels=3).num_examples == 4
+
+
+def test_the_pipeline_drops_a_file_broken_after_the_scan(tmp_path):
+    for i in range(4):
+        _write(tmp_path / "a" / f"{i}.png")
+        _write(tmp_path / "b" / f"{i}.png", color=(0, 0, 200))
+    data = load(str(tmp_path), image_size=8)
+    (tmp_path / "b" / "0.png").write_bytes(b"gone bad")
+    examples = list(data.dataset.as_numpy_iterator())
+    assert len(examples) == 7 and sorted(int(y) for _, y in examples) == [0] * 4 + [1] * 3
+
+
+def test_only_undecodable_files(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"not a png")
+    with pytest.raises(KzooError, match="no readable images .*; 1 file\\(s\\) could not be decoded"):
+        load(str(tmp_path), image_size=8)
+
+
+@pytest.mark.slow
+def test_scan_cost_of_500_images(tmp_path):
+    import time
+
+    data = _jpeg_bytes(96)
+    for i in range(500):
+        (tmp_path / f"{i:03d}.jpg").write_bytes(data)
+    start = time.perf_counter()
+    assert load(str(tmp_path), image_size=32).num_examples == 500
+    assert time.perf_counter() - start < 10
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda p: p / "missing", "does not exist"),
     (lambda p: p, "no readable images"),

@@ -1,12 +1,15 @@
 import hashlib
+import http.server
+import json
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 from kzoo.errors import KzooError
-from kzoo.hub import cache
+from kzoo.hub import cache, loader
 
 
 def test_home_and_offline(monkeypatch, kzoo_home):
@@ -105,3 +108,86 @@ def test_offline_and_missing_sha(monkeypatch, tmp_path):
     monkeypatch.setenv("KZOO_OFFLINE", "1")
     with pytest.raises(KzooError, match="KZOO_OFFLINE"):
         cache.download("https://example.org/p.tar.gz", tmp_path / "p.tar.gz", sha256="0" * 64)
+
+
+class _StreamHandler(http.server.BaseHTTPRequestHandler):
+    """/endless: zeros with no Content-Length (up to 64 MB); /lying/N: Content-Length N;
+    /plain/N: N bytes with no Content-Length."""
+
+    def do_GET(self):
+        kind, _, n = self.path.strip("/").partition("/")
+        self.send_response(200)
+        if kind == "lying":
+            self.send_header("Content-Length", n)
+        self.end_headers()
+        total = 64 << 20 if kind == "endless" else int(n) if n.isdigit() else 0
+        try:
+            while total > 0:
+                block = b"\0" * min(total, 1 << 16)
+                self.wfile.write(block)
+                total -= len(block)
+        except OSError:
+            pass  # the client stopped reading
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stream_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StreamHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_stream_without_length_is_cut_at_the_cap(stream_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("KZOO_MAX_PRESET_BYTES", str(1 << 20))
+    with pytest.raises(KzooError, match=r"exceeds 1,048,576 bytes \(the cap, KZOO_MAX_PRESET_BYTES\)"):
+        cache.download(f"{stream_server}/endless", tmp_path / "c" / "p.tar.gz", sha256="0" * 64,
+                       allow_http=True, progress=False)
+    assert list((tmp_path / "c").iterdir()) == []
+
+
+def test_a_stream_is_cut_at_the_catalog_size(stream_server, tmp_path):
+    with pytest.raises(KzooError, match=r"exceeds 5,000 bytes \(the expected size\)"):
+        cache.download(f"{stream_server}/plain/9000", tmp_path / "c" / "p.tar.gz", sha256="0" * 64,
+                       size=5000, allow_http=True, progress=False)
+    data = b"\0" * 5000
+    cache.download(f"{stream_server}/plain/5000", tmp_path / "c" / "p.tar.gz",
+                   sha256=hashlib.sha256(data).hexdigest(), size=5000, allow_http=True,
+                   progress=False)
+    assert [p.name for p in (tmp_path / "c").iterdir()] == ["p.tar.gz"]
+
+
+def test_a_content_length_other_than_the_catalog_size_is_refused(stream_server, tmp_path):
+    with pytest.raises(KzooError, match="announces 3,000,000,000 bytes, the catalog records 5,000"):
+        cache.download(f"{stream_server}/lying/3000000000", tmp_path / "c" / "p.tar.gz",
+                       sha256="0" * 64, size=5000, allow_http=True, progress=False)
+    assert not (tmp_path / "c").exists()
+    with pytest.raises(KzooError, match="invalid Content-Length"):
+        cache.download(f"{stream_server}/lying/lots", tmp_path / "c" / "p.tar.gz",
+                       sha256="0" * 64, allow_http=True, progress=False)
+
+
+def test_a_huge_announced_download_checks_the_free_space_first(stream_server, tmp_path):
+    with pytest.raises(KzooError, match="needs 1000000000.0 MB but only"):  # a petabyte
+        cache.download(f"{stream_server}/lying/{10 ** 15}", tmp_path / "c" / "p.tar.gz",
+                       sha256="0" * 64, allow_http=True, progress=False)
+    assert list((tmp_path / "c").iterdir()) == []
+
+
+def test_the_catalog_size_travels_to_the_download(stream_server, tmp_path, monkeypatch):
+    data = b"\0" * 5000
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"presets": [{
+        "name": "big", "version": "1", "task": "t", "size": 100,
+        "sha256": hashlib.sha256(data).hexdigest(), "url": f"{stream_server}/plain/5000"}]}))
+    monkeypatch.setenv("KZOO_CATALOG", str(catalog))
+    monkeypatch.setenv("KZOO_ALLOW_HTTP_LOCALHOST", "1")
+    with pytest.raises(KzooError, match=r"exceeds 100 bytes \(the expected size\)"):
+        loader.fetch("big", progress=False)
+    home = cache.home()
+    assert [p for p in home.rglob("*") if p.is_file() and p.parent.name != "locks"] == []

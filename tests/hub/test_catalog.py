@@ -93,7 +93,26 @@ def test_bad_catalogs(tmp_path, monkeypatch):
     entry = _entry("x")
     del entry["sha256"]
     monkeypatch.setenv("KZOO_CATALOG", str(_write(tmp_path / "c.json", entry)))
-    with pytest.raises(KzooError, match="needs sha256"):
+    with pytest.raises(KzooError, match="entry 0: a catalog entry has no 'sha256' field"):
+        catalog.entries()
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"presets": "all"}', "has no 'presets' list"),
+    ('[1, 2]', "has no 'presets' list"),
+    ('{"presets": [7]}', "must be a JSON object, got int 7"),
+    ('{"presets": [{"name": "x", "version": "1", "task": "t", "sha256": "%s", "size": "big",'
+     ' "url": "https://h/x.tar.gz"}]}' % ("0" * 64), "field 'size' must be an integer"),
+    ('{"presets": [{"name": "x", "version": "1", "task": "t", "sha256": "%s", "size": 5}]}'
+     % ("0" * 64), "exactly one of path / url"),
+    ('{"presets": ' + "[" * 5000 + "]" * 5000 + "}", "nested deeper"),
+], ids=["presets-not-list", "top-level-list", "entry-not-object", "size-string", "no-location",
+        "deep"])
+def test_hostile_catalogs_are_one_error(tmp_path, monkeypatch, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    monkeypatch.setenv("KZOO_CATALOG", str(bad))
+    with pytest.raises(KzooError, match=message):
         catalog.entries()
 
 

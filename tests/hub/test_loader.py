@@ -58,7 +58,8 @@ def test_https_url_via_local_server(http_server, tiny_archive, kzoo_home, monkey
 def test_catalog_name_download_cache_and_offline(http_server, tiny_archive, tmp_path, monkeypatch):
     root, base = http_server
     shutil.copy(tiny_archive, root / "tiny.tar.gz")
-    _catalog(tmp_path, monkeypatch, url=f"{base}/tiny.tar.gz", sha256=sha256_file(tiny_archive))
+    _catalog(tmp_path, monkeypatch, url=f"{base}/tiny.tar.gz", sha256=sha256_file(tiny_archive),
+             size=tiny_archive.stat().st_size)
     monkeypatch.setenv("KZOO_ALLOW_HTTP_LOCALHOST", "1")
     monkeypatch.setenv("KZOO_OFFLINE", "1")
     with pytest.raises(KzooError, match=r"not in the cache.*kzoo hub download tiny-cgan@1"):
@@ -76,7 +77,8 @@ def test_catalog_sha_mismatch_leaves_no_cache_entry(http_server, tiny_archive, t
                                                     kzoo_home):
     root, base = http_server
     shutil.copy(tiny_archive, root / "tiny.tar.gz")
-    _catalog(tmp_path, monkeypatch, url=f"{base}/tiny.tar.gz", sha256="1" * 64)
+    _catalog(tmp_path, monkeypatch, url=f"{base}/tiny.tar.gz", sha256="1" * 64,
+             size=tiny_archive.stat().st_size)
     with pytest.raises(KzooError, match="does not match"):
         loader.fetch("tiny-cgan", allow_http=True, progress=False)
     leftovers = [p for p in (kzoo_home / "presets").rglob("*") if p.is_file()]
