@@ -93,8 +93,8 @@ def test_garbage_on_the_grpc_port(server, stub, cgan_inputs):
 
 
 def test_message_over_the_limit_is_refused(server, stub, cgan_inputs):
-    too_big = {"z": np.zeros((server.max_body_bytes // 32 + 1, 8), np.float32),
-               "label": np.zeros(server.max_body_bytes // 32 + 1, np.int32)}
+    too_big = {"z": np.zeros((server.grpc_max_message_bytes // 32 + 1, 8), np.float32),
+               "label": np.zeros(server.grpc_max_message_bytes // 32 + 1, np.int32)}
     with pytest.raises(grpc.RpcError) as info:
         stub.Predict(request(too_big), timeout=30)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

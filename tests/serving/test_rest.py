@@ -105,8 +105,9 @@ def test_bad_requests_get_tf_serving_errors_and_the_server_keeps_answering(
 def test_unknown_model_status_and_paths(server):
     r = requests.get(url(server, "/v1/models/nope"), timeout=10)
     assert r.status_code == 404 and "Servable not found" in r.json()["error"]
-    r = requests.get(url(server, "/v1/models/cgan/versions/x/metadata"), timeout=10)
-    assert r.status_code == 400 and "integer" in r.json()["error"]
+    for bad in ("x", "-1"):  # TF Serving's URL grammar: a version is digits
+        r = requests.get(url(server, f"/v1/models/cgan/versions/{bad}/metadata"), timeout=10)
+        assert r.status_code == 400 and "Malformed request" in r.json()["error"]
     r = requests.get(url(server, "/v1/models/cgan/versions/7/metadata"), timeout=10)
     assert r.status_code == 404 and "Specific(cgan, 7)" in r.json()["error"]
     r = requests.get(url(server, "/v2/elsewhere"), timeout=10)
