@@ -76,14 +76,14 @@ def image_signature(info):
 class Servable:
     """One exported version on one backend (see module docstring)."""
 
-    def __init__(self, path, backend="onnx"):
+    def __init__(self, path, backend="onnx", name=None):
         if backend not in BACKENDS:
             raise KzooError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         self.path = Path(path)
         self.backend = backend
         self.model = OnnxModel(self.path, providers=["cpu"]) if backend == "onnx" else SavedModelRunner(self.path)
         self.info = self.model.info
-        self.name = self.path.parent.name
+        self.name = name or self.path.parent.name  # the served name (models.config may rename)
         self.version = int(self.path.name)
         self.signatures = {SERVING_DEFAULT: {"inputs": self.info["inputs"], "outputs": self.info["outputs"]}}
         if has_images(self.info):
@@ -310,7 +310,7 @@ class Repository:
     def _load(self, name, v, path):
         self.loading = {**self.loading, name: self.loading.get(name, set()) | {v}}
         try:
-            servable = Servable(path, self.backend)
+            servable = Servable(path, self.backend, name)
             if self.on_load is not None:
                 self.on_load(servable)
             return servable

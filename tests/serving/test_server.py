@@ -183,7 +183,7 @@ def test_a_multi_endpoint_export_appears_only_when_its_group_is_complete(live, e
 
 CONFIG = """model_config_list {{
   config {{
-    name: "cgan" base_path: "{base}" model_platform: "tensorflow"
+    name: "gen" base_path: "{base}" model_platform: "tensorflow"
     model_version_policy {{ {policy} }}
     {labels}
   }}
@@ -206,28 +206,28 @@ def test_models_config_policies_labels_and_reload(export_tree, tmp_path, cgan_in
     v2 = OnnxModel(export_tree / "cgan" / "2").run(**cgan_inputs)["image"]
     with ModelServer(config_file=config, port=0, grpc_port=0, file_system_poll_wait_seconds=0.05,
                      model_config_file_poll_wait_seconds=0.1) as server:
-        assert sorted(server.repo.models) == ["cgan"] and states(server, "cgan") == {1: ("AVAILABLE", "")}
-        r = requests.post(server.rest_url + "/v1/models/cgan/labels/stable:predict", json=body, timeout=10)
+        assert sorted(server.repo.models) == ["gen"] and states(server, "gen") == {1: ("AVAILABLE", "")}
+        r = requests.post(server.rest_url + "/v1/models/gen/labels/stable:predict", json=body, timeout=10)
         np.testing.assert_allclose(np.asarray(r.json()["outputs"], np.float32), v1, atol=1e-4)
-        assert requests.get(server.rest_url + "/v1/models/cgan/labels/stable", timeout=10).json()[
+        assert requests.get(server.rest_url + "/v1/models/gen/labels/stable", timeout=10).json()[
             "model_version_status"][0]["version"] == "1"
-        r = requests.post(server.rest_url + "/v1/models/cgan/labels/nope:predict", json=body, timeout=10)
+        r = requests.post(server.rest_url + "/v1/models/gen/labels/nope:predict", json=body, timeout=10)
         assert r.status_code == 400 and r.json()["error"] == "Unrecognized servable version label: nope"
         # the config changes: every version, stable moves to 2, canary added
         config.write_text(CONFIG.format(base=export_tree / "cgan", policy="all { }",
                                         labels='version_labels { key: "stable" value: 2 } '
                                                'version_labels { key: "canary" value: 1 }'))
-        wait_for(lambda: states(server, "cgan") == {2: ("AVAILABLE", ""), 1: ("AVAILABLE", "")}
-                 and server.repo.labels["cgan"] == {"stable": 2, "canary": 1})
+        wait_for(lambda: states(server, "gen") == {2: ("AVAILABLE", ""), 1: ("AVAILABLE", "")}
+                 and server.repo.labels["gen"] == {"stable": 2, "canary": 1})
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             req = predict_pb2.PredictRequest()
-            req.model_spec.name = "cgan"
+            req.model_spec.name = "gen"
             req.model_spec.version_label = "stable"
             for k, v in cgan_inputs.items():
                 req.inputs[k].CopyFrom(tf.make_tensor_proto(v))
             response = stub.Predict(req, timeout=30)
-            assert response.model_spec.version.value == 2
+            assert (response.model_spec.name, response.model_spec.version.value) == ("gen", 2)
             np.testing.assert_allclose(tf.make_ndarray(response.outputs["image"]), v2, atol=1e-4)
             req.model_spec.version_label = "nope"
             with pytest.raises(grpc.RpcError) as info:
@@ -238,4 +238,4 @@ def test_models_config_policies_labels_and_reload(export_tree, tmp_path, cgan_in
         import time
 
         time.sleep(0.4)
-        assert states(server, "cgan") == {2: ("AVAILABLE", ""), 1: ("AVAILABLE", "")}
+        assert states(server, "gen") == {2: ("AVAILABLE", ""), 1: ("AVAILABLE", "")}
