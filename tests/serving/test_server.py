@@ -66,6 +66,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: ") and "is not a directory" in err[0]
     assert main(["serve", str(tmp_path), "--max-batch", "0"]) == 2
     assert "--max-batch must be >= 1" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--version-policy", "newest"]) == 2
+    assert "--version-policy must be latest[:N], all or specific" in capsys.readouterr().err
+    assert main(["serve", "--model-config-file", str(tmp_path / "models.config")]) == 2
+    assert "cannot read the model config" in capsys.readouterr().err
 
 
 def test_port_in_use_is_a_clear_error(export_tree, server):
