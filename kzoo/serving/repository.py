@@ -213,7 +213,9 @@ class Repository:
     aspired to. Requests hold the `Servable` they started on, so in-flight requests
     finish on the old version. A version that fails to load is reported by `status`
     with its error and is left out of the policy (so it never replaces a healthy
-    version); it is retried when its `kzoo.json` changes.
+    version); it is retried when its `kzoo.json` changes. `models`, `failed`,
+    `loading`, `ended` and `labels` are replaced, never changed in place, so requests
+    read them without a lock while a poll runs.
 
     Args:
         root: the export tree (`export/`); every model directory is served.
@@ -331,7 +333,7 @@ class Repository:
             k: d for k, d in self.models.items() if k != name}
         now = time.time()
         for v in sorted(set(serving) - set(old)):
-            self.ended.get(name, set()).discard(v)
+            self.ended = {**self.ended, name: self.ended.get(name, set()) - {v}}  # copy: requests read it
             self.events.append((now, name, v, "available"))
             log.info("serving %s version %d", name, v)
         for v in sorted(set(old) - set(serving)):
