@@ -238,6 +238,13 @@ def test_models_config_policies_labels_and_reload(export_tree, tmp_path, cgan_in
                 stub.Predict(req, timeout=30)
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert info.value.details() == "Unrecognized servable version label: nope"
+        from kzoo.serving import Client
+
+        for url in (server.rest_url, server.grpc_url):  # the client names labels too
+            with Client(url) as client:
+                np.testing.assert_allclose(client.predict("gen", cgan_inputs, version="canary")["image"], v1,
+                                           atol=1e-4)
+                assert client.status("gen", "stable")[0]["version"] in ("2", 2)
         config.write_text("model_config_list { broken")  # a bad file keeps the config in force
         import time
 
