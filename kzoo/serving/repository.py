@@ -275,7 +275,10 @@ class Repository:
                 self._switch(name, {})
             return list(self.events)[before:] if len(self.events) > before else []
 
-    def _on_disk(self, cfg):
+    def _on_disk(self, cfg, loaded):
+        """{version: path} of the versions that may be served: complete ones, and loaded
+        ones still on disk (a loaded version is not reloaded when its directory changes,
+        as in TF Serving, nor dropped while `--force` re-exports its group)."""
         found = {}
         for v in versions(cfg.base_path):
             path = cfg.base_path / str(v)
@@ -283,14 +286,14 @@ class Repository:
                 info = json.loads((path / "kzoo.json").read_text())
             except (OSError, ValueError):
                 continue  # not (yet) a complete kzoo export
-            if group_complete(path, info):
+            if v in loaded or group_complete(path, info):
                 found[v] = path
         return found
 
     def _poll_model(self, cfg):
         name = cfg.name
-        found = self._on_disk(cfg)
         loaded = self.models.get(name, {})
+        found = self._on_disk(cfg, loaded)
         failed = {v: m for v, m in self.failed.get(name, {}).items()
                   if v in found and self._stamps.get((name, v)) == _stamp(found[v])}
         new = {}

@@ -183,6 +183,12 @@ def test_a_multi_endpoint_export_appears_only_when_its_group_is_complete(live, e
     shutil.rmtree(root / "pair_b" / "1")
     publish(export_tree / "cgan" / "1", root / "pair_b", 1, group)
     wait_for(lambda: states(server, "pair_a") == {1: ("AVAILABLE", "")} == states(server, "pair_b"))
+    import json
+
+    info = json.loads((root / "pair_b" / "1" / "kzoo.json").read_text())  # --force re-exports the group:
+    (root / "pair_b" / "1" / "kzoo.json").write_text(json.dumps({**info, "group": {**group, "id": "next"}}))
+    time.sleep(0.5)  # loaded versions stay loaded while their group is incomplete
+    assert states(server, "pair_a") == {1: ("AVAILABLE", "")} == states(server, "pair_b")
 
 
 CONFIG = """model_config_list {{
