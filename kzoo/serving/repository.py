@@ -282,11 +282,14 @@ class Repository:
         found = {}
         for v in versions(cfg.base_path):
             path = cfg.base_path / str(v)
+            if v in loaded:
+                found[v] = path
+                continue
             try:
                 info = json.loads((path / "kzoo.json").read_text())
             except (OSError, ValueError):
                 continue  # not (yet) a complete kzoo export
-            if v in loaded or group_complete(path, info):
+            if group_complete(path, info):
                 found[v] = path
         return found
 

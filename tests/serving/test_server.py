@@ -186,7 +186,8 @@ def test_a_multi_endpoint_export_appears_only_when_its_group_is_complete(live, e
     import json
 
     info = json.loads((root / "pair_b" / "1" / "kzoo.json").read_text())  # --force re-exports the group:
-    (root / "pair_b" / "1" / "kzoo.json").write_text(json.dumps({**info, "group": {**group, "id": "next"}}))
+    (root / "pair_b" / "1" / "kzoo.json.tmp").write_text(json.dumps({**info, "group": {**group, "id": "next"}}))
+    os.replace(root / "pair_b" / "1" / "kzoo.json.tmp", root / "pair_b" / "1" / "kzoo.json")
     time.sleep(0.5)  # loaded versions stay loaded while their group is incomplete
     assert states(server, "pair_a") == {1: ("AVAILABLE", "")} == states(server, "pair_b")
 
