@@ -48,12 +48,19 @@ def _cmd_predict(args):
 
 
 def _cmd_serve(args):
+    from kzoo.serving.config import parse_policy
     from kzoo.serving.server import ModelServer
 
     server = ModelServer(args.export, backend=args.backend, host=args.host, port=args.port,
                          grpc_port=args.grpc_port or None, max_batch=args.max_batch,
                          batch_wait_ms=args.batch_wait_ms, max_queue=args.max_queue,
-                         max_body_bytes=args.max_body_bytes)
+                         max_body_bytes=args.max_body_bytes, config_file=args.model_config_file,
+                         version_policy=parse_policy(args.version_policy),
+                         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+                         model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
+                         grpc_max_message_bytes=args.grpc_max_message_bytes,
+                         max_tensor_bytes=args.max_tensor_bytes, body_timeout_s=args.body_timeout_seconds,
+                         header_timeout_s=args.header_timeout_seconds)
 
     def ready(s):
         models = ", ".join(f"{n} (versions {', '.join(map(str, sorted(v)))})"
@@ -115,8 +122,24 @@ def _add_serve(sub):
     p.add_argument("--max-batch", type=int, default=32, help="most rows batched together (1: off)")
     p.add_argument("--batch-wait-ms", type=float, default=2.0, help="how long a request waits for others")
     p.add_argument("--max-queue", type=int, default=256,
-                   help="waiting requests per version before 503 / RESOURCE_EXHAUSTED")
-    p.add_argument("--max-body-bytes", type=int, default=16 << 20, help="largest request (default 16 MiB)")
+                   help="waiting requests per version before 429 / RESOURCE_EXHAUSTED")
+    p.add_argument("--max-body-bytes", type=int, default=16 << 20, help="largest REST body (default 16 MiB)")
+    p.add_argument("--model-config-file", help="TF Serving models.config (models, version policies, labels); "
+                                              "replaces the tree scan")
+    p.add_argument("--version-policy", default="latest",
+                   help="policy of the models found in the tree: latest[:N] (default), all, specific:V1,V2")
+    p.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0,
+                   help="poll for new/removed versions every N s (default 1; 0: once; <0: never)")
+    p.add_argument("--model-config-file-poll-wait-seconds", type=float, default=0.0,
+                   help="re-read --model-config-file every N s (default 0: never)")
+    p.add_argument("--grpc-max-message-bytes", type=int, default=2**31 - 1,
+                   help="largest gRPC message in and out (default 2 GiB - 1, as TF Serving)")
+    p.add_argument("--max-tensor-bytes", type=int, default=1 << 30,
+                   help="most bytes one request's tensors may decode to (default 1 GiB)")
+    p.add_argument("--body-timeout-seconds", type=float, default=30.0, help="REST body read timeout (default 30)")
+    p.add_argument("--header-timeout-seconds", type=float, default=10.0,
+                   help="REST request header timeout (default 10)")
+
 
 
 def main(argv=None):

@@ -1,11 +1,14 @@
 """Serving: `kzoo serve` speaks TF Serving's REST and gRPC APIs; `Client` talks to it,
 to TF Serving, and to anything else speaking that API.
 
-Modules: `repository` (the served versions and their signatures), `codec` (REST
-JSON / TensorProto <-> NumPy), `batching` (dynamic batching, bounded queue),
+Modules: `config` (TF Serving's models.config, version policies), `repository`
+(the served versions, kept in step with the file system, and their signatures),
+`codec` (REST JSON / TensorProto <-> NumPy, checked before allocating), `batching`
+(dynamic batching, bounded queue), `errors` (status codes, `as_serving_error`),
 `server` (`ModelServer`), `rest` (Starlette app, demo page), `grpc_service`
-(PredictionService / ModelService), `metrics` (Prometheus), `client` (`Client`),
-`deploy` (checks of the deployment files under `serving/`).
+(PredictionService / ModelService), `metrics` (Prometheus, kzoo's and TF Serving's
+names), `loadtest`, `client` (`Client`), `deploy` (checks of the deployment files
+under `serving/`).
 """
 
 

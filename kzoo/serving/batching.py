@@ -7,8 +7,8 @@ requests whose non-batch shapes and dtypes match the oldest one's (a spatially
 dynamic model gets requests of different sizes), runs them in the thread pool --
 never on the event loop -- and hands each request its slice of the outputs. A
 request larger than `max_batch` runs alone. At most `max_queue` requests wait
-per version; one more is refused with RESOURCE_EXHAUSTED (HTTP 503), the
-back-pressure TF Serving's batching queue gives.
+per version; one more is refused with RESOURCE_EXHAUSTED, the
+back-pressure TF Serving's batching queue gives (HTTP 429, as TF Serving).
 """
 
 from __future__ import annotations

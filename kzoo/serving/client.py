@@ -4,8 +4,9 @@
 (`tensorflow.serving.PredictionService` with the official protos). NumPy in,
 NumPy out; `predict_images` sends and returns pictures through the
 `serving_images` signature (added to the SavedModel by `kzoo export
---image-signature`, always offered by `kzoo serve`). Only the protocol is used,
-so the same code works against the `tensorflow/serving` container.
+--image-signature`, always offered by `kzoo serve`). `version=` is a version
+number or a version label (`"stable"`, from models.config). Only the protocol is
+used, so the same code works against the `tensorflow/serving` container.
 
 Example:
 >>> client = Client("http://127.0.0.1:8501")
@@ -136,6 +137,11 @@ class Client:
         return {k: ([decode_png(b) for b in v.reshape(-1)] if v.dtype == object else v) for k, v in out.items()}
 
 
+def is_label(version):
+    """A `version=` that names a version label (`"stable"`) rather than a number."""
+    return isinstance(version, str) and not version.lstrip("-").isdigit()
+
+
 def encode_png(image):
     from PIL import Image
 
@@ -196,7 +202,9 @@ class _Rest:
 
     @staticmethod
     def _path(model, version):
-        return f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "")
+        if version is None:
+            return f"/v1/models/{model}"
+        return f"/v1/models/{model}" + (f"/labels/{version}" if is_label(version) else f"/versions/{version}")
 
     def status(self, model, version):
         return self._call("GET", self._path(model, version))["model_version_status"]
@@ -242,7 +250,9 @@ class _Grpc:
     @staticmethod
     def _spec(spec, model, version, signature=None):
         spec.name = model
-        if version is not None:
+        if version is not None and is_label(version):
+            spec.version_label = version
+        elif version is not None:
             spec.version.value = int(version)
         if signature:
             spec.signature_name = signature

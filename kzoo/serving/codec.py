@@ -10,6 +10,11 @@ ends in `_bytes` is always base64-encoded, as TF Serving does; other string
 outputs are sent as text when they are UTF-8 and base64-encoded otherwise (TF
 Serving would write the raw bytes into the JSON).
 
+Every tensor's declared shape is checked against its signature entry and the
+request's memory budget (`max_bytes`) before an array is allocated (`check_declared`);
+JSON booleans are refused for numeric inputs, and JSON nested deeper than Python's
+stack answers 400, as TF Serving's parser does.
+
 This module needs NumPy only; `tensor_proto`/`from_tensor_proto` take the
 protobuf classes from the `tensorflow-serving-api` package when called.
 """
@@ -47,18 +52,22 @@ def parse_json(body):
         obj = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ServingError(f"JSON Parse error: {err}") from None
+    except RecursionError:
+        raise ServingError("JSON Parse error: The document is nested too deeply") from None
     if not isinstance(obj, dict):
         raise ServingError("JSON Value is not an object: the request must be {\"instances\": [...]} "
                            "or {\"inputs\": ...}")
     return obj
 
 
-def parse_predict(body, signatures):
+def parse_predict(body, signatures, max_bytes=None):
     """A REST predict body -> (signature name, {input: array}, "row" | "columnar").
 
-    `signatures` maps a signature name to {"inputs": [kzoo.json entries], ...}.
+    `signatures` maps a signature name to {"inputs": [kzoo.json entries], ...};
+    `max_bytes` bounds the decoded size of all inputs together.
     """
     obj = parse_json(body)
+    budget = Budget(max_bytes, booleans=b"true" in body or b"false" in body)
     sig_name = obj.get("signature_name") or "serving_default"
     if not isinstance(sig_name, str):
         raise ServingError("'signature_name' must be a string")
@@ -70,15 +79,53 @@ def parse_predict(body, signatures):
         raise ServingError("Missing 'inputs' or 'instances' key" if not has_rows else
                            "Not formatted correctly expecting only one of 'inputs' or 'instances' keys")
     if has_rows:
-        return sig_name, _rows(obj["instances"], inputs), "row"
-    return sig_name, _columns(obj["inputs"], inputs), "columnar"
+        return sig_name, _rows(obj["instances"], inputs, budget), "row"
+    return sig_name, _columns(obj["inputs"], inputs, budget), "columnar"
+
+
+class Budget:
+    """The bytes one request may still allocate for its tensors (None: no limit);
+    `booleans`: whether the JSON body holds `true`/`false` at all (only then are
+    numeric inputs searched for booleans)."""
+
+    def __init__(self, max_bytes=None, booleans=True):
+        self.max_bytes, self.left, self.booleans = max_bytes, max_bytes, booleans
+
+    def take(self, nbytes, where):
+        if self.left is None:
+            return
+        if nbytes > self.left:
+            raise ServingError(f"{where} needs {nbytes} bytes; a request may use at most {self.max_bytes} bytes "
+                               "for its tensors")
+        self.left -= nbytes
+
+
+def expected(entry):
+    dims = ["batch"] + ["any" if d is None else str(d) for d in entry["shape"][1:]]
+    return f"{entry['name']}: {entry['dtype']} of shape ({', '.join(dims)})"
+
+
+def check_declared(shape, dtype, where, entry=None, budget=None):
+    """Refuse a tensor whose declared `shape` does not fit its signature `entry` or the
+    request's `budget` -- before anything of that size is allocated."""
+    shape = tuple(int(d) for d in shape)
+    if entry is not None:
+        want = entry["shape"]
+        if len(shape) != len(want) or any(d is not None and d != s for d, s in zip(want[1:], shape[1:])):
+            raise ServingError(f"{where} has shape {shape}; expected {expected(entry)}")
+    if budget is not None:
+        n = 1
+        for d in shape:
+            n *= d
+        budget.take(n * (8 if dtype == "string" else np.dtype(dtype).itemsize), f"{where} of shape {shape}")
+    return shape
 
 
 def _is_b64(v):
     return isinstance(v, dict) and set(v) == {"b64"}
 
 
-def _rows(instances, inputs):
+def _rows(instances, inputs, budget=None):
     if not isinstance(instances, list) or not instances:
         raise ServingError("'instances' must be a non-empty JSON list, one entry per example")
     names = [e["name"] for e in inputs]
@@ -99,10 +146,10 @@ def _rows(instances, inputs):
                 columns.setdefault(n, []).append(inst[n])
         else:
             columns.setdefault(names[0], []).append(inst)
-    return {e["name"]: to_array(columns[e["name"]], e, "instances") for e in inputs}
+    return {e["name"]: to_array(columns[e["name"]], e, "instances", budget) for e in inputs}
 
 
-def _columns(value, inputs):
+def _columns(value, inputs, budget=None):
     names = [e["name"] for e in inputs]
     if isinstance(value, dict) and not _is_b64(value):
         unknown, missing = sorted(set(value) - set(names)), sorted(set(names) - set(value))
@@ -110,10 +157,10 @@ def _columns(value, inputs):
             raise ServingError("'inputs' " + "; ".join(filter(None, [
                 missing and f"is missing {', '.join(missing)}", unknown and f"has unknown {', '.join(unknown)}"]))
                 + f" (inputs: {', '.join(names)})")
-        return {e["name"]: to_array(value[e["name"]], e, "inputs") for e in inputs}
+        return {e["name"]: to_array(value[e["name"]], e, "inputs", budget) for e in inputs}
     if len(names) > 1:
         raise ServingError(f"'inputs' must be an object with the inputs {', '.join(names)}")
-    return {names[0]: to_array(value, inputs[0], "inputs")}
+    return {names[0]: to_array(value, inputs[0], "inputs", budget)}
 
 
 def _decode_strings(v, where):
@@ -129,15 +176,19 @@ def _decode_strings(v, where):
     raise ServingError(f"{where}: expected a string or {{\"b64\": ...}}, got {json.dumps(v)[:80]}")
 
 
-def to_array(value, entry, where):
-    """JSON value (list of per-example values) -> array of the input's dtype, checked."""
+def to_array(value, entry, where, budget=None):
+    """JSON value (list of per-example values) -> array of the input's dtype, checked
+    (shape against `entry`, size against `budget`) before it is built."""
     name, dtype = entry["name"], entry["dtype"]
     where = f"{where}: input {name} ({dtype})"
+    check_declared(_shape_of(value, where), dtype, where, entry, budget)
     if dtype == "string":
         decoded = _decode_strings(value, where)
         arr = np.empty(_shape_of(decoded, where), dtype=object)
         arr[...] = decoded
         return arr
+    if (budget is None or budget.booleans) and dtype != "bool" and _has_bool(value):
+        raise ServingError(f"{where}: JSON Value: true/false Type: Bool is not of expected type: {dtype}")
     try:
         arr = np.asarray(value)
     except ValueError:
@@ -155,6 +206,17 @@ def to_array(value, entry, where):
         if arr.min() < info.min or arr.max() > info.max:
             raise ServingError(f"{where}: value out of range for {dtype}")
     return arr.astype(target)
+
+
+def _has_bool(value):
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if type(v) is bool:
+            return True
+        if isinstance(v, list):
+            stack.extend(v)
+    return False
 
 
 def _shape_of(v, where):
@@ -258,8 +320,12 @@ def tensor_proto(value, dtype=None):
     return proto
 
 
-def from_tensor_proto(proto, where="tensor"):
-    """`tensorflow.TensorProto` -> NumPy array (strings as an object array of bytes)."""
+def from_tensor_proto(proto, where="tensor", entry=None, budget=None):
+    """`tensorflow.TensorProto` -> NumPy array (strings as an object array of bytes).
+
+    The declared `tensor_shape` is checked against the signature `entry` and the
+    request's `budget` before any array is allocated (a 57-byte message may declare
+    a shape of terabytes)."""
     kind = DTYPE_OF.get(proto.dtype)
     if kind is None:
         raise ServingError(f"{where}: unsupported dtype {proto.dtype}")
@@ -268,7 +334,12 @@ def from_tensor_proto(proto, where="tensor"):
     shape = tuple(d.size for d in proto.tensor_shape.dim)
     if any(d < 0 for d in shape):
         raise ServingError(f"{where}: negative dimension in shape {shape}")
-    size = int(np.prod(shape, dtype=np.int64))
+    if entry is not None and entry["dtype"] != kind:
+        raise ServingError(f"Expects {where} to be {entry['dtype']} but {kind} is provided")
+    check_declared(shape, kind, where, entry, budget)
+    size = 1
+    for d in shape:
+        size *= d
     if kind == "string":
         values = list(proto.string_val)
         arr = np.empty(len(values), dtype=object)

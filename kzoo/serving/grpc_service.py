@@ -4,8 +4,11 @@ protos of the `tensorflow-serving-api` package.
 
 Requests arrive as bytes and are parsed here, so that a message that is not a
 valid protobuf gets INVALID_ARGUMENT (not grpc's generic INTERNAL). Unknown
-models and versions get NOT_FOUND, a full queue RESOURCE_EXHAUSTED, exactly the
-codes TF Serving answers with.
+models and versions get NOT_FOUND, an unknown `version_label` INVALID_ARGUMENT,
+a full queue RESOURCE_EXHAUSTED, exactly the codes TF Serving answers with.
+Messages may be as large as the server's `grpc_max_message_bytes` (TF Serving:
+2 GiB - 1, in and out); each input's declared shape is checked against the
+signature and the request's memory budget before it is decoded.
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from kzoo.serving import codec
-from kzoo.serving.errors import ServingError
-from kzoo.serving.server import as_serving_error
+from kzoo.serving.errors import ServingError, as_serving_error
 
 METADATA_FIELD = "signature_def"
 
@@ -38,7 +40,7 @@ class Service:
         (self.metadata_pb2, self.status_pb2, self.model_service_pb2, self.predict_pb2,
          self.prediction_service_pb2) = _protos()
 
-    async def _call(self, request_class, raw, context, handler):
+    async def _call(self, request_class, raw, context, handler, method):
         started, name, status = time.perf_counter(), None, "OK"
         try:
             try:
@@ -52,15 +54,17 @@ class Service:
             status = err.code
             await context.abort(getattr(grpc.StatusCode, err.code), str(err))
         finally:
-            self.server.observe(name, "grpc", status, started)
+            self.server.observe(name, "grpc", status, started, method)
 
     @staticmethod
     def _version(spec):
-        if spec.HasField("version"):
-            return spec.version.value
-        if spec.version_label:
-            raise ServingError(f"Unrecognized servable version label: {spec.version_label}", "NOT_FOUND")
-        return None
+        """(version, label) of a ModelSpec (its `version_choice` oneof)."""
+        which = spec.WhichOneof("version_choice")
+        if which == "version":
+            return spec.version.value, None
+        if which == "version_label":
+            return None, spec.version_label
+        return None, None
 
     async def predict(self, raw, context):
         async def handle(request):
@@ -68,11 +72,16 @@ class Service:
                 raise ServingError("model_spec.name is empty")
 
             def decode(servable):
+                _, sig = servable.signature(request.model_spec.signature_name)
+                entries = {e["name"]: e for e in sig["inputs"]}
+                budget = codec.Budget(self.server.max_tensor_bytes)
                 return request.model_spec.signature_name, {
-                    k: codec.from_tensor_proto(v, f"input {k}") for k, v in request.inputs.items()}
+                    k: codec.from_tensor_proto(v, f"input {k}", entries.get(k), budget)
+                    for k, v in request.inputs.items()}
 
+            version, label = self._version(request.model_spec)
             servable, signature, outputs = await self.server.predict(
-                request.model_spec.name, self._version(request.model_spec), decode, request.output_filter)
+                request.model_spec.name, version, decode, request.output_filter, label=label)
             response = self.predict_pb2.PredictResponse()
             response.model_spec.name = servable.name
             response.model_spec.version.value = servable.version
@@ -81,7 +90,7 @@ class Service:
                 response.outputs[k].CopyFrom(codec.tensor_proto(v))
             return response
 
-        return await self._call(self.predict_pb2.PredictRequest, raw, context, handle)
+        return await self._call(self.predict_pb2.PredictRequest, raw, context, handle, "Predict")
 
     async def get_model_metadata(self, raw, context):
         async def handle(request):
@@ -90,7 +99,7 @@ class Service:
                 raise ServingError(f"metadata_field must be [\"{METADATA_FIELD}\"], got {fields}")
             from tensorflow_serving.apis import get_model_metadata_pb2
 
-            servable = self.server.repo.get(request.model_spec.name, self._version(request.model_spec))
+            servable = self.server.repo.get(request.model_spec.name, *self._version(request.model_spec))
             sig_map = json_format.ParseDict(codec.signature_def_map(servable.signatures),
                                             get_model_metadata_pb2.SignatureDefMap())
             response = get_model_metadata_pb2.GetModelMetadataResponse()
@@ -99,12 +108,12 @@ class Service:
             response.metadata[METADATA_FIELD].Pack(sig_map)
             return response
 
-        return await self._call(self.metadata_pb2.GetModelMetadataRequest, raw, context,
-                                handle)
+        return await self._call(self.metadata_pb2.GetModelMetadataRequest, raw, context, handle,
+                                "GetModelMetadata")
 
     async def get_model_status(self, raw, context):
         async def handle(request):
-            rows = self.server.repo.status(request.model_spec.name, self._version(request.model_spec))
+            rows = self.server.repo.status(request.model_spec.name, *self._version(request.model_spec))
             response = self.status_pb2.GetModelStatusResponse()
             for row in rows:
                 s = response.model_version_status.add(version=int(row["version"]))
@@ -113,7 +122,7 @@ class Service:
                 s.status.error_message = row["status"]["error_message"]
             return response
 
-        return await self._call(self.status_pb2.GetModelStatusRequest, raw, context, handle)
+        return await self._call(self.status_pb2.GetModelStatusRequest, raw, context, handle, "GetModelStatus")
 
     def handlers(self):
         def unary(fn):
@@ -131,9 +140,9 @@ async def start_grpc(server, host, port):
     """Start the gRPC server on `host:port` (0: any free port); returns (grpc server, port)."""
     from kzoo.errors import KzooError
 
-    limit = server.max_body_bytes
+    limit = server.grpc_max_message_bytes
     grpc_server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
-                                           ("grpc.max_send_message_length", max(limit, 64 << 20)),
+                                           ("grpc.max_send_message_length", limit),
                                            ("grpc.so_reuseport", 0)])
     grpc_server.add_generic_rpc_handlers(Service(server).handlers())
     try:

@@ -19,8 +19,13 @@ the signatures clients call:
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import io
+import json
 import logging
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +34,8 @@ from kzoo.errors import KzooError
 from kzoo.export.layout import versions
 from kzoo.export.saved_model import SERVING_DEFAULT, SERVING_IMAGES, has_images, load_signature
 from kzoo.infer import OnnxModel
-from kzoo.serving.errors import ServingError, not_found
+from kzoo.serving.config import LATEST, aspired, read_config, tree_config
+from kzoo.serving.errors import ServingError, not_found, unknown_label
 
 BACKENDS = ("onnx", "savedmodel")
 log = logging.getLogger("kzoo.serving")
@@ -70,14 +76,14 @@ def image_signature(info):
 class Servable:
     """One exported version on one backend (see module docstring)."""
 
-    def __init__(self, path, backend="onnx"):
+    def __init__(self, path, backend="onnx", name=None):
         if backend not in BACKENDS:
             raise KzooError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         self.path = Path(path)
         self.backend = backend
         self.model = OnnxModel(self.path, providers=["cpu"]) if backend == "onnx" else SavedModelRunner(self.path)
         self.info = self.model.info
-        self.name = self.path.parent.name
+        self.name = name or self.path.parent.name  # the served name (models.config may rename)
         self.version = int(self.path.name)
         self.signatures = {SERVING_DEFAULT: {"inputs": self.info["inputs"], "outputs": self.info["outputs"]}}
         if has_images(self.info):
@@ -171,56 +177,218 @@ def _encode_png(image):
     return buf.getvalue()
 
 
-class Repository:
-    """Every model and version under an export tree: `repo.get(name, version=None)`."""
+def group_complete(path, info):
+    """Whether a version of a multi-endpoint export may be loaded: every member of its
+    group (`kzoo.json` `group: {id, members}`; members are sibling model directories)
+    holds this version, written by the same export (same `id`). Versions without a
+    group are complete once their `kzoo.json` exists."""
+    group = info.get("group")
+    if not group:
+        return True
+    for member in group.get("members", ()):
+        try:
+            other = json.loads((path.parent.parent / member / path.name / "kzoo.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if (other.get("group") or {}).get("id") != group.get("id"):
+            return False
+    return True
 
-    def __init__(self, root, backend="onnx"):
-        self.root = Path(root)
-        self.backend = backend
-        if not self.root.is_dir():
-            raise KzooError(f"{self.root} is not a directory; give an export tree (kzoo export writes export/)")
-        self.models, self.failed = {}, {}
-        for model_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            for v in versions(model_dir):
-                path = model_dir / str(v)
-                if not (path / "kzoo.json").is_file():
-                    continue
-                try:
-                    self.models.setdefault(model_dir.name, {})[v] = Servable(path, backend)
-                except KzooError as err:  # serve the rest; status reports the failure
-                    log.warning("cannot load %s: %s", path, err)
-                    self.failed.setdefault(model_dir.name, {})[v] = str(err)
+
+def _stamp(path):
+    try:
+        return (path / "kzoo.json").stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+class Repository:
+    """The served versions of every configured model, kept in step with the file system.
+
+    `poll()` does one pass of TF Serving's file-system source and manager: for each
+    model it lists the complete versions on disk (`kzoo.json` present, its export
+    group complete), picks those its version policy aspires to, loads the new ones
+    (in the calling thread: the server polls in a background thread), then switches
+    the model's version map in one assignment and drops the versions no longer
+    aspired to. Requests hold the `Servable` they started on, so in-flight requests
+    finish on the old version. A version that fails to load is reported by `status`
+    with its error and is left out of the policy (so it never replaces a healthy
+    version); it is retried when its `kzoo.json` changes. `models`, `failed`,
+    `loading`, `ended` and `labels` are replaced, never changed in place, so requests
+    read them without a lock while a poll runs.
+
+    Args:
+        root: the export tree (`export/`); every model directory is served.
+        backend: `onnx` (onnxruntime) or `savedmodel` (TensorFlow).
+        config_file: a TF Serving `models.config`; then only its models are served,
+            with their version policies and labels (`root` is ignored).
+        policy: version policy of the models found under `root` (default: latest).
+        on_load: optional `fn(servable)` called on each newly loaded version before
+            it becomes visible (the server attaches its batcher there).
+
+    Example:
+    >>> repo = Repository("export", policy=("all",))
+    >>> repo.get("dcgan").version, repo.get("dcgan", 1).version
+    (2, 1)
+    """
+
+    def __init__(self, root="export", backend="onnx", *, config_file=None, policy=LATEST, on_load=None):
+        self.root = None if root is None else Path(root)
+        self.backend, self.config_file, self.policy, self.on_load = backend, config_file, policy, on_load
+        self.configs = {}
+        self.models, self.failed, self.loading, self.ended, self.labels = {}, {}, {}, {}, {}
+        self.events = collections.deque(maxlen=10000)  # (unix time, name, version, what)
+        self._stamps = {}
+        self._lock = threading.Lock()
+        self.reload_config(strict=True)
+        self.poll()
         if not self.models:
-            raise KzooError(f"{self.root} holds no servable model for the {backend} backend "
+            raise KzooError(f"{config_file or self.root} holds no servable model for the {backend} backend "
                             + (f"({'; '.join(e for d in self.failed.values() for e in d.values())})"
                                if self.failed else "(expected <name>/<version>/kzoo.json; run kzoo export)"))
 
+    # --- keeping in step with the file system --------------------------------------
+    def reload_config(self, strict=False):
+        """Re-read `config_file` (or re-scan the tree); a bad file keeps the old config
+        (raises only when `strict`, i.e. at start)."""
+        try:
+            configs = read_config(self.config_file) if self.config_file else [
+                dataclasses.replace(c, policy=self.policy) for c in tree_config(self.root)]
+        except KzooError as err:
+            if strict:
+                raise
+            log.error("keeping the previous model config: %s", err)
+            return False
+        self.configs = {c.name: c for c in configs}
+        self.labels = {c.name: dict(c.labels) for c in configs}
+        return True
+
+    def poll(self):
+        """One pass over every model (see class docstring); returns the events it caused."""
+        with self._lock:
+            before = len(self.events)
+            if not self.config_file:
+                self.reload_config()
+            for cfg in list(self.configs.values()):
+                self._poll_model(cfg)
+            for name in set(self.models) - set(self.configs):
+                self._switch(name, {})
+            return list(self.events)[before:] if len(self.events) > before else []
+
+    def _on_disk(self, cfg, loaded):
+        """{version: path} of the versions that may be served: complete ones, and loaded
+        ones still on disk (a loaded version is not reloaded when its directory changes,
+        as in TF Serving, nor dropped while `--force` re-exports its group)."""
+        found = {}
+        for v in versions(cfg.base_path):
+            path = cfg.base_path / str(v)
+            if v in loaded:
+                found[v] = path
+                continue
+            try:
+                info = json.loads((path / "kzoo.json").read_text())
+            except (OSError, ValueError):
+                continue  # not (yet) a complete kzoo export
+            if group_complete(path, info):
+                found[v] = path
+        return found
+
+    def _poll_model(self, cfg):
+        name = cfg.name
+        loaded = self.models.get(name, {})
+        found = self._on_disk(cfg, loaded)
+        failed = {v: m for v, m in self.failed.get(name, {}).items()
+                  if v in found and self._stamps.get((name, v)) == _stamp(found[v])}
+        new = {}
+        while True:
+            want = aspired(cfg.policy, [v for v in found if v not in failed])
+            todo = [v for v in want if v not in loaded and v not in new]
+            if not todo:
+                break
+            for v in todo:
+                servable = self._load(name, v, found[v])
+                if isinstance(servable, str):
+                    failed[v] = servable
+                else:
+                    new[v] = servable
+        self.failed = {**self.failed, name: failed} if failed else {
+            k: d for k, d in self.failed.items() if k != name}
+        self._switch(name, {v: new.get(v) or loaded[v] for v in want})
+
+    def _load(self, name, v, path):
+        self.loading = {**self.loading, name: self.loading.get(name, set()) | {v}}
+        try:
+            servable = Servable(path, self.backend, name)
+            if self.on_load is not None:
+                self.on_load(servable)
+            return servable
+        except Exception as err:  # a broken version is reported, never served
+            message = str(err) if isinstance(err, KzooError) else f"{type(err).__name__}: {err}"
+            log.warning("cannot load %s: %s", path, message)
+            self._stamps[name, v] = _stamp(path)
+            self.events.append((time.time(), name, v, "failed"))
+            return message
+        finally:
+            self.loading = {**self.loading, name: self.loading[name] - {v}}
+
+    def _switch(self, name, serving):
+        old = self.models.get(name, {})
+        if serving.keys() == old.keys() and all(serving[v] is old[v] for v in old):
+            return
+        self.models = {**self.models, name: serving} if serving else {
+            k: d for k, d in self.models.items() if k != name}
+        now = time.time()
+        for v in sorted(set(serving) - set(old)):
+            self.ended = {**self.ended, name: self.ended.get(name, set()) - {v}}  # copy: requests read it
+            self.events.append((now, name, v, "available"))
+            log.info("serving %s version %d", name, v)
+        for v in sorted(set(old) - set(serving)):
+            self.ended = {**self.ended, name: self.ended.get(name, set()) | {v}}
+            self.events.append((now, name, v, "unloaded"))
+            log.info("unloaded %s version %d", name, v)
+
+    # --- answering requests -------------------------------------------------------
     def names(self):
         return sorted(set(self.models) | set(self.failed))
 
-    def get(self, name, version=None):
+    def version_of(self, name, version=None, label=None):
+        """The version a request names: its number, its label's, or None (the latest)."""
+        if label is not None:
+            labels = self.labels.get(name, {})
+            if label not in labels:
+                raise unknown_label(label)
+            return labels[label]
+        if version is None:
+            return None
+        try:
+            return int(version)
+        except (TypeError, ValueError):
+            raise ServingError(f"version must be an integer, got {version!r}") from None
+
+    def get(self, name, version=None, label=None):
+        """The servable a request names (latest version unless `version` or `label`)."""
+        version = self.version_of(name, version, label)
         versions_ = self.models.get(name)
         if not versions_:
             raise not_found(name, version)
         if version is None:
             return versions_[max(versions_)]
-        try:
-            version = int(version)
-        except (TypeError, ValueError):
-            raise ServingError(f"version must be an integer, got {version!r}") from None
         if version not in versions_:
             raise not_found(name, version)
         return versions_[version]
 
-    def status(self, name, version=None):
+    def status(self, name, version=None, label=None):
         """TF Serving's GetModelStatus: [{version, state, status: {error_code, error_message}}]."""
-        if name not in self.models and name not in self.failed:
+        version = self.version_of(name, version, label)
+        if name not in self.configs and name not in self.models:
             raise not_found(name, version)
-        rows = [(v, "AVAILABLE", "OK", "") for v in self.models.get(name, {})]
-        rows += [(v, "END", "UNKNOWN", msg) for v, msg in self.failed.get(name, {}).items()]
+        rows = {v: ("END", "OK", "") for v in self.ended.get(name, ())}
+        rows.update({v: ("END", "UNKNOWN", msg) for v, msg in self.failed.get(name, {}).items()})
+        rows.update({v: ("LOADING", "OK", "") for v in self.loading.get(name, ())})
+        rows.update({v: ("AVAILABLE", "OK", "") for v in self.models.get(name, {})})
         if version is not None:
-            rows = [r for r in rows if str(r[0]) == str(version)]
-            if not rows:
-                raise not_found(name, version)
+            rows = {v: r for v, r in rows.items() if v == version}
+        if not rows:
+            raise not_found(name, version)
         return [{"version": str(v), "state": state, "status": {"error_code": code, "error_message": msg}}
-                for v, state, code, msg in sorted(rows, reverse=True)]
+                for v, (state, code, msg) in sorted(rows.items(), reverse=True)]

@@ -6,6 +6,12 @@ which decodes and validates a request in the thread pool, queues it on the
 version's `Batcher` (dynamic batching, bounded queue) and post-processes the
 outputs in the thread pool. The event loop itself only moves bytes.
 
+A background thread keeps the served versions in step with the file system, as
+TF Serving does: every `file_system_poll_wait_seconds` it lets the `Repository`
+load new versions (in that thread, while the old ones keep serving), switch,
+and unload removed ones; every `model_config_file_poll_wait_seconds` it re-reads
+`models.config`.
+
 Example:
 >>> server = ModelServer("export", port=0, grpc_port=0).start()   # in a thread
 >>> server.rest_url, server.grpc_url
@@ -13,6 +19,9 @@ Example:
 >>> server.stop()
 
 `kzoo serve` runs `ModelServer(...).run()` in the foreground (Ctrl-C stops it).
+
+References:
+    TF Serving model server flags and defaults: tensorflow_serving/model_servers/main.cc.
 """
 
 from __future__ import annotations
@@ -28,22 +37,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from kzoo.errors import KzooError
 from kzoo.serving.batching import Batcher
-from kzoo.serving.errors import ServingError
+from kzoo.serving.config import LATEST
+from kzoo.serving.errors import ServingError, as_serving_error
 from kzoo.serving.metrics import Metrics
 from kzoo.serving.repository import Repository
 
 log = logging.getLogger("kzoo.serving")
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
-
-
-def as_serving_error(err):
-    """Any failure of a request as a ServingError (KzooError: the request's fault)."""
-    if isinstance(err, ServingError):
-        return err
-    if isinstance(err, KzooError):
-        return ServingError(str(err))
-    log.exception("internal error", exc_info=err)
-    return ServingError(f"internal error: {type(err).__name__}: {err}", "INTERNAL")
+GRPC_MAX_MESSAGE = 2**31 - 1  # TF Serving: grpc ServerBuilder::SetMaxMessageSize(kint32max)
+DEFAULT_MAX_TENSOR_BYTES = 1 << 30
 
 
 def _uvicorn_server_class():
@@ -61,51 +63,113 @@ def _uvicorn_server_class():
 
 
 class ModelServer:
-    """Serves every model and version of an export tree (see module docstring).
+    """Serves the models of an export tree or a `models.config` (see module docstring).
 
     Args:
-        root: the export tree (`export/`).
+        root: the export tree (`export/`); every model directory is served.
         backend: `onnx` (onnxruntime) or `savedmodel` (TensorFlow).
         host: str. Interface to listen on; 127.0.0.1 unless told otherwise.
         port: int. REST port (0: any free port).
         grpc_port: int or None. gRPC port (0: any free port; None: no gRPC).
         max_batch: int. Most rows run together (1: no batching).
         batch_wait_ms: float. How long the oldest request waits for others.
-        max_queue: int. Requests waiting per version before 503 / RESOURCE_EXHAUSTED.
-        max_body_bytes: int. Largest REST body or gRPC message accepted.
+        max_queue: int. Requests waiting per version before 429 / RESOURCE_EXHAUSTED.
+        max_body_bytes: int. Largest REST body.
         threads: int. Worker threads for decoding and running models.
+        config_file: str. A TF Serving `models.config` (models, version policies,
+            labels); replaces `root`.
+        version_policy: tuple. Policy of the models found under `root`
+            (`kzoo.serving.config.parse_policy`; default: the latest version).
+        file_system_poll_wait_seconds: float. Interval of the version poll (TF
+            Serving's default 1; 0: poll once at start; < 0: never).
+        model_config_file_poll_wait_seconds: float. Interval of re-reading
+            `config_file` (0: never, TF Serving's default).
+        grpc_max_message_bytes: int. Largest gRPC message in and out (TF Serving: 2 GiB - 1).
+        max_tensor_bytes: int. Largest decoded size of one request's tensors, checked
+            against each tensor's declared shape before anything is allocated.
+        body_timeout_s: float. Time allowed for a REST body to arrive (408 after).
+        header_timeout_s: float. Time allowed for a request's headers (the
+            connection is closed after).
     """
 
     def __init__(self, root="export", *, backend="onnx", host="127.0.0.1", port=8501, grpc_port=8500,
                  max_batch=32, batch_wait_ms=2.0, max_queue=256, max_body_bytes=DEFAULT_MAX_BODY,
-                 threads=None):
+                 threads=None, config_file=None, version_policy=LATEST, file_system_poll_wait_seconds=1.0,
+                 model_config_file_poll_wait_seconds=0.0, grpc_max_message_bytes=GRPC_MAX_MESSAGE,
+                 max_tensor_bytes=DEFAULT_MAX_TENSOR_BYTES, body_timeout_s=30.0, header_timeout_s=10.0):
         for flag, value, low in (("--max-batch", max_batch, 1), ("--max-queue", max_queue, 1),
-                                 ("--max-body-bytes", max_body_bytes, 1), ("--batch-wait-ms", batch_wait_ms, 0)):
+                                 ("--max-body-bytes", max_body_bytes, 1), ("--batch-wait-ms", batch_wait_ms, 0),
+                                 ("--grpc-max-message-bytes", grpc_max_message_bytes, 1024),
+                                 ("--max-tensor-bytes", max_tensor_bytes, 1),
+                                 ("--body-timeout-seconds", body_timeout_s, 0.001),
+                                 ("--header-timeout-seconds", header_timeout_s, 0.001),
+                                 ("--model-config-file-poll-wait-seconds", model_config_file_poll_wait_seconds, 0)):
             if value < low:
                 raise KzooError(f"{flag} must be >= {low}, got {value}")
-        self.repo = Repository(root, backend)
+        if grpc_max_message_bytes > GRPC_MAX_MESSAGE:
+            raise KzooError(f"--grpc-max-message-bytes must be <= {GRPC_MAX_MESSAGE}, got {grpc_max_message_bytes}")
         self.host, self.port, self.grpc_port = host, port, grpc_port
-        self.max_body_bytes = int(max_body_bytes)
+        self.max_body_bytes, self.max_tensor_bytes = int(max_body_bytes), int(max_tensor_bytes)
+        self.grpc_max_message_bytes = int(grpc_max_message_bytes)
+        self.body_timeout_s, self.header_timeout_s = float(body_timeout_s), float(header_timeout_s)
+        self.poll_s, self.config_poll_s = file_system_poll_wait_seconds, model_config_file_poll_wait_seconds
+        self.batching = dict(max_batch=max_batch, wait_s=batch_wait_ms / 1000.0, max_queue=max_queue)
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(threads or min(8, (os.cpu_count() or 2) * 2),
                                            thread_name_prefix="kzoo-serve")
-        self.batchers = {}
-        for name, versions in self.repo.models.items():
-            for v, servable in versions.items():
-                self.batchers[name, v] = Batcher(
-                    servable.run, self.executor, max_batch=max_batch, wait_s=batch_wait_ms / 1000.0,
-                    max_queue=max_queue, on_batch=self.metrics.batch.labels(name).observe)
-            self.metrics.queue.labels(name).set_function(
-                lambda name=name: sum(b.depth for (n, _), b in self.batchers.items() if n == name))
-        self._uvicorn = self._grpc = self._thread = self._loop = None
-        self._ready = threading.Event()
+        self.repo = Repository(root, backend, config_file=config_file, policy=version_policy,
+                               on_load=self._attach_batcher)
+        self._count_versions()
+        self._uvicorn = self._grpc = self._thread = self._loop = self._poller = None
+        self._ready, self._stopping = threading.Event(), threading.Event()
         self._error = None
 
+    def _attach_batcher(self, servable):
+        """Each loaded version gets its own batcher; requests queued on an unloaded
+        version's batcher still run (they hold the servable)."""
+        name = servable.name
+        servable.batcher = Batcher(servable.run, self.executor, on_batch=self.metrics.batch.labels(name).observe,
+                                   **self.batching)
+        self.metrics.queue.labels(name).set_function(
+            lambda: sum(s.batcher.depth for s in self.repo.models.get(name, {}).values()))
+
+    def _count_versions(self):
+        self.metrics.versions.clear()
+        for name in self.repo.configs:
+            states = {}
+            try:
+                rows = self.repo.status(name)
+            except ServingError:  # configured, nothing on disk yet
+                rows = []
+            for row in rows:
+                states[row["state"]] = states.get(row["state"], 0) + 1
+            for state in ("AVAILABLE", "LOADING", "END"):
+                self.metrics.versions.labels(name, state).set(states.get(state, 0))
+
+    # --- keeping in step with the file system -------------------------------------
+    def poll(self):
+        """One poll now (the background thread does this every poll interval)."""
+        events = self.repo.poll()
+        self._count_versions()
+        return events
+
+    def _poll_forever(self):
+        next_config = time.monotonic() + self.config_poll_s
+        while not self._stopping.wait(self.poll_s if self.poll_s > 0 else self.config_poll_s):
+            try:
+                if self.repo.config_file and self.config_poll_s > 0 and time.monotonic() >= next_config:
+                    self.repo.reload_config()
+                    next_config = time.monotonic() + self.config_poll_s
+                if self.poll_s > 0 or self.config_poll_s > 0:
+                    self.poll()
+            except Exception:  # never let the poller die; the next poll retries
+                log.exception("version poll failed")
+
     # --- the request path shared by REST and gRPC ----------------------------------
-    async def predict(self, name, version, decode, output_filter=()):
+    async def predict(self, name, version, decode, output_filter=(), label=None):
         """Run one request: `decode(servable) -> (signature, raw feeds)` is called in the
         thread pool; returns (servable, signature, {output: array})."""
-        servable = self.repo.get(name, version)
+        servable = self.repo.get(name, version, label)
         loop = asyncio.get_running_loop()
 
         def prepare():
@@ -115,7 +179,7 @@ class ModelServer:
 
         signature, feeds = await loop.run_in_executor(self.executor, prepare)
         try:
-            outputs = await self.batchers[servable.name, servable.version].submit(feeds)
+            outputs = await servable.batcher.submit(feeds)
         except Exception as err:
             raise as_serving_error(err) from None
         result = await loop.run_in_executor(self.executor, servable.finish, signature, outputs,
@@ -124,10 +188,10 @@ class ModelServer:
 
     def model_label(self, name):
         """The metrics label for a request naming `name` (unknown names share one label)."""
-        return name if name in self.repo.models or name in self.repo.failed else "(unknown)"
+        return name if name in self.repo.configs or name in self.repo.models else "(unknown)"
 
-    def observe(self, name, api, status, started):
-        self.metrics.observe(self.model_label(name), api, status, time.perf_counter() - started)
+    def observe(self, name, api, status, started, method="Predict"):
+        self.metrics.observe(self.model_label(name), api, status, time.perf_counter() - started, method)
 
     # --- running ------------------------------------------------------------------
     @property
@@ -142,15 +206,20 @@ class ModelServer:
         """Serve until `stop()` (or SIGINT/SIGTERM when run in the main thread)."""
         import uvicorn
 
-        from kzoo.serving.rest import create_app
+        from kzoo.serving.rest import create_app, header_timeout_protocol
 
         self._loop = asyncio.get_running_loop()
+        if self.poll_s >= 0 and (self.poll_s > 0 or self.config_poll_s > 0):
+            self._stopping.clear()
+            self._poller = threading.Thread(target=self._poll_forever, name="kzoo-serve-poll", daemon=True)
+            self._poller.start()
         if self.grpc_port is not None:
             from kzoo.serving.grpc_service import start_grpc
 
             self._grpc, self.grpc_port = await start_grpc(self, self.host, self.grpc_port)
         config = uvicorn.Config(create_app(self), host=self.host, port=self.port, log_level="warning",
-                                access_log=False, lifespan="off", timeout_keep_alive=30)
+                                access_log=False, lifespan="off", timeout_keep_alive=30,
+                                http=header_timeout_protocol(self.header_timeout_s))
         self._uvicorn = _uvicorn_server_class()(config)
         if threading.current_thread() is threading.main_thread():  # kzoo serve: Ctrl-C / SIGTERM
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -175,12 +244,14 @@ class ModelServer:
                 on_ready(self)
             await task
         finally:
+            self._stopping.set()
             if self._grpc is not None:
                 await self._grpc.stop(grace=1.0)
             self.executor.shutdown(wait=False, cancel_futures=True)
 
     def stop_soon(self):
         """Ask a running server to finish its requests and stop (any thread)."""
+        self._stopping.set()
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
 

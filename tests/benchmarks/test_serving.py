@@ -1,4 +1,4 @@
-"""benchmarks/serving.py runs end to end at a tiny size and writes its JSON."""
+"""benchmarks/serving.py runs end to end at a tiny size (with a rollout) and writes its JSON."""
 
 import importlib.util
 import json
@@ -12,10 +12,16 @@ def test_benchmark_writes_throughput_latency_and_batching_gain(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "serving.json"
-    assert bench.main(["--requests", "60", "--clients", "8", "--max-batch", "1,8", "--out", str(out)]) == 0
+    assert bench.main(["--requests", "60", "--clients", "8", "--max-batch", "1,8", "--out", str(out), "--rollout",
+                       "--rollout-requests", "200", "--rollout-after", "0.3", "--poll-seconds", "0.05"]) == 0
     result = json.loads(out.read_text())
     assert [r["max_batch"] for r in result["runs"]] == [1, 8]
     for r in result["runs"]:
         assert r["ok"] == 60 and r["errors"] == 0 and r["p50_ms"] <= r["p99_ms"]
     assert result["runs"][0]["batching_gain"] == 1.0 and result["runs"][1]["batching_gain"] > 0
     assert result["runs"][0]["mean_rows_per_batch"] == 1.0
+    rollout = result["rollout"]  # version 2 appeared during the load: no request failed
+    assert rollout["ok"] == 200 and rollout["errors"] == 0, rollout
+    assert set(rollout["timeline"]) == {"version 1", "version 2"}
+    assert rollout["published_s"] <= rollout["v2_available_s"] <= rollout["first_v2_answer_s"]
+    assert rollout["v1_unloaded_s"] == rollout["v2_available_s"]  # one switch

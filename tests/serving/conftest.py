@@ -19,11 +19,13 @@ def export_tree(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def server(export_tree):
-    """`kzoo serve` on 127.0.0.1 (any free ports), REST + gRPC, batching on."""
+    """`kzoo serve` on 127.0.0.1 (any free ports), REST + gRPC, batching on, every version
+    served, small limits (1 MiB bodies and gRPC messages, 64 MiB of tensors a request)."""
     from kzoo.serving.server import ModelServer
 
-    s = ModelServer(export_tree, port=0, grpc_port=0, max_batch=16, batch_wait_ms=2,
-                    max_body_bytes=1 << 20).start(timeout=120)
+    s = ModelServer(export_tree, port=0, grpc_port=0, max_batch=16, batch_wait_ms=2, version_policy=("all",),
+                    max_body_bytes=1 << 20, grpc_max_message_bytes=1 << 20, max_tensor_bytes=64 << 20,
+                    body_timeout_s=2, header_timeout_s=2).start(timeout=120)
     yield s
     s.stop()
 

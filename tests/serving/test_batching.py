@@ -87,7 +87,7 @@ def test_full_queue_is_resource_exhausted_and_recovers():
         return info.value
 
     err = run(main())
-    assert err.code == "RESOURCE_EXHAUSTED" and err.http_status == 503
+    assert err.code == "RESOURCE_EXHAUSTED" and err.http_status == 429  # as TF Serving
     assert len(rec.sizes) == 4
 
 

@@ -117,3 +117,37 @@ def test_signature_def_map_parses_as_the_official_proto():
     assert z.dtype == 1 and [d.size for d in z.tensor_shape.dim] == [-1, 2]
     back = codec.entries_from_signature_def(codec.signature_def_map(sigs)["signature_def"]["one"])
     assert back["inputs"] == [{"name": "x", "dtype": "float32", "shape": [None, 2]}]
+
+
+def test_declared_shapes_are_checked_before_any_allocation(monkeypatch):
+    from tensorflow.core.framework import tensor_pb2
+
+    entry = {"name": "z", "dtype": "float32", "shape": [None, 8]}
+
+    def no_allocation(*args, **kwargs):
+        raise AssertionError("allocated before checking the declared shape")
+
+    for fn in ("zeros", "empty", "repeat", "concatenate", "frombuffer", "asarray"):
+        monkeypatch.setattr(codec.np, fn, no_allocation)
+    for shape, match in (([10**6, 64], r"has shape \(1000000, 64\); expected z: float32 of shape \(batch, 8\)"),
+                         ([10**7, 8], "needs 320000000 bytes"), ([2**40, 8], "needs 35184372088832 bytes")):
+        proto = tensor_pb2.TensorProto(dtype=1, float_val=[1.0])
+        for d in shape:
+            proto.tensor_shape.dim.add(size=d)
+        with pytest.raises(ServingError, match=match):
+            codec.from_tensor_proto(proto, "input z", entry, codec.Budget(64 << 20))
+    with pytest.raises(ServingError, match="needs 3200 bytes; a request may use at most 1000"):  # REST
+        codec.to_array([[0.0] * 8] * 100, entry, "inputs", codec.Budget(1000))
+
+
+def test_budget_is_per_request_and_booleans_are_not_numbers():
+    budget = codec.Budget(100, booleans=True)
+    budget.take(60, "a")
+    with pytest.raises(ServingError, match="at most 100 bytes"):
+        budget.take(60, "b")
+    label = {"name": "label", "dtype": "int32", "shape": [None]}
+    with pytest.raises(ServingError, match="Type: Bool is not of expected type: int32"):
+        codec.to_array([1, True], label, "inputs", codec.Budget(None))
+    assert codec.to_array([1, 2], label, "inputs", codec.Budget(None, booleans=False)).tolist() == [1, 2]
+    flag = {"name": "flag", "dtype": "bool", "shape": [None]}
+    assert codec.to_array([True, False], flag, "inputs").tolist() == [True, False]

@@ -93,9 +93,47 @@ def test_garbage_on_the_grpc_port(server, stub, cgan_inputs):
 
 
 def test_message_over_the_limit_is_refused(server, stub, cgan_inputs):
-    too_big = {"z": np.zeros((server.max_body_bytes // 32 + 1, 8), np.float32),
-               "label": np.zeros(server.max_body_bytes // 32 + 1, np.int32)}
+    too_big = {"z": np.zeros((server.grpc_max_message_bytes // 32 + 1, 8), np.float32),
+               "label": np.zeros(server.grpc_max_message_bytes // 32 + 1, np.int32)}
     with pytest.raises(grpc.RpcError) as info:
         stub.Predict(request(too_big), timeout=30)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     stub.Predict(request(cgan_inputs), timeout=30)
+
+
+def declared(shape, dtype=1, values=None, content=b""):
+    """A TensorProto that declares `shape` and carries few (or no) values."""
+    from tensorflow.core.framework import tensor_pb2
+
+    proto = tensor_pb2.TensorProto(dtype=dtype, tensor_content=content)
+    for d in shape:
+        proto.tensor_shape.dim.add(size=d)
+    if values:
+        proto.float_val.extend(values)
+    return proto
+
+
+@pytest.mark.parametrize("z,match", [
+    (declared([10**6, 64]), r"has shape \(1000000, 64\); expected z: float32 of shape \(batch, 8\)"),
+    (declared([10**7, 8]), "needs 320000000 bytes; a request may use at most 67108864 bytes"),
+    (declared([2**40, 8], values=[1.0]), "needs 35184372088832 bytes"),
+    (declared([4, 8], content=b"\0" * 12), "tensor_content has 12 bytes"),
+])
+def test_declared_sizes_are_checked_before_allocating(server, stub, cgan_inputs, z, match):
+    import re
+
+    req = request({"label": cgan_inputs["label"]})
+    req.inputs["z"].CopyFrom(z)
+    assert req.ByteSize() < 200
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Predict(req, timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and re.search(match, info.value.details())
+    stub.Predict(request(cgan_inputs), timeout=30)
+
+
+def test_negative_or_unknown_versions(stub, cgan_inputs):
+    for version in (-1, 3):
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Predict(request(cgan_inputs, version=version), timeout=30)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        assert f"Specific(cgan, {version})" in info.value.details()

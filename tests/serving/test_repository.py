@@ -22,7 +22,7 @@ def test_savedmodel_backend_equals_onnx(export_tree, cgan_inputs):
 
 
 def test_versions_and_signatures(export_tree, cgan_inputs):
-    repo = Repository(export_tree)
+    repo = Repository(export_tree, policy=("all",))
     assert repo.names() == ["cgan", "fcn"] and repo.get("cgan").version == 2
     assert repo.get("cgan", "1").version == 1
     with pytest.raises(ServingError, match=r"Specific\(cgan, 3\)"):

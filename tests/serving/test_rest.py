@@ -105,8 +105,9 @@ def test_bad_requests_get_tf_serving_errors_and_the_server_keeps_answering(
 def test_unknown_model_status_and_paths(server):
     r = requests.get(url(server, "/v1/models/nope"), timeout=10)
     assert r.status_code == 404 and "Servable not found" in r.json()["error"]
-    r = requests.get(url(server, "/v1/models/cgan/versions/x/metadata"), timeout=10)
-    assert r.status_code == 400 and "integer" in r.json()["error"]
+    for bad in ("x", "-1"):  # TF Serving's URL grammar: a version is digits
+        r = requests.get(url(server, f"/v1/models/cgan/versions/{bad}/metadata"), timeout=10)
+        assert r.status_code == 400 and "Malformed request" in r.json()["error"]
     r = requests.get(url(server, "/v1/models/cgan/versions/7/metadata"), timeout=10)
     assert r.status_code == 404 and "Specific(cgan, 7)" in r.json()["error"]
     r = requests.get(url(server, "/v2/elsewhere"), timeout=10)
@@ -125,3 +126,100 @@ def test_payload_over_the_limit_is_413(server, cgan_inputs):
     r = requests.post(url(server, "/v1/models/cgan:predict"), data=chunks(), timeout=60)
     assert r.status_code == 413
     good_predict(server, cgan_inputs)
+
+
+# --- limits of a good server -------------------------------------------------------------
+def test_oversized_body_gets_413_even_for_a_client_that_sends_it_all_first(server, cgan_inputs):
+    import http.client
+
+    body = b'{"instances": [' + b"0," * server.max_body_bytes + b"0]}"  # 2 MiB against a 1 MiB limit
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("POST", "/v1/models/cgan:predict", body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()  # no ConnectionResetError: the server read and dropped the body
+        assert response.status == 413 and b"over the limit" in response.read()
+        assert response.getheader("connection") == "close"
+    finally:
+        conn.close()
+    good_predict(server, cgan_inputs)
+
+
+def test_json_nested_thousands_deep_is_400(server, cgan_inputs):
+    for depth in (5000, 100_000):
+        body = b'{"instances": ' + b"[" * depth + b"]" * depth + b"}"
+        r = requests.post(url(server, "/v1/models/cgan:predict"), data=body, timeout=30)
+        assert r.status_code == 400 and "nested too deeply" in r.json()["error"], r.text
+    good_predict(server, cgan_inputs)
+
+
+def raw_http(server, data, wait_s=10.0):
+    """Send `data` on a raw socket and read until the server closes (bounded)."""
+    import socket
+    import time
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=wait_s) as s:
+        s.sendall(data)
+        started, chunks = time.monotonic(), []
+        while time.monotonic() - started < wait_s:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks), time.monotonic() - started
+
+
+def test_a_body_that_never_arrives_gets_408(server):
+    head = (b"POST /v1/models/cgan:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 10000000\r\n\r\n{\"instance")
+    answer, seconds = raw_http(server, head)
+    assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 2 s" in answer, answer[:200]
+    assert seconds < 8
+
+
+def test_headers_that_never_finish_get_408_and_the_connection_closes(server, cgan_inputs):
+    answer, seconds = raw_http(server, b"POST /v1/models/cgan:predict HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    assert answer.startswith(b"HTTP/1.1 408") and b"headers did not arrive" in answer, answer[:200]
+    assert seconds < 8
+    answer, _ = raw_http(server, b"")  # a silent connection is closed too
+    assert answer.startswith(b"HTTP/1.1 408")
+    good_predict(server, cgan_inputs)
+
+
+MORE_BAD = [
+    ('{"inputs": {"z": [[0,0,0,0,0,0,0,0]], "label": [true]}}', "Type: Bool is not of expected type: int32"),
+    ('{"inputs": {"z": [[0,0,0,0,0,0,0,false]], "label": [1]}}', "Type: Bool is not of expected type: float32"),
+    ('{"instances": [{"z": [0,0,0,0,0,0,0,0], "label": true}]}', "Type: Bool"),
+    ('{"inputs": {"z": [[[0]]], "label": [1]}}', r"has shape \(1, 1, 1\); expected z: float32 of shape"),
+]
+
+
+@pytest.mark.parametrize("body,match", MORE_BAD, ids=[m[:20] for _, m in MORE_BAD])
+def test_booleans_and_shapes_are_refused_before_decoding(server, body, match):
+    import re
+
+    r = requests.post(url(server, "/v1/models/cgan:predict"), data=body, timeout=30)
+    assert r.status_code == 400 and re.search(match, r.json()["error"]), r.json()
+
+
+def test_a_request_over_the_tensor_budget_is_refused(export_tree):
+    from kzoo.serving.server import ModelServer
+
+    with ModelServer(export_tree, port=0, grpc_port=None, max_tensor_bytes=1000) as small:
+        r = requests.post(url(small, "/v1/models/cgan:predict"), timeout=30,
+                          json={"inputs": {"z": [[0.0] * 8] * 40, "label": [1] * 40}})
+        assert r.status_code == 400 and "at most 1000 bytes" in r.json()["error"]
+
+
+def test_a_full_queue_is_429(export_tree):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kzoo.serving.server import ModelServer
+
+    body = json.dumps({"inputs": np.zeros((16, 48, 48, 3)).tolist()})
+    with ModelServer(export_tree, port=0, grpc_port=None, max_batch=1, max_queue=1, batch_wait_ms=0) as small:
+        with ThreadPoolExecutor(16) as pool:
+            codes = list(pool.map(lambda _: requests.post(url(small, "/v1/models/fcn:predict"), data=body,
+                                                          timeout=60), range(32)))
+    statuses = {r.status_code for r in codes}
+    assert statuses <= {200, 429} and 429 in statuses and 200 in statuses, statuses
+    assert "queue is full" in next(r for r in codes if r.status_code == 429).json()["error"]
