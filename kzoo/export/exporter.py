@@ -99,6 +99,9 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
         layout.check_version(model_dirs.values(), int(version), force)
     version = int(version)
 
+    layout.remove_incomplete_groups(model_dirs.values())
+    group = ({"id": layout.new_group_id(), "members": sorted(served.values())}
+             if len(src.parts) > 1 else None)
     staged, results = {}, []
     try:
         for ep, part in src.parts.items():
@@ -119,6 +122,8 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
             schedule = diffusion_schedule(src.model)
             if schedule is not None:
                 info["diffusion"] = schedule
+            if group is not None:  # loaded only once every endpoint holds this version
+                info["group"] = group
             from kzoo.io import write_json
 
             write_json(staged[ep] / "kzoo.json", info)

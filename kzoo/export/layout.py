@@ -5,14 +5,24 @@ A version is built in a hidden staging directory beside its final place
 and Triton ignore non-numeric entries) and renamed into place once it has passed
 its parity checks. A killed export leaves only a staging directory, which the
 next export into the same tree removes when its process is gone.
+
+The endpoints of one multi-endpoint export (a VAE's encoder/decoder, CycleGAN's
+two generators) form a *group*: each `kzoo.json` names the group's `id` (the
+writer's pid and a random part) and its `members` (sibling model directories).
+A server loads such a version only once every member holds it with the same
+`id` (`group_complete`), so the last rename is the group's commit point; a group
+that a killed export left incomplete is removed by the next export
+(`remove_incomplete_groups`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 from kzoo.errors import KzooError
@@ -114,3 +124,45 @@ def check_version(model_dirs, version, force):
     if taken and not force:
         raise KzooError(f"{', '.join(taken)} already exists; pass --force to replace it "
                         "(or leave out --version for the next free one)")
+
+
+def new_group_id():
+    """The id of one export call's group: `<pid>-<random hex>`."""
+    return f"{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def group_complete(path, info):
+    """Whether version directory `path` (whose `kzoo.json` is `info`) may be loaded.
+
+    A version without a `group` is complete once its `kzoo.json` exists; one of a
+    group needs every member directory to hold the same version with the same
+    group `id`."""
+    group = info.get("group")
+    if not group:
+        return True
+    path = Path(path)
+    for member in group.get("members", ()):
+        try:
+            other = json.loads((path.parent.parent / member / path.name / "kzoo.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(other, dict) or (other.get("group") or {}).get("id") != group.get("id"):
+            return False
+    return True
+
+
+def remove_incomplete_groups(model_dirs):
+    """Delete versions of `model_dirs` whose group is incomplete and whose writer is gone."""
+    for model_dir in model_dirs:
+        for v in versions(model_dir):
+            path = Path(model_dir) / str(v)
+            try:
+                info = json.loads((path / "kzoo.json").read_text())
+            except (OSError, ValueError):
+                continue
+            group = info.get("group") if isinstance(info, dict) else None
+            if not isinstance(group, dict) or group_complete(path, info):
+                continue
+            pid = str(group.get("id", "")).split("-")[0]
+            if not pid.isdigit() or not _alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)

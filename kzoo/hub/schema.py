@@ -188,6 +188,18 @@ def _tensor_spec(v):
             return f"an object whose {key!r} is {check(v[key])}"
 
 
+def _card(v):
+    """A `kzoo.card.ModelCard` as `to_dict()` writes it (parsed and validated)."""
+    from kzoo.card import ModelCard
+
+    if not isinstance(v, dict):
+        return "a model card object"
+    try:
+        ModelCard.from_dict(v)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        return f"a valid model card ({type(e).__name__}: {str(e)[:80]})"
+
+
 _NAME = text(128)
 _VERSION = either(text(32), integer(0, 1 << 31))
 # Every metadata.json field that kzoo reads, with its type and range.
@@ -209,6 +221,7 @@ METADATA_FIELDS = {
     "inputs": (False, list_of(_tensor_spec, 64)),
     "outputs": (False, list_of(_tensor_spec, 64)),
     "value_ranges": (False, mapping),
+    "card": (False, _card),
     "metrics": (False, optional(mapping)),
     "untrained_metrics": (False, optional(mapping)),
     "train_seconds": (False, optional(number())),

@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
-from keras import layers
+import keras
+from keras import layers, ops
 
 from kzoo.layers.conv import conv_norm_act
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class SpatialBroadcast(layers.Layer):
+    """Spread a (batch, 1, 1, C) map over the height and width of a reference map.
+
+    Bilinear upsampling of a 1x1 map is this constant broadcast; unlike
+    `UpSampling2D(size)` it follows the reference's size at run time, so a
+    network using it stays fully convolutional (any input size).
+
+    Call arguments:
+        inputs: `[pooled, reference]`: (batch, 1, 1, C) and (batch, H, W, C').
+
+    Returns:
+        (batch, H, W, C).
+
+    Example:
+    >>> y = SpatialBroadcast()([keras.ops.ones((2, 1, 1, 3)), keras.ops.zeros((2, 5, 4, 8))])
+    >>> tuple(y.shape)
+    (2, 5, 4, 3)
+    """
+
+    def call(self, inputs):
+        pooled, reference = inputs
+        return pooled * ops.ones_like(reference[..., :1], dtype=pooled.dtype)
+
+    def compute_output_shape(self, input_shapes):
+        pooled, reference = input_shapes
+        return (reference[0], reference[1], reference[2], pooled[-1])
 
 
 def aspp(x, *, filters=256, rates=(6, 12, 18), norm="batch", dropout=0.1, name="aspp"):
@@ -12,22 +42,18 @@ def aspp(x, *, filters=256, rates=(6, 12, 18), norm="batch", dropout=0.1, name="
 
     Parallel branches on the backbone features: one 1x1 conv, one 3x3 conv per
     atrous rate in `rates` (6, 12, 18 at output stride 16), and image-level pooling
-    (global average -> 1x1 conv -> bilinear upsampling back to the feature size);
-    each with batch norm and ReLU. Their concatenation goes through a 1x1 conv
-    (`filters`), batch norm, ReLU and dropout (0.1, as in the reference code).
-    The feature map must have a static height and width.
+    (global average -> 1x1 conv -> bilinear upsampling back to the feature size,
+    which for a 1x1 map is a broadcast: `SpatialBroadcast`, so any feature size
+    works); each with batch norm and ReLU. Their concatenation goes through a 1x1
+    conv (`filters`), batch norm, ReLU and dropout (0.1, as in the reference code).
     """
-    h, w = x.shape[1], x.shape[2]
-    if h is None or w is None:
-        raise ValueError("aspp needs features with a static height and width")
     branches = [conv_norm_act(x, filters, 1, norm=norm, name=f"{name}_1x1")]
     for rate in rates:
         branches.append(conv_norm_act(x, filters, 3, dilation_rate=rate, norm=norm,
                                       name=f"{name}_rate{rate}"))
     pooled = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
     pooled = conv_norm_act(pooled, filters, 1, norm=norm, name=f"{name}_pool_proj")
-    branches.append(layers.UpSampling2D((h, w), interpolation="bilinear",
-                                        name=f"{name}_pool_up")(pooled))
+    branches.append(SpatialBroadcast(name=f"{name}_pool_up")([pooled, x]))
     y = layers.Concatenate(name=f"{name}_concat")(branches)
     y = conv_norm_act(y, filters, 1, norm=norm, name=f"{name}_project")
     if dropout:

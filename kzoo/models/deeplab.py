@@ -224,9 +224,16 @@ class DeepLabV3Plus(SegmentationModel):
     def size_multiple(self):
         """The output stride, 16: the decoder joins stride-4 and stride-16 features.
 
-        (The ASPP image-pooling branch upsamples by the built feature size, so
-        today the network itself runs at `image_size` only.)
+        None (fixed size) for networks saved before the ASPP image-pooling branch
+        broadcast to the run-time feature size (their `aspp_pool_up` is an
+        `UpSampling2D` by the built size, e.g. the hub's `deeplab-shapes@1`).
         """
+        try:
+            pool_up = self.network.get_layer("aspp_pool_up")
+        except ValueError:
+            pool_up = None
+        if isinstance(pool_up, keras.layers.UpSampling2D):
+            return None
         return OUTPUT_STRIDE
 
 

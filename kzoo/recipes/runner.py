@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from kzoo.errors import KzooError
+from kzoo.io import remove_stale_temps
 from kzoo.recipes.config import (  # noqa: F401  (the names recipe modules and tools import)
     TrainConfig,
     changed_from,
@@ -107,6 +108,10 @@ def _train(recipe, cfg, out, resume, argv):
         run_dir = Path(tempfile.mkdtemp(prefix="kzoo-worker-"))
     for sub in ("checkpoints", "logs", "samples", "model"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        if resume:  # temporary files of writes a killed run never finished
+            remove_stale_temps(run_dir / sub)
+    if resume:
+        remove_stale_temps(run_dir)
     if not resume:
         write_json(run_dir / "config.json", {
             "recipe": recipe.name, "model_name": recipe.model, "config": dataclasses.asdict(cfg),
@@ -158,7 +163,8 @@ def save_trained(model_dir: Path, model, inference, metadata):
         model.save(tmp)
     with atomic_path(model_dir / "inference.keras") as tmp:
         inference.save(tmp)
-    write_json(model_dir / "metadata.json", {"model_class": type(model).__name__, **metadata})
+    write_json(model_dir / "metadata.json", {"model_class": type(model).__name__,
+                                             "card": model.card().to_dict(), **metadata})
 
 
 def _version():

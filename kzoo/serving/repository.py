@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from kzoo.errors import KzooError
-from kzoo.export.layout import versions
+from kzoo.export.layout import group_complete, versions
 from kzoo.export.saved_model import SERVING_DEFAULT, SERVING_IMAGES, has_images, load_signature
 from kzoo.infer import OnnxModel
 from kzoo.serving.config import LATEST, aspired, read_config, tree_config
@@ -175,24 +175,6 @@ def _encode_png(image):
     buf = io.BytesIO()
     Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def group_complete(path, info):
-    """Whether a version of a multi-endpoint export may be loaded: every member of its
-    group (`kzoo.json` `group: {id, members}`; members are sibling model directories)
-    holds this version, written by the same export (same `id`). Versions without a
-    group are complete once their `kzoo.json` exists."""
-    group = info.get("group")
-    if not group:
-        return True
-    for member in group.get("members", ()):
-        try:
-            other = json.loads((path.parent.parent / member / path.name / "kzoo.json").read_text())
-        except (OSError, ValueError):
-            return False
-        if (other.get("group") or {}).get("id") != group.get("id"):
-            return False
-    return True
 
 
 def _stamp(path):

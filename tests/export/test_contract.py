@@ -17,19 +17,11 @@ from kzoo.zoo import create_model, list_models, tiny_overrides
 TOLERANCE = 1e-4
 
 
-# Cards that today promise more than their network does (strict: an entry fails once fixed).
-KNOWN_MISMATCHES = {
-    "deeplab_v3_plus": "the card declares multiples of 16, but the ASPP image-pooling branch "
-                       "upsamples by the feature size the network was built with",
-}
-
-
 def _one_entry_per_class():
     seen = {}
     for name in list_models():
         seen.setdefault(type(create_model(name, **tiny_overrides(name))).__name__, name)
-    return [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_MISMATCHES[n], strict=True))
-            if n in KNOWN_MISMATCHES else n for n in sorted(seen.values())]
+    return sorted(seen.values())
 
 
 def _parity_ok(figures):

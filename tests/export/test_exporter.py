@@ -115,6 +115,8 @@ def test_several_endpoints_become_models_sharing_a_version(tmp_path):
     results = export(two_way(), name="cyc", out=tmp_path, formats="onnx")
     assert [(r.name, r.version) for r in results] == [("cyc_generator_ab", 5), ("cyc_generator_ba", 5)]
     assert all((r.path / "model.onnx").is_file() for r in results)
+    groups = [r.info["group"] for r in results]  # served only once both are published
+    assert groups[0] == groups[1] and groups[0]["members"] == ["cyc_generator_ab", "cyc_generator_ba"]
 
 
 def test_bad_arguments(tmp_path):

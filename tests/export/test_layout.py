@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -51,3 +52,33 @@ def test_names_and_versions_are_checked(tmp_path):
     layout.check_version([tmp_path / "m"], 2, force=True)
     with pytest.raises(KzooError, match=">= 1"):
         layout.check_version([tmp_path / "m"], 0, force=True)
+
+
+def _member(root, name, version, group):
+    (root / name / str(version)).mkdir(parents=True)
+    (root / name / str(version) / "kzoo.json").write_text(json.dumps({"group": group}))
+
+
+def test_a_group_is_complete_only_when_every_member_holds_it(tmp_path):
+    group = {"id": layout.new_group_id(), "members": ["vae_decoder", "vae_encoder"]}
+    _member(tmp_path, "vae_encoder", 1, group)
+    assert not layout.group_complete(tmp_path / "vae_encoder" / "1", {"group": group})
+    _member(tmp_path, "vae_decoder", 1, {**group, "id": "another-export"})
+    assert not layout.group_complete(tmp_path / "vae_encoder" / "1", {"group": group})
+    (tmp_path / "vae_decoder" / "1" / "kzoo.json").write_text(json.dumps({"group": group}))
+    assert layout.group_complete(tmp_path / "vae_encoder" / "1", {"group": group})
+    assert layout.group_complete(tmp_path / "x" / "1", {})  # a single-endpoint version
+
+
+def test_an_incomplete_group_of_a_dead_export_is_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    members = ["vae_decoder", "vae_encoder"]
+    _member(tmp_path, "vae_encoder", 1, {"id": f"{dead}-abc", "members": members})  # killed mid-publish
+    _member(tmp_path, "vae_encoder", 2, {"id": f"{os.getpid()}-def", "members": members})  # still writing
+    for v, gid in ((3, f"{dead}-ghi"),):  # a complete group of a finished export stays
+        _member(tmp_path, "vae_encoder", v, {"id": gid, "members": members})
+        _member(tmp_path, "vae_decoder", v, {"id": gid, "members": members})
+    layout.remove_incomplete_groups([tmp_path / m for m in members])
+    assert layout.versions(tmp_path / "vae_encoder") == [2, 3]
+    assert layout.versions(tmp_path / "vae_decoder") == [3]

@@ -20,8 +20,6 @@ from kzoo.zoo import create_model, list_models, tiny_overrides
 # Built at `image_size` with an ASPP image-pooling branch that upsamples by the
 # built feature size: the architecture's multiple of 16 holds only once that
 # branch resizes to the runtime shape.
-STATIC_ASPP = "ASPP's image pooling upsamples by the built size; the network cannot run at other sizes yet"
-FIXED_ONLY = {"deeplab_v3_plus", "deeplab_v3_plus_shapes"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -116,9 +114,7 @@ def dynamic_network(part, endpoint):
     return keras.models.clone_model(part, input_tensors=keras.tree.pack_sequence_as(part.input, inputs))
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=STATIC_ASPP)) if n in FIXED_ONLY else n
-    for n in list_models()])
+@pytest.mark.parametrize("name", list_models())
 def test_dynamic_endpoints_take_base_size_and_the_next_multiple(name):
     """A spatially dynamic endpoint's architecture takes `base_size` and `base_size + size_multiple`
     and its spatial outputs scale with the input (a network built at one size is cloned with

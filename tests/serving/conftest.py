@@ -8,12 +8,12 @@ import pytest
 def export_tree(tmp_path_factory):
     """cgan (SavedModel + ONNX, versions 1 and 2) and fcn (ONNX, dynamic H/W)."""
     from kzoo.export import export
-    from tests.export.common import image_model, tiny_cgan
+    from tests.export.common import fcn, tiny_cgan
 
     root = tmp_path_factory.mktemp("serving") / "export"
     export(tiny_cgan(), name="cgan", out=root, formats="savedmodel,onnx", version=1)
     export(tiny_cgan(), name="cgan", out=root, formats="savedmodel,onnx", version=2)
-    export(image_model(channels=3), name="fcn", out=root, formats="onnx")
+    export(fcn(channels=3), name="fcn", out=root, formats="onnx")
     return root
 
 
