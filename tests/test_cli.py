@@ -36,10 +36,20 @@ def test_export_then_predict(tmp_path, capsys):
     assert "already exists; pass --force" in _error(capsys)
 
 
-def test_predict_image_model_and_bad_images(tmp_path, capsys):
+def test_a_preset_without_a_model_card_is_refused(tmp_path, capsys):
     preset = save_preset(tmp_path / "fcn", image_model(channels=3, size=8), {})
+    assert main(["export", str(preset), "--out", str(tmp_path / "export"), "--formats", "onnx"]) == 2
+    assert "has no model card" in _error(capsys)
+    assert not (tmp_path / "export" / "fcn").exists()
+
+
+def test_predict_image_model_and_bad_images(tmp_path, capsys):
+    from kzoo.export import export
+
+    from tests.export.common import fcn
+
     out = tmp_path / "export"
-    assert main(["export", str(preset), "--out", str(out), "--formats", "onnx"]) == 0
+    export(fcn(channels=3, size=8, dynamic=False), name="fcn", out=out, formats="onnx")
     capsys.readouterr()
     Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "ok.png")
     Image.fromarray(np.full((8, 8), 200, np.uint8)).save(tmp_path / "gray.png")
@@ -50,7 +60,7 @@ def test_predict_image_model_and_bad_images(tmp_path, capsys):
     assert main(["predict", str(out / "fcn"), str(tmp_path / "gray.png")]) == 2
     assert "gray.png has 1 channels; fcn expects 3 (RGB) images" in _error(capsys)
     assert main(["predict", str(out / "fcn"), str(tmp_path / "big.png")]) == 2
-    assert "big.png is 8x9 (WxH); fcn takes 8x8 images" in _error(capsys)
+    assert "big.png: fcn takes 8x8 images, got 9x8" in _error(capsys)
 
 
 @pytest.mark.parametrize("argv,match", [
