@@ -43,15 +43,18 @@ def tiny_overrides(name: str) -> dict:
     return dict(_TINY[name])
 
 
+def import_submodules(package: str):
+    """Import every public module of `package` (their decorators register them)."""
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")
+
+
 def _load_all():
-    """Import every family module of `kzoo.models` (their decorators register them)."""
+    """Import every family module of `kzoo.models`."""
     global _loaded
     if not _loaded:
-        import kzoo.models
-
-        for info in pkgutil.iter_modules(kzoo.models.__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"kzoo.models.{info.name}")
+        import_submodules("kzoo.models")
         _loaded = True
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
-import pkgutil
 import typing
 
 from kzoo.errors import KzooError
@@ -88,11 +86,9 @@ def _load_all():
     """Import every module of `kzoo.recipes` (recipe modules register themselves)."""
     global _loaded
     if not _loaded:
-        import kzoo.recipes
+        from kzoo.zoo import import_submodules
 
-        for info in pkgutil.iter_modules(kzoo.recipes.__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"kzoo.recipes.{info.name}")
+        import_submodules("kzoo.recipes")
         _loaded = True
 
 
