@@ -42,8 +42,10 @@ def main(argv=None):
     from benchmarks import machine, report
 
     suites = set(args.suites.split(","))
-    results = {"command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "date": datetime.date.today().isoformat(), "machine": machine.describe()}
+    # A run of some suites keeps the other suites' last results (each suite records its command).
+    results = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    results.update({"command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "date": datetime.date.today().isoformat(), "machine": machine.describe()})
     if "peak" in suites:
         results["peak"] = machine.matmul_peak()
         print(f"peak: {results['peak']['gflops']:.1f} GFLOP/s", flush=True)
