@@ -1,12 +1,20 @@
 """The `kzoo` command: `kzoo list`, `kzoo train RECIPE [flags]`, `kzoo export SOURCE`,
-`kzoo predict MODEL [INPUT...]`, `kzoo serve [EXPORT]`, `kzoo hub ...`."""
+`kzoo predict MODEL [INPUT...]`, `kzoo serve [EXPORT]`, `kzoo hub ...`.
+
+Every argument is parsed and range-checked before TensorFlow is imported (a bad flag
+answers at once), every error is one `error: ...` line with exit status 2, and
+TensorFlow's start-up messages are hidden unless `--verbose`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+import tempfile
 
-from kzoo.errors import KzooError
+from kzoo.errors import ArgumentParser, KzooError
 
 
 def _cmd_list(args):
@@ -26,6 +34,10 @@ def _cmd_train(args, rest):
 
 
 def _cmd_export(args):
+    from kzoo.io import check_writable_dir
+
+    check_writable_dir(args.out)  # before TensorFlow is imported
+    import_tensorflow()
     from kzoo.export import export
 
     results = export(args.source, name=args.name, version=args.version, out=args.out,
@@ -38,7 +50,9 @@ def _cmd_export(args):
 
 def _cmd_predict(args):
     from kzoo.infer import predict
+    from kzoo.io import check_writable_dir
 
+    check_writable_dir(args.out)
     providers = [p for p in args.providers.split(",") if p] if args.providers else None
     paths = predict(args.model, args.inputs, args.out, num=args.num, seed=args.seed,
                     label=args.label, providers=providers, endpoint=args.endpoint,
@@ -48,6 +62,8 @@ def _cmd_predict(args):
 
 
 def _cmd_serve(args):
+    if args.backend == "savedmodel":
+        import_tensorflow()
     from kzoo.serving.config import parse_policy
     from kzoo.serving.server import ModelServer
 
@@ -77,20 +93,120 @@ def _log(message):
     print(f"kzoo: {message}", file=sys.stderr, flush=True)
 
 
+# --- argument types: values are checked by the parser, before anything is imported ----
+
+def _typed(name, parse, ok, what):
+    def convert(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {name} value: {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    convert.__name__ = name
+    return convert
+
+
+def at_least(low: int):
+    """An int argument type that refuses values below `low`."""
+    return _typed("int", int, lambda v: v >= low, f">= {low}")
+
+
+def finite_float(low=None, high=None):
+    """A float argument type that refuses nan, infinities and values outside [low, high]."""
+    bounds = ([f">= {low}"] if low is not None else []) + ([f"<= {high}"] if high is not None else [])
+    return _typed("float", float, lambda v: math.isfinite(v) and (low is None or v >= low)
+                  and (high is None or v <= high), " ".join(["a finite number", " and ".join(bounds)]).strip())
+
+
+def port(text):
+    """A TCP port: 0 (any free port) to 65535."""
+    return _typed("port", int, lambda v: 0 <= v <= 65535, "a TCP port from 0 (any free) to 65535")(text)
+
+
+def _add_verbose(p):
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and C++ log messages")
+
+
+# --- TensorFlow's start-up messages ---------------------------------------------------
+
+def quiet_tensorflow(verbose: bool = False):
+    """Hide TensorFlow's start-up chatter unless `verbose`.
+
+    Sets `TF_CPP_MIN_LOG_LEVEL=3` (unless the environment already sets it) before
+    TensorFlow is imported; `import_tensorflow` then also drops what its C++
+    libraries print while they load (absl's "All log messages before
+    absl::InitializeLog()" lines, which no setting silences), and Python-side absl
+    logging shows errors only.
+    """
+    if verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        _quiet_absl()
+
+
+def _quiet_absl():
+    import logging
+
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def import_tensorflow():
+    """`import tensorflow`, quietly when `TF_CPP_MIN_LOG_LEVEL` >= 1 (`quiet_tensorflow`):
+    what its libraries write to the stderr file descriptor while loading is captured
+    and dropped (or shown, if the import fails). Returns the module.
+
+    Example:
+    >>> tf = import_tensorflow()
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    try:
+        quiet = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) >= 1
+    except ValueError:
+        quiet = False
+    if not quiet:
+        import tensorflow as tf
+
+        return tf
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow as tf
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    _quiet_absl()
+    return tf
+
+
 def _add_export(sub):
     from kzoo.export.onnx_model import DEFAULT_OPSET
 
     p = sub.add_parser("export", help="export a trained model: SavedModel + ONNX, parity-checked")
     p.add_argument("source", help="run directory, preset directory or .keras file")
     p.add_argument("--name", help="served model name (default: a preset's name, a run's recipe)")
-    p.add_argument("--version", type=int, help="version number (default: the next free one)")
+    p.add_argument("--version", type=at_least(1), help="version number (default: the next free one)")
     p.add_argument("--out", default="export", help="export tree (default: export/)")
     p.add_argument("--formats", default="savedmodel,onnx", help="savedmodel,onnx (default: both)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--opset", type=at_least(7), default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--fp16", action="store_true", help="also write model.fp16.onnx (fp32 I/O)")
     p.add_argument("--force", action="store_true", help="replace an existing --version")
     p.add_argument("--image-signature", action="store_true",
                    help="add a SavedModel signature taking/returning encoded images")
+    _add_verbose(p)
 
 
 def _add_predict(sub):
@@ -98,52 +214,55 @@ def _add_predict(sub):
     p.add_argument("model", help="export/<name>[/<version>], or a preset / run directory")
     p.add_argument("inputs", nargs="*", help="input images (models that transform images)")
     p.add_argument("--out", default="predictions", help="output directory (default: predictions/)")
-    p.add_argument("--num", type=int, default=8, help="images to generate (generators; default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
-    p.add_argument("--label", type=int, help="class label (conditional generators)")
+    p.add_argument("--num", type=at_least(1), default=8, help="images to generate (generators; default 8)")
+    p.add_argument("--seed", type=at_least(0), default=0, help="seed of the latents (default 0)")
+    p.add_argument("--label", type=at_least(0), help="class label (conditional generators)")
     p.add_argument("--endpoint", help="which endpoint of a multi-endpoint preset")
     p.add_argument("--providers", help="onnxruntime providers, best first, e.g. cuda,cpu "
                                        "(default: TensorRT > CUDA > CPU, as available)")
     p.add_argument("--fp16", action="store_true", help="use model.fp16.onnx")
     p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim",
                    help="diffusion models: DDIM (default) or the ancestral DDPM sampler")
-    p.add_argument("--steps", type=int, default=50, help="diffusion models: denoising steps (default 50)")
-    p.add_argument("--eta", type=float, default=0.0, help="diffusion models: DDIM eta (default 0)")
+    p.add_argument("--steps", type=at_least(1), default=50, help="diffusion models: denoising steps (default 50)")
+    p.add_argument("--eta", type=finite_float(0.0, 1.0), default=0.0, help="diffusion models: DDIM eta (default 0)")
+    _add_verbose(p)
 
 
 def _add_serve(sub):
     p = sub.add_parser("serve", help="serve an export tree over TF Serving's REST and gRPC APIs")
     p.add_argument("export", nargs="?", default="export", help="export tree (default: export/)")
     p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; 0.0.0.0 for all)")
-    p.add_argument("--port", type=int, default=8501, help="REST port (default 8501)")
-    p.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (default 8500; 0: no gRPC)")
+    p.add_argument("--port", type=port, default=8501, help="REST port (default 8501)")
+    p.add_argument("--grpc-port", type=port, default=8500, help="gRPC port (default 8500; 0: no gRPC)")
     p.add_argument("--backend", choices=("onnx", "savedmodel"), default="onnx",
                    help="onnxruntime (default) or the TensorFlow SavedModel")
-    p.add_argument("--max-batch", type=int, default=32, help="most rows batched together (1: off)")
-    p.add_argument("--batch-wait-ms", type=float, default=2.0, help="how long a request waits for others")
-    p.add_argument("--max-queue", type=int, default=256,
+    p.add_argument("--max-batch", type=at_least(1), default=32, help="most rows batched together (1: off)")
+    p.add_argument("--batch-wait-ms", type=finite_float(0.0), default=2.0, help="how long a request waits for others")
+    p.add_argument("--max-queue", type=at_least(1), default=256,
                    help="waiting requests per version before 429 / RESOURCE_EXHAUSTED")
-    p.add_argument("--max-body-bytes", type=int, default=16 << 20, help="largest REST body (default 16 MiB)")
+    p.add_argument("--max-body-bytes", type=at_least(1), default=16 << 20, help="largest REST body (default 16 MiB)")
     p.add_argument("--model-config-file", help="TF Serving models.config (models, version policies, labels); "
                                               "replaces the tree scan")
     p.add_argument("--version-policy", default="latest",
                    help="policy of the models found in the tree: latest[:N] (default), all, specific:V1,V2")
-    p.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0,
+    p.add_argument("--file-system-poll-wait-seconds", type=finite_float(), default=1.0,
                    help="poll for new/removed versions every N s (default 1; 0: once; <0: never)")
-    p.add_argument("--model-config-file-poll-wait-seconds", type=float, default=0.0,
+    p.add_argument("--model-config-file-poll-wait-seconds", type=finite_float(0.0), default=0.0,
                    help="re-read --model-config-file every N s (default 0: never)")
-    p.add_argument("--grpc-max-message-bytes", type=int, default=2**31 - 1,
+    p.add_argument("--grpc-max-message-bytes", type=_typed("int", int, lambda v: 1024 <= v <= 2**31 - 1,
+                                                           "from 1024 to 2**31 - 1"), default=2**31 - 1,
                    help="largest gRPC message in and out (default 2 GiB - 1, as TF Serving)")
-    p.add_argument("--max-tensor-bytes", type=int, default=1 << 30,
+    p.add_argument("--max-tensor-bytes", type=at_least(1), default=1 << 30,
                    help="most bytes one request's tensors may decode to (default 1 GiB)")
-    p.add_argument("--body-timeout-seconds", type=float, default=30.0, help="REST body read timeout (default 30)")
-    p.add_argument("--header-timeout-seconds", type=float, default=10.0,
+    p.add_argument("--body-timeout-seconds", type=finite_float(0.001), default=30.0,
+                   help="REST body read timeout (default 30)")
+    p.add_argument("--header-timeout-seconds", type=finite_float(0.001), default=10.0,
                    help="REST request header timeout (default 10)")
-
+    _add_verbose(p)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="kzoo", description=__doc__)
+    parser = ArgumentParser(prog="kzoo", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the registered models and recipes")
     train = sub.add_parser("train", help="run a recipe (same flags as python -m kzoo.recipes.NAME)",
@@ -154,29 +273,35 @@ def main(argv=None):
     _add_serve(sub)
     from kzoo.hub.cli import add_parser as add_hub_parser
 
-    add_hub_parser(sub)
-
-    def error(message):
-        raise KzooError(f"kzoo: {message}")
-
-    parser.error = error
+    _add_verbose(add_hub_parser(sub))
     try:
         args, rest = parser.parse_known_args(argv)
         if args.command == "list":
             if rest:
                 raise KzooError(f"kzoo list: unexpected arguments {' '.join(rest)}")
             return _cmd_list(args)
-        if args.command in ("export", "predict", "serve", "hub"):
-            if rest:
-                raise KzooError(f"kzoo {args.command}: unexpected arguments {' '.join(rest)}")
-            if args.command == "hub":
-                from kzoo.hub.cli import main as hub_main
+        if args.command == "train":
+            return _cmd_train(args, rest)  # the recipe's own entry point: its flags, its errors
+        if rest:
+            raise KzooError(f"kzoo {args.command}: unexpected arguments {' '.join(rest)}")
+        quiet_tensorflow(args.verbose)
+        if args.command == "hub":
+            from kzoo.hub.cli import main as hub_main
 
-                return hub_main(args)
-            return {"export": _cmd_export, "predict": _cmd_predict, "serve": _cmd_serve}[args.command](args)
-        return _cmd_train(args, rest)
+            if args.hub_command == "publish":  # loads the run's model
+                import_tensorflow()
+
+            return hub_main(args)
+        return {"export": _cmd_export, "predict": _cmd_predict, "serve": _cmd_serve}[args.command](args)
     except KzooError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        from kzoo.io import is_output_error, output_error
+
+        if not is_output_error(e):
+            raise
+        print(f"error: {output_error(e.filename or 'an output file', e)}", file=sys.stderr)
         return 2
 
 

@@ -35,6 +35,11 @@ OUTPUT_ERRNOS = frozenset(getattr(errno, name) for name in (
 FREE_SPACE_CHECK_BYTES = 1 << 20
 # Kept free besides the data itself: a write never fills the disk to its last byte.
 FREE_SPACE_MARGIN_BYTES = 16 << 20
+# Largest input image (width x height) decoded from a file a user hands in: a
+# 15000x15000 PNG of a few MB would take 675 MB to decode (a decompression bomb).
+MAX_IMAGE_PIXELS = 1 << 26  # 67 Mpixel, e.g. 8192 x 8192; KZOO_MAX_IMAGE_PIXELS overrides
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 _TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}(\.[A-Za-z0-9_]+)*$|.+\.tmp(\.[A-Za-z0-9_.]+)?$")
 
 
@@ -73,6 +78,40 @@ def make_dirs(path) -> Path:
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_image_pixels(path, width: int, height: int):
+    """Raise `KzooError` if an input image of `width` x `height` is over the pixel budget
+    (`MAX_IMAGE_PIXELS`, or the environment's KZOO_MAX_IMAGE_PIXELS), before it is decoded."""
+    limit = int(os.environ.get("KZOO_MAX_IMAGE_PIXELS") or MAX_IMAGE_PIXELS)
+    if width * height > limit:
+        raise KzooError(f"image {path} is {width}x{height} ({width * height / 1e6:.0f} Mpixel), over "
+                        f"the {limit / 1e6:.0f} Mpixel limit of input images (KZOO_MAX_IMAGE_PIXELS)")
+
+
+def check_writable_dir(path) -> Path:
+    """Raise `KzooError` unless `path` is a directory this process can write in, or can
+    be created as one: checked before any work starts, so that a read-only disk, a
+    path through a file, /proc or a missing permission is one line at once instead of
+    an error after minutes of work. The check writes (and removes) one empty
+    temporary file in `path` or in its closest existing ancestor.
+
+    Example:
+    >>> check_writable_dir("/proc/run")
+    Traceback (most recent call last):
+    kzoo.errors.KzooError: cannot write /proc/run: No such file or directory (ENOENT)
+    """
+    path = Path(path)
+    probe = path.absolute()
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    with writing(path):
+        if not probe.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{probe} is not a directory")
+        fd, tmp = tempfile.mkstemp(prefix=".kzoo-write-check.", dir=probe)
+        os.close(fd)
+        os.remove(tmp)
     return path
 
 
@@ -125,6 +164,7 @@ def atomic_path(path, suffix="", *, size: int | None = None):
     with writing(path):
         fd, tmp = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix=suffix or "".join(path.suffixes), dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would create it (mkstemp makes it 0600)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -138,6 +178,19 @@ def atomic_path(path, suffix="", *, size: int | None = None):
         if is_output_error(e):
             raise output_error(path, e) from None
         raise
+
+
+def variables_nbytes(*models) -> int:
+    """Bytes of the variables of `models` (their optimizers' included, each variable
+    once): about what saving or exporting them writes, for `check_free_space`."""
+    import numpy as np
+
+    seen = {}
+    for model in models:
+        optimizer = getattr(model, "optimizer", None)
+        for v in [*model.variables, *(getattr(optimizer, "variables", None) or ())]:
+            seen[id(v)] = int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+    return sum(seen.values())
 
 
 def write_bytes(path, data: bytes):

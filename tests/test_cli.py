@@ -106,6 +106,32 @@ def test_console_script_train_runs_a_recipe(tmp_path):
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "done in" in proc.stdout and (tmp_path / "r" / "model" / "inference.keras").exists()
+    # TensorFlow's start-up chatter is hidden (shown with --verbose)
+    assert "absl::InitializeLog" not in proc.stderr and "cudart_stub" not in proc.stderr, proc.stderr
+
+
+BAD_FLAGS = [
+    ["train", "dcgan", "--seed", "-1"], ["train", "dcgan", "--learning-rate", "nan"],
+    ["train", "dcgan", "--batch-size", "0"], ["train", "dcgan", "--eval-samples", "-3"],
+    ["train", "dcgan", "--width", "wide"], ["train", "dcgan", "--widht", "3"],
+    ["train", "vae", "--data", "/no/such/folder"], ["train", "deeplab", "--aspp-rates", "6,x"],
+    ["serve", "--port", "99999"], ["serve", "--port", "-1"], ["serve", "--batch-wait-ms", "inf"],
+    ["export", "RUN", "--opset", "0"], ["predict", "MODEL", "--num", "0"], ["hub", "info"], ["train"],
+]
+
+
+def test_flags_are_checked_before_tensorflow_is_imported():
+    """Every bad flag answers before TensorFlow (seconds to import) is loaded, through
+    `kzoo` and through a recipe's own entry point."""
+    code = ("import sys\nfrom kzoo.cli import main\nfrom kzoo.recipes import dcgan\n"
+            "from kzoo.recipes.runner import main as recipe_main\n"
+            f"for argv in {BAD_FLAGS!r}:\n    assert main(argv) == 2, argv\n"
+            "assert recipe_main(dcgan.RECIPE, ['--seed', '-1']) == 2\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == len(BAD_FLAGS) + 1 and all(l.startswith("error: ") for l in lines), lines
 
 
 def test_bad_subcommand_is_one_line_exit_2(capsys):

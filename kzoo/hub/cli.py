@@ -22,15 +22,7 @@ def add_parser(sub):
     pub.add_argument("--license", default="Apache-2.0")
     pub.add_argument("--catalog", help="also add the entry to this catalog JSON file")
     pub.add_argument("--force", action="store_true", help="replace an existing archive")
-    for parser in (hub, *cmds.choices.values()):
-        parser.error = _raise
-    return hub
-
-
-def _raise(message):
-    from kzoo.errors import KzooError
-
-    raise KzooError(f"kzoo hub: {message}")
+    return hub  # sub-parsers of kzoo.errors.ArgumentParser: errors are one KzooError line
 
 
 def main(args):

@@ -30,22 +30,43 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import difflib
 import functools
+import importlib.util
 import inspect
 import json
+import math
+import operator
 import os
 import re
-import textwrap
+import sys
 import tomllib
 import types
 import typing
 from pathlib import Path
 
-from kzoo.errors import KzooError
+from kzoo.errors import ArgumentParser, KzooError
 
 PRESET_DIR = Path(__file__).parent / "presets"
 STRATEGIES = ("default", "mirrored", "multiworker")
 NONE = "none"  # how an optional value is written as a flag or in TOML
+
+
+# What an option is, for a run that resumes (`--resume`): the `on_resume` metadata of a
+# `TrainConfig` field (a subclass that only changes a default keeps its base's class).
+ARCHITECTURE = "architecture"  # changes the network or its variables: cannot change
+SCHEDULE = "schedule"  # how long the run trains and what it evaluates: may change
+FIXED = "fixed"  # the data and the optimisation (the default): cannot change
+ON_RESUME = "on_resume"
+
+
+def option(default, on_resume: str):
+    """A `TrainConfig` field with default `default` and resume class `on_resume`.
+
+    Example:
+    >>> eval_ddim_steps: int = option(50, SCHEDULE)
+    """
+    return dataclasses.field(default=default, metadata={ON_RESUME: on_resume})
 
 
 @dataclasses.dataclass
@@ -58,7 +79,7 @@ class TrainConfig:
         steps_per_epoch: optimizer steps per epoch; None: one pass over the data.
         batch_size: global batch (tf.distribute splits it over replicas).
         image_size: training image size; None: the model's default.
-        seed: seed of data order, initial weights and the model's noise.
+        seed: seed of data order, initial weights and the model's noise (>= 0).
         strategy: "default", "mirrored" or "multiworker" (tf.distribute).
         mixed_precision: mixed_float16 on a GPU, mixed_bfloat16 on a CPU.
         jit_compile: XLA-compile the train step.
@@ -70,18 +91,28 @@ class TrainConfig:
     """
 
     data: str = "builtin:digits"
-    epochs: int = 25
-    steps_per_epoch: int | None = None
+    epochs: int = option(25, SCHEDULE)
+    steps_per_epoch: int | None = option(None, SCHEDULE)
     batch_size: int = 128
-    image_size: int | None = None
+    image_size: int | None = option(None, ARCHITECTURE)
     seed: int = 0
     strategy: str = "default"
-    mixed_precision: bool = False
+    mixed_precision: bool = option(False, ARCHITECTURE)  # loss-scale variables, dtypes
     jit_compile: bool = False
     preset: str = "paper"
     init_from: str = ""
-    eval_samples: int | None = None
+    eval_samples: int | None = option(None, SCHEDULE)
     model: dict = dataclasses.field(default_factory=dict)
+
+
+def resume_class(cfg_cls, name: str) -> str:
+    """ARCHITECTURE, SCHEDULE or FIXED: whether training option `name` of `cfg_cls` may
+    change when a run resumes (model options are all ARCHITECTURE)."""
+    for klass in cfg_cls.__mro__:
+        field = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if field is not None and ON_RESUME in field.metadata:
+            return field.metadata[ON_RESUME]
+    return FIXED
 
 
 def steps_per_epoch(cfg, data, *, minibatches=1) -> int:
@@ -167,19 +198,95 @@ def option_help(cfg_cls) -> dict[str, str]:
     return helps
 
 
-def _set_by_init(cls) -> set[str]:
-    """Keyword arguments `cls.__init__` passes to its parent itself (`super().__init__(x=...)`)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls.__init__)))
-    except (OSError, TypeError, SyntaxError):
-        return set()
+# The model options are read from the model's source code (its constructor's signature
+# and docstring), not from the imported class: importing a model imports Keras and
+# TensorFlow (seconds), and the flags must be checked before that.
+
+@functools.lru_cache(maxsize=None)
+def _module_tree(module: str) -> ast.Module:
+    """The parsed source of `module` (found without importing it)."""
+    loaded = sys.modules.get(module)
+    origin = getattr(loaded, "__file__", None) or getattr(importlib.util.find_spec(module), "origin", None)
+    if not origin or not origin.endswith(".py"):
+        raise TypeError(f"cannot read the source of module {module!r}")
+    return ast.parse(Path(origin).read_text(), origin)
+
+
+def _find_class(module: str, name: str) -> tuple[str, ast.ClassDef] | None:
+    """(module, class node) of the class `name` as seen from `module`: defined there or
+    imported there (`from kzoo.models.dcgan import DCGAN`)."""
+    tree = _module_tree(module)
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return module, node
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                if (alias.asname or alias.name) == name:
+                    return _find_class(node.module, alias.name)
+    return None
+
+
+_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+              ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow,
+              ast.Mod: operator.mod, ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+def _evaluate(module: str, node: ast.expr):
+    """The value of a constant expression of `module`: literals, tuples, arithmetic,
+    and names of module constants (`VGG_FEATURE_SCALE = 1.0 / 12.75 ** 2`)."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return tuple(_evaluate(module, e) for e in node.elts)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
+        return _OPERATORS[type(node.op)](_evaluate(module, node.operand))
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        return _OPERATORS[type(node.op)](_evaluate(module, node.left), _evaluate(module, node.right))
+    if isinstance(node, ast.Name):
+        for item in _module_tree(module).body:
+            if (isinstance(item, ast.Assign) and len(item.targets) == 1
+                    and isinstance(item.targets[0], ast.Name) and item.targets[0].id == node.id):
+                return _evaluate(module, item.value)
+            if isinstance(item, ast.ImportFrom) and item.module and not item.level:
+                for alias in item.names:
+                    if (alias.asname or alias.name) == node.id:
+                        return _evaluate(item.module, ast.Name(alias.name))
+    raise TypeError(f"{module}: default {ast.unparse(node)!r} is not a constant expression")
+
+
+def _constructor(module: str, node: ast.ClassDef) -> tuple[str, ast.ClassDef, ast.FunctionDef] | None:
+    """The `__init__` of class `node` (its own, else the first base's that has one)."""
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+            return module, node, item
+    for base in node.bases:
+        found = isinstance(base, ast.Name) and _find_class(module, base.id)
+        if found:
+            return _constructor(*found)
+    return None
+
+
+def _set_by_init(init: ast.FunctionDef) -> set[str]:
+    """Keyword arguments `init` passes to its parent itself (`super().__init__(x=...)`)."""
     names = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(init):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "__init__" and isinstance(node.func.value, ast.Call)
                 and isinstance(node.func.value.func, ast.Name) and node.func.value.func.id == "super"):
             names.update(k.arg for k in node.keywords if k.arg)
     return names
+
+
+def _signature(module: str, init: ast.FunctionDef):
+    """(name, default node) of each keyword argument of `init` that has a default."""
+    args = init.args
+    positional = args.posonlyargs + args.args
+    for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults):
+        yield arg.arg, default
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+        if default is not None:
+            yield arg.arg, default
 
 
 def _option_type(default, doc_type):
@@ -193,29 +300,79 @@ def _option_type(default, doc_type):
     return _SCALARS.get(base), optional
 
 
-@functools.lru_cache(maxsize=None)
-def model_options(cls) -> dict[str, ModelOption]:
-    """The options of model class `cls`: its keyword arguments with defaults.
+def model_source(name: str) -> tuple[str, str]:
+    """(module, class name) of the model class that registered model `name` builds,
+    read from the source of `kzoo.models` (the one class its entry point calls),
+    without importing Keras. Unknown names -> KzooError with close matches."""
+    import pkgutil
+
+    import kzoo.models
+
+    entries = {}
+    for info in pkgutil.iter_modules(kzoo.models.__path__):
+        module = f"kzoo.models.{info.name}"
+        for node in _module_tree(module).body:
+            if isinstance(node, ast.FunctionDef) and any(
+                    "register_model" in ast.unparse(d) for d in node.decorator_list):
+                entries[node.name] = (module, node)
+    if name not in entries:
+        close = difflib.get_close_matches(name, entries, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise KzooError(f"unknown model {name!r}{hint}; known: {', '.join(sorted(entries))}")
+    module, fn = entries[name]
+    called = {n.func.id for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    found = {c: _find_class(module, c) for c in sorted(called)}
+    found = {c: where for c, where in found.items() if where}
+    if len(found) != 1:
+        raise TypeError(f"model entry point {name!r} must build one model class, found {sorted(found) or 'none'}")
+    where_module, node = found.popitem()[1]
+    return where_module, node.name
+
+
+def model_options(model) -> dict[str, ModelOption]:
+    """The options of a model: its constructor's keyword arguments with defaults.
 
     The class's own arguments, then those of the parent its `**kwargs` entry in
     `Args:` names ("**kwargs: the `DCGAN` arguments"), less the ones the class
     passes to that parent itself. Types come from the default (or, for a None
     default, from the docstring's `int or None`); an argument whose type is not a
     number, string, bool or tuple of numbers maps to `type=None` (not a flag).
+    Everything is read from the source code, so no model module (and no Keras) is
+    imported.
+
+    Args:
+        model: a model class, or the name of a registered model (`kzoo.zoo`).
+
+    Example:
+    >>> model_options("dcgan")["width"]
+    ModelOption(name='width', type=<class 'int'>, default=64, optional=False, help='...')
     """
+    if isinstance(model, str):
+        return _source_options(*model_source(model))
+    return _source_options(model.__module__, model.__name__)
+
+
+@functools.lru_cache(maxsize=None)
+def _source_options(module: str, class_name: str) -> dict[str, ModelOption]:
     options, skip = {}, set()
-    while cls is not None:
-        docs = docstring_args(cls.__doc__)
-        for p in inspect.signature(cls.__init__).parameters.values():
-            if (p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
-                    and p.default is not p.empty and p.name not in options and p.name not in skip):
-                doc_type, help_text = docs.get(p.name, ("", ""))
-                t, optional = _option_type(p.default, doc_type)
-                options[p.name] = ModelOption(p.name, t, p.default, optional, help_text)
-        skip |= _set_by_init(cls)
-        parent = re.search(r"`(\w+)`", docs.get("**kwargs", ("", ""))[1] or "")
-        parent = parent or re.search(r"`(\w+)`", docs.get("**kwargs", ("", ""))[0])
-        cls = next((c for c in cls.__mro__[1:] if parent and c.__name__ == parent.group(1)), None)
+    found = _find_class(module, class_name)
+    while found is not None:
+        module, node = found
+        docs = docstring_args(ast.get_docstring(node))
+        constructor = _constructor(module, node)
+        if constructor is None:
+            break
+        init_module, _, init = constructor
+        for name, default_node in _signature(init_module, init):
+            if name not in options and name not in skip:
+                default = _evaluate(init_module, default_node)
+                doc_type, help_text = docs.get(name, ("", ""))
+                t, optional = _option_type(default, doc_type)
+                options[name] = ModelOption(name, t, default, optional, help_text)
+        skip |= _set_by_init(init)
+        kwargs_doc = docs.get("**kwargs", ("", ""))
+        parent = re.search(r"`(\w+)`", kwargs_doc[1] or "") or re.search(r"`(\w+)`", kwargs_doc[0])
+        found = _find_class(module, parent.group(1)) if parent else None
     return options
 
 
@@ -254,10 +411,8 @@ def train_fields(cfg_cls) -> list[str]:
 def recipe_options(recipe) -> dict[str, ModelOption]:
     """The model options of `recipe`: its model's, less the arguments the data decides,
     the recipe computes, or a training option shares."""
-    from kzoo.zoo import model_class
-
     drop = {*recipe.data_args, *recipe.recipe_args, *train_fields(recipe.config_cls)}
-    options = {k: o for k, o in model_options(model_class(recipe.model)).items() if k not in drop}
+    options = {k: o for k, o in model_options(recipe.model).items() if k not in drop}
     untyped = [k for k, o in options.items() if o.type is None]
     if untyped:
         raise TypeError(f"recipe {recipe.name}: model {recipe.model!r} arguments {untyped} have no "
@@ -341,17 +496,18 @@ def _add_flag(p, name, t, optional, help_text):
 def parser(recipe, options=None):
     """The argparse parser of `recipe`: training options, then model options."""
     options = recipe_options(recipe) if options is None else options
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=f"python -m kzoo.recipes.{recipe.name}",
         description=(recipe.config_cls.__doc__ or "").strip().splitlines()[0],
         argument_default=argparse.SUPPRESS)
     p.add_argument("--out", help=f"run directory (default runs/{recipe.name}/<timestamp>)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint")
-    from kzoo.zoo import model_class
-
+                   help="continue the run in --out from its last checkpoint (schedule options, "
+                        "e.g. --epochs, may change; the others must match the run)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's start-up and C++ log messages")
     defaults, helps = recipe.config_cls(), option_help(recipe.config_cls)
-    shared = model_options(model_class(recipe.model))
+    shared = model_options(recipe.model)
     train = p.add_argument_group("training options")
     for name in train_fields(recipe.config_cls):
         if name == "preset":
@@ -368,15 +524,6 @@ def parser(recipe, options=None):
     return p
 
 
-def _parse_or_raise(p, argv):
-    # argparse prints usage and exits 2 by itself on bad flags; make its message one line.
-    def error(message):
-        raise KzooError(f"{p.prog}: {message}")
-
-    p.error = error
-    return vars(p.parse_args(argv))
-
-
 # --- resolution ----------------------------------------------------------------
 
 def make_config(recipe, train: dict, model: dict, options=None):
@@ -384,14 +531,12 @@ def make_config(recipe, train: dict, model: dict, options=None):
 
     A shared name (`image_size`) left None takes the model's default.
     """
-    from kzoo.zoo import model_class
-
     options = recipe_options(recipe) if options is None else options
     try:
         cfg = recipe.config_cls(**train, model={**{k: o.default for k, o in options.items()}, **model})
     except TypeError as e:
         raise KzooError(f"{recipe.name}: {e}") from None
-    signature = model_options(model_class(recipe.model))
+    signature = model_options(recipe.model)
     shared = {k: signature[k].default for k in train_fields(recipe.config_cls)
               if k in signature and k not in recipe.data_args and getattr(cfg, k) is None
               and signature[k].default is not None}
@@ -435,20 +580,26 @@ def from_record(recipe, saved: dict, options=None):
 
 
 def resolve_config(recipe, argv=None, *, has_gpu=None):
-    """Parse `argv` into (config, out, resume, notes)."""
+    """Parse `argv` into (config, out, resume, notes).
+
+    Every flag is parsed and checked (`check_values`, and on `--resume` against the
+    run's config.json, `check_resume`) before anything imports TensorFlow; only the
+    choice of the default preset (`has_gpu`, None: detect) needs it.
+    """
     options = recipe_options(recipe)
-    args = _parse_or_raise(parser(recipe, options), argv)
+    args = vars(parser(recipe, options).parse_args(argv))
     out = args.pop("out", None)
     resume = args.pop("resume", False)
+    args.pop("verbose", None)
     model_flags = {k: args.pop(k) for k in list(args) if k in options}
+    check_values({**args, **model_flags})
+    if "data" in args:  # a preset may name a folder the user fetches later: checked when loaded
+        check_data_flag(args["data"])
+    check_out_dir(out, resume)
     notes = []
     if resume:
-        if not out:
-            raise KzooError("--resume needs --out RUN_DIR")
-        cfg_path = Path(out) / "config.json"
-        if not cfg_path.is_file():
-            raise KzooError(f"cannot resume: {cfg_path} does not exist")
-        train, model = from_record(recipe, json.loads(cfg_path.read_text())["config"], options)
+        train, model = from_record(recipe, read_run_config(out)["config"], options)
+        check_resume(recipe, make_config(recipe, train, model, options), args, model_flags)
     else:
         preset = args.get("preset")
         if preset is None:
@@ -469,26 +620,126 @@ def resolve_config(recipe, argv=None, *, has_gpu=None):
     return cfg, out, resume, notes
 
 
+def check_data_flag(spec: str):
+    """`--data` must be `builtin:NAME`, `tfds:NAME` or a folder that exists (KzooError)."""
+    if not spec.startswith(("builtin:", "tfds:")) and not Path(os.path.expanduser(spec)).is_dir():
+        raise KzooError(f"--data {spec!r} does not exist or is not a folder (a data spec is "
+                        "builtin:NAME, tfds:NAME or a folder of images)")
+
+
+def check_out_dir(out, resume: bool):
+    """`--out` must be writable (`kzoo.io.check_writable_dir`), and a run directory that
+    holds something is continued only with `--resume`."""
+    if not out:
+        return
+    from kzoo.io import check_writable_dir
+    from kzoo.recipes.distribute import is_chief
+
+    path = Path(out)
+    check_writable_dir(path)
+    if not resume and is_chief() and path.is_dir() and any(path.iterdir()):
+        raise KzooError(f"run directory {path} already exists; pass --resume to continue it "
+                        "or choose another --out")
+
+
+def read_run_config(out) -> dict:
+    """The config.json of run directory `out` (`--resume --out RUN`); KzooError if unreadable."""
+    if not out:
+        raise KzooError("--resume needs --out RUN_DIR")
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        raise KzooError(f"cannot resume: {path} does not exist")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise KzooError(f"cannot resume: {path} is unreadable ({e})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise KzooError(f"cannot resume: {path} holds no \"config\" table")
+    return record
+
+
+def flag_text(name: str, value) -> str:
+    """`--name value` as typed on the command line (`none`, `true`, `2,4,6`)."""
+    return f"--{name.replace('_', '-')} {value_text(value)}"
+
+
+def value_text(value) -> str:
+    if value is None:
+        return NONE
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def check_resume(recipe, recorded, train_flags: dict, model_flags: dict):
+    """Refuse flags of a resumed run that change what it is: any flag whose value
+    differs from the run's `recorded` config, unless its resume class is SCHEDULE
+    (`resume_class`; model options are ARCHITECTURE). KzooError names the flag and
+    both values."""
+    schedule = sorted(flag_text(k, "N").split()[0] for k in train_fields(recipe.config_cls)
+                      if resume_class(recipe.config_cls, k) == SCHEDULE)
+    given = [(k, v, getattr(recorded, k), resume_class(recipe.config_cls, k)) for k, v in train_flags.items()]
+    given += [(k, v, recorded.model.get(k), ARCHITECTURE) for k, v in model_flags.items()]
+    for name, value, was, kind in given:
+        if value == was or kind == SCHEDULE:
+            continue
+        what = "architecture flags" if kind == ARCHITECTURE else "the data and training flags"
+        raise KzooError(f"{flag_text(name, value)} differs from the run's {value_text(was)}: {what} "
+                        f"cannot change on resume (only {', '.join(schedule)} can)")
+
+
+def _finite(value) -> bool:
+    values = value if isinstance(value, tuple) else (value,)
+    return all(math.isfinite(v) for v in values if isinstance(v, float))
+
+
+# Range of options by name (training or model options of any recipe): (check, what it must be).
+VALUE_RULES = {
+    "epochs": (lambda v: v >= 1, ">= 1"),
+    "steps_per_epoch": (lambda v: v is None or v >= 1, ">= 1 (or none: one pass over the data)"),
+    "batch_size": (lambda v: v >= 1, ">= 1"),
+    "eval_samples": (lambda v: v is None or v >= 0, ">= 0 (0 skips the evaluation)"),
+    "seed": (lambda v: 0 <= v < 2**32, "between 0 and 2**32 - 1"),
+    "strategy": (lambda v: v in STRATEGIES, " or ".join(STRATEGIES)),
+    "image_size": (lambda v: v is None or v >= 1, ">= 1"),
+    "learning_rate": (lambda v: v > 0, "> 0"),
+    "beta_1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "beta_2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "warmup_steps": (lambda v: v >= 0, ">= 0"),
+    "grad_clip": (lambda v: v is None or v > 0, "> 0 (or none)"),
+    "num_crops": (lambda v: v >= 1, ">= 1"),
+}
+
+
+def check_values(values: dict):
+    """KzooError for the first option of `values` ({name: value}, training or model
+    options) out of its range (`VALUE_RULES`) or a float that is nan or infinite."""
+    for name, value in values.items():
+        if name == "model" and isinstance(value, dict):
+            check_values(value)
+            continue
+        if not _finite(value):
+            raise KzooError(f"{flag_text(name, value).split()[0]} must be a finite number, got {value_text(value)}")
+        rule = VALUE_RULES.get(name)
+        if rule is not None and not rule[0](value):
+            got = repr(value) if isinstance(value, str) else value_text(value)
+            raise KzooError(f"{flag_text(name, value).split()[0]} must be {rule[1]}, got {got}")
+
+
 def validate(cfg):
-    """Bad training options -> KzooError, before anything runs."""
-    if cfg.epochs < 1:
-        raise KzooError(f"--epochs must be >= 1, got {cfg.epochs}")
-    if cfg.steps_per_epoch is not None and cfg.steps_per_epoch < 1:
-        raise KzooError(f"--steps-per-epoch must be >= 1 (or none: one pass), got {cfg.steps_per_epoch}")
-    if cfg.batch_size < 1:
-        raise KzooError(f"--batch-size must be >= 1, got {cfg.batch_size}")
-    if cfg.eval_samples is not None and cfg.eval_samples < 0:
-        raise KzooError(f"--eval-samples must be >= 0 (0 skips the evaluation), got {cfg.eval_samples}")
-    if cfg.strategy not in STRATEGIES:
-        raise KzooError(f"--strategy must be default, mirrored or multiworker, got {cfg.strategy!r}")
+    """Bad options of a resolved config (flags, preset or record) -> KzooError, before
+    anything runs."""
+    check_values(dataclasses.asdict(cfg))
 
 
 def model_args(cfg, name: str, **args) -> dict:
     """Constructor arguments of registered model `name` for `cfg`: its model options,
     the training options it shares (image_size, seed), then `args` (data-decided)."""
-    from kzoo.zoo import model_class
-
-    accepted = model_options(model_class(name))
+    accepted = model_options(name)
     shared = {k: getattr(cfg, k) for k in train_fields(type(cfg)) if k in accepted}
     merged = {**cfg.model, **shared, **args}
     return {k: v for k, v in merged.items() if k in accepted or k in args}

@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import os
 
+from kzoo.cli import import_tensorflow  # the first import of TensorFlow in a run: quiet
 from kzoo.errors import KzooError
 
 
 def has_gpu() -> bool:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return bool(tf.config.list_physical_devices("GPU"))
 
 
 def setup_devices():
     """Honour KZOO_LOGICAL_CPUS=N: split the CPU into N logical devices (tests, demos)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     n = int(os.environ.get("KZOO_LOGICAL_CPUS", "0") or 0)
     if n > 1:

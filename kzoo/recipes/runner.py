@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from kzoo.errors import KzooError
-from kzoo.io import remove_stale_temps
+from kzoo.io import is_output_error, output_error, remove_stale_temps
 from kzoo.recipes.config import (  # noqa: F401  (the names recipe modules and tools import)
     TrainConfig,
     changed_from,
@@ -68,7 +68,7 @@ def _train(recipe, cfg, out, resume, argv):
     import keras
     import numpy as np
 
-    from kzoo.io import write_json
+    from kzoo.io import make_dirs, write_json
     from kzoo.recipes.callbacks import append_jsonl, completed_epochs, run_callbacks, truncate_metrics
 
     keras.utils.set_random_seed(cfg.seed)
@@ -107,17 +107,20 @@ def _train(recipe, cfg, out, resume, argv):
 
         run_dir = Path(tempfile.mkdtemp(prefix="kzoo-worker-"))
     for sub in ("checkpoints", "logs", "samples", "model"):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        make_dirs(run_dir / sub)
         if resume:  # temporary files of writes a killed run never finished
             remove_stale_temps(run_dir / sub)
     if resume:
         remove_stale_temps(run_dir)
-    if not resume:
+    argv = list(sys.argv if argv is None else argv)
+    if resume:
+        record_resume(run_dir / "config.json", recipe, cfg, argv)
+    else:
         write_json(run_dir / "config.json", {
             "recipe": recipe.name, "model_name": recipe.model, "config": dataclasses.asdict(cfg),
             "changed_from_paper": changed_from(cfg, paper_config(recipe)), "replicas": replicas,
             "kzoo_version": _version(), "keras_version": keras.__version__,
-            "tensorflow_version": _tf_version(), "argv": list(sys.argv if argv is None else argv)})
+            "tensorflow_version": _tf_version(), "argv": argv})
     initial_epoch = completed_epochs(run_dir)
     truncate_metrics(run_dir / "metrics.jsonl", initial_epoch)
 
@@ -155,14 +158,31 @@ def _train(recipe, cfg, out, resume, argv):
     return run_dir
 
 
-def save_trained(model_dir: Path, model, inference, metadata):
-    """Write model.keras, inference.keras and metadata.json atomically."""
-    from kzoo.io import atomic_path, write_json
+def record_resume(path: Path, recipe, cfg, argv):
+    """Record a resume in the run's config.json: "config" takes the schedule options
+    the resume changed (`config.check_resume` refused any other change) and the
+    "resumes" list gets {"time", "argv", "changed": {option: [before, after]}}."""
+    from kzoo.io import write_json
+    from kzoo.recipes.config import from_record, make_config, read_run_config
 
-    with atomic_path(model_dir / "model.keras") as tmp:
-        model.save(tmp)
-    with atomic_path(model_dir / "inference.keras") as tmp:
-        inference.save(tmp)
+    record = read_run_config(path.parent)
+    before = make_config(recipe, *from_record(recipe, record["config"]))
+    was = {**dataclasses.asdict(before), **before.model}
+    record["config"] = dataclasses.asdict(cfg)
+    record.setdefault("resumes", []).append({
+        "time": _dt.datetime.now().isoformat(timespec="seconds"), "argv": argv,
+        "changed": {k: [was.get(k), v] for k, v in changed_from(cfg, before).items()}})
+    write_json(path, record)
+
+
+def save_trained(model_dir: Path, model, inference, metadata):
+    """Write model.keras, inference.keras and metadata.json atomically (free space
+    checked first against the size of the weights)."""
+    from kzoo.io import atomic_path, variables_nbytes, write_json
+
+    for name, m in (("model.keras", model), ("inference.keras", inference)):
+        with atomic_path(model_dir / name, size=variables_nbytes(m)) as tmp:
+            m.save(tmp)
     write_json(model_dir / "metadata.json", {"model_class": type(model).__name__,
                                              "card": model.card().to_dict(), **metadata})
 
@@ -180,12 +200,24 @@ def _tf_version():
 
 
 def main(recipe: Recipe, argv=None):
-    """Entry point of `python -m kzoo.recipes.<name>`: errors become one line, exit 2."""
+    """Entry point of `python -m kzoo.recipes.<name>`: errors become one line, exit 2.
+
+    TensorFlow's start-up and C++ log messages are hidden unless `--verbose`.
+    """
+    from kzoo.cli import quiet_tensorflow
+
     logging.basicConfig(level=logging.WARNING, format="kzoo: %(message)s")
+    args = sys.argv[1:] if argv is None else argv
     try:
+        quiet_tensorflow("--verbose" in args)
         run(recipe, argv)
     except KzooError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if not is_output_error(e):
+            raise
+        print(f"error: {output_error(e.filename or 'an output file', e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: resume with --resume --out RUN_DIR", file=sys.stderr)

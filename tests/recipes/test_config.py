@@ -10,16 +10,22 @@ from kzoo.models.dcgan import DCGAN
 from kzoo.models.wgan_gp import WGANGP
 from kzoo.recipes import cyclegan, dcgan, ddpm, deeplab, pix2pix, srgan, unet, wgan_gp
 from kzoo.recipes.config import (
+    ARCHITECTURE,
+    FIXED,
+    SCHEDULE,
     TrainConfig,
     changed_from,
+    check_values,
     doc_section,
     docstring_args,
     from_record,
     load_preset,
     model_args,
     model_options,
+    model_source,
     paper_config,
     resolve_config,
+    resume_class,
     steps_per_epoch,
     total_steps,
 )
@@ -173,12 +179,108 @@ def test_steps_per_epoch_has_one_home():
     (["--steps-per-epoch", "0"], "--steps-per-epoch must be >= 1 (or none"),
     (["--eval-samples", "-1"], "--eval-samples must be >= 0"),
     (["--strategy", "ring"], "--strategy must be"),
+    (["--data", "/no/such/folder"], "--data '/no/such/folder' does not exist or is not a folder"),
     (["--preset", "nope"], "unknown preset 'nope' for dcgan"),
     (["--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_bad_options(argv, message):
     with pytest.raises(KzooError, match=message.replace("(", r"\(")):
         resolve_config(dcgan.RECIPE, argv)
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"seed": -1}, "--seed must be between 0 and 2**32 - 1, got -1"),
+    ({"seed": 2**32}, "--seed must be between 0 and 2**32 - 1, got 4294967296"),
+    ({"learning_rate": float("nan")}, "--learning-rate must be a finite number, got nan"),
+    ({"learning_rate": float("inf")}, "--learning-rate must be a finite number, got inf"),
+    ({"learning_rate": 0.0}, "--learning-rate must be > 0, got 0.0"),
+    ({"beta_1": 1.0}, "--beta-1 must be in [0, 1), got 1.0"),
+    ({"batch_size": 0}, "--batch-size must be >= 1, got 0"),
+    ({"model": {"gp_weight": float("-inf")}}, "--gp-weight must be a finite number, got -inf"),
+    ({"scale_range": (0.5, float("nan"))}, "--scale-range must be a finite number, got 0.5,nan"),
+])
+def test_values_are_range_checked(values, message):
+    with pytest.raises(KzooError) as e:
+        check_values(values)
+    assert str(e.value) == message
+    check_values({"seed": 0, "learning_rate": 1e-4, "steps_per_epoch": None, "data": "builtin:digits",
+                  "model": {"gp_weight": 10.0}, "scale_range": (0.5, 2.0), "width": 8})
+
+
+def test_model_options_are_read_from_the_source():
+    """The source reading (no Keras import) gives each registered model's own class and the
+    defaults its imported constructors declare."""
+    import inspect
+
+    from kzoo.zoo import list_models, model_class
+
+    for name in list_models():
+        cls = model_class(name)
+        assert model_source(name) == (cls.__module__, cls.__name__)
+        options = model_options(name)
+        assert options == model_options(cls)
+        declared = {}
+        for klass in reversed(cls.__mro__):
+            if "__init__" in vars(klass):
+                declared.update({p.name: p.default for p in inspect.signature(klass.__init__).parameters.values()
+                                 if p.default is not p.empty})
+        assert {k: o.default for k, o in options.items()} == {k: declared[k] for k in options}, name
+    with pytest.raises(KzooError, match="unknown model 'dcgn' .did you mean dcgan"):
+        model_source("dcgn")
+
+
+def test_resume_class_comes_from_the_field_metadata():
+    from kzoo.recipes.img2img import Img2ImgConfig
+
+    assert resume_class(Img2ImgConfig, "epochs") == SCHEDULE  # the subclass only changes the default
+    assert resume_class(TrainConfig, "eval_samples") == SCHEDULE
+    assert resume_class(TrainConfig, "image_size") == ARCHITECTURE
+    assert resume_class(Img2ImgConfig, "batch_size") == FIXED and resume_class(Img2ImgConfig, "learning_rate") == FIXED
+
+
+def _recorded_run(tmp_path, argv):
+    cfg, _, _, _ = resolve_config(dcgan.RECIPE, ["--preset", "quick", *argv])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": dataclasses.asdict(cfg)}))
+    return run
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--width", "32"], "--width 32 differs from the run's 8: architecture flags cannot change on resume"),
+    (["--latent-dim", "16"], "--latent-dim 16 differs from the run's 8: architecture flags"),
+    (["--image-size", "32"], "--image-size 32 differs from the run's 16: architecture flags"),
+    (["--mixed-precision"], "--mixed-precision true differs from the run's false: architecture flags"),
+    (["--batch-size", "16"], "--batch-size 16 differs from the run's 8: the data and training flags cannot "
+                             "change on resume (only --epochs, --eval-samples, --steps-per-epoch can)"),
+    (["--data", "builtin:faces"], "--data builtin:faces differs from the run's builtin:digits"),
+    (["--seed", "3"], "--seed 3 differs from the run's 0"),
+    (["--learning-rate", "0.001"], "--learning-rate 0.001 differs from the run's 0.0002"),
+    (["--preset", "paper"], "--preset paper differs from the run's quick"),
+])
+def test_resume_refuses_flags_that_change_the_run(tmp_path, argv, message):
+    run = _recorded_run(tmp_path, ["--image-size", "16", "--width", "8", "--latent-dim", "8", "--batch-size", "8"])
+    before = (run / "config.json").read_text()
+    with pytest.raises(KzooError) as e:
+        resolve_config(dcgan.RECIPE, ["--resume", "--out", str(run), *argv])
+    assert str(e.value).startswith(message)
+    assert (run / "config.json").read_text() == before
+
+
+def test_resume_takes_schedule_flags_and_unchanged_values(tmp_path):
+    run = _recorded_run(tmp_path, ["--width", "8", "--epochs", "2"])
+    cfg, _, resume, _ = resolve_config(dcgan.RECIPE, [
+        "--resume", "--out", str(run), "--epochs", "5", "--steps-per-epoch", "3", "--eval-samples", "0",
+        "--width", "8", "--preset", "quick"])
+    assert resume and (cfg.epochs, cfg.steps_per_epoch, cfg.eval_samples, cfg.model["width"]) == (5, 3, 0, 8)
+
+
+@pytest.mark.parametrize("text,message", [("{", "is unreadable"), ("[]", 'holds no "config" table'),
+                                          ('{"config": 3}', 'holds no "config" table')])
+def test_resume_of_a_broken_config_json(tmp_path, text, message):
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(KzooError, match=message):
+        resolve_config(dcgan.RECIPE, ["--resume", "--out", str(tmp_path)])
 
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]

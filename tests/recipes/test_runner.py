@@ -96,13 +96,19 @@ def test_resume_after_kill_9_loses_at_most_the_last_epoch(tmp_path):
     done = json.loads(meta.read_text())["epoch"]
     assert 2 <= done < 8, "the run was not interrupted mid-way"
     assert not (out / "model" / "model.keras").exists()
-    resumed = subprocess.run([sys.executable, "-m", "kzoo.recipes.dcgan", "--resume", "--out", str(out)],
+    resumed = subprocess.run([sys.executable, "-m", "kzoo.recipes.dcgan", "--resume", "--out", str(out),
+                              "--epochs", "9", "--width", "8"],  # a schedule change; the run's width
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming after epoch {done}" in resumed.stdout
-    assert _epochs(out / "metrics.jsonl") == list(range(1, 9))
+    assert _epochs(out / "metrics.jsonl") == list(range(1, 10))
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in lines if "untrained" in l and "final" not in l] == [0]  # baseline once
     assert (out / "model" / "model.keras").exists()
-    assert len(list((out / "samples").glob("epoch_*.png"))) == 8
+    assert len(list((out / "samples").glob("epoch_*.png"))) == 9
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["epochs"] == 9 and config["argv"][-2:] == ["--steps-per-epoch", "4"]
+    assert [r["changed"] for r in config["resumes"]] == [{"epochs": [8, 9]}]
 
 
 def test_resume_needs_an_existing_run(tmp_path):
