@@ -296,11 +296,18 @@ def _first_line(e):
 
 
 def load_image(path):
-    """An image file as a uint8 HxWxC array (channels as stored: 1, 2, 3 or 4)."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file as a uint8 HxWxC array (channels as stored: 1, 2, 3 or 4).
+
+    Its size is checked before it is decoded (`kzoo.io.check_image_pixels`); a file
+    that is missing, not an image, truncated or too large is one `KzooError` line.
+    """
+    from PIL import Image
+
+    from kzoo.io import check_image_pixels
 
     try:
         with Image.open(path) as img:
+            check_image_pixels(path, *img.size)
             if img.mode == "P":
                 img = img.convert("RGBA" if "transparency" in img.info else "RGB")
             elif img.mode in ("CMYK", "YCbCr"):
@@ -310,7 +317,9 @@ def load_image(path):
             return np.asarray(img)
     except FileNotFoundError:
         raise KzooError(f"input image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except KzooError:
+        raise
+    except Exception as e:  # PIL's decoders raise OSError, ValueError, SyntaxError, bomb errors...
         raise KzooError(f"cannot read image {path}: {_first_line(e)}") from None
 
 

@@ -99,6 +99,10 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
         layout.check_version(model_dirs.values(), int(version), force)
     version = int(version)
 
+    from kzoo.io import check_free_space, check_writable_dir, variables_nbytes
+
+    check_writable_dir(root)  # each format holds the weights once (fp16 half of them)
+    check_free_space(root, int(variables_nbytes(*src.parts.values()) * (len(formats) + 0.5 * fp16)))
     layout.remove_incomplete_groups(model_dirs.values())
     group = ({"id": layout.new_group_id(), "members": sorted(served.values())}
              if len(src.parts) > 1 else None)
@@ -130,6 +134,12 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
             results.append(Exported(served[ep], version, model_dirs[ep] / str(version), info))
         for ep in src.parts:
             layout.publish(staged[ep], model_dirs[ep] / str(version), force=force)
+    except OSError as e:
+        from kzoo.io import is_output_error, output_error
+
+        if is_output_error(e):
+            raise output_error(e.filename or root, e) from None
+        raise
     finally:
         for st in staged.values():
             shutil.rmtree(st, ignore_errors=True)

@@ -97,6 +97,9 @@ class ModelServer:
                  threads=None, config_file=None, version_policy=LATEST, file_system_poll_wait_seconds=1.0,
                  model_config_file_poll_wait_seconds=0.0, grpc_max_message_bytes=GRPC_MAX_MESSAGE,
                  max_tensor_bytes=DEFAULT_MAX_TENSOR_BYTES, body_timeout_s=30.0, header_timeout_s=10.0):
+        for flag, value in (("--port", port), ("--grpc-port", grpc_port)):
+            if value is not None and not (isinstance(value, int) and 0 <= value <= 65535):
+                raise KzooError(f"{flag} must be a TCP port from 0 (any free) to 65535, got {value}")
         for flag, value, low in (("--max-batch", max_batch, 1), ("--max-queue", max_queue, 1),
                                  ("--max-body-bytes", max_body_bytes, 1), ("--batch-wait-ms", batch_wait_ms, 0),
                                  ("--grpc-max-message-bytes", grpc_max_message_bytes, 1024),

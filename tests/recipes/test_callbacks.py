@@ -16,6 +16,8 @@ def test_metrics_lines_are_truncated_to_the_completed_epochs(tmp_path):
         f.write('{"epoch": 4, "tor')  # a line torn by a crash
     truncate_metrics(path, 2)
     assert [json.loads(l)["epoch"] for l in path.read_text().splitlines()] == [0, 1, 2]
+    truncate_metrics(path, 0)  # killed before the first epoch ended: the run writes the baseline again
+    assert path.read_text() == ""
     truncate_metrics(tmp_path / "none.jsonl", 1)  # no file: nothing to do
     assert not (tmp_path / "none.jsonl").exists()
 
