@@ -301,12 +301,17 @@ def load_image(path):
     Its size is checked before it is decoded (`kzoo.io.check_image_pixels`); a file
     that is missing, not an image, truncated or too large is one `KzooError` line.
     """
+    import warnings
+
     from PIL import Image
 
     from kzoo.io import check_image_pixels
 
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # PIL only warns between 89 and 179 Mpixel
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             check_image_pixels(path, *img.size)
             if img.mode == "P":
                 img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -319,6 +324,8 @@ def load_image(path):
         raise KzooError(f"input image {path} does not exist") from None
     except KzooError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise KzooError(f"image {path} is too large to decode: {_first_line(e)}") from None
     except Exception as e:  # PIL's decoders raise OSError, ValueError, SyntaxError, bomb errors...
         raise KzooError(f"cannot read image {path}: {_first_line(e)}") from None
 
