@@ -1,5 +1,6 @@
 import errno
 import json
+import re
 import os
 import shutil
 import tempfile
@@ -127,3 +128,41 @@ def test_remove_stale_temps_of_killed_writes(tmp_path):
     (tmp_path / ".a.json.q1w2e3r4.json").write_text("x")
     assert remove_stale_temps(tmp_path, older_than=3600) == []  # a live writer's file stays
     assert remove_stale_temps(tmp_path / "missing") == []
+
+
+def test_check_writable_dir_answers_before_any_work(tmp_path):
+    from kzoo.io import check_writable_dir
+
+    assert check_writable_dir(tmp_path / "new" / "run") == tmp_path / "new" / "run"
+    assert not (tmp_path / "new").exists() and not list(tmp_path.iterdir())  # the probe is gone
+    (tmp_path / "file").write_text("x")
+    for bad, reason in [(tmp_path / "file", "is not a directory (ENOTDIR)"),
+                        (tmp_path / "file" / "run", "is not a directory (ENOTDIR)"),
+                        ("/proc/kzoo-run", "(ENOENT)")]:
+        with pytest.raises(KzooError, match=re.escape(f"cannot write {bad}: ") + ".*" + re.escape(reason)):
+            check_writable_dir(bad)
+
+
+def test_input_image_pixel_budget(monkeypatch):
+    from kzoo.io import MAX_IMAGE_PIXELS, check_image_pixels
+
+    check_image_pixels("a.png", 8192, 8192)
+    assert MAX_IMAGE_PIXELS == 8192 * 8192
+    with pytest.raises(KzooError, match=r"a.png is 8193x8192 \(67 Mpixel\), over the 67 Mpixel limit"):
+        check_image_pixels("a.png", 8193, 8192)
+    monkeypatch.setenv("KZOO_MAX_IMAGE_PIXELS", "100")
+    with pytest.raises(KzooError, match="over the 0 Mpixel limit"):
+        check_image_pixels("a.png", 11, 10)
+
+
+def test_variables_nbytes_counts_each_variable_once():
+    import keras
+
+    from kzoo.io import variables_nbytes
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    assert variables_nbytes(model) == (3 * 2 + 2) * 4
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    with_adam = variables_nbytes(model)  # weights, Adam's m and v, its step counter
+    assert with_adam == variables_nbytes(model, model) and with_adam >= 3 * (3 * 2 + 2) * 4 + 8

@@ -189,7 +189,7 @@ def _pix2pix_folder(folder, image_size, split):
         return _resize01(a, image_size), _resize01(b, image_size)
 
     ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths]).map(
-        decode, num_parallel_calls=tf.data.AUTOTUNE)
+        decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()  # last line of defence
     return ImagePairs(ds.map(lambda a, b: a), ds.map(lambda a, b: b), True, len(paths), len(paths),
                       image_size, 3, 3, str(source))
 
@@ -239,7 +239,7 @@ def _cyclegan_folder(folder, image_size, split):
         ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths]).map(
             lambda p: _prepare_image(tf.io.decode_image(tf.io.read_file(p), channels=3,
                                                         expand_animations=False), image_size, 3),
-            num_parallel_calls=tf.data.AUTOTUNE)
+            num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()  # last line of defence
         domains.append((ds, len(paths)))
     (a, na), (b, nb) = domains
     return ImagePairs(a, b, False, na, nb, image_size, 3, 3, str(folder))
