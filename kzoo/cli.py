@@ -296,12 +296,13 @@ def main(argv=None):
     except KzooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:
-        from kzoo.io import is_output_error, output_error
+    except Exception as e:  # a full or read-only disk, wherever it was met: one line
+        from kzoo.io import as_output_error, output_error
 
-        if not is_output_error(e):
+        disk = as_output_error(e)
+        if disk is None:
             raise
-        print(f"error: {output_error(e.filename or 'an output file', e)}", file=sys.stderr)
+        print(f"error: {output_error(getattr(e, 'filename', None) or 'an output file', disk)}", file=sys.stderr)
         return 2
 
 

@@ -56,6 +56,24 @@ def is_output_error(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in OUTPUT_ERRNOS
 
 
+def as_output_error(error: BaseException) -> OSError | None:
+    """`error` as an output-side `OSError` (see `is_output_error`), or None.
+
+    Besides `OSError`s themselves this recognises the errors of libraries that report
+    a failed write in their message only: TensorFlow's file-system errors
+    (`ResourceExhaustedError: ...; No space left on device`, "Read-only file system")
+    are not `OSError`s.
+    """
+    if isinstance(error, OSError):
+        return error if is_output_error(error) else None
+    text = str(error)
+    for code in sorted(OUTPUT_ERRNOS):
+        reason = os.strerror(code)
+        if code not in (errno.EINVAL, errno.EEXIST, errno.EIO) and reason in text:
+            return OSError(code, reason)
+    return None
+
+
 @contextlib.contextmanager
 def writing(path):
     """Turn every `OSError` raised inside the block (which only writes `path`) into

@@ -291,11 +291,34 @@ def _tmpfs(path, options):
     ["train", "dcgan", "--out", "RO/run"],
     ["export", "model_less_run", "--out", "RO/export"],
     ["predict", "MODEL", "--out", "RO/predictions"],
-], ids=["train", "export", "predict"])
-def test_read_only_disk(work, capsys, image_export, argv):
+    ["hub", "download", "dcgan-digits"],  # KZOO_HOME on the read-only disk
+], ids=["train", "export", "predict", "hub-home"])
+def test_read_only_disk(work, capsys, monkeypatch, image_export, argv):
     with _tmpfs(work / "ro", "ro,size=1m") as ro:
+        monkeypatch.setenv("KZOO_HOME", str(ro / "home"))
         argv = [str(image_export) if a == "MODEL" else a.replace("RO", str(ro)) for a in argv]
         _check(argv, work, capsys, "Read-only file system (EROFS)")
+
+
+@pytest.fixture(scope="module")
+def keras_file(tmp_path_factory):
+    """A carded 8x8 image model saved as a .keras file (an export source)."""
+    from tests.export.common import fcn
+
+    path = tmp_path_factory.mktemp("source") / "fcn.keras"
+    fcn(channels=3, size=8, dynamic=False).save(path)
+    return path
+
+
+@pytest.mark.parametrize("size,formats", [("8k", "savedmodel"), ("64k", "savedmodel,onnx")],
+                         ids=["savedmodel-tensorflow-error", "onnx-oserror"])
+def test_export_on_a_full_disk(work, capsys, keras_file, size, formats):
+    """The SavedModel writer reports a full disk as a TensorFlow error, the ONNX one as an
+    OSError: both are one line, and the staging folder and the folders the export made go."""
+    with _tmpfs(work / "full", f"size={size}") as full:
+        _check(["export", keras_file, "--out", full / "export", "--formats", formats], work, capsys,
+               "No space left on device (ENOSPC)")
+        assert not list(full.iterdir())
 
 
 def test_checkpoint_on_a_full_disk_is_one_line_not_a_crash(tmp_path):

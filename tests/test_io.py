@@ -166,3 +166,18 @@ def test_variables_nbytes_counts_each_variable_once():
     model.optimizer.build(model.trainable_variables)
     with_adam = variables_nbytes(model)  # weights, Adam's m and v, its step counter
     assert with_adam == variables_nbytes(model, model) and with_adam >= 3 * (3 * 2 + 2) * 4 + 8
+
+
+def test_output_errors_reported_in_a_message_only():
+    """TensorFlow's file-system errors are not OSErrors: their message tells a full disk."""
+    from kzoo.io import as_output_error
+
+    class ResourceExhaustedError(Exception):
+        pass
+
+    disk = as_output_error(ResourceExhaustedError("/x/variables.index.tempstate1; No space left on device"))
+    assert isinstance(disk, OSError) and disk.errno == errno.ENOSPC
+    assert as_output_error(RuntimeError("Read-only file system")).errno == errno.EROFS
+    assert as_output_error(OSError(errno.ENOSPC, "full")).errno == errno.ENOSPC
+    assert as_output_error(OSError(errno.ECONNRESET, "reset")) is None  # a source's error
+    assert as_output_error(ValueError("width must be a power of two")) is None

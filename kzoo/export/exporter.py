@@ -13,6 +13,7 @@ share the version number.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -104,6 +105,7 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
     check_writable_dir(root)  # each format holds the weights once (fp16 half of them)
     check_free_space(root, int(variables_nbytes(*src.parts.values()) * (len(formats) + 0.5 * fp16)))
     layout.remove_incomplete_groups(model_dirs.values())
+    created = [d for d in (root, *model_dirs.values()) if not d.exists()]  # removed again on failure
     group = ({"id": layout.new_group_id(), "members": sorted(served.values())}
              if len(src.parts) > 1 else None)
     staged, results = {}, []
@@ -134,15 +136,19 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
             results.append(Exported(served[ep], version, model_dirs[ep] / str(version), info))
         for ep in src.parts:
             layout.publish(staged[ep], model_dirs[ep] / str(version), force=force)
-    except OSError as e:
-        from kzoo.io import is_output_error, output_error
+    except Exception as e:  # a full or read-only disk (TensorFlow's errors included): one line
+        from kzoo.io import as_output_error, output_error
 
-        if is_output_error(e):
-            raise output_error(e.filename or root, e) from None
-        raise
+        disk = as_output_error(e)
+        if disk is None:
+            raise
+        raise output_error(getattr(e, "filename", None) or root, disk) from None
     finally:
         for st in staged.values():
             shutil.rmtree(st, ignore_errors=True)
+        for d in reversed(created):  # only while empty: nothing was published there
+            with contextlib.suppress(OSError):
+                d.rmdir()
     for r in results:
         if "onnx" in formats:
             serving_config.write_triton_config(r.path.parent, r.name, r.info, max_batch_size)

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from kzoo.errors import KzooError
-from kzoo.io import is_output_error, output_error, remove_stale_temps
+from kzoo.io import as_output_error, output_error, remove_stale_temps
 from kzoo.recipes.config import (  # noqa: F401  (the names recipe modules and tools import)
     TrainConfig,
     changed_from,
@@ -214,10 +214,11 @@ def main(recipe: Recipe, argv=None):
     except KzooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:
-        if not is_output_error(e):
+    except Exception as e:  # a full or read-only disk, wherever it was met: one line
+        disk = as_output_error(e)
+        if disk is None:
             raise
-        print(f"error: {output_error(e.filename or 'an output file', e)}", file=sys.stderr)
+        print(f"error: {output_error(getattr(e, 'filename', None) or 'an output file', disk)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: resume with --resume --out RUN_DIR", file=sys.stderr)
