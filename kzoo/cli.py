@@ -121,11 +121,6 @@ def finite_float(low=None, high=None):
                   and (high is None or v <= high), " ".join(["a finite number", " and ".join(bounds)]).strip())
 
 
-def port(text):
-    """A TCP port: 0 (any free port) to 65535."""
-    return _typed("port", int, lambda v: 0 <= v <= 65535, "a TCP port from 0 (any free) to 65535")(text)
-
-
 def _add_verbose(p):
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and C++ log messages")
 
@@ -232,31 +227,30 @@ def _add_serve(sub):
     p = sub.add_parser("serve", help="serve an export tree over TF Serving's REST and gRPC APIs")
     p.add_argument("export", nargs="?", default="export", help="export tree (default: export/)")
     p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; 0.0.0.0 for all)")
-    p.add_argument("--port", type=port, default=8501, help="REST port (default 8501)")
-    p.add_argument("--grpc-port", type=port, default=8500, help="gRPC port (default 8500; 0: no gRPC)")
+    p.add_argument("--port", type=int, default=8501, help="REST port (default 8501)")
+    p.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (default 8500; 0: no gRPC)")
     p.add_argument("--backend", choices=("onnx", "savedmodel"), default="onnx",
                    help="onnxruntime (default) or the TensorFlow SavedModel")
-    p.add_argument("--max-batch", type=at_least(1), default=32, help="most rows batched together (1: off)")
-    p.add_argument("--batch-wait-ms", type=finite_float(0.0), default=2.0, help="how long a request waits for others")
-    p.add_argument("--max-queue", type=at_least(1), default=256,
+    p.add_argument("--max-batch", type=int, default=32, help="most rows batched together (1: off)")
+    p.add_argument("--batch-wait-ms", type=float, default=2.0, help="how long a request waits for others")
+    p.add_argument("--max-queue", type=int, default=256,
                    help="waiting requests per version before 429 / RESOURCE_EXHAUSTED")
-    p.add_argument("--max-body-bytes", type=at_least(1), default=16 << 20, help="largest REST body (default 16 MiB)")
+    p.add_argument("--max-body-bytes", type=int, default=16 << 20, help="largest REST body (default 16 MiB)")
     p.add_argument("--model-config-file", help="TF Serving models.config (models, version policies, labels); "
                                               "replaces the tree scan")
     p.add_argument("--version-policy", default="latest",
                    help="policy of the models found in the tree: latest[:N] (default), all, specific:V1,V2")
     p.add_argument("--file-system-poll-wait-seconds", type=finite_float(), default=1.0,
                    help="poll for new/removed versions every N s (default 1; 0: once; <0: never)")
-    p.add_argument("--model-config-file-poll-wait-seconds", type=finite_float(0.0), default=0.0,
+    p.add_argument("--model-config-file-poll-wait-seconds", type=float, default=0.0,
                    help="re-read --model-config-file every N s (default 0: never)")
-    p.add_argument("--grpc-max-message-bytes", type=_typed("int", int, lambda v: 1024 <= v <= 2**31 - 1,
-                                                           "from 1024 to 2**31 - 1"), default=2**31 - 1,
+    p.add_argument("--grpc-max-message-bytes", type=int, default=2**31 - 1,
                    help="largest gRPC message in and out (default 2 GiB - 1, as TF Serving)")
-    p.add_argument("--max-tensor-bytes", type=at_least(1), default=1 << 30,
+    p.add_argument("--max-tensor-bytes", type=int, default=1 << 30,
                    help="most bytes one request's tensors may decode to (default 1 GiB)")
-    p.add_argument("--body-timeout-seconds", type=finite_float(0.001), default=30.0,
+    p.add_argument("--body-timeout-seconds", type=float, default=30.0,
                    help="REST body read timeout (default 30)")
-    p.add_argument("--header-timeout-seconds", type=finite_float(0.001), default=10.0,
+    p.add_argument("--header-timeout-seconds", type=float, default=10.0,
                    help="REST request header timeout (default 10)")
     _add_verbose(p)
 

@@ -242,16 +242,17 @@ def test_predict(work, capsys, image_export, bad_images, argv, match):
 # --- serve -----------------------------------------------------------------------
 
 SERVE_CASES = {
-    "port-too-large": (["serve", "--port", "99999"], "argument --port: must be a TCP port from 0"),
-    "port-negative": (["serve", "--port", "-1"], "argument --port: must be a TCP port from 0"),
-    "port-not-int": (["serve", "--port", "http"], "argument --port: invalid port value: 'http'"),
-    "grpc-port": (["serve", "--grpc-port", "70000"], "argument --grpc-port: must be a TCP port"),
-    "max-batch": (["serve", "--max-batch", "0"], "argument --max-batch: must be >= 1, got 0"),
-    "batch-wait-nan": (["serve", "--batch-wait-ms", "nan"], "argument --batch-wait-ms: must be a finite number"),
-    "max-queue": (["serve", "--max-queue", "0"], "argument --max-queue: must be >= 1"),
+    "port-too-large": (["serve", "--port", "99999"], "--port must be a TCP port from 0 (any free) to 65535, "
+                                                     "got 99999"),
+    "port-negative": (["serve", "--port", "-1"], "--port must be a TCP port from 0 (any free) to 65535, got -1"),
+    "port-not-int": (["serve", "--port", "http"], "argument --port: invalid int value: 'http'"),
+    "grpc-port": (["serve", "--grpc-port", "70000"], "--grpc-port must be a TCP port"),
+    "max-batch": (["serve", "--max-batch", "0"], "--max-batch must be >= 1, got 0"),
+    "batch-wait-nan": (["serve", "--batch-wait-ms", "nan"], "--batch-wait-ms must be >= 0, got nan"),
+    "max-queue": (["serve", "--max-queue", "0"], "--max-queue must be >= 1, got 0"),
     "backend": (["serve", "--backend", "torch"], "argument --backend: invalid choice: 'torch'"),
-    "header-timeout": (["serve", "--header-timeout-seconds", "0"], "must be a finite number >= 0.001"),
-    "grpc-message": (["serve", "--grpc-max-message-bytes", "10"], "must be from 1024 to 2**31 - 1, got 10"),
+    "header-timeout": (["serve", "--header-timeout-seconds", "0"], "--header-timeout-seconds must be >= 0.001"),
+    "grpc-message": (["serve", "--grpc-max-message-bytes", "10"], "--grpc-max-message-bytes must be >= 1024"),
     "poll-inf": (["serve", "--file-system-poll-wait-seconds", "inf"], "must be a finite number, got inf"),
     "version-policy": (["serve", "EXPORT", "--version-policy", "newest"], "newest"),
     "no-tree": (["serve", "no/such/export"], "no/such/export"),
@@ -353,7 +354,7 @@ def test_checkpoint_on_a_full_disk_is_one_line_not_a_crash(tmp_path):
 
 @pytest.mark.parametrize("argv,match", [
     ([sys.executable, "-m", "kzoo.recipes.dcgan", "--seed", "-1"], "--seed must be between 0"),
-    ([sys.executable, "-m", "kzoo.cli", "serve", "--port", "99999"], "argument --port"),
+    ([sys.executable, "-m", "kzoo.cli", "serve", "--port", "99999"], "--port must be a TCP port"),
     ([sys.executable, "-m", "kzoo.cli", "predict", "no/such/export"], "does not exist"),
 ], ids=["recipe", "serve", "predict"])
 def test_entry_points(tmp_path, argv, match):

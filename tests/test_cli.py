@@ -115,7 +115,7 @@ BAD_FLAGS = [
     ["train", "dcgan", "--batch-size", "0"], ["train", "dcgan", "--eval-samples", "-3"],
     ["train", "dcgan", "--width", "wide"], ["train", "dcgan", "--widht", "3"],
     ["train", "vae", "--data", "/no/such/folder"], ["train", "deeplab", "--aspp-rates", "6,x"],
-    ["serve", "--port", "99999"], ["serve", "--port", "-1"], ["serve", "--batch-wait-ms", "inf"],
+    ["serve", "--port", "99999"], ["serve", "--port", "-1"], ["serve", "--batch-wait-ms", "nan"],
     ["export", "RUN", "--opset", "0"], ["predict", "MODEL", "--num", "0"], ["hub", "info"], ["train"],
 ]
 

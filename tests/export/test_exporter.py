@@ -95,7 +95,7 @@ def test_a_card_size_the_network_cannot_take_fails_clearly(tmp_path):
 def test_parity_failure_leaves_nothing(tmp_path):
     with pytest.raises(ParityError, match=r"onnx \(random inputs\) image: max error"):
         export(tiny_cgan(), name="cgan", out=tmp_path, tolerance=1e-15)
-    assert list((tmp_path / "cgan").iterdir()) == []
+    assert not (tmp_path / "cgan").exists()  # the model folder the export made is gone too
     assert not (tmp_path / "models.config").exists()
 
 
