@@ -486,7 +486,7 @@ def _flag_type(t, optional):
 
 
 def _add_flag(p, name, t, optional, help_text):
-    flag = "--" + name.replace("_", "-")
+    flag = flag_name(name)
     if t is bool:
         p.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
     else:
@@ -658,9 +658,14 @@ def read_run_config(out) -> dict:
     return record
 
 
+def flag_name(name: str) -> str:
+    """The flag of option `name`: `--name-with-dashes`."""
+    return "--" + name.replace("_", "-")
+
+
 def flag_text(name: str, value) -> str:
     """`--name value` as typed on the command line (`none`, `true`, `2,4,6`)."""
-    return f"--{name.replace('_', '-')} {value_text(value)}"
+    return f"{flag_name(name)} {value_text(value)}"
 
 
 def value_text(value) -> str:
@@ -678,7 +683,7 @@ def check_resume(recipe, recorded, train_flags: dict, model_flags: dict):
     differs from the run's `recorded` config, unless its resume class is SCHEDULE
     (`resume_class`; model options are ARCHITECTURE). KzooError names the flag and
     both values."""
-    schedule = sorted(flag_text(k, "N").split()[0] for k in train_fields(recipe.config_cls)
+    schedule = sorted(flag_name(k) for k in train_fields(recipe.config_cls)
                       if resume_class(recipe.config_cls, k) == SCHEDULE)
     given = [(k, v, getattr(recorded, k), resume_class(recipe.config_cls, k)) for k, v in train_flags.items()]
     given += [(k, v, recorded.model.get(k), ARCHITECTURE) for k, v in model_flags.items()]
@@ -723,11 +728,11 @@ def check_values(values: dict):
             check_values(value)
             continue
         if not _finite(value):
-            raise KzooError(f"{flag_text(name, value).split()[0]} must be a finite number, got {value_text(value)}")
+            raise KzooError(f"{flag_name(name)} must be a finite number, got {value_text(value)}")
         rule = VALUE_RULES.get(name)
         if rule is not None and not rule[0](value):
             got = repr(value) if isinstance(value, str) else value_text(value)
-            raise KzooError(f"{flag_text(name, value).split()[0]} must be {rule[1]}, got {got}")
+            raise KzooError(f"{flag_name(name)} must be {rule[1]}, got {got}")
 
 
 def validate(cfg):
