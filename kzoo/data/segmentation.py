@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kzoo.data.images import IMAGE_EXTENSIONS, ImageData, _prepare_image
+from kzoo.data.images import IMAGE_EXTENSIONS, ImageData, _prepare_image, readable_images
 from kzoo.errors import KzooError
 
 IGNORE_LABEL = 255
@@ -195,6 +195,9 @@ def _from_folder(spec, image_size, num_classes):
     images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not images:
         raise KzooError(f"{image_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    images, skipped = readable_images(images, 3)  # decoded as the pipeline does; skipped: counted
+    if not images:
+        raise KzooError(f"{image_dir} holds no image TensorFlow can decode")
     masks_by_stem = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
     masks = []
     for path in images:
@@ -231,8 +234,8 @@ def _from_folder(spec, image_size, num_classes):
         return _prepare_image(img, image_size, 3)
 
     ds = tf.data.Dataset.from_tensor_slices([str(p) for p in images]).map(decode)
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(square)))
-    return ImageData(ds, len(images), image_size, 3, num_classes, str(folder))
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(square))).ignore_errors()
+    return ImageData(ds, len(images), image_size, 3, num_classes, str(folder), skipped=skipped)
 
 
 def augment_fn(*, flip: bool = True, scale_range=(1.0, 1.0)):

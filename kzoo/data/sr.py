@@ -185,7 +185,7 @@ def _from_folder(spec, split, patch_size):
         img.set_shape((None, None, 3))
         return img
 
-    ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths]).map(decode)
+    ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths]).map(decode).ignore_errors()
     return ds, str(folder), pixels
 
 

@@ -126,3 +126,12 @@ def test_augment_scaling_pads_with_ignore_and_keeps_labels():
     assert IGNORE_LABEL not in m and set(np.unique(m)) <= set(np.unique(masks[1]))
     with pytest.raises(KzooError, match="0 < min <= max"):
         augment_fn(scale_range=(2.0, 1.0))
+
+
+def test_folder_image_tensorflow_cannot_decode_is_skipped_with_its_mask(tmp_path):
+    folder = _folder(tmp_path, [1, 2, 1])
+    Image.new("RGB", (12, 10), (1, 2, 3)).save(tmp_path / "images" / "tiff.png", format="TIFF")
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(tmp_path / "masks" / "tiff.png")
+    data = load_segmentation(folder, image_size=8)
+    assert (data.num_examples, data.skipped) == (3, 1)
+    assert len(list(data.dataset.as_numpy_iterator())) == 3  # no IteratorGetNext error
