@@ -219,8 +219,30 @@ def check_sampler(sampler):
     return sampler
 
 
+def batched(eps_fn, batch_size):
+    """`eps_fn` called on consecutive slices of at most `batch_size` examples, concatenated.
+
+    Drawing many images then costs memory for `batch_size` of them per network call,
+    and the sampler's random stream (x_T and the step noise, drawn for the whole
+    batch) is the same for every `batch_size`: the images do not depend on it.
+    """
+    if batch_size is None:
+        return eps_fn
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise KzooError(f"the sampling batch size must be a positive integer, got {batch_size}")
+    batch_size = int(batch_size)
+
+    def eps_in_batches(x, t):
+        if len(x) <= batch_size:
+            return eps_fn(x, t)
+        return np.concatenate([np.asarray(eps_fn(x[i:i + batch_size], t[i:i + batch_size]), np.float32)
+                               for i in range(0, len(x), batch_size)])
+
+    return eps_in_batches
+
+
 def sample(eps_fn, shape, *, schedule=None, sampler="ddpm", steps=None, eta=0.0,
-           variance="beta", clip_denoised=True, seed=0, callback=None):
+           variance="beta", clip_denoised=True, seed=0, callback=None, batch_size=None):
     """Draw samples by running the reverse process from x_T ~ N(0, I).
 
     The loop only calls ``eps_fn(x_t, t)`` -- a Keras model, an ONNX Runtime
@@ -238,6 +260,8 @@ def sample(eps_fn, shape, *, schedule=None, sampler="ddpm", steps=None, eta=0.0,
         seed: int. Seed of the NumPy generator of x_T and the step noise.
         callback: optional `(t, x_t, x0_hat) -> None`, called after each step with
             the timestep just denoised, the new sample and the predicted x_0.
+        batch_size: int or None. Largest batch per `eps_fn` call (`batched`); None:
+            the whole batch in one call. The result does not depend on it.
 
     Returns:
         float32 array of `shape`.
@@ -246,6 +270,7 @@ def sample(eps_fn, shape, *, schedule=None, sampler="ddpm", steps=None, eta=0.0,
     check_sampler(sampler)
     steps = schedule.num_timesteps if steps is None else steps
     ts = schedule.timesteps(steps)
+    eps_fn = batched(eps_fn, batch_size)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(np.float32)
     for i, t in enumerate(ts):

@@ -237,11 +237,13 @@ class OnnxModel:
     def is_diffusion(self):
         return any(e["role"] == "timestep" for e in self.inputs.values())
 
-    def diffusion_sample(self, num, seed=0, sampler="ddim", steps=50, eta=0.0, callback=None):
+    def diffusion_sample(self, num, seed=0, sampler="ddim", steps=50, eta=0.0, callback=None,
+                         batch_size=64):
         """Draw `num` images from a diffusion eps-model with `kzoo.diffusion`'s sampler loop.
 
         The loop (DDPM ancestral or DDIM, `steps` of the T trained ones) runs in NumPy and
-        calls this ONNX session once per step: no TensorFlow anywhere.
+        calls this ONNX session once per step (in slices of `batch_size` images; None:
+        all at once): no TensorFlow anywhere. The images do not depend on `batch_size`.
         """
         from kzoo.diffusion import NoiseSchedule, sample
 
@@ -269,7 +271,8 @@ class OnnxModel:
             return self.run(**{x_name: x, t_name: t})[out_name]
 
         x = sample(eps_fn, shape, schedule=schedule, sampler=sampler, steps=int(steps), eta=eta,
-                   variance=variance, clip_denoised=clip_denoised, seed=seed, callback=callback)
+                   variance=variance, clip_denoised=clip_denoised, seed=seed, callback=callback,
+                   batch_size=batch_size)
         lo, hi = IMAGE_RANGE  # x_0: an image of the data
         return np.clip(np.rint((x - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
 

@@ -200,3 +200,19 @@ def test_module_never_imports_a_framework():
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
+
+def test_batched_network_calls_draw_the_same_images(schedule):
+    """`batch_size` bounds each eps_fn call; the images do not depend on it."""
+    calls = []
+    eps_fn = gaussian_eps_fn(schedule)
+
+    def counting(x, t):
+        calls.append(len(x))
+        return eps_fn(x, t)
+
+    whole = sample(eps_fn, (10, 2), schedule=schedule, sampler="ddim", steps=4, seed=3)
+    parts = sample(counting, (10, 2), schedule=schedule, sampler="ddim", steps=4, seed=3, batch_size=4)
+    np.testing.assert_array_equal(parts, whole)
+    assert calls == [4, 4, 2] * 4
+    with pytest.raises(KzooError, match="sampling batch size must be a positive integer, got 0"):
+        sample(eps_fn, (2, 2), schedule=schedule, steps=2, batch_size=0)

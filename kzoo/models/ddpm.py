@@ -14,6 +14,8 @@ from kzoo.layers import SinusoidalTimeEmbedding, SpatialSelfAttention, TimeResid
 from kzoo.training import TrainingModel, random_images, unpack
 from kzoo.zoo import register_model
 
+SAMPLE_BATCH = 64  # eps-network batch when sampling many images (see benchmarks/ddpm.py)
+
 TINY = {"image_size": 8, "channels": 1, "width": 8, "channel_mults": (1, 2),
         "num_res_blocks": 1, "attention_resolutions": (4,), "norm_groups": 4,
         "num_timesteps": 50}
@@ -330,7 +332,7 @@ class DDPM(TrainingModel):
             ctx.merge_call(update)
 
     def sample(self, n, *, sampler="ddpm", steps=None, eta=0.0, seed=0, callback=None,
-               clip_denoised=None, use_ema=True):
+               clip_denoised=None, use_ema=True, batch_size=SAMPLE_BATCH):
         """Draw `n` images in [-1, 1] with `kzoo.diffusion.sample` (EMA weights by default).
 
         Args:
@@ -343,6 +345,8 @@ class DDPM(TrainingModel):
             clip_denoised: bool or None. Clip the predicted x_0 to [-1, 1] (None: the
                 model's `clip_sample`).
             use_ema: bool. Sample from the averaged weights (True) or the raw ones.
+            batch_size: int or None. Largest batch per network call (`SAMPLE_BATCH`);
+                None: all `n` in one call. The images do not depend on it.
         """
         net = self.ema_network if use_ema else self.network
         return diffusion.sample(
@@ -350,7 +354,7 @@ class DDPM(TrainingModel):
             (n, self.image_size, self.image_size, self.channels), schedule=self.schedule,
             sampler=sampler, steps=steps, eta=eta, variance=self.variance,
             clip_denoised=self.clip_sample if clip_denoised is None else clip_denoised,
-            seed=seed, callback=callback)
+            seed=seed, callback=callback, batch_size=batch_size)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
