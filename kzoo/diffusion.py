@@ -9,7 +9,10 @@ Conventions (those of Ho et al.'s reference code): timesteps are 0-based,
 ``t = 0 .. T-1``; ``alphas_cumprod[t]`` is ᾱ of step ``t + 1`` in the paper, and the
 "previous" cumulative product of the last step is ᾱ = 1 (clean data).
 
-- Schedule: linear β from 1e-4 to 0.02 over T = 1000 steps (Ho et al., 2020, Sec. 4).
+- Schedule: linear β from 1e-4 to 0.02 over T = 1000 steps (Ho et al., 2020, Sec. 4);
+  also the two other schedules of diffusers' `DDPMScheduler` that published
+  checkpoints name in `scheduler_config.json`: "scaled_linear" (β linear in sqrt β,
+  latent diffusion) and "squaredcos_cap_v2" (Nichol & Dhariwal's cosine ᾱ, β ≤ 0.999).
 - Forward process: ``q_sample`` draws x_t ~ q(x_t | x_0) in closed form,
   x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε (Ho et al., Eq. 4); ``forward_step`` is one
   single step q(x_t | x_{t-1}) (Eq. 2), used to check the closed form.
@@ -46,11 +49,36 @@ from kzoo.errors import KzooError
 
 SAMPLERS = ("ddpm", "ddim")
 VARIANCES = ("beta", "beta_tilde")
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
 
 def linear_betas(num_timesteps=1000, beta_start=1e-4, beta_end=0.02):
     """β_1..β_T increasing linearly (Ho et al., 2020, Sec. 4), float64."""
     return np.linspace(beta_start, beta_end, num_timesteps, dtype=np.float64)
+
+
+def scaled_linear_betas(num_timesteps=1000, beta_start=0.00085, beta_end=0.012):
+    """β_1..β_T with sqrt β linear from sqrt `beta_start` to sqrt `beta_end` (Rombach et al., 2022)."""
+    return np.linspace(beta_start ** 0.5, beta_end ** 0.5, num_timesteps, dtype=np.float64) ** 2
+
+
+def cosine_betas(num_timesteps=1000, max_beta=0.999, offset=0.008):
+    """β_t = min(1 - ᾱ(t/T) / ᾱ((t-1)/T), `max_beta`) with ᾱ(u) = cos²((u + s)/(1 + s) π/2)
+    (Nichol & Dhariwal, 2021, Eq. 17; diffusers' "squaredcos_cap_v2")."""
+    u = np.arange(num_timesteps + 1, dtype=np.float64) / num_timesteps
+    alpha_bar = np.cos((u + offset) / (1.0 + offset) * np.pi / 2.0) ** 2
+    return np.minimum(1.0 - alpha_bar[1:] / alpha_bar[:-1], max_beta)
+
+
+def make_betas(beta_schedule, num_timesteps, beta_start, beta_end):
+    """The β of `beta_schedule` (one of `BETA_SCHEDULES`; the cosine one ignores start/end)."""
+    if beta_schedule == "linear":
+        return linear_betas(num_timesteps, beta_start, beta_end)
+    if beta_schedule == "scaled_linear":
+        return scaled_linear_betas(num_timesteps, beta_start, beta_end)
+    if beta_schedule == "squaredcos_cap_v2":
+        return cosine_betas(num_timesteps)
+    raise KzooError(f"unknown beta schedule {beta_schedule!r}; supported: {', '.join(BETA_SCHEDULES)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +89,7 @@ class NoiseSchedule:
         num_timesteps: int. T, the number of diffusion steps.
         beta_start: float. β_1.
         beta_end: float. β_T.
+        beta_schedule: str. One of `BETA_SCHEDULES` ("linear").
 
     Example:
     >>> s = NoiseSchedule()
@@ -71,6 +100,7 @@ class NoiseSchedule:
     num_timesteps: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 0.02
+    beta_schedule: str = "linear"
 
     def __post_init__(self):
         if int(self.num_timesteps) != self.num_timesteps or self.num_timesteps < 1:
@@ -79,7 +109,7 @@ class NoiseSchedule:
         if not 0.0 < self.beta_start <= self.beta_end < 1.0:
             raise KzooError(f"betas must satisfy 0 < beta_start <= beta_end < 1, got "
                             f"{self.beta_start}..{self.beta_end}")
-        betas = linear_betas(self.num_timesteps, self.beta_start, self.beta_end)
+        betas = make_betas(self.beta_schedule, self.num_timesteps, self.beta_start, self.beta_end)
         alphas_cumprod = np.cumprod(1.0 - betas)
         for name, value in {
             "betas": betas,
@@ -90,6 +120,11 @@ class NoiseSchedule:
         }.items():
             value.setflags(write=False)
             object.__setattr__(self, name, value)
+
+    def config(self):
+        """The constructor arguments as plain JSON values (kzoo.json's `diffusion` entry)."""
+        return {"num_timesteps": int(self.num_timesteps), "beta_start": float(self.beta_start),
+                "beta_end": float(self.beta_end), "beta_schedule": self.beta_schedule}
 
     # --- forward process ----------------------------------------------------------
     def q_sample(self, x0, t, noise, xp=None):
@@ -184,8 +219,30 @@ def check_sampler(sampler):
     return sampler
 
 
+def batched(eps_fn, batch_size):
+    """`eps_fn` called on consecutive slices of at most `batch_size` examples, concatenated.
+
+    Drawing many images then costs memory for `batch_size` of them per network call,
+    and the sampler's random stream (x_T and the step noise, drawn for the whole
+    batch) is the same for every `batch_size`: the images do not depend on it.
+    """
+    if batch_size is None:
+        return eps_fn
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise KzooError(f"the sampling batch size must be a positive integer, got {batch_size}")
+    batch_size = int(batch_size)
+
+    def eps_in_batches(x, t):
+        if len(x) <= batch_size:
+            return eps_fn(x, t)
+        return np.concatenate([np.asarray(eps_fn(x[i:i + batch_size], t[i:i + batch_size]), np.float32)
+                               for i in range(0, len(x), batch_size)])
+
+    return eps_in_batches
+
+
 def sample(eps_fn, shape, *, schedule=None, sampler="ddpm", steps=None, eta=0.0,
-           variance="beta", clip_denoised=True, seed=0, callback=None):
+           variance="beta", clip_denoised=True, seed=0, callback=None, batch_size=None):
     """Draw samples by running the reverse process from x_T ~ N(0, I).
 
     The loop only calls ``eps_fn(x_t, t)`` -- a Keras model, an ONNX Runtime
@@ -203,6 +260,8 @@ def sample(eps_fn, shape, *, schedule=None, sampler="ddpm", steps=None, eta=0.0,
         seed: int. Seed of the NumPy generator of x_T and the step noise.
         callback: optional `(t, x_t, x0_hat) -> None`, called after each step with
             the timestep just denoised, the new sample and the predicted x_0.
+        batch_size: int or None. Largest batch per `eps_fn` call (`batched`); None:
+            the whole batch in one call. The result does not depend on it.
 
     Returns:
         float32 array of `shape`.
@@ -211,6 +270,7 @@ def sample(eps_fn, shape, *, schedule=None, sampler="ddpm", steps=None, eta=0.0,
     check_sampler(sampler)
     steps = schedule.num_timesteps if steps is None else steps
     ts = schedule.timesteps(steps)
+    eps_fn = batched(eps_fn, batch_size)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(np.float32)
     for i, t in enumerate(ts):

@@ -237,11 +237,13 @@ class OnnxModel:
     def is_diffusion(self):
         return any(e["role"] == "timestep" for e in self.inputs.values())
 
-    def diffusion_sample(self, num, seed=0, sampler="ddim", steps=50, eta=0.0, callback=None):
+    def diffusion_sample(self, num, seed=0, sampler="ddim", steps=50, eta=0.0, callback=None,
+                         batch_size=64):
         """Draw `num` images from a diffusion eps-model with `kzoo.diffusion`'s sampler loop.
 
         The loop (DDPM ancestral or DDIM, `steps` of the T trained ones) runs in NumPy and
-        calls this ONNX session once per step: no TensorFlow anywhere.
+        calls this ONNX session once per step (in slices of `batch_size` images; None:
+        all at once): no TensorFlow anywhere. The images do not depend on `batch_size`.
         """
         from kzoo.diffusion import NoiseSchedule, sample
 
@@ -252,7 +254,10 @@ class OnnxModel:
         t_name = next(n for n, e in self.inputs.items() if e["role"] == "timestep")
         x_name = next(n for n in self.inputs if n != t_name)
         out_name = next(iter(self.outputs))
-        schedule = NoiseSchedule(**self.info.get("diffusion", {}))
+        options = dict(self.info.get("diffusion", {}))  # the schedule, the model's sampler options
+        variance = options.pop("variance", "beta")
+        clip_denoised = options.pop("clip_sample", True)
+        schedule = NoiseSchedule(**options)
         if steps is None or not 1 <= int(steps) <= schedule.num_timesteps:
             raise KzooError(f"--steps must be between 1 and T = {schedule.num_timesteps}, got {steps}")
         shape = (num, *self.inputs[x_name]["shape"][1:])
@@ -266,7 +271,8 @@ class OnnxModel:
             return self.run(**{x_name: x, t_name: t})[out_name]
 
         x = sample(eps_fn, shape, schedule=schedule, sampler=sampler, steps=int(steps), eta=eta,
-                   seed=seed, callback=callback)
+                   variance=variance, clip_denoised=clip_denoised, seed=seed, callback=callback,
+                   batch_size=batch_size)
         lo, hi = IMAGE_RANGE  # x_0: an image of the data
         return np.clip(np.rint((x - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
 

@@ -49,6 +49,23 @@ def test_bad_schedule():
         NoiseSchedule(beta_start=0.1, beta_end=0.01)
 
 
+def test_other_beta_schedules():
+    """diffusers' scaled_linear (sqrt β linear) and squaredcos_cap_v2 (Nichol & Dhariwal, Eq. 17)."""
+    scaled = NoiseSchedule(1000, 0.00085, 0.012, "scaled_linear")
+    np.testing.assert_allclose(np.diff(np.sqrt(scaled.betas)), (0.012 ** 0.5 - 0.00085 ** 0.5) / 999)
+    assert scaled.betas[0] == pytest.approx(0.00085) and scaled.betas[-1] == pytest.approx(0.012)
+    cosine = NoiseSchedule(1000, beta_schedule="squaredcos_cap_v2")
+    f = np.cos((np.arange(1001) / 1000 + 0.008) / 1.008 * np.pi / 2) ** 2
+    np.testing.assert_allclose(cosine.alphas_cumprod[:-1], (f[1:] / f[0])[:-1], rtol=1e-9)
+    assert cosine.betas.max() == pytest.approx(0.999)  # the cap: the last step
+    assert cosine.config() == {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02,
+                               "beta_schedule": "squaredcos_cap_v2"}
+    assert NoiseSchedule(**cosine.config()) == cosine
+    with pytest.raises(KzooError, match="unknown beta schedule 'cosine'; supported: linear, "
+                                        "scaled_linear, squaredcos_cap_v2"):
+        NoiseSchedule(beta_schedule="cosine")
+
+
 @pytest.mark.parametrize("t", [0, 49, 500, 999])
 def test_closed_form_matches_iterated_single_steps(schedule, t):
     """q(x_t | x_0) in closed form = t+1 single steps q(x_k | x_{k-1}), in distribution."""
@@ -182,3 +199,20 @@ def test_module_never_imports_a_framework():
             "bad = [m for m in ('keras', 'tensorflow', 'torch', 'jax') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_batched_network_calls_draw_the_same_images(schedule):
+    """`batch_size` bounds each eps_fn call; the images do not depend on it."""
+    calls = []
+    eps_fn = gaussian_eps_fn(schedule)
+
+    def counting(x, t):
+        calls.append(len(x))
+        return eps_fn(x, t)
+
+    whole = sample(eps_fn, (10, 2), schedule=schedule, sampler="ddim", steps=4, seed=3)
+    parts = sample(counting, (10, 2), schedule=schedule, sampler="ddim", steps=4, seed=3, batch_size=4)
+    np.testing.assert_array_equal(parts, whole)
+    assert calls == [4, 4, 2] * 4
+    with pytest.raises(KzooError, match="sampling batch size must be a positive integer, got 0"):
+        sample(eps_fn, (2, 2), schedule=schedule, steps=2, batch_size=0)

@@ -166,8 +166,11 @@ def diffusion_schedule(model):
     schedule = getattr(model, "schedule", None)
     if not isinstance(schedule, NoiseSchedule):
         return None
-    return {"num_timesteps": int(schedule.num_timesteps), "beta_start": float(schedule.beta_start),
-            "beta_end": float(schedule.beta_end)}
+    info = schedule.config()
+    for key in ("variance", "clip_sample"):  # sampler options the model declares
+        if hasattr(model, key):
+            info[key] = getattr(model, key)
+    return info
 
 
 def _check_formats(formats):

@@ -14,6 +14,8 @@ from kzoo.layers import SinusoidalTimeEmbedding, SpatialSelfAttention, TimeResid
 from kzoo.training import TrainingModel, random_images, unpack
 from kzoo.zoo import register_model
 
+SAMPLE_BATCH = 64  # eps-network batch when sampling many images (see benchmarks/ddpm.py)
+
 TINY = {"image_size": 8, "channels": 1, "width": 8, "channel_mults": (1, 2),
         "num_res_blocks": 1, "attention_resolutions": (4,), "norm_groups": 4,
         "num_timesteps": 50}
@@ -21,7 +23,8 @@ TINY = {"image_size": 8, "channels": 1, "width": 8, "channel_mults": (1, 2),
 
 def ddpm_unet(*, image_size=32, channels=3, width=128, channel_mults=(1, 2, 2, 2),
               num_res_blocks=2, attention_resolutions=(16,), dropout=0.1, norm_groups=32,
-              name="eps_model"):
+              norm_eps=1e-6, attention_head_dim=None, mid_attention=True, flip_sin_to_cos=False,
+              freq_shift=1, downsample_padding=0, center_input_sample=False, name="eps_model"):
     """The ε-prediction U-Net of Ho et al. (2020, App. B), as a functional model.
 
     A PixelCNN++-style U-Net: a 3x3 input conv; per resolution level
@@ -33,6 +36,19 @@ def ddpm_unet(*, image_size=32, channels=3, width=128, channel_mults=(1, 2, 2, 2
     3x3 conv out. The timestep enters through a sinusoidal embedding of size `width`
     and two dense layers of size 4 x `width`. CIFAR-10: 32x32, width 128, multipliers
     (1, 2, 2, 2), 2 blocks, attention at 16x16, dropout 0.1 (35.7M parameters).
+
+    The same network is diffusers' `UNet2DModel` with `DownBlock2D`/`AttnDownBlock2D`
+    and `UpBlock2D`/`AttnUpBlock2D` blocks (google/ddpm-cifar10-32 is Ho et al.'s
+    checkpoint in that format); the remaining options are the fields of its
+    `config.json` that Ho et al. fixed: `norm_eps`, `attention_head_dim`,
+    `mid_attention` (`add_attention`), `flip_sin_to_cos`, `freq_shift`,
+    `downsample_padding` (0: pad right/bottom by one before the stride-2 conv, which
+    is TensorFlow's "same"; 1: pad one on every side) and `center_input_sample`
+    (x -> 2x - 1 first). `kzoo.hub.convert.diffusers` maps a diffusers checkpoint
+    onto it. Layer names: `conv_in`, `time_dense0/1`, `down{level}_res{j}`,
+    `down{level}_attn{j}`, `down{level}_downsample`, `mid_res0`, `mid_attn`,
+    `mid_res1`, `up{level}_res{j}`, `up{level}_attn{j}`, `up{level}_upsample_conv`,
+    `norm_out`, `conv_out`.
 
     Inputs are named `x_t` (batch, S, S, channels) and `t` (batch,) int32; the
     output `eps` is float32.
@@ -46,23 +62,36 @@ def ddpm_unet(*, image_size=32, channels=3, width=128, channel_mults=(1, 2, 2, 2
     if width % norm_groups or bad:
         raise ValueError(f"norm_groups {norm_groups} must divide every width "
                          f"({width} x {channel_mults})")
+    if downsample_padding not in (0, 1):
+        raise ValueError(f"downsample_padding must be 0 or 1, got {downsample_padding}")
     x_in = keras.Input((image_size, image_size, channels), name="x_t")
     t_in = keras.Input((), dtype="int32", name="t")
 
     def res_block(h, filters, block_name):
-        return TimeResidualBlock(filters, dropout=dropout, groups=norm_groups, name=block_name)([h, temb])
+        return TimeResidualBlock(filters, dropout=dropout, groups=norm_groups, epsilon=norm_eps,
+                                 name=block_name)([h, temb])
+
+    def attend(h, block_name):
+        if attention_head_dim and h.shape[-1] % attention_head_dim:
+            raise ValueError(f"attention_head_dim {attention_head_dim} must divide the "
+                             f"{h.shape[-1]} channels of {block_name}")
+        heads = h.shape[-1] // attention_head_dim if attention_head_dim else 1
+        return SpatialSelfAttention(groups=norm_groups, epsilon=norm_eps, heads=heads,
+                                    name=block_name)(h)
 
     def maybe_attend(h, resolution, block_name):
-        if resolution in attention_resolutions:
-            h = SpatialSelfAttention(groups=norm_groups, name=block_name)(h)
-        return h
+        return attend(h, block_name) if resolution in attention_resolutions else h
 
-    temb = SinusoidalTimeEmbedding(width, name="time_embedding")(t_in)
+    temb = SinusoidalTimeEmbedding(width, flip_sin_to_cos=flip_sin_to_cos, freq_shift=freq_shift,
+                                   name="time_embedding")(t_in)
     temb = layers.Dense(4 * width, activation="silu", name="time_dense0")(temb)
     temb = layers.Dense(4 * width, name="time_dense1")(temb)
 
     # --- downsampling ---
-    h = layers.Conv2D(width, 3, padding="same", name="conv_in")(x_in)
+    h = x_in
+    if center_input_sample:
+        h = layers.Rescaling(2.0, offset=-1.0, name="center_input")(h)
+    h = layers.Conv2D(width, 3, padding="same", name="conv_in")(h)
     skips, resolution = [h], image_size
     for i, mult in enumerate(channel_mults):
         for j in range(num_res_blocks):
@@ -70,12 +99,16 @@ def ddpm_unet(*, image_size=32, channels=3, width=128, channel_mults=(1, 2, 2, 2
             h = maybe_attend(h, resolution, f"down{i}_attn{j}")
             skips.append(h)
         if i < levels - 1:
-            h = layers.Conv2D(h.shape[-1], 3, strides=2, padding="same", name=f"down{i}_downsample")(h)
+            if downsample_padding:
+                h = layers.ZeroPadding2D(downsample_padding, name=f"down{i}_downsample_pad")(h)
+            h = layers.Conv2D(h.shape[-1], 3, strides=2, padding="valid" if downsample_padding
+                              else "same", name=f"down{i}_downsample")(h)
             resolution //= 2
             skips.append(h)
     # --- middle ---
     h = res_block(h, h.shape[-1], "mid_res0")
-    h = SpatialSelfAttention(groups=norm_groups, name="mid_attn")(h)
+    if mid_attention:
+        h = attend(h, "mid_attn")
     h = res_block(h, h.shape[-1], "mid_res1")
     # --- upsampling ---
     for i in reversed(range(levels)):
@@ -88,7 +121,7 @@ def ddpm_unet(*, image_size=32, channels=3, width=128, channel_mults=(1, 2, 2, 2
             h = layers.Conv2D(h.shape[-1], 3, padding="same", name=f"up{i}_upsample_conv")(h)
             resolution *= 2
     # --- out ---
-    h = layers.GroupNormalization(groups=norm_groups, epsilon=1e-6, name="norm_out")(h)
+    h = layers.GroupNormalization(groups=norm_groups, epsilon=norm_eps, name="norm_out")(h)
     h = layers.Activation("silu", name="act_out")(h)
     h = layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros", name="conv_out")(h)
     eps = layers.Activation("linear", dtype="float32", name="eps")(h)
@@ -148,12 +181,23 @@ class DDPM(TrainingModel):
         attention_resolutions: tuple of int. Resolutions with self-attention ((16,)).
         dropout: float. Dropout in the residual blocks (0.1 for CIFAR-10).
         norm_groups: int. Group-norm groups (32).
+        norm_eps: float. Group-norm epsilon (1e-6).
+        attention_head_dim: int or None. Channels per attention head; None: one head (Ho et al.).
+        mid_attention: bool. Self-attention in the middle block (True).
+        flip_sin_to_cos: bool. Cosines first in the time embedding (False in Ho et al.).
+        freq_shift: int. Frequency shift of the time embedding (1 in Ho et al.).
+        downsample_padding: int. 0: TensorFlow's "same" padding of the stride-2 convs
+            (Ho et al.); 1: one pixel on every side (diffusers' default).
+        center_input_sample: bool. Map the input x -> 2x - 1 first (False).
         num_timesteps: int. T (1000).
         beta_start: float. β_1 (1e-4).
         beta_end: float. β_T (0.02).
+        beta_schedule: str. "linear" (Ho et al.), "scaled_linear" or "squaredcos_cap_v2"
+            (`kzoo.diffusion.BETA_SCHEDULES`).
         ema_decay: float. Decay of the weight average (0.9999).
         variance: str. DDPM sampler's σ_t²: "beta" (Ho et al.'s CIFAR-10 choice) or
             "beta_tilde".
+        clip_sample: bool. Samplers clip the predicted x_0 to [-1, 1] (True, image data).
         seed: int or None. Seed of the model's noise generator.
 
     Call arguments:
@@ -178,8 +222,11 @@ class DDPM(TrainingModel):
 
     def __init__(self, *, image_size=32, channels=3, width=128, channel_mults=(1, 2, 2, 2),
                  num_res_blocks=2, attention_resolutions=(16,), dropout=0.1, norm_groups=32,
-                 num_timesteps=1000, beta_start=1e-4, beta_end=0.02, ema_decay=0.9999,
-                 variance="beta", seed=None, **kwargs):
+                 norm_eps=1e-6, attention_head_dim=None, mid_attention=True,
+                 flip_sin_to_cos=False, freq_shift=1, downsample_padding=0,
+                 center_input_sample=False, num_timesteps=1000, beta_start=1e-4, beta_end=0.02,
+                 beta_schedule="linear", ema_decay=0.9999, variance="beta", clip_sample=True,
+                 seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
@@ -194,21 +241,35 @@ class DDPM(TrainingModel):
         self.attention_resolutions = tuple(int(r) for r in attention_resolutions)
         self.dropout = float(dropout)
         self.norm_groups = int(norm_groups)
+        self.norm_eps = float(norm_eps)
+        self.attention_head_dim = None if attention_head_dim is None else int(attention_head_dim)
+        self.mid_attention = bool(mid_attention)
+        self.flip_sin_to_cos = bool(flip_sin_to_cos)
+        self.freq_shift = int(freq_shift)
+        self.downsample_padding = int(downsample_padding)
+        self.center_input_sample = bool(center_input_sample)
         self.num_timesteps = int(num_timesteps)
         self.beta_start = float(beta_start)
         self.beta_end = float(beta_end)
+        self.beta_schedule = beta_schedule
         self.ema_decay = float(ema_decay)
         self.variance = variance
+        self.clip_sample = bool(clip_sample)
         # === Layers ===
         unet = dict(image_size=self.image_size, channels=self.channels, width=self.width,
                     channel_mults=self.channel_mults, num_res_blocks=self.num_res_blocks,
                     attention_resolutions=self.attention_resolutions, dropout=self.dropout,
-                    norm_groups=self.norm_groups)
+                    norm_groups=self.norm_groups, norm_eps=self.norm_eps,
+                    attention_head_dim=self.attention_head_dim, mid_attention=self.mid_attention,
+                    flip_sin_to_cos=self.flip_sin_to_cos, freq_shift=self.freq_shift,
+                    downsample_padding=self.downsample_padding,
+                    center_input_sample=self.center_input_sample)
         self.network = ddpm_unet(**unet, name="eps_model")
         self.ema_network = ddpm_unet(**unet, name="ema_eps_model")
         self.ema_network.trainable = False
         self.ema_network.set_weights(self.network.get_weights())
-        self.schedule = diffusion.NoiseSchedule(self.num_timesteps, self.beta_start, self.beta_end)
+        self.schedule = diffusion.NoiseSchedule(self.num_timesteps, self.beta_start, self.beta_end,
+                                                self.beta_schedule)
         self.built = True
 
     def call(self, inputs, training=False):
@@ -271,7 +332,7 @@ class DDPM(TrainingModel):
             ctx.merge_call(update)
 
     def sample(self, n, *, sampler="ddpm", steps=None, eta=0.0, seed=0, callback=None,
-               clip_denoised=True, use_ema=True):
+               clip_denoised=None, use_ema=True, batch_size=SAMPLE_BATCH):
         """Draw `n` images in [-1, 1] with `kzoo.diffusion.sample` (EMA weights by default).
 
         Args:
@@ -281,24 +342,34 @@ class DDPM(TrainingModel):
             eta: float. DDIM stochasticity.
             seed: int. Seed of x_T and of the sampler noise.
             callback: optional `(t, x_t, x0_hat)` called after every step.
-            clip_denoised: bool. Clip the predicted x_0 to [-1, 1].
+            clip_denoised: bool or None. Clip the predicted x_0 to [-1, 1] (None: the
+                model's `clip_sample`).
             use_ema: bool. Sample from the averaged weights (True) or the raw ones.
+            batch_size: int or None. Largest batch per network call (`SAMPLE_BATCH`);
+                None: all `n` in one call. The images do not depend on it.
         """
         net = self.ema_network if use_ema else self.network
         return diffusion.sample(
             lambda x, t: net.predict_on_batch({"x_t": x, "t": t}),
             (n, self.image_size, self.image_size, self.channels), schedule=self.schedule,
             sampler=sampler, steps=steps, eta=eta, variance=self.variance,
-            clip_denoised=clip_denoised, seed=seed, callback=callback)
+            clip_denoised=self.clip_sample if clip_denoised is None else clip_denoised,
+            seed=seed, callback=callback, batch_size=batch_size)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
                 "channels": self.channels, "width": self.width, "channel_mults": self.channel_mults,
                 "num_res_blocks": self.num_res_blocks,
                 "attention_resolutions": self.attention_resolutions, "dropout": self.dropout,
-                "norm_groups": self.norm_groups, "num_timesteps": self.num_timesteps,
-                "beta_start": self.beta_start, "beta_end": self.beta_end,
-                "ema_decay": self.ema_decay, "variance": self.variance, "seed": self.seed}
+                "norm_groups": self.norm_groups, "norm_eps": self.norm_eps,
+                "attention_head_dim": self.attention_head_dim, "mid_attention": self.mid_attention,
+                "flip_sin_to_cos": self.flip_sin_to_cos, "freq_shift": self.freq_shift,
+                "downsample_padding": self.downsample_padding,
+                "center_input_sample": self.center_input_sample,
+                "num_timesteps": self.num_timesteps, "beta_start": self.beta_start,
+                "beta_end": self.beta_end, "beta_schedule": self.beta_schedule,
+                "ema_decay": self.ema_decay, "variance": self.variance,
+                "clip_sample": self.clip_sample, "seed": self.seed}
 
     @classmethod
     def from_config(cls, config):

@@ -62,7 +62,7 @@ class DDPMConfig(TrainConfig):
 def validate(cfg):
     """Bad sampler options fail before training starts (KzooError -> exit 2)."""
     m = cfg.model
-    diffusion.NoiseSchedule(m["num_timesteps"], m["beta_start"], m["beta_end"])
+    diffusion.NoiseSchedule(m["num_timesteps"], m["beta_start"], m["beta_end"], m["beta_schedule"])
     diffusion.check_sampler(cfg.sample_sampler)
     if m["variance"] not in diffusion.VARIANCES:
         raise KzooError(f"--variance must be {' or '.join(diffusion.VARIANCES)}, got {m['variance']!r}")

@@ -65,3 +65,43 @@ def test_attention_starts_as_identity_and_is_permutation_equivariant():
     delta = np.abs(keras.ops.convert_to_numpy(attn(x2)) - out)[:, 3, 3]
     assert np.all(delta > 1e-5)
     assert _roundtrip(attn).get_config() == attn.get_config()
+
+
+@pytest.mark.parametrize("flip,shift", [(True, 0), (False, 0), (True, 1)])
+def test_time_embedding_diffusers_options(flip, shift):
+    """diffusers' get_timestep_embedding: exponent / (half - freq_shift), cos first if flipped."""
+    t = np.array([0, 3, 999])
+    emb = SinusoidalTimeEmbedding(8, flip_sin_to_cos=flip, freq_shift=shift)
+    freqs = np.exp(-np.log(10000.0) * np.arange(4) / (4 - shift))
+    waves = [np.sin(t[:, None] * freqs), np.cos(t[:, None] * freqs)]
+    expected = np.concatenate(waves[::-1] if flip else waves, axis=1)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(emb(t)), expected, atol=2e-4)
+    assert _roundtrip(emb).get_config() == emb.get_config()
+
+
+def test_multi_head_attention_is_per_head_softmax():
+    """heads=2: each half of the channels attends on its own, scale 1/sqrt(C / heads)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 2, 3, 8)).astype("float32")
+    attn = SpatialSelfAttention(groups=4, epsilon=1e-5, heads=2)
+    attn.build(x.shape)
+    for layer in (attn.q, attn.k, attn.v, attn.proj_out):
+        layer.kernel.assign(rng.normal(0, 0.5, layer.kernel.shape))
+    h = keras.ops.convert_to_numpy(attn.norm(x)).reshape(2, 6, 8)
+    q, k, v = (h @ layer.kernel.numpy() + layer.bias.numpy() for layer in (attn.q, attn.k, attn.v))
+    heads = []
+    for s in (slice(0, 4), slice(4, 8)):
+        logits = q[..., s] @ np.swapaxes(k[..., s], 1, 2) / 2.0
+        w = np.exp(logits - logits.max(-1, keepdims=True))
+        heads.append((w / w.sum(-1, keepdims=True)) @ v[..., s])
+    expected = x + (np.concatenate(heads, -1) @ attn.proj_out.kernel.numpy()).reshape(x.shape)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(attn(x)), expected, atol=1e-4)
+    assert attn.norm.epsilon == 1e-5 and _roundtrip(attn).get_config() == attn.get_config()
+    with pytest.raises(ValueError, match="3 attention heads do not divide 8 channels"):
+        SpatialSelfAttention(groups=4, heads=3)(x)
+
+
+def test_residual_block_epsilon():
+    block = TimeResidualBlock(8, groups=4, epsilon=1e-5)
+    assert block.norm1.epsilon == block.norm2.epsilon == 1e-5
+    assert _roundtrip(block).get_config()["epsilon"] == 1e-5

@@ -52,6 +52,33 @@ def test_bad_architecture():
         ddpm_unet(image_size=8, width=12, channel_mults=(1,), norm_groups=8)
 
 
+def test_diffusers_config_options():
+    """The UNet2DModel options: padded stride-2 convs, centred input, heads, no mid attention."""
+    net = ddpm_unet(image_size=8, channels=1, width=8, channel_mults=(1, 2), num_res_blocks=1,
+                    attention_resolutions=(4,), norm_groups=4, norm_eps=1e-5, attention_head_dim=8,
+                    mid_attention=False, downsample_padding=1, center_input_sample=True)
+    assert net.get_layer("down0_downsample_pad").padding == ((1, 1), (1, 1))
+    assert net.get_layer("down0_downsample").padding == "valid"
+    assert net.get_layer("down1_attn0").heads == 2 and net.get_layer("up1_attn0").heads == 2
+    assert "mid_attn" not in [layer.name for layer in net.layers]
+    assert net.get_layer("norm_out").epsilon == 1e-5 and net.get_layer("mid_res0").epsilon == 1e-5
+    out = net({"x_t": images(2), "t": np.array([0, 5], "int32")})
+    assert out.shape == (2, 8, 8, 1)
+    with pytest.raises(ValueError, match="attention_head_dim 16 must divide the 8 channels"):
+        ddpm_unet(image_size=8, width=8, channel_mults=(1, 2), num_res_blocks=1,
+                  attention_resolutions=(8,), norm_groups=4, attention_head_dim=16)
+
+
+def test_diffusers_options_round_trip():
+    model = tiny(norm_eps=1e-5, attention_head_dim=8, mid_attention=False, flip_sin_to_cos=True,
+                 freq_shift=0, downsample_padding=1, center_input_sample=True,
+                 beta_schedule="squaredcos_cap_v2", variance="beta_tilde", clip_sample=False)
+    again = DDPM.from_config(model.get_config())
+    assert again.get_config() == model.get_config()
+    assert again.schedule.beta_schedule == "squaredcos_cap_v2" and not again.clip_sample
+    assert again.network.get_layer("time_embedding").flip_sin_to_cos
+
+
 def test_optimizer_is_the_papers():
     """Adam 2e-4, linear warm-up over 5000 steps, gradient clipping at global norm 1."""
     opt = ddpm_optimizer()
@@ -152,3 +179,17 @@ def test_compile_defaults_to_the_papers_optimizer():
     lr = keras.saving.deserialize_keras_object(model.optimizer.get_config()["learning_rate"])
     assert isinstance(lr, LinearWarmup) and model.optimizer.global_clipnorm == 1.0
     assert model.optimizer.built
+
+
+def test_shipped_ddpm_digits_preset_loads_and_samples(tmp_path, monkeypatch):
+    """The hub preset saved before the diffusers options existed loads with their defaults."""
+    from kzoo import hub
+
+    monkeypatch.setenv("KZOO_HOME", str(tmp_path))
+    model = hub.load("ddpm-digits", part="full")
+    assert type(model) is DDPM and (model.image_size, model.channels) == (16, 1)
+    assert (model.norm_eps, model.freq_shift, model.beta_schedule) == (1e-6, 1, "linear")
+    images = model.sample(2, sampler="ddim", steps=3, seed=0)
+    assert images.shape == (2, 16, 16, 1) and np.isfinite(images).all() and np.abs(images).max() <= 1
+    eps = hub.load("ddpm-digits")  # the inference part: the EMA eps-network
+    np.testing.assert_allclose(eps(eps_inputs(model)), model.ema_network(eps_inputs(model)), atol=1e-5)

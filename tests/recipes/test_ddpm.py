@@ -53,6 +53,7 @@ def test_tiny_run_writes_samples_trajectory_scores_and_model(smoke_run):
     ("--sample-steps", "-1", "--sample-steps: sampling steps must be"),
     ("--sample-sampler", "euler", "unknown sampler 'euler'"),
     ("--variance", "learned", "--variance must be beta or beta_tilde"),
+    ("--beta-schedule", "cosine", "unknown beta schedule 'cosine'; supported: linear, scaled_linear"),
 ])
 def test_bad_sampler_options_exit_2_before_training(tmp_path, capsys, flag, value, message):
     out = tmp_path / "run"

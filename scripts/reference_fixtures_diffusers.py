@@ -1,0 +1,203 @@
+"""Write the diffusers `UNet2DModel` fixtures the DDPM converter's parity tests read (needs torch).
+
+    pip install torch --index-url https://download.pytorch.org/whl/cpu; pip install diffusers
+    python scripts/reference_fixtures_diffusers.py [--out tests/fixtures/reference]
+
+`scripts/make_reference_fixtures.py` calls `write_fixtures(out)` (alias
+`make_fixtures`); everything goes to `<out>/diffusers/`:
+
+    <variant>/            a diffusers folder: config.json, diffusion_pytorch_model.safetensors,
+                          scheduler_config.json (flat), or unet/ + scheduler/ (pipeline layout)
+    <variant>.npz         `x_t` (NHWC float32), `t` (int32) and the reference `eps` (NHWC),
+                          computed by diffusers in float32 on the CPU, and the
+                          `alphas_cumprod` of its DDPMScheduler
+    full_size.json        for each published google/ddpm-* checkpoint: its config.json and the
+                          [name, shape] list of `UNet2DModel(**config).state_dict()`
+    versions.json         the torch and diffusers versions that wrote the files
+
+Small variants with seeded random weights (all parameters redrawn, so that no
+zero-initialised layer hides a mapping error) cover the options of the kzoo network:
+attention blocks with one and with several heads, both time-embedding orders and
+frequency shifts, both down-sampling paddings, GroupNorm epsilons, no middle attention,
+centred inputs, and the attention names of diffusers < 0.14 (query/key/value/proj_attn,
+as in every google/ddpm-* upload).
+
+The full-size configs are the published `unet/config.json` of google/ddpm-cifar10-32 and
+google/ddpm-{celebahq,church,bedroom,cat}-256 (Ho et al.'s CIFAR-10 and 256x256 models;
+the four 256 models share one architecture), written here from their model cards
+because this machine cannot reach the Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "tests" / "fixtures" / "reference"
+
+SMALL = {  # name -> (UNet2DModel config, scheduler config, layout, legacy attention names)
+    "attn_heads_flip": (
+        {"sample_size": 8, "in_channels": 3, "out_channels": 3, "block_out_channels": [8, 16],
+         "layers_per_block": 1, "norm_num_groups": 4, "attention_head_dim": 8,
+         "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
+         "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+         "flip_sin_to_cos": True, "freq_shift": 0, "downsample_padding": 1, "norm_eps": 1e-5},
+        {"_class_name": "DDPMScheduler", "num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
+         "variance_type": "fixed_small", "clip_sample": True},
+        "flat", False),
+    "ho_legacy_names": (
+        {"sample_size": 16, "in_channels": 3, "out_channels": 3, "block_out_channels": [8, 8, 16],
+         "layers_per_block": 1, "norm_num_groups": 4, "attention_head_dim": None,
+         "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D"],
+         "up_block_types": ["UpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
+         "flip_sin_to_cos": False, "freq_shift": 1, "downsample_padding": 0, "norm_eps": 1e-6,
+         "mid_block_scale_factor": 1, "act_fn": "silu", "center_input_sample": False,
+         "time_embedding_type": "positional"},
+        {"_class_name": "DDPMScheduler", "num_train_timesteps": 1000, "beta_start": 0.0001,
+         "beta_end": 0.02, "beta_schedule": "linear", "variance_type": "fixed_large",
+         "clip_sample": True, "trained_betas": None},
+        "pipeline", True),
+    "no_attention_centered": (
+        {"sample_size": 8, "in_channels": 1, "out_channels": 1, "block_out_channels": [8, 16],
+         "layers_per_block": 1, "norm_num_groups": 4, "attention_head_dim": None,
+         "down_block_types": ["DownBlock2D", "DownBlock2D"],
+         "up_block_types": ["UpBlock2D", "UpBlock2D"], "add_attention": False,
+         "flip_sin_to_cos": True, "freq_shift": 1, "downsample_padding": 0, "norm_eps": 1e-6,
+         "center_input_sample": True, "dropout": 0.1},
+        {"_class_name": "DDPMScheduler", "num_train_timesteps": 100, "beta_start": 0.001,
+         "beta_end": 0.03, "beta_schedule": "scaled_linear", "variance_type": "fixed_small",
+         "clip_sample": False},
+        "flat", False),
+}
+
+_HO_256 = {
+    "_class_name": "UNet2DModel", "act_fn": "silu", "attention_head_dim": None,
+    "block_out_channels": [128, 128, 256, 256, 512, 512], "center_input_sample": False,
+    "down_block_types": ["DownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D",
+                         "AttnDownBlock2D", "DownBlock2D"],
+    "downsample_padding": 0, "flip_sin_to_cos": False, "freq_shift": 1, "in_channels": 3,
+    "layers_per_block": 2, "mid_block_scale_factor": 1, "norm_eps": 1e-06, "norm_num_groups": 32,
+    "out_channels": 3, "sample_size": 256, "time_embedding_type": "positional",
+    "up_block_types": ["UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D",
+                       "UpBlock2D"],
+}
+FULL_SIZE = {
+    "google/ddpm-cifar10-32": {
+        **_HO_256, "block_out_channels": [128, 256, 256, 256], "sample_size": 32,
+        "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"]},
+    "google/ddpm-celebahq-256": _HO_256,
+    "google/ddpm-church-256": _HO_256,
+    "google/ddpm-bedroom-256": _HO_256,
+    "google/ddpm-cat-256": _HO_256,
+}
+
+LEGACY = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
+
+
+def randomize(model, seed):
+    """Redraw every parameter: weights ~ N(0, 1/fan_in), biases ~ N(0, 0.1²), norms 1 + N(0, 0.1²)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=gen)
+            if "norm" in name and name.endswith("weight"):
+                p.copy_(1.0 + 0.1 * noise)
+            elif name.endswith("bias"):
+                p.copy_(0.1 * noise)
+            else:
+                p.copy_(noise / np.sqrt(np.prod(p.shape[1:])))
+
+
+def legacy_names(state):
+    """Attention parameters under the names diffusers < 0.14 saved (google/ddpm-* uploads)."""
+    out = {}
+    for key, value in state.items():
+        for new, old in LEGACY.items():
+            if ".attentions." in key and f".{new}." in key:
+                key = key.replace(f".{new}.", f".{old}.")
+        out[key] = value
+    return out
+
+
+def write_small(out, name, config, scheduler, layout, legacy, seed):
+    import torch
+    from diffusers import UNet2DModel
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    model = UNet2DModel(**config).eval()
+    randomize(model, seed)
+    folder = out / name
+    unet = folder / "unet" if layout == "pipeline" else folder
+    scheduler_dir = folder / "scheduler" if layout == "pipeline" else folder
+    unet.mkdir(parents=True, exist_ok=True)
+    scheduler_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(legacy_names(state) if legacy else state, str(unet / "diffusion_pytorch_model.safetensors"))
+    (unet / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel", **config}, indent=1) + "\n")
+    (scheduler_dir / "scheduler_config.json").write_text(json.dumps(scheduler, indent=1) + "\n")
+    if layout == "pipeline":
+        (folder / "model_index.json").write_text(json.dumps(
+            {"_class_name": "DDPMPipeline", "scheduler": ["diffusers", "DDPMScheduler"],
+             "unet": ["diffusers", "UNet2DModel"]}, indent=1) + "\n")
+    rng = np.random.default_rng(seed)
+    size, channels = config["sample_size"], config["in_channels"]
+    x = rng.standard_normal((2, channels, size, size)).astype(np.float32)
+    t = np.array([3, scheduler["num_train_timesteps"] - 1], np.int64)
+    with torch.no_grad():
+        eps = model(torch.from_numpy(x), torch.from_numpy(t)).sample.numpy()
+    from diffusers import DDPMScheduler
+
+    alphas_cumprod = DDPMScheduler.from_config(scheduler).alphas_cumprod.numpy()
+    np.savez_compressed(out / f"{name}.npz", x_t=x.transpose(0, 2, 3, 1), t=t.astype(np.int32),
+                        eps=eps.transpose(0, 2, 3, 1), alphas_cumprod=alphas_cumprod)
+
+
+def write_full_size(out):
+    import torch
+    from diffusers import UNet2DModel
+
+    full = {}
+    for repo, config in FULL_SIZE.items():
+        with torch.device("meta"):
+            model = UNet2DModel(**{k: v for k, v in config.items() if not k.startswith("_")})
+        full[repo] = {"config": config,
+                      "parameters": [[k, list(v.shape)] for k, v in model.state_dict().items()]}
+    (out / "full_size.json").write_text(json.dumps(full, separators=(",", ":")) + "\n")
+
+
+def write_fixtures(out_dir=OUT):
+    """Write every diffusers fixture into `<out_dir>/diffusers/`."""
+    import diffusers
+    import torch
+
+    out = Path(out_dir) / "diffusers"
+    out.mkdir(parents=True, exist_ok=True)
+    for seed, (name, (config, scheduler, layout, legacy)) in enumerate(SMALL.items()):
+        write_small(out, name, config, scheduler, layout, legacy, seed)
+    write_full_size(out)
+    (out / "versions.json").write_text(json.dumps(
+        {"torch": torch.__version__, "diffusers": diffusers.__version__}, indent=1) + "\n")
+    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"{out}: {total / 1e3:.0f} kB")
+
+
+make_fixtures = write_fixtures  # the name scripts/make_reference_fixtures.py calls
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    write_fixtures(parser.parse_args(argv).out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
