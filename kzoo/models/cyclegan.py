@@ -67,15 +67,15 @@ def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, nor
         return _junyanz_resnet(channels, width, num_blocks, image_size, norm, name)
     image = keras.Input((image_size, image_size, channels), name="image")
     h = ReflectionPadding2D(3, name="in_pad")(image)
-    h = conv_block(h, width, kernel_size=7, strides=1, padding="valid", norm="instance",
+    h = conv_block(h, width, kernel_size=7, strides=1, padding="valid", norm=norm,
                    activation="relu", name="c7s1")
     for i in (1, 2):
-        h = conv_block(h, width * 2 ** i, kernel_size=3, strides=2, norm="instance",
+        h = conv_block(h, width * 2 ** i, kernel_size=3, strides=2, norm=norm,
                        activation="relu", name=f"d{i}")
     for b in range(num_blocks):
-        h = resnet_block(h, width * 4, norm="instance", name=f"res{b}")
+        h = resnet_block(h, width * 4, norm=norm, name=f"res{b}")
     for i in (1, 0):
-        h = conv_block(h, width * 2 ** i, kernel_size=3, strides=2, norm="instance",
+        h = conv_block(h, width * 2 ** i, kernel_size=3, strides=2, norm=norm,
                        activation="relu", transpose=True, name=f"u{i}")
     h = ReflectionPadding2D(3, name="out_pad")(h)
     h = layers.Conv2D(channels, 7, padding="valid", kernel_initializer=dcgan_init(), name="out_conv")(h)
@@ -246,8 +246,9 @@ class CycleGAN(AdversarialModel):
         identity_weight: float. Identity loss weight relative to `cycle_weight`.
         pool_size: int. Images in each discriminator's history pool (0: none).
         seed: int or None. Seed of the model's noise generator (the pools' draws).
-        exact: None or "junyanz": generators of the authors' PyTorch code, layer for
-            layer (`resnet_generator`), for their published weights.
+        norm: str. Normalization of G and D: "instance" (the paper's) or "batch".
+        exact: str or None. "junyanz": generators of the authors' PyTorch code,
+            layer for layer (`resnet_generator`), for their published weights.
 
     Call arguments:
         inputs: (batch, h, w, channels) images of domain A in [-1, 1], h and w
@@ -269,14 +270,14 @@ class CycleGAN(AdversarialModel):
     loss_names = ("d_loss", "d_a", "d_b", "g_loss", "g_gan", "g_cycle", "g_identity")
 
     def __init__(self, *, image_size=256, channels=3, width=64, num_blocks=None, n_layers=3,
-                 cycle_weight=10.0, identity_weight=0.5, pool_size=50, seed=None, exact=None,
-                 **kwargs):
+                 cycle_weight=10.0, identity_weight=0.5, pool_size=50, seed=None, norm="instance",
+                 exact=None, **kwargs):
         # === Layers ===
         blocks = num_blocks if num_blocks is not None else (9 if image_size >= 256 else 6)
         make_g = lambda name: resnet_generator(channels=channels, width=width,  # noqa: E731
-                                               num_blocks=blocks, exact=exact, name=name)
+                                               num_blocks=blocks, norm=norm, exact=exact, name=name)
         make_d = lambda name: patchgan_discriminator(channels=channels, width=width,  # noqa: E731
-                                                     n_layers=n_layers, norm="instance", name=name)
+                                                     n_layers=n_layers, norm=norm, name=name)
         generator_ab, generator_ba = make_g("generator_ab"), make_g("generator_ba")
         discriminator_a, discriminator_b = make_d("discriminator_a"), make_d("discriminator_b")
         check_patchgan_size(image_size, n_layers)
@@ -295,6 +296,7 @@ class CycleGAN(AdversarialModel):
         self.cycle_weight = cycle_weight
         self.identity_weight = identity_weight
         self.pool_size = pool_size
+        self.norm = norm
         self.exact = exact
 
     @property
@@ -361,7 +363,7 @@ class CycleGAN(AdversarialModel):
         config.update(image_size=self.image_size, channels=self.channels, width=self.width,
                       num_blocks=self.num_blocks, n_layers=self.n_layers,
                       cycle_weight=self.cycle_weight, identity_weight=self.identity_weight,
-                      pool_size=self.pool_size, exact=self.exact)
+                      pool_size=self.pool_size, norm=self.norm, exact=self.exact)
         return config
 
     def card(self):

@@ -141,8 +141,8 @@ class Pix2Pix(AdversarialModel):
         l1_weight: float. lambda of the L1 term.
         seed: int or None. Seed of the model's noise generator.
         norm: str. Normalization of G and D: "batch" (the paper's) or "instance".
-        exact: None or "junyanz": the generator of the authors' PyTorch code,
-            layer for layer (`unet_generator`), for their published weights.
+        exact: str or None. "junyanz": the generator of the authors' PyTorch
+            code, layer for layer (`unet_generator`), for their published weights.
 
     Call arguments:
         inputs: (batch, h, w, input_channels) images in [-1, 1]; h and w any
