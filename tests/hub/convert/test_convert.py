@@ -170,3 +170,48 @@ def test_diffusers_folders_go_to_the_diffusers_converter(tmp_path, monkeypatch):
     assert list(seen["state"]) == ["conv_in.weight"] and seen["config"]["sample_size"] == 8
     assert seen["scheduler"] == {"num_train_timesteps": 10}
     assert not (tmp_path / "out").exists()
+
+
+def test_hf_diffusers_repositories_are_converted_not_installed(tmp_path, kzoo_home, monkeypatch):
+    """hf:// of a diffusers repository goes through the converter; a failure leaves no cache."""
+    import sys
+    import types
+
+    from safetensors.numpy import save_file
+
+    from kzoo.hub import hf
+
+    def fake_download(ref, dest):
+        dest.mkdir(parents=True)
+        save_file({"conv_in.weight": np.zeros((4, 3, 3, 3), np.float32)},
+                  str(dest / "diffusion_pytorch_model.safetensors"))
+        (dest / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel"}))
+
+    def fake_convert(state, config, scheduler_config):
+        raise KzooError("unsupported block type 'Fake2D'")
+
+    monkeypatch.setattr(hf, "download", fake_download)
+    monkeypatch.setitem(sys.modules, "kzoo.hub.convert.diffusers",
+                        types.SimpleNamespace(convert_diffusers=fake_convert))
+    with pytest.raises(KzooError, match="unsupported block type 'Fake2D'"):
+        kzoo.hub.load("hf://google/ddpm-cifar10-32")
+    leftovers = [p for p in (kzoo_home / "presets").rglob("*") if p.is_file()]
+    assert leftovers == []
+
+
+@pytest.mark.slow
+def test_a_converted_generator_exports_with_parity_and_predicts(tmp_path):
+    """`kzoo export` of a .pth reference: SavedModel + ONNX with the parity record (~90 s)."""
+    from kzoo.export import export
+
+    ref = f"{FIXTURES / 'resnet_instance.pth'}#arch=resnet_2blocks"
+    results = export(ref, out=tmp_path / "export", version=1)
+    ab = next(r.path for r in results if r.path.parent.name.endswith("generator_ab"))
+    record = json.loads((ab / "kzoo.json").read_text())
+    assert (ab / "model.onnx").is_file() and (ab / "saved_model.pb").is_file()
+    import onnxruntime as ort
+
+    data = np.load(FIXTURES / "resnet_instance.npz")
+    session = ort.InferenceSession(str(ab / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: data["input"]})[0]
+    assert np.abs(got - data["output"]).max() <= 1e-4 * np.ptp(data["output"]), record
