@@ -102,7 +102,8 @@ def lookup(ref: str) -> dict:
         known = sorted({e["name"] for e in all_entries})
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KzooError(f"unknown preset {name!r}{hint} (catalog: {', '.join(known) or 'empty'}; "
+        listed = ", ".join(known) if len(known) <= 12 else f"{len(known)} presets"
+        raise KzooError(f"unknown preset {name!r}{hint} (catalog: {listed or 'empty'}; "
                         "`kzoo hub list` shows them)")
     if version:
         for e in matches:
