@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import pickle
 import struct
 import zipfile
@@ -41,12 +42,41 @@ STORAGE_DTYPES = {
 }
 
 
-class _StorageType:
+class _Frozen:
+    """An allowed global: the pickle may call it but never change it (BUILD refused)."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state):
+        raise KzooError("refusing a pickle that modifies an allowed global")
+
+    def __setattr__(self, name, value):
+        raise KzooError("refusing a pickle that modifies an allowed global")
+
+
+class _StorageType(_Frozen):
     """Stands for a `torch.<X>Storage` class in the pickle: only its dtype is used."""
 
+    __slots__ = ("name",)
+
     def __init__(self, name):
-        self.name = name
-        self.dtype = _dtype(name)
+        object.__setattr__(self, "name", name)
+
+    @property
+    def dtype(self):
+        return _dtype(self.name)
+
+
+class _Rebuild(_Frozen):
+    """Stands for an allowed `torch._utils` function."""
+
+    __slots__ = ("func",)
+
+    def __init__(self, func):
+        object.__setattr__(self, "func", func)
+
+    def __call__(self, *args):
+        return self.func(*args)
 
 
 def _dtype(storage_name):
@@ -68,6 +98,11 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
         raise KzooError(f"a tensor has an invalid layout (size {size}, stride {stride})")
     if 0 in size:
         return np.zeros(size, storage.dtype)
+    from kzoo.hub.archive import max_preset_bytes
+
+    if math.prod(size) * storage.itemsize > max_preset_bytes():  # e.g. stride-0 broadcasts
+        raise KzooError(f"a tensor of shape {size} exceeds the cap of {max_preset_bytes():,} "
+                        "bytes (KZOO_MAX_PRESET_BYTES)")
     last = storage_offset + sum((n - 1) * st for n, st in zip(size, stride))
     if last >= storage.size:
         raise KzooError(f"a tensor reaches element {last} of a storage of {storage.size} "
@@ -85,9 +120,9 @@ def _rebuild_parameter(data, *_ignored):
 
 _ALLOWED = {
     ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_tensor_v2"): _Rebuild(_rebuild_tensor),
+    ("torch._utils", "_rebuild_parameter"): _Rebuild(_rebuild_parameter),
+    ("torch._utils", "_rebuild_parameter_with_state"): _Rebuild(_rebuild_parameter),
     **{("torch", name): _StorageType(name) for name in STORAGE_DTYPES},
 }
 

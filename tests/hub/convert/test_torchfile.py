@@ -109,3 +109,21 @@ def test_a_file_without_a_state_dict_is_refused(tmp_path):
     _torch_zip(tmp_path / "list.pth", [1, 2, 3])
     with pytest.raises(KzooError, match="holds no state dict"):
         load_state_dict(tmp_path / "list.pth")
+
+
+def test_a_pickle_cannot_modify_the_allowed_globals_or_inflate_a_tensor(tmp_path):
+    from kzoo.hub.convert import torchfile
+
+    # protocol-2 opcodes: GLOBAL torch.FloatStorage, EMPTY_DICT, "name" -> "LongStorage"
+    # (SETITEM), BUILD: would retarget the allowed global for every later load
+    evil = (b"\x80\x02ctorch\nFloatStorage\n}X\x04\x00\x00\x00name"
+            b"X\x0b\x00\x00\x00LongStoragesb.")
+    with zipfile.ZipFile(tmp_path / "build.pth", "w") as zf:
+        zf.writestr("archive/data.pkl", evil)
+    with pytest.raises(KzooError, match="modifies an allowed global"):
+        load_torch(tmp_path / "build.pth")
+    assert torchfile._ALLOWED[("torch", "FloatStorage")].dtype == np.float32
+    # a stride-0 tensor of 10**12 elements over a 1-element storage: refused, not allocated
+    storage = np.zeros(1, np.float32)
+    with pytest.raises(KzooError, match="exceeds the cap"):
+        torchfile._rebuild_tensor(storage, 0, (10 ** 6, 10 ** 6), (0, 0))
