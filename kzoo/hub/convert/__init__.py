@@ -109,7 +109,8 @@ def pin(url: str, digest: str):
 
 def download(url: str, dest: Path, *, expected=None, progress=True) -> str:
     """Download upstream `url` to `dest`; returns its sha256, checked against `expected`
-    or the pin of an earlier download, else recorded as the pin (trust on first use).
+    or the pin of an earlier download (without either, the caller pins it once the
+    conversion succeeded: trust on first use).
 
     The authors of some checkpoints serve them over plain http only: those URLs are
     fetched as named (a catalog entry or the user's reference), and the pinned sha256
@@ -127,12 +128,7 @@ def download(url: str, dest: Path, *, expected=None, progress=True) -> str:
             raise KzooError(f"{url}: the file changed since its first download (sha256 recorded "
                             f"in {_pins_path()} is {digest}); nothing was converted") from None
         raise
-    got = sha256_file(dest)
-    if digest is None:
-        pin(url, got)
-        print(f"{url}: sha256 {got} recorded (trust on first use; later downloads must "
-              "match it)", file=sys.stderr)
-    return got
+    return sha256_file(dest)
 
 
 # --- reading and converting --------------------------------------------------------
@@ -347,9 +343,14 @@ def convert(source, *, out, arch=None, name=None, progress=True) -> Path:
     arch = arch or ref_arch
     with tempfile.TemporaryDirectory(prefix="kzoo-convert-") as tmp:
         local, src, sha, tofu, name = _obtain(base, Path(tmp), arch, digest, name, progress)
-        return convert_local(local, out, arch=arch or _catalog_arch(base), name=name, source=src,
-                             source_sha256=sha, tofu=tofu,
-                             load_as=base if _catalog_upstream(base) else None)
+        folder = convert_local(local, out, arch=arch or _catalog_arch(base), name=name,
+                               source=src, source_sha256=sha, tofu=tofu,
+                               load_as=base if _catalog_upstream(base) else None)
+    if tofu:  # recorded only for a file that converted: a failure leaves nothing behind
+        pin(src, sha)
+        print(f"{src}: sha256 {sha} recorded (trust on first use; later downloads must "
+              "match it)", file=sys.stderr)
+    return folder
 
 
 def _catalog_arch(base):
@@ -422,7 +423,7 @@ def fetch(ref, *, arch=None, progress=True) -> Path:
     def obtain(dest):
         convert(ref, out=dest, arch=arch, progress=progress)
 
-    root = _install(key, obtain, what=str(ref), how=f"kzoo hub convert '{ref}' --out DIR",
+    root = _install(key, obtain, what=str(ref), how=f"kzoo hub download '{ref}'",
                     needs_network="://" in base or _catalog_upstream(base) is not None)
     source = json.loads((root / "metadata.json").read_text()).get("upstream", {})
     expected = pinned(source.get("source", ""))

@@ -117,12 +117,26 @@ def test_catalog_upstream_entries_download_pin_and_convert(http_server, kzoo_hom
     meta = kzoo.hub.metadata("cyclegan-tiny2zebra")
     assert meta["upstream"]["sha256"] == digest and meta["upstream"]["trust_on_first_use"]
     assert meta["name"] == "cyclegan-tiny2zebra"
+    # KZOO_OFFLINE serves the cached conversion
+    monkeypatch.setenv("KZOO_OFFLINE", "1")
+    assert kzoo.hub.load("cyclegan-tiny2zebra", progress=False) is not None
+    monkeypatch.delenv("KZOO_OFFLINE")
     # the server's file changes: the next download (after the cache is cleared) is refused
     shutil.rmtree(kzoo_home / "presets")
     shutil.copy(FIXTURES / "resnet_batch.pth", root / "cyclegan" / "pytorch" / "tiny2zebra.pth")
     with pytest.raises(KzooError, match="changed since its first download"):
         kzoo.hub.load("cyclegan-tiny2zebra", progress=False)
     assert _cache_entries(kzoo_home) == []
+    assert convert.pinned(url) == digest
+
+
+def test_a_failed_first_conversion_pins_nothing(http_server, kzoo_home):
+    root, base = http_server
+    shutil.copy(FIXTURES / "resnet_instance.pth", root / "x.pth")
+    url = f"{base}/x.pth"
+    with pytest.raises(KzooError, match="does not match --arch unet_256"):
+        kzoo.hub.load(f"{url}#arch=unet_256", progress=False)
+    assert convert.pinned(url) is None and _cache_entries(kzoo_home) == []
 
 
 def test_shipped_catalog_names_the_upstream_checkpoints():
