@@ -229,3 +229,17 @@ def test_a_converted_generator_exports_with_parity_and_predicts(tmp_path):
     session = ort.InferenceSession(str(ab / "model.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: data["input"]})[0]
     assert np.abs(got - data["output"]).max() <= 1e-4 * np.ptp(data["output"]), record
+
+
+def test_init_from_accepts_an_upstream_reference(kzoo_home):
+    """`--init-from` (kzoo.hub.init_weights) starts a recipe's exact network from a .pth."""
+    from kzoo.models.pix2pix import Pix2Pix
+
+    model = Pix2Pix(image_size=64, width=2, levels=6, exact="junyanz")
+    kzoo.hub.init_weights(model, f"{FIXTURES / 'unet_batch_dropout.pth'}#arch=unet_64")
+    data = np.load(FIXTURES / "unet_batch_dropout.npz")
+    got = np.asarray(model.generator(data["input"], training=False))
+    assert np.abs(got - data["output"]).max() <= 1e-4 * np.ptp(data["output"])
+    with pytest.raises(KzooError, match="different architecture options"):
+        kzoo.hub.init_weights(Pix2Pix(image_size=64, width=2, levels=6),
+                              f"{FIXTURES / 'unet_batch_dropout.pth'}#arch=unet_64")
