@@ -139,8 +139,9 @@ def _announced_size(resp, url):
     return int(value)
 
 
-def download(url: str, dest, *, sha256: str, size: int | None = None, allow_http: bool = False,
-             progress: bool = True, timeout: float = 60.0) -> Path:
+def download(url: str, dest, *, sha256: str | None, size: int | None = None, allow_http: bool = False,
+             progress: bool = True, timeout: float = 60.0, record: bool = False,
+             upstream_http: bool = False) -> Path:
     """Stream `url` into `dest`; keep it only if complete and its sha256 matches.
 
     The download stops as soon as it exceeds the size it should have: `size` (the
@@ -155,16 +156,21 @@ def download(url: str, dest, *, sha256: str, size: int | None = None, allow_http
         allow_http: allow plain http to localhost.
         progress: draw a progress bar on stderr.
         timeout: seconds to wait for the server at each step.
+        record: accept a download without `sha256` (its first download, whose sha256
+            the caller records: `kzoo.hub.convert`'s trust on first use).
+        upstream_http: allow plain http to any host (upstream checkpoints served only
+            so, pinned by sha256 after their first download).
 
     Example:
     >>> download(entry["url"], tmp, sha256=entry["sha256"], size=entry["size"])
     """
     from kzoo.hub.archive import max_preset_bytes
 
-    check_url(url, allow_http=allow_http)
+    if not (upstream_http and url.startswith("http://")):
+        check_url(url, allow_http=allow_http)
     if offline():
         raise KzooError(f"KZOO_OFFLINE is set: not downloading {url}")
-    if not sha256:
+    if not sha256 and not record:
         raise KzooError(f"{url}: no sha256 to check the download against; add "
                         "#sha256=<hex> to the URL (kzoo hub publish prints it)")
     dest = Path(dest)
@@ -195,7 +201,7 @@ def download(url: str, dest, *, sha256: str, size: int | None = None, allow_http
                 if expected is not None and got != expected:
                     raise KzooError(f"{url}: download truncated ({got} of {expected} bytes); "
                                     "nothing was cached, try again")
-                if h.hexdigest() != sha256.lower():
+                if sha256 and h.hexdigest() != sha256.lower():
                     raise KzooError(f"{url}: sha256 {h.hexdigest()} does not match the expected "
                                     f"{sha256}; the download was discarded")
     except urllib.error.HTTPError as e:

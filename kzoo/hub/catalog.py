@@ -8,6 +8,14 @@ Each entry names one published preset:
        or "url": "https://.../cgan-digits.tar.gz",
      "sha256": "<archive sha256>", "size": <archive bytes>, "metrics": {...}}
 
+An entry marked `upstream` names a published checkpoint of another framework instead,
+converted on first use (`kzoo.hub.convert`); it has no path, url, sha256 or size (the
+source's sha256 is recorded on its first download, trust on first use):
+
+    {"name": "pix2pix-facades", "version": "upstream", "task": "...",
+     "upstream": {"format": "junyanz", "arch": "unet_256",
+                  "source": "http://efrosgans.eecs.berkeley.edu/.../facades_label2photo.pth"}}
+
 `KZOO_CATALOG=/path/to/catalog.json` adds entries (the same name and version
 there replaces the shipped one), e.g. for a private mirror.
 """
@@ -39,13 +47,32 @@ def _read(path: Path) -> list[dict]:
     out = []
     for i, e in enumerate(entries):
         schema.check_catalog_entry(e, f"catalog {path}, entry {i}")
-        if ("path" in e) == ("url" in e):
+        if "upstream" in e:
+            _check_upstream(e, path)
+        elif ("path" in e) == ("url" in e):
             raise KzooError(f"catalog {path}: entry {e['name']!r} needs exactly one of path / url")
         e = dict(e, version=str(e["version"]))
         if "path" in e:
             e["path"] = str((path.parent / e["path"]).resolve())
         out.append(e)
     return out
+
+
+UPSTREAM_FORMATS = ("junyanz", "diffusers")
+
+
+def _check_upstream(e, path):
+    up = e["upstream"]
+    where = f"catalog {path}: upstream entry {e['name']!r}"
+    if "path" in e or "url" in e:
+        raise KzooError(f"{where} takes its source from upstream.source, not path/url")
+    if up.get("format") not in UPSTREAM_FORMATS:
+        raise KzooError(f"{where}: upstream.format must be one of {', '.join(UPSTREAM_FORMATS)}")
+    source = up.get("source")
+    if not isinstance(source, str) or not source.startswith(("https://", "http://", "hf://")):
+        raise KzooError(f"{where}: upstream.source must be an http(s):// or hf:// reference")
+    if up["format"] == "junyanz" and not isinstance(up.get("arch"), str):
+        raise KzooError(f"{where}: a junyanz source needs upstream.arch")
 
 
 def entries() -> list[dict]:
@@ -75,7 +102,8 @@ def lookup(ref: str) -> dict:
         known = sorted({e["name"] for e in all_entries})
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KzooError(f"unknown preset {name!r}{hint} (catalog: {', '.join(known) or 'empty'}; "
+        listed = ", ".join(known) if len(known) <= 12 else f"{len(known)} presets"
+        raise KzooError(f"unknown preset {name!r}{hint} (catalog: {listed or 'empty'}; "
                         "`kzoo hub list` shows them)")
     if version:
         for e in matches:
@@ -131,7 +159,8 @@ def table(rows: list[dict]) -> str:
     for e in rows:
         metrics = _metrics_cell(e.get("metrics") or {})
         size = e.get("image_size")
-        lines.append((f"{e['name']}@{e['version']}", e["task"], f"{e['size'] / 1e6:.1f} MB",
+        lines.append((f"{e['name']}@{e['version']}", e["task"],
+                      f"{e['size'] / 1e6:.1f} MB" if "size" in e else "upstream",
                       metrics or "-", f"{size}x{size}" if size else "-"))
     widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in lines)

@@ -1,4 +1,5 @@
-"""`kzoo hub list | info NAME | download NAME | publish RUN_DIR --name NAME`."""
+"""`kzoo hub list | info NAME | download NAME | publish RUN_DIR --name NAME |
+convert SOURCE --arch NAME --out DIR`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 
 def add_parser(sub):
-    hub = sub.add_parser("hub", help="pretrained presets: list, info, download, publish")
+    hub = sub.add_parser("hub", help="pretrained presets: list, info, download, publish, convert")
     cmds = hub.add_subparsers(dest="hub_command", required=True)
     cmds.add_parser("list", help="the catalog: name, task, size, metrics, image size")
     info = cmds.add_parser("info", help="a preset's catalog entry (or any reference's metadata)")
@@ -22,6 +23,14 @@ def add_parser(sub):
     pub.add_argument("--license", default="Apache-2.0")
     pub.add_argument("--catalog", help="also add the entry to this catalog JSON file")
     pub.add_argument("--force", action="store_true", help="replace an existing archive")
+    conv = cmds.add_parser("convert", help="convert published upstream weights (a junyanz .pth, "
+                           "a diffusers folder, a URL, hf://) into a kzoo preset")
+    conv.add_argument("source", help="a .pth/.safetensors file, a diffusers folder, an http(s) URL, "
+                      "hf://owner/repo or a catalog name marked upstream")
+    conv.add_argument("--arch", help="junyanz architecture: unet_256, unet_128, resnet_9blocks, "
+                      "resnet_6blocks (+ _batch / _instance); default: the one the file matches")
+    conv.add_argument("--out", required=True, help="the new preset folder")
+    conv.add_argument("--name", help="preset name (default: from the source)")
     return hub  # sub-parsers of kzoo.errors.ArgumentParser: errors are one KzooError line
 
 
@@ -46,6 +55,15 @@ def main(args):
 
             folder = copy_to(folder, args.to)
         print(folder)
+        return 0
+    if args.hub_command == "convert":
+        from kzoo.hub import convert
+
+        folder = convert.convert(args.source, out=args.out, arch=args.arch, name=args.name)
+        meta = json.loads((folder / "metadata.json").read_text())
+        print(f"converted {meta['upstream']['source']} ({meta['upstream']['arch']}, sha256 "
+              f"{meta['upstream']['sha256']}) into {folder}\n"
+              f"load it with kzoo.hub.load({str(folder)!r})")
         return 0
     from kzoo.hub.publish import publish
 

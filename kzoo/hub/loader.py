@@ -6,7 +6,10 @@ References:
   checked against the catalog's sha256;
 - a local preset folder, or a `.tar.gz` / `.zip` archive of one;
 - `file:///path[#sha256=HEX]`, `https://host/preset.tar.gz#sha256=HEX`;
-- `hf://owner/repo[@revision]` (needs `huggingface_hub`).
+- `hf://owner/repo[@revision]` (needs `huggingface_hub`);
+- published upstream weights, converted on first use (`kzoo.hub.convert`): a
+  junyanz `*.pth` file or its http(s) URL (`#arch=NAME` picks the architecture), a
+  diffusers model folder or `hf://` repository, a catalog entry marked `upstream`.
 
 Archives are extracted (after checking every entry) into the cache; every file is
 checked against the sha256 recorded in the preset's metadata.json each time it is
@@ -28,13 +31,18 @@ from kzoo.hub import archive, cache, catalog, hf
 from kzoo.hub.preset import MODEL_FILES, ChecksumError, read_metadata, sha256_file, verify
 
 
-def fetch(ref, *, allow_http: bool = False, progress: bool = True) -> Path:
-    """The local, verified folder of preset `ref` (downloading it into the cache if needed)."""
+def fetch(ref, *, allow_http: bool = False, progress: bool = True, arch=None) -> Path:
+    """The local, verified folder of preset `ref` (downloading it into the cache if needed;
+    upstream weights are converted, see `kzoo.hub.convert`; `arch`: their architecture)."""
+    from kzoo.hub import convert
+
     ref = str(ref)
     if ref.startswith("hf://"):
         key = hf.cache_key(ref)
-        return _install(key, lambda dest: hf.download(ref, dest),
+        return _install(key, lambda dest: _hf_preset(ref, dest),
                         what=ref, how=f"kzoo hub download {ref}")
+    if convert.is_upstream(ref):
+        return convert.fetch(ref, arch=arch, progress=progress)
     if ref.startswith("file://"):
         url, digest = cache.split_sha256_fragment(ref)
         return _local(Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)), digest)
@@ -55,6 +63,8 @@ def fetch(ref, *, allow_http: bool = False, progress: bool = True) -> Path:
     if os.sep in ref or ref.startswith(".") or archive.is_archive(ref):
         raise KzooError(f"{ref}: no such preset folder or archive")
     entry = catalog.lookup(ref)
+    if "upstream" in entry:
+        return convert.fetch(ref, arch=arch, progress=progress)
     key = f"{entry['name']}/{entry['version']}-{entry['sha256'][:12]}"
     how = f"kzoo hub download {entry['name']}@{entry['version']}"
     if "path" in entry:
@@ -71,9 +81,11 @@ def hub_folder(source):
     `kzoo export` and `kzoo predict` take their sources through this, so every hub
     reference works there as in `kzoo.hub.load`.
     """
+    from kzoo.hub import convert
+
     ref = str(source)
     path = Path(ref).expanduser()
-    if "://" in ref:
+    if "://" in ref or convert.is_upstream(ref):
         return fetch(ref)
     if path.is_dir() or path.suffix == ".keras":
         return None
@@ -82,6 +94,19 @@ def hub_folder(source):
     if os.sep in ref or ref.startswith(".") or archive.is_archive(ref):
         return None  # a path that does not exist: the caller says so
     return fetch(ref)  # a catalog name (an unknown one: error with the closest names)
+
+
+def _hf_preset(ref, dest):
+    """Download hf:// `ref` into `dest`: a kzoo preset as is, a diffusers repository converted."""
+    from kzoo.hub import convert
+
+    with tempfile.TemporaryDirectory(prefix="kzoo-hf-", dir=Path(dest).parent) as tmp:
+        repo = Path(tmp) / "repo"
+        hf.download(ref, repo)
+        if (repo / "metadata.json").is_file() or not convert.is_diffusers_folder(repo):
+            os.replace(repo, dest)
+        else:
+            convert.convert_local(repo, dest, source=ref, name=convert.hf_name(ref))
 
 
 def _extract_checked(path, digest, dest):
@@ -177,7 +202,7 @@ def load(ref, *, part: str = "inference", compile: bool = True, **kwargs):
             state): compile it with your optimizers (a GAN: `g_optimizer=`,
             `d_optimizer=`) or use a recipe's `--init-from`.
         compile: restore a compile state if the model file holds one.
-        **kwargs: `allow_http`, `progress` (see `fetch`).
+        **kwargs: `allow_http`, `progress`, `arch` (see `fetch`).
 
     Returns:
         A `keras.Model`.

@@ -338,3 +338,47 @@ def _check_name(name):
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name or ""):
         raise KzooError(f"preset name {name!r}: use 1-64 lowercase letters, digits, '.', '_' "
                         "or '-', starting with a letter or digit")
+
+
+def build_from_models(out, *, full, inference, meta: dict, readme_text: str, sample) -> Path:
+    """Make the preset folder `out` from in-memory models (a converted upstream checkpoint).
+
+    `meta` holds every metadata field but `format`, `card`, `files` and the versions,
+    which are filled here; `sample` is a uint8 HxWxC picture. Both models must pass
+    `check_keras_file`. `out` appears complete or not at all.
+    """
+    import keras
+    import tensorflow as tf
+
+    import kzoo
+    from kzoo.export.spec import card_of
+    from kzoo.io import save_png
+
+    _check_name(meta["name"])
+    out = Path(out)
+    if out.exists():
+        raise KzooError(f"{out} already exists; remove it or choose another destination")
+    card = card_of(full)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "license": DEFAULT_LICENSE,
+            "model_class": type(full).__name__, "inference_class": type(inference).__name__,
+            "task": card.task, "card": card.to_dict(), "metrics": {}, "config": {},
+            "kzoo_version": kzoo.__version__, "keras_version": keras.__version__,
+            "tensorflow_version": tf.__version__,
+            "published_with": {"kzoo": kzoo.__version__, "keras": keras.__version__}, **meta}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        full.save(tmp / "model.keras")
+        inference.save(tmp / "inference.keras")
+        for name in MODEL_FILES.values():
+            check_keras_file(tmp / name)
+        save_png(tmp / "samples.png", sample)
+        write_text(tmp / "README.md", readme_text)
+        meta["files"] = {f: {"sha256": sha256_file(tmp / f), "size": (tmp / f).stat().st_size}
+                         for f in FILES}
+        write_json(tmp / "metadata.json", meta)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -238,8 +238,9 @@ CATALOG_FIELDS = {
     "name": (True, text(64, re.compile(r"[a-z0-9][a-z0-9._-]{0,63}"))),
     "version": (True, either(text(32, re.compile(r"[A-Za-z0-9._-]+")), integer(0, 1 << 31))),
     "task": (True, _NAME),
-    "sha256": (True, text(64, _SHA256)),
-    "size": (True, integer(1, MAX_FILE_BYTES)),
+    "sha256": (False, text(64, _SHA256)),  # required unless "upstream" (check_catalog_entry)
+    "size": (False, integer(1, MAX_FILE_BYTES)),
+    "upstream": (False, mapping),
     "path": (False, text(4096)),
     "url": (False, text(4096)),
     "model_class": (False, optional(_NAME)),
@@ -275,7 +276,11 @@ def check_metadata(meta, where) -> dict:
 def check_catalog_entry(entry, where) -> dict:
     """Check one catalog entry (see `CATALOG_FIELDS`); returns it."""
     check_tree(entry, where)
-    return check_fields(entry, CATALOG_FIELDS, where, "a catalog entry")
+    check_fields(entry, CATALOG_FIELDS, where, "a catalog entry")
+    for key in ("sha256", "size"):  # an upstream entry's source is pinned on first download
+        if key not in entry and "upstream" not in entry:
+            raise KzooError(f"{where}: a catalog entry has no {key!r} field")
+    return entry
 
 
 def is_dataset_name(value) -> bool:

@@ -16,16 +16,18 @@ from kzoo.zoo import register_model
 TINY = {"image_size": 16, "width": 4, "n_layers": 2, "num_blocks": 1, "pool_size": 4}
 
 
-def resnet_block(x, filters, *, norm="instance", name=None):
+def resnet_block(x, filters, *, norm="instance", bias=None, name=None):
     """Residual block with reflection padding: x + [pad-conv3-norm-ReLU-pad-conv3-norm](x).
 
     The block of Johnson et al. (2016) as used by CycleGAN's generator (Zhu et al.,
-    2017, Sec. 7.2: "R256"), N(0, 0.02) initialised, no dropout.
+    2017, Sec. 7.2: "R256"), N(0, 0.02) initialised, no dropout. `bias`: whether
+    the convs have biases (None: only without a norm).
     """
     h = x
     for i in (1, 2):
         h = ReflectionPadding2D(1, name=f"{name}_pad{i}")(h)
-        h = layers.Conv2D(filters, 3, padding="valid", use_bias=norm in (None, "none"),
+        h = layers.Conv2D(filters, 3, padding="valid",
+                          use_bias=norm in (None, "none") if bias is None else bias,
                           kernel_initializer=dcgan_init(), name=f"{name}_conv{i}")(h)
         norm_layer = normalization(norm, name=f"{name}_norm{i}")
         if norm_layer is not None:
@@ -36,28 +38,79 @@ def resnet_block(x, filters, *, norm="instance", name=None):
 
 
 
-def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, name="generator"):
+def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, norm="instance",
+                     exact=None, name="generator"):
     """CycleGAN's generator: c7s1-64, d128, d256, `num_blocks` x R256, u128, u64, c7s1-3.
 
     Reflection padding before the 7x7 convs and inside the residual blocks,
     instance normalization without affine parameters and ReLU after every conv
     but the last, tanh output; N(0, 0.02) init (Zhu et al., 2017, Sec. 7.2,
     after Johnson et al., 2016). Fully convolutional: any size divisible by 4.
+
+    `exact="junyanz"` builds, layer for layer, the authors' PyTorch `ResnetGenerator`
+    ("resnet_9blocks" / "resnet_6blocks" of pytorch-CycleGAN-and-pix2pix
+    `models/networks.py`), so the released CycleGAN weights load unchanged
+    (`kzoo.hub.convert.junyanz`): every conv has a bias when `norm="instance"` (as
+    there; instance norm cancels it, the released files hold it) and none before
+    batch norm but the last; the stride-2 convs pad one pixel on every side
+    (PyTorch's `padding=1`, not TensorFlow's "same", which pads only after), and
+    the transposed convs (`padding=1, output_padding=1`) drop the first row and
+    column of the full output, where "same" drops the last.
+
+    Args:
+        norm: str. "instance" (the paper's) or "batch" (junyanz's `--norm batch`).
+        exact: None or "junyanz". None: the kzoo layout above.
     """
+    if exact not in (None, "junyanz"):
+        raise ValueError(f"exact must be None or 'junyanz', got {exact!r}")
+    if exact == "junyanz":
+        return _junyanz_resnet(channels, width, num_blocks, image_size, norm, name)
     image = keras.Input((image_size, image_size, channels), name="image")
     h = ReflectionPadding2D(3, name="in_pad")(image)
-    h = conv_block(h, width, kernel_size=7, strides=1, padding="valid", norm="instance",
+    h = conv_block(h, width, kernel_size=7, strides=1, padding="valid", norm=norm,
                    activation="relu", name="c7s1")
     for i in (1, 2):
-        h = conv_block(h, width * 2 ** i, kernel_size=3, strides=2, norm="instance",
+        h = conv_block(h, width * 2 ** i, kernel_size=3, strides=2, norm=norm,
                        activation="relu", name=f"d{i}")
     for b in range(num_blocks):
-        h = resnet_block(h, width * 4, norm="instance", name=f"res{b}")
+        h = resnet_block(h, width * 4, norm=norm, name=f"res{b}")
     for i in (1, 0):
-        h = conv_block(h, width * 2 ** i, kernel_size=3, strides=2, norm="instance",
+        h = conv_block(h, width * 2 ** i, kernel_size=3, strides=2, norm=norm,
                        activation="relu", transpose=True, name=f"u{i}")
     h = ReflectionPadding2D(3, name="out_pad")(h)
     h = layers.Conv2D(channels, 7, padding="valid", kernel_initializer=dcgan_init(), name="out_conv")(h)
+    out = layers.Activation("tanh", dtype="float32", name="output")(h)
+    return keras.Model(image, out, name=name)
+
+
+def _junyanz_resnet(channels, width, num_blocks, image_size, norm, name):
+    """`resnet_generator(exact="junyanz")`: junyanz's `ResnetGenerator` with deconvolutions."""
+    bias = norm == "instance"  # networks.py: use_bias = norm_layer == InstanceNorm2d
+    init = dcgan_init()
+
+    def norm_relu(h, prefix):
+        h = normalization(norm, name=f"{prefix}_norm")(h)
+        return layers.ReLU(name=f"{prefix}_act")(h)
+
+    image = keras.Input((image_size, image_size, channels), name="image")
+    h = ReflectionPadding2D(3, name="in_pad")(image)
+    h = layers.Conv2D(width, 7, padding="valid", use_bias=bias, kernel_initializer=init,
+                      name="c7s1_conv")(h)
+    h = norm_relu(h, "c7s1")
+    for i in (1, 2):
+        h = layers.ZeroPadding2D(1, name=f"d{i}_pad")(h)
+        h = layers.Conv2D(width * 2 ** i, 3, strides=2, padding="valid", use_bias=bias,
+                          kernel_initializer=init, name=f"d{i}_conv")(h)
+        h = norm_relu(h, f"d{i}")
+    for b in range(num_blocks):
+        h = resnet_block(h, width * 4, norm=norm, bias=bias, name=f"res{b}")
+    for i in (1, 0):
+        h = layers.Conv2DTranspose(width * 2 ** i, 3, strides=2, padding="valid", use_bias=bias,
+                                   kernel_initializer=init, name=f"u{i}_conv")(h)
+        h = layers.Cropping2D(((1, 0), (1, 0)), name=f"u{i}_crop")(h)
+        h = norm_relu(h, f"u{i}")
+    h = ReflectionPadding2D(3, name="out_pad")(h)
+    h = layers.Conv2D(channels, 7, padding="valid", kernel_initializer=init, name="out_conv")(h)
     out = layers.Activation("tanh", dtype="float32", name="output")(h)
     return keras.Model(image, out, name=name)
 
@@ -193,6 +246,9 @@ class CycleGAN(AdversarialModel):
         identity_weight: float. Identity loss weight relative to `cycle_weight`.
         pool_size: int. Images in each discriminator's history pool (0: none).
         seed: int or None. Seed of the model's noise generator (the pools' draws).
+        norm: str. Normalization of G and D: "instance" (the paper's) or "batch".
+        exact: str or None. "junyanz": generators of the authors' PyTorch code,
+            layer for layer (`resnet_generator`), for their published weights.
 
     Call arguments:
         inputs: (batch, h, w, channels) images of domain A in [-1, 1], h and w
@@ -214,13 +270,14 @@ class CycleGAN(AdversarialModel):
     loss_names = ("d_loss", "d_a", "d_b", "g_loss", "g_gan", "g_cycle", "g_identity")
 
     def __init__(self, *, image_size=256, channels=3, width=64, num_blocks=None, n_layers=3,
-                 cycle_weight=10.0, identity_weight=0.5, pool_size=50, seed=None, **kwargs):
+                 cycle_weight=10.0, identity_weight=0.5, pool_size=50, seed=None, norm="instance",
+                 exact=None, **kwargs):
         # === Layers ===
         blocks = num_blocks if num_blocks is not None else (9 if image_size >= 256 else 6)
         make_g = lambda name: resnet_generator(channels=channels, width=width,  # noqa: E731
-                                               num_blocks=blocks, name=name)
+                                               num_blocks=blocks, norm=norm, exact=exact, name=name)
         make_d = lambda name: patchgan_discriminator(channels=channels, width=width,  # noqa: E731
-                                                     n_layers=n_layers, norm="instance", name=name)
+                                                     n_layers=n_layers, norm=norm, name=name)
         generator_ab, generator_ba = make_g("generator_ab"), make_g("generator_ba")
         discriminator_a, discriminator_b = make_d("discriminator_a"), make_d("discriminator_b")
         check_patchgan_size(image_size, n_layers)
@@ -239,6 +296,8 @@ class CycleGAN(AdversarialModel):
         self.cycle_weight = cycle_weight
         self.identity_weight = identity_weight
         self.pool_size = pool_size
+        self.norm = norm
+        self.exact = exact
 
     @property
     def generator_ab(self):
@@ -304,7 +363,7 @@ class CycleGAN(AdversarialModel):
         config.update(image_size=self.image_size, channels=self.channels, width=self.width,
                       num_blocks=self.num_blocks, n_layers=self.n_layers,
                       cycle_weight=self.cycle_weight, identity_weight=self.identity_weight,
-                      pool_size=self.pool_size)
+                      pool_size=self.pool_size, norm=self.norm, exact=self.exact)
         return config
 
     def card(self):

@@ -9,7 +9,8 @@ import numpy as np
 from keras import layers, ops
 
 from kzoo import losses
-from kzoo.layers import check_patchgan_size, conv_block, dcgan_init, patchgan_discriminator
+from kzoo.layers import (check_patchgan_size, conv_block, dcgan_init, normalization,
+                         patchgan_discriminator)
 from kzoo.models.adversarial import AdversarialModel
 from kzoo.training import random_images
 from kzoo.zoo import register_model
@@ -26,7 +27,7 @@ def unet_levels(image_size):
 
 
 def unet_generator(*, input_channels=3, output_channels=3, width=64, levels=8, dropout_blocks=3,
-                   dropout=0.5, image_size=None, name="generator"):
+                   dropout=0.5, image_size=None, norm="batch", exact=None, name="generator"):
     """pix2pix's U-Net generator ("U-Net-256" at `levels=8`), fully convolutional.
 
     Encoder: `levels` 4x4 stride-2 convs C64-C128-C256-C512-C512-C512-C512-C512
@@ -39,24 +40,76 @@ def unet_generator(*, input_channels=3, output_channels=3, width=64, levels=8, d
     `output_channels` with tanh. N(0, 0.02) init (Isola et al., 2017, Sec. 6.1.1).
 
     Inputs of any size divisible by `2**levels` work (`image_size=None`).
+
+    `exact="junyanz"` builds, layer for layer, the authors' PyTorch `UnetGenerator`
+    (pytorch-CycleGAN-and-pix2pix `models/networks.py`; `levels` 8: "unet_256",
+    7: "unet_128"), so its published weights load unchanged
+    (`kzoo.hub.convert.junyanz`): each block applies its activation *before* its
+    conv (LeakyReLU(0.2) down, ReLU up; the skip carries the pre-activation
+    encoder output, concatenated as [skip, decoder]); convs followed by batch norm
+    have no bias (with `norm="instance"`, instance norm without affine parameters,
+    every conv has one), the last up-conv always has one; the innermost block has
+    no norm on its down conv; dropout (`dropout`, 0 for none) follows the norm of
+    the `levels - 5` decoder blocks next to the innermost. Batch norm uses its
+    running statistics at inference, as `net.eval()` does.
+
+    Args:
+        norm: str. "batch" (the paper's) or "instance" (junyanz's `--norm instance`).
+        exact: None or "junyanz". None: the kzoo layout above.
     """
+    if exact == "junyanz":
+        return _junyanz_unet(input_channels, output_channels, width, levels, dropout, image_size,
+                             norm, name)
+    if exact is not None:
+        raise ValueError(f"exact must be None or 'junyanz', got {exact!r}")
     image = keras.Input((image_size, image_size, input_channels), name="image")
     h, skips = image, []
     for i in range(levels):
         bottleneck = i == levels - 1
-        h = conv_block(h, width * min(2 ** i, 8), norm=None if i == 0 or bottleneck else "batch",
+        h = conv_block(h, width * min(2 ** i, 8), norm=None if i == 0 or bottleneck else norm,
                        name=f"down{i}")
         skips.append(h)
     for j, i in enumerate(range(levels - 2, -1, -1)):
         h = layers.Conv2DTranspose(width * min(2 ** i, 8), 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=dcgan_init(), name=f"up{i}_conv")(h)
-        h = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"up{i}_norm")(h)
+        h = normalization(norm, name=f"up{i}_norm")(h)
         if j < dropout_blocks:
             h = layers.Dropout(dropout, name=f"up{i}_dropout")(h)
         h = layers.ReLU(name=f"up{i}_relu")(h)
         h = layers.Concatenate(name=f"skip{i}")([h, skips[i]])
     h = layers.Conv2DTranspose(output_channels, 4, strides=2, padding="same",
                                kernel_initializer=dcgan_init(), name="out_conv")(h)
+    out = layers.Activation("tanh", dtype="float32", name="output")(h)
+    return keras.Model(image, out, name=name)
+
+
+def _junyanz_unet(input_channels, output_channels, width, levels, dropout, image_size, norm, name):
+    """`unet_generator(exact="junyanz")`: junyanz's nested `UnetSkipConnectionBlock`s, unrolled."""
+    if levels < 5:
+        raise ValueError(f"junyanz's UnetGenerator has at least 5 levels, got {levels}")
+    bias = norm == "instance"  # networks.py: use_bias = norm_layer == InstanceNorm2d
+    init = dcgan_init()
+    image = keras.Input((image_size, image_size, input_channels), name="image")
+    h, skips = image, []
+    for i in range(levels):
+        if i > 0:
+            h = layers.LeakyReLU(negative_slope=0.2, name=f"down{i}_act")(h)
+        h = layers.Conv2D(width * min(2 ** i, 8), 4, strides=2, padding="same", use_bias=bias,
+                          kernel_initializer=init, name=f"down{i}_conv")(h)
+        if 0 < i < levels - 1:
+            h = normalization(norm, name=f"down{i}_norm")(h)
+        skips.append(h)
+    for j, i in enumerate(range(levels - 2, -1, -1)):
+        h = layers.ReLU(name=f"up{i}_relu")(h)
+        h = layers.Conv2DTranspose(width * min(2 ** i, 8), 4, strides=2, padding="same",
+                                   use_bias=bias, kernel_initializer=init, name=f"up{i}_conv")(h)
+        h = normalization(norm, name=f"up{i}_norm")(h)
+        if dropout and 1 <= j <= levels - 5:
+            h = layers.Dropout(dropout, name=f"up{i}_dropout")(h)
+        h = layers.Concatenate(name=f"skip{i}")([skips[i], h])
+    h = layers.ReLU(name="out_relu")(h)
+    h = layers.Conv2DTranspose(output_channels, 4, strides=2, padding="same",
+                               kernel_initializer=init, name="out_conv")(h)
     out = layers.Activation("tanh", dtype="float32", name="output")(h)
     return keras.Model(image, out, name=name)
 
@@ -87,6 +140,9 @@ class Pix2Pix(AdversarialModel):
         n_layers: int. PatchGAN stride-2 layers (3: 70x70 patches).
         l1_weight: float. lambda of the L1 term.
         seed: int or None. Seed of the model's noise generator.
+        norm: str. Normalization of G and D: "batch" (the paper's) or "instance".
+        exact: str or None. "junyanz": the generator of the authors' PyTorch
+            code, layer for layer (`unet_generator`), for their published weights.
 
     Call arguments:
         inputs: (batch, h, w, input_channels) images in [-1, 1]; h and w any
@@ -108,13 +164,13 @@ class Pix2Pix(AdversarialModel):
     loss_names = ("d_loss", "g_loss", "g_gan", "g_l1")
 
     def __init__(self, *, image_size=256, input_channels=3, output_channels=3, width=64, levels=None,
-                 n_layers=3, l1_weight=100.0, seed=None, **kwargs):
+                 n_layers=3, l1_weight=100.0, seed=None, norm="batch", exact=None, **kwargs):
         # === Layers ===
         depth = levels or unet_levels(image_size)
         generator = unet_generator(input_channels=input_channels, output_channels=output_channels,
-                                   width=width, levels=depth)
+                                   width=width, levels=depth, norm=norm, exact=exact)
         discriminator = patchgan_discriminator(channels=output_channels, condition_channels=input_channels,
-                                               width=width, n_layers=n_layers, norm="batch")
+                                               width=width, n_layers=n_layers, norm=norm)
         check_patchgan_size(image_size, n_layers)
         # === Model ===
         super().__init__(generator=generator, discriminator=discriminator, seed=seed, **kwargs)
@@ -126,6 +182,8 @@ class Pix2Pix(AdversarialModel):
         self.levels = levels
         self.n_layers = n_layers
         self.l1_weight = l1_weight
+        self.norm = norm
+        self.exact = exact
 
     def discriminator_loss(self, data, training):
         source, target = (ops.convert_to_tensor(t) for t in data)
@@ -155,7 +213,8 @@ class Pix2Pix(AdversarialModel):
         config.pop("d_steps")
         config.update(image_size=self.image_size, input_channels=self.input_channels,
                       output_channels=self.output_channels, width=self.width, levels=self.levels,
-                      n_layers=self.n_layers, l1_weight=self.l1_weight)
+                      n_layers=self.n_layers, l1_weight=self.l1_weight, norm=self.norm,
+                      exact=self.exact)
         return config
 
     def card(self):

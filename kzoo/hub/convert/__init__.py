@@ -1,0 +1,434 @@
+"""Published reference weights -> ordinary kzoo presets, converted on first use.
+
+    kzoo hub convert SOURCE [--arch NAME] --out DIR
+    kzoo.hub.load("latest_net_G.pth#arch=resnet_9blocks")     # converted into KZOO_HOME once
+    kzoo.hub.load("hf://google/ddpm-cifar10-32")
+    kzoo.hub.load("pix2pix-facades")                          # a catalog entry marked upstream
+
+A SOURCE is
+
+- a junyanz/pytorch-CycleGAN-and-pix2pix generator file (`*_net_G.pth`, any
+  `.pth`/`.pt`/`.bin`/`.safetensors` state dict): `kzoo.hub.convert.junyanz`; the
+  architecture comes from `--arch` (or `#arch=NAME` on the reference), else the one
+  named architecture the state dict matches exactly;
+- a diffusers model folder (`config.json` with `_class_name` `UNet2DModel`, its
+  `diffusion_pytorch_model.safetensors` or `.bin`, and `scheduler_config.json` beside it
+  or in `scheduler/`): `kzoo.hub.convert.diffusers`;
+- an `http(s)://` URL of such a file (its sha256 is recorded in
+  `$KZOO_HOME/upstream/sha256.json` on the first download -- trust on first use -- and
+  every later download must match it), or `hf://owner/repo[@revision]` of a diffusers
+  repository.
+
+`.pth` files are read without PyTorch and without running pickle code
+(`kzoo.hub.convert.torchfile`). The converted preset holds the full kzoo model (a
+`Pix2Pix`, `CycleGAN` or `DDPM` whose networks are the exact upstream ones, for
+fine-tuning with `--init-from`) and the inference network, and its metadata names the
+upstream source, its sha256, the paper and the licence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+
+from kzoo.errors import KzooError
+
+WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+
+
+# --- references -------------------------------------------------------------------
+
+def split_ref(ref: str):
+    """`(base, arch or None, sha256 or None)` of `SOURCE[#arch=NAME][&sha256=HEX]`."""
+    base, _, fragment = str(ref).partition("#")
+    params = urllib.parse.parse_qs(fragment) if fragment else {}
+    unknown = set(params) - {"arch", "sha256"}
+    if unknown:
+        raise KzooError(f"{ref}: unknown reference option(s) {', '.join(sorted(unknown))} "
+                        "(#arch=NAME, &sha256=HEX)")
+    arch = params.get("arch", [None])[0]
+    digest = params.get("sha256", [None])[0]
+    return base, arch, digest.lower() if digest else None
+
+
+def is_diffusers_folder(path: Path) -> bool:
+    return path.is_dir() and not (path / "metadata.json").is_file() and (
+        (path / "config.json").is_file() or (path / "unet" / "config.json").is_file())
+
+
+def is_upstream(ref) -> bool:
+    """Whether `ref` names something to convert (not a kzoo preset): a weights file or
+    diffusers folder, or an http(s) URL of a weights file."""
+    base, _, _ = split_ref(str(ref))
+    if base.startswith(("https://", "http://")):
+        return urllib.parse.urlsplit(base).path.lower().endswith(WEIGHT_SUFFIXES)
+    if "://" in base:
+        return False
+    path = Path(base).expanduser()
+    return (path.is_file() and path.suffix.lower() in WEIGHT_SUFFIXES) or is_diffusers_folder(path)
+
+
+# --- trust on first use -----------------------------------------------------------
+
+def _pins_path() -> Path:
+    from kzoo.hub import cache
+
+    return cache.home() / "upstream" / "sha256.json"
+
+
+def pinned(url: str):
+    """The sha256 recorded for `url` on its first download, or None."""
+    path = _pins_path()
+    if not path.is_file():
+        return None
+    from kzoo.hub import schema
+
+    pins = schema.read_json(path)
+    return pins.get(url) if isinstance(pins, dict) else None
+
+
+def pin(url: str, digest: str):
+    from kzoo.hub import cache, schema
+    from kzoo.io import write_json
+
+    path = _pins_path()
+    with cache.lock("upstream-pins"):
+        pins = schema.read_json(path) if path.is_file() else {}
+        pins[url] = digest
+        write_json(path, pins)
+
+
+def download(url: str, dest: Path, *, expected=None, progress=True) -> str:
+    """Download upstream `url` to `dest`; returns its sha256, checked against `expected`
+    or the pin of an earlier download (without either, the caller pins it once the
+    conversion succeeded: trust on first use).
+
+    The authors of some checkpoints serve them over plain http only: those URLs are
+    fetched as named (a catalog entry or the user's reference), and the pinned sha256
+    guards every later download.
+    """
+    from kzoo.hub import cache
+    from kzoo.hub.preset import sha256_file
+
+    digest = expected or pinned(url)
+    try:
+        cache.download(url, dest, sha256=digest, record=digest is None, progress=progress,
+                       allow_http=True, upstream_http=True)
+    except KzooError as e:
+        if digest and "does not match" in str(e) and not expected:
+            raise KzooError(f"{url}: the file changed since its first download (sha256 recorded "
+                            f"in {_pins_path()} is {digest}); nothing was converted") from None
+        raise
+    return sha256_file(dest)
+
+
+# --- reading and converting --------------------------------------------------------
+
+def _first(folder: Path, *names):
+    return next((folder / n for n in names if (folder / n).is_file()), None)
+
+
+def read_diffusers(folder: Path):
+    """`(state, config, scheduler_config or None, weights path)` of a diffusers model folder."""
+    from kzoo.hub import schema
+    from kzoo.hub.convert.torchfile import load_state_dict
+
+    unet = folder / "unet" if (folder / "unet" / "config.json").is_file() else folder
+    weights = _first(unet, *DIFFUSERS_WEIGHTS)
+    if weights is None:
+        raise KzooError(f"{unet}: a diffusers model folder holds {' or '.join(DIFFUSERS_WEIGHTS)}")
+    config = schema.read_json(unet / "config.json")
+    scheduler = _first(folder, "scheduler_config.json", "scheduler/scheduler_config.json")
+    return (load_state_dict(weights), config,
+            schema.read_json(scheduler) if scheduler else None, weights)
+
+
+def junyanz_models(state, arch=None):
+    """`(full model, inference network, info)` of a junyanz generator state dict."""
+    from kzoo.hub.convert import junyanz
+
+    if arch is None:
+        arch, n = junyanz.closest_arch(state)
+        if n:
+            raise KzooError(f"cannot tell the architecture of this state dict: give --arch "
+                            f"(closest: {arch}, {n} mismatches; known: {', '.join(junyanz.ARCHS)})")
+    kind, depth, norm = junyanz.parse_arch(arch)
+    generator = junyanz.convert_junyanz(state, arch)
+    kw = junyanz.generator_kwargs(arch, state)
+    if kind == "unet":
+        from kzoo.models.pix2pix import Pix2Pix
+
+        size = 2 ** depth
+        full = Pix2Pix(image_size=size, input_channels=kw["input_channels"],
+                       output_channels=kw["output_channels"], width=kw["width"], levels=depth,
+                       n_layers=min(3, int(np.log2(size / 3))), norm=norm, exact="junyanz")
+        note = ("the discriminator is untrained (the upstream file holds the generator only)")
+    else:
+        from kzoo.models.cyclegan import CycleGAN
+
+        size = 256 if depth >= 9 else 128
+        full = CycleGAN(image_size=size, channels=kw["input_channels"], width=kw["width"],
+                        num_blocks=depth, norm=norm, exact="junyanz")
+        note = ("generator_ab holds the upstream generator; generator_ba and both "
+                "discriminators are untrained (the upstream file holds one direction only)")
+    full.generator.set_weights(generator.get_weights())
+    info = {"format": "junyanz", "arch": arch, "code": junyanz.UPSTREAM,
+            "paper": junyanz.PAPERS[kind], "license": junyanz.LICENSE, "note": note}
+    return full, full.generator, info, size
+
+
+def diffusers_models(folder: Path):
+    """`(full DDPM, its inference network, info, image size)` of a diffusers model folder."""
+    state, config, scheduler, _ = read_diffusers(folder)
+    try:
+        from kzoo.hub.convert.diffusers import convert_diffusers
+    except ImportError:
+        raise KzooError("this kzoo has no diffusers converter (kzoo.hub.convert.diffusers)") \
+            from None
+    full = convert_diffusers(state, config, scheduler)
+    from kzoo.export.source import inference_parts
+
+    inference = next(iter(inference_parts(full).values()))
+    info = {"format": "diffusers", "arch": str(config.get("_class_name", "UNet2DModel")),
+            "code": "https://github.com/huggingface/diffusers",
+            "paper": "Ho, Jain & Abbeel, \"Denoising Diffusion Probabilistic Models\", "
+                     "NeurIPS 2020",
+            "license": "Apache-2.0 (the google/ddpm-* model cards)",
+            "note": "noise schedule from scheduler_config.json" if scheduler else
+                    "no scheduler_config.json: the DDPM default schedule"}
+    return full, inference, info, int(config.get("sample_size") or 32)
+
+
+def _sample_picture(full, inference, size):
+    """A picture of what the converted network does: translators map a synthetic test
+    pattern (shown beside the output); a DDPM shows its prediction on pure noise."""
+    shape = tuple(inference.inputs[0].shape[1:])
+    if len(inference.inputs) == 1 and len(shape) == 3:
+        c = shape[-1]
+        yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
+        pattern = np.stack([xx, yy, 1 - xx * yy, (xx + yy) / 2][:c] if c <= 4 else
+                           [xx] * c, axis=-1)
+        pattern = (pattern * 2 - 1)[None].astype("float32")
+        out = np.asarray(inference(pattern, training=False))[0]
+        to8 = lambda a: np.clip((a + 1) * 127.5, 0, 255).astype(np.uint8)  # noqa: E731
+        left, right = to8(pattern[0]), to8(out)
+        if left.shape[-1] != right.shape[-1]:
+            left = np.repeat(left[..., :1], right.shape[-1], axis=-1)
+            right = right if right.shape[-1] in (1, 3) else right[..., :3]
+        return np.concatenate([left, right], axis=1)
+    return np.full((size, size, 3), 127, np.uint8)
+
+
+def _readme(meta, info) -> str:
+    from kzoo.card import ModelCard
+    from kzoo.hub.modelcard import endpoint_lines
+
+    card = ModelCard.from_dict(meta["card"])
+    up = meta["upstream"]
+    lines = [f"# {meta['name']}", "",
+             f"The published `{info['arch']}` weights of {info['code']}, converted to kzoo's "
+             f"architecture-exact `{meta['model_class']}` (task `{card.task}`). It "
+             f"{card.summary.rstrip('.')}.", "",
+             f"- source: {up['source']}", f"- source sha256: `{up['sha256']}`"
+             + (" (recorded on first download: trust on first use; every later download "
+                "is checked against it)" if up.get("trust_on_first_use") else ""),
+             f"- paper: {info['paper']}", f"- licence: {info['license']}",
+             f"- converted by kzoo {meta['kzoo_version']}: {info['note']}", "",
+             "## Usage", "", "```python", "import kzoo.hub",
+             f'model = kzoo.hub.load("{up["load"]}")  # converted once, then cached',
+             f'full = kzoo.hub.load("{up["load"]}", part="full")  # for --init-from / fine-tuning',
+             "```", "", "## Endpoints", ""]
+    for endpoint in card.endpoints:
+        lines += endpoint_lines(card.spec(endpoint.name))
+    return "\n".join(lines) + "\n"
+
+
+def write(full, inference, info, size, out, *, name, source, source_sha256, tofu=False,
+          load_as=None) -> Path:
+    """Write the converted preset folder `out` (atomically); `load_as`: the reference
+    the README tells users to load (default: the source with its architecture)."""
+    from kzoo.hub.preset import build_from_models
+
+    if load_as is None:
+        load_as = source if info["format"] == "diffusers" else f"{source}#arch={info['arch']}"
+    meta = {"name": name, "version": "upstream", "license": info["license"],
+            "recipe": None, "dataset": None, "image_size": size,
+            "upstream": {"format": info["format"], "arch": info["arch"], "source": source,
+                         "sha256": source_sha256, "trust_on_first_use": tofu, "load": load_as,
+                         "code": info["code"], "paper": info["paper"], "note": info["note"]},
+            "config": {"arch": info["arch"]},
+            "command": f"kzoo hub convert {source} --arch {info['arch']}"}
+    from kzoo.export.spec import card_of
+    import kzoo
+
+    meta_for_readme = dict(meta, card=card_of(full).to_dict(), model_class=type(full).__name__,
+                           kzoo_version=kzoo.__version__)
+    return build_from_models(out, full=full, inference=inference, meta=meta,
+                             readme_text=_readme(meta_for_readme, info),
+                             sample=_sample_picture(full, inference, min(size, 256)))
+
+
+def _digest_of(paths) -> str:
+    """The sha256 of one file; of several (a diffusers folder), that of their sha256s."""
+    from kzoo.hub.preset import sha256_file
+
+    digests = [sha256_file(p) for p in paths]
+    return digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
+def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
+                  source_sha256=None, tofu=False, load_as=None) -> Path:
+    """Convert the local weights file or diffusers folder `path` into the preset `out`."""
+    from kzoo.hub.convert.torchfile import load_state_dict
+
+    path = Path(path)
+    if is_diffusers_folder(path):
+        if arch not in (None, "diffusers", "UNet2DModel"):
+            raise KzooError(f"{path} is a diffusers folder: --arch {arch} is for .pth files")
+        full, inference, info, size = diffusers_models(path)
+        weights = read_diffusers_paths(path)
+    elif path.is_file():
+        full, inference, info, size = junyanz_models(load_state_dict(path), arch)
+        weights = [path]
+    else:
+        raise KzooError(f"{path}: no such weights file or diffusers folder")
+    digest = source_sha256 or _digest_of(weights)
+    name = name or _default_name(source or str(path), info["arch"])
+    return write(full, inference, info, size, out, name=name, source=source or str(path),
+                 source_sha256=digest, tofu=tofu, load_as=load_as)
+
+
+def read_diffusers_paths(folder: Path):
+    unet = folder / "unet" if (folder / "unet" / "config.json").is_file() else folder
+    paths = [_first(unet, *DIFFUSERS_WEIGHTS), unet / "config.json",
+             _first(folder, "scheduler_config.json", "scheduler/scheduler_config.json")]
+    return [p for p in paths if p is not None]
+
+
+def _default_name(source: str, arch: str) -> str:
+    import re
+
+    stem = Path(urllib.parse.urlsplit(source).path.rstrip("/")).name
+    stem = re.sub(r"\.(pth|pt|bin|safetensors)$", "", stem.lower())
+    stem = re.sub(r"[^a-z0-9._-]+", "-", stem).strip("-._") or "converted"
+    return f"{stem}-{arch.lower()}"[:64].strip("-._") if arch else stem[:64].strip("-._")
+
+
+def convert(source, *, out, arch=None, name=None, progress=True) -> Path:
+    """What `kzoo hub convert SOURCE --arch NAME --out DIR` does; returns `out`.
+
+    Args:
+        source: a weights file, a diffusers folder, an http(s) URL of a weights file,
+            `hf://owner/repo`, or a catalog name marked upstream.
+        out: the new preset folder.
+        arch: the junyanz architecture (None: the one the state dict matches).
+        name: the preset name (default: from the source and architecture).
+
+    Example:
+    >>> convert("horse2zebra.pth", arch="resnet_9blocks", out="presets/horse2zebra")
+    """
+    out = Path(out)
+    if out.exists():
+        raise KzooError(f"{out} already exists; remove it or choose another destination")
+    base, ref_arch, digest = split_ref(str(source))
+    arch = arch or ref_arch
+    with tempfile.TemporaryDirectory(prefix="kzoo-convert-") as tmp:
+        local, src, sha, tofu, name = _obtain(base, Path(tmp), arch, digest, name, progress)
+        folder = convert_local(local, out, arch=arch or _catalog_arch(base), name=name,
+                               source=src, source_sha256=sha, tofu=tofu,
+                               load_as=base if _catalog_upstream(base) else None)
+    if tofu:  # recorded only for a file that converted: a failure leaves nothing behind
+        pin(src, sha)
+        print(f"{src}: sha256 {sha} recorded (trust on first use; later downloads must "
+              "match it)", file=sys.stderr)
+    return folder
+
+
+def _catalog_arch(base):
+    entry = _catalog_upstream(base)
+    return entry["upstream"].get("arch") if entry else None
+
+
+def _catalog_upstream(base):
+    if "://" in base or os.sep in base or Path(base).expanduser().exists():
+        return None
+    from kzoo.hub import catalog
+
+    try:
+        entry = catalog.lookup(base)
+    except KzooError:
+        return None
+    return entry if "upstream" in entry else None
+
+
+def _obtain(base, tmp: Path, arch, digest, name, progress):
+    """`(local path, source, its sha256 or None, trust-on-first-use?, name)` of `base`."""
+    entry = _catalog_upstream(base)
+    if entry:
+        base, digest = entry["upstream"]["source"], digest or entry.get("sha256")
+        name = name or entry["name"]
+    if base.startswith("hf://"):
+        from kzoo.hub import hf
+
+        hf.download(base, tmp / "repo")
+        return tmp / "repo", base, None, False, name or hf_name(base)
+    if base.startswith(("https://", "http://")):
+        fname = Path(urllib.parse.urlsplit(base).path).name or "weights.pth"
+        local = tmp / fname
+        tofu = digest is None and pinned(base) is None
+        sha = download(base, local, expected=digest, progress=progress)
+        return local, base, sha, tofu, name
+    return Path(base).expanduser(), str(Path(base).expanduser().resolve()), None, False, name
+
+
+def hf_name(ref: str) -> str:
+    """The preset name of a converted hf:// repository: `owner-repo`."""
+    from kzoo.hub import hf
+
+    return _default_name(hf.parse(ref)[0].replace("/", "-"), "")
+
+
+def cache_key(base: str, arch) -> str:
+    """The cache entry of a converted source."""
+    if base.startswith(("https://", "http://", "hf://")) or "://" not in base and \
+            not Path(base).expanduser().exists():
+        ident = hashlib.sha256(base.encode()).hexdigest()[:16]
+    else:
+        path = Path(base).expanduser()
+        ident = _digest_of(read_diffusers_paths(path) if path.is_dir() else [path])[:16]
+    return f"converted/{ident}-{(arch or 'auto').lower()}"
+
+
+def fetch(ref, *, arch=None, progress=True) -> Path:
+    """The cached, verified preset converted from `ref` (converting it on first use).
+
+    A conversion that fails leaves nothing in the cache. For a URL, the cached preset's
+    recorded source sha256 is checked against the pin at every load.
+    """
+    from kzoo.hub.loader import _install
+
+    base, ref_arch, digest = split_ref(str(ref))
+    arch = arch or ref_arch or _catalog_arch(base)
+    key = cache_key(base, arch)
+
+    def obtain(dest):
+        convert(ref, out=dest, arch=arch, progress=progress)
+
+    root = _install(key, obtain, what=str(ref), how=f"kzoo hub download '{ref}'",
+                    needs_network="://" in base or _catalog_upstream(base) is not None)
+    source = json.loads((root / "metadata.json").read_text()).get("upstream", {})
+    expected = pinned(source.get("source", ""))
+    if expected and source.get("sha256") != expected:
+        shutil.rmtree(root, ignore_errors=True)
+        raise KzooError(f"{ref}: the cached conversion was made from a file with sha256 "
+                        f"{source.get('sha256')}, the pinned one is {expected}; it was removed")
+    return root

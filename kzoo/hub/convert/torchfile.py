@@ -1,0 +1,339 @@
+"""Read PyTorch `.pth` / `.pt` state dicts and `.safetensors` files as NumPy arrays.
+
+No PyTorch is needed and no code from the file runs. A `.pth` is a pickle; the
+`_TensorUnpickler` resolves only the names a saved state dict uses -- the tensor
+rebuild functions (`torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`), the
+storage types (`torch.FloatStorage`, ...) and `collections.OrderedDict` -- to small
+NumPy implementations here. Any other global (`os.system`, `builtins.eval`, a
+module class) is refused when the pickle names it, before anything is called.
+
+Both layouts `torch.save` writes are read:
+
+- the zip archive of torch >= 1.6 (`<root>/data.pkl`, storages in `<root>/data/<key>`);
+- the legacy stream of torch 0.4-1.5 (magic number, protocol, system info, the
+  pickle, its storage keys, then each storage as an int64 element count and its
+  raw bytes), which is what checkpoints published before 2020 use.
+
+The older tar layout of torch < 0.4 is not supported (refused with a clear line).
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import math
+import pickle
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from kzoo.errors import KzooError
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+
+# storage class name -> NumPy dtype (little-endian, as torch writes on every platform kzoo runs on)
+STORAGE_DTYPES = {
+    "DoubleStorage": "<f8", "FloatStorage": "<f4", "HalfStorage": "<f2",
+    "LongStorage": "<i8", "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1",
+    "ByteStorage": "u1", "BoolStorage": "?", "BFloat16Storage": "bfloat16",
+}
+
+
+class _Frozen:
+    """An allowed global: the pickle may call it but never change it (BUILD refused)."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state):
+        raise KzooError("refusing a pickle that modifies an allowed global")
+
+    def __setattr__(self, name, value):
+        raise KzooError("refusing a pickle that modifies an allowed global")
+
+
+class _StorageType(_Frozen):
+    """Stands for a `torch.<X>Storage` class in the pickle: only its dtype is used."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        object.__setattr__(self, "name", name)
+
+    @property
+    def dtype(self):
+        return _dtype(self.name)
+
+
+class _Rebuild(_Frozen):
+    """Stands for an allowed `torch._utils` function."""
+
+    __slots__ = ("func",)
+
+    def __init__(self, func):
+        object.__setattr__(self, "func", func)
+
+    def __call__(self, *args):
+        return self.func(*args)
+
+
+def _dtype(storage_name):
+    code = STORAGE_DTYPES[storage_name]
+    if code == "bfloat16":
+        import ml_dtypes  # ships with TensorFlow and JAX
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(code)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
+    """`torch._utils._rebuild_tensor_v2`: a view of `storage`, copied into its own array
+    (a legacy file's storage bytes follow the pickle: then the rebuild waits for them)."""
+    if isinstance(storage, _LazyStorage):
+        return _LazyTensor(storage, (storage_offset, size, stride))
+    size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
+    if len(size) != len(stride) or any(s < 0 for s in size + stride) or storage_offset < 0:
+        raise KzooError(f"a tensor has an invalid layout (size {size}, stride {stride})")
+    if 0 in size:
+        return np.zeros(size, storage.dtype)
+    from kzoo.hub.archive import max_preset_bytes
+
+    if math.prod(size) * storage.itemsize > max_preset_bytes():  # e.g. stride-0 broadcasts
+        raise KzooError(f"a tensor of shape {size} exceeds the cap of {max_preset_bytes():,} "
+                        "bytes (KZOO_MAX_PRESET_BYTES)")
+    last = storage_offset + sum((n - 1) * st for n, st in zip(size, stride))
+    if last >= storage.size:
+        raise KzooError(f"a tensor reaches element {last} of a storage of {storage.size} "
+                        "(the file is damaged)")
+    view = np.lib.stride_tricks.as_strided(storage[storage_offset:], shape=size,
+                                           strides=tuple(st * storage.itemsize for st in stride),
+                                           writeable=False)
+    return np.array(view)
+
+
+def _rebuild_parameter(data, *_ignored):
+    """`torch._utils._rebuild_parameter[_with_state]`: a parameter is its data."""
+    return data
+
+
+_ALLOWED = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _Rebuild(_rebuild_tensor),
+    ("torch._utils", "_rebuild_parameter"): _Rebuild(_rebuild_parameter),
+    ("torch._utils", "_rebuild_parameter_with_state"): _Rebuild(_rebuild_parameter),
+    **{("torch", name): _StorageType(name) for name in STORAGE_DTYPES},
+}
+
+
+class _TensorUnpickler(pickle.Unpickler):
+    """Resolves only `_ALLOWED` globals; a storage comes from `load_storage(key, dtype, numel)`."""
+
+    def __init__(self, stream, where: str, load_storage=None):
+        super().__init__(stream)
+        self.where = where
+        self.load_storage = load_storage
+        self.storages = {}
+
+    def find_class(self, module, name):
+        found = _ALLOWED.get((module, name))
+        if found is None:
+            raise KzooError(f"refusing to load {self.where}: its pickle calls {module}.{name} "
+                            "(only tensor data is allowed)")
+        return found
+
+    def persistent_load(self, pid):
+        if self.load_storage is None or not isinstance(pid, tuple) or len(pid) < 5 \
+                or pid[0] != "storage" or not isinstance(pid[1], _StorageType):
+            raise KzooError(f"refusing to load {self.where}: unexpected persistent id "
+                            f"{str(pid)[:80]}")
+        key, numel = str(pid[2]), int(pid[4])
+        if key not in self.storages:
+            self.storages[key] = self.load_storage(key, pid[1].dtype, numel)
+        storage = self.storages[key]
+        view = pid[5] if len(pid) > 5 else None
+        if view:  # legacy: (view key, element offset, element count) of a shared storage
+            _, offset, count = view
+            return storage[int(offset):int(offset) + int(count)]
+        return storage
+
+
+def _unpickle(stream, where, load_storage=None):
+    try:
+        return _TensorUnpickler(stream, where, load_storage).load()
+    except KzooError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, struct.error) as e:
+        raise KzooError(f"{where} is not a readable PyTorch file ({type(e).__name__}: "
+                        f"{str(e)[:120]})") from None
+
+
+def _from_bytes(raw: bytes, dtype, numel, where):
+    if len(raw) != numel * dtype.itemsize:
+        raise KzooError(f"{where}: a storage holds {len(raw)} bytes, its header says "
+                        f"{numel * dtype.itemsize} (the file is damaged)")
+    return np.frombuffer(raw, dtype=dtype)
+
+
+def _read_zip(path: Path, budget: int):
+    where = path.name
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+        if len(pickles) != 1:
+            raise KzooError(f"{where}: a torch zip archive holds one <root>/data.pkl, found "
+                            f"{len(pickles)}")
+        root = pickles[0].split("/")[0]
+        total = sum(info.file_size for info in zf.infolist())
+        if total > budget:
+            raise KzooError(f"{where} unpacks to {total:,} bytes, more than the cap of {budget:,} "
+                            "(KZOO_MAX_PRESET_BYTES)")
+
+        def load_storage(key, dtype, numel):
+            name = f"{root}/data/{key}"
+            if name not in names:
+                raise KzooError(f"{where}: storage {key} is missing from the archive")
+            return _from_bytes(zf.read(name), dtype, numel, where)
+
+        return _unpickle(io.BytesIO(zf.read(pickles[0])), where, load_storage)
+
+
+class _LazyStorage:
+    """A legacy storage: its bytes follow the pickle, so tensors are rebuilt afterwards."""
+
+    def __init__(self, key, dtype, numel, offset=0):
+        self.key, self.dtype, self.numel, self.offset = key, dtype, numel, offset
+
+    def __getitem__(self, view: slice):  # a legacy view into a shared storage
+        return _LazyStorage(self.key, self.dtype, self.numel, self.offset + view.start)
+
+
+class _LazyTensor:
+    def __init__(self, storage, args):
+        self.storage, self.args = storage, args
+
+
+def _read_legacy(data: bytes, where: str):
+    stream = io.BytesIO(data)
+    try:
+        magic = _unpickle(stream, where)
+        protocol = _unpickle(stream, where)
+        _unpickle(stream, where)  # system info: byte order, type sizes
+    except KzooError as e:
+        if str(e).startswith("refusing"):
+            raise
+        raise KzooError(f"{where} is neither a PyTorch zip archive nor a torch.save stream of "
+                        "torch 0.4-1.5 (the tar files of torch < 0.4 are not supported)") from None
+    if magic != LEGACY_MAGIC or protocol != LEGACY_PROTOCOL:
+        raise KzooError(f"{where} is not a PyTorch file (bad magic number or protocol)")
+    found = {}
+
+    def load_storage(key, dtype, numel):
+        found[key] = (dtype, numel)
+        return _LazyStorage(key, dtype, numel)
+
+    obj = _unpickle(stream, where, load_storage)
+    keys = _unpickle(stream, where)
+    if not isinstance(keys, list):
+        raise KzooError(f"{where}: the storage key list is missing (the file is damaged)")
+    arrays = {}
+    for key in map(str, keys):
+        if key not in found:
+            raise KzooError(f"{where}: storage {key} is listed but no tensor uses it")
+        dtype, numel = found[key]
+        head = stream.read(8)
+        count = struct.unpack("<q", head)[0] if len(head) == 8 else -1
+        if count != numel:
+            raise KzooError(f"{where}: storage {key} has {count} elements, its tensors say {numel} "
+                            "(the file is damaged)")
+        arrays[key] = _from_bytes(stream.read(count * dtype.itemsize), dtype, count, where)
+    return _resolve(obj, arrays, where)
+
+
+def _resolve(obj, arrays, where):
+    if isinstance(obj, _LazyTensor):
+        s = obj.storage
+        if s.key not in arrays:
+            raise KzooError(f"{where}: storage {s.key} is never stored (the file is damaged)")
+        return _rebuild_tensor(arrays[s.key][s.offset:], *obj.args)
+    if isinstance(obj, dict):
+        return type(obj)((k, _resolve(v, arrays, where)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_resolve(v, arrays, where) for v in obj)
+    return obj
+
+
+# --- entry points ----------------------------------------------------------------
+
+def _check_size(path: Path) -> int:
+    from kzoo.hub.archive import max_preset_bytes
+
+    budget = max_preset_bytes()
+    if not path.is_file():
+        raise KzooError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > budget:
+        raise KzooError(f"{path.name}: {size:,} bytes, more than the cap of {budget:,} "
+                        "(set KZOO_MAX_PRESET_BYTES to allow more)")
+    return budget
+
+
+def load_torch(path) -> dict:
+    """The object a `torch.save` file holds (a state dict: names -> NumPy arrays).
+
+    Args:
+        path: a `.pth` / `.pt` / `.bin` file written by `torch.save`.
+
+    Returns:
+        The unpickled object with every tensor as a NumPy array (a state dict is
+        an `OrderedDict` of name -> array).
+
+    Raises:
+        KzooError: the file is larger than `KZOO_MAX_PRESET_BYTES`, not a torch
+            file, damaged, or its pickle names anything but tensor rebuilding.
+
+    Example:
+    >>> state = load_torch("latest_net_G.pth")
+    >>> state["model.1.weight"].shape
+    (64, 3, 7, 7)
+    """
+    path = Path(path)
+    budget = _check_size(path)
+    if zipfile.is_zipfile(path):
+        return _read_zip(path, budget)
+    return _read_legacy(path.read_bytes(), path.name)
+
+
+def load_safetensors(path) -> dict:
+    """The tensors of a `.safetensors` file as NumPy arrays (the `safetensors` NumPy API)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    _check_size(path)
+    try:
+        return dict(load_file(str(path)))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise KzooError(f"{path.name} is not a readable safetensors file ({str(e)[:120]})") from None
+
+
+def load_state_dict(path) -> dict[str, np.ndarray]:
+    """A flat `{name: array}` state dict from a `.safetensors` or `torch.save` file.
+
+    A checkpoint that wraps its state dict (`{"state_dict": {...}}`, `{"model": ...}`)
+    is unwrapped, and a `module.` prefix (a model saved inside `DataParallel`) dropped.
+    """
+    path = Path(path)
+    state = load_safetensors(path) if path.suffix == ".safetensors" else load_torch(path)
+    for wrapper in ("state_dict", "model", "params_ema", "params"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict) and \
+                not any(isinstance(v, np.ndarray) for v in state.values()):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not state or \
+            not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items()):
+        raise KzooError(f"{path.name} holds no state dict (a mapping of parameter names to tensors)")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return dict(state)

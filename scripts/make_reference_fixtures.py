@@ -1,0 +1,219 @@
+"""Write the reference-network fixtures the converter parity tests read (needs torch).
+
+    pip install -e '.[reference]'        # torch (CPU) + diffusers: never needed by CI
+    python scripts/make_reference_fixtures.py [--out tests/fixtures/reference]
+
+For each junyanz generator variant (pytorch-CycleGAN-and-pix2pix `models/networks.py`)
+the script builds the network in PyTorch at a small configuration with seeded random
+weights -- batch norm with non-trivial running statistics -- and writes, in eval mode:
+
+    <variant>.pth   the state dict, `torch.save` (zip format of torch >= 1.6)
+    <variant>.npz   `input` and `output` (NHWC float32) and the `config` as JSON
+    junyanz_legacy.pth   one state dict in the pre-1.6 stream format (reader test)
+    junyanz_full_size.json   {arch: [[name, shape], ...]} of the published architectures
+                             (ngf 64: unet_256, unet_128, resnet_9blocks, resnet_6blocks)
+
+The torch modules below mirror networks.py's `UnetGenerator`/`UnetSkipConnectionBlock`
+and `ResnetGenerator`/`ResnetBlock` module for module (same nesting, hence the same
+state-dict names); they are fixture generators, not kzoo code. If the diffusers helper
+`scripts/reference_fixtures_diffusers.py` is present, its `make_fixtures(out_dir)` adds
+the DDPM fixtures to the same folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "tests" / "fixtures" / "reference"
+
+
+def norm_layer(kind):
+    """networks.py `get_norm_layer`: batch (affine, running stats) or instance (no affine, no stats)."""
+    if kind == "batch":
+        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+    return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+
+
+class UnetSkipConnectionBlock(nn.Module):
+    def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False,
+                 innermost=False, norm="batch", use_dropout=False):
+        super().__init__()
+        self.outermost = outermost
+        use_bias = norm == "instance"
+        make_norm = norm_layer(norm)
+        input_nc = outer_nc if input_nc is None else input_nc
+        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+        if outermost:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            model = [downconv, submodule, nn.ReLU(True), upconv, nn.Tanh()]
+        elif innermost:
+            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1,
+                                        bias=use_bias)
+            model = [nn.LeakyReLU(0.2, True), downconv, nn.ReLU(True), upconv, make_norm(outer_nc)]
+        else:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1,
+                                        bias=use_bias)
+            model = [nn.LeakyReLU(0.2, True), downconv, make_norm(inner_nc), submodule,
+                     nn.ReLU(True), upconv, make_norm(outer_nc)]
+            if use_dropout:
+                model.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(nn.Module):
+    def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm="batch", use_dropout=False):
+        super().__init__()
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, norm=norm, innermost=True)
+        for _ in range(num_downs - 5):
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm,
+                                            use_dropout=use_dropout)
+        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
+        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
+        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, norm=norm)
+        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block,
+                                             outermost=True, norm=norm)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, dim, norm, use_dropout, use_bias):
+        super().__init__()
+        make_norm = norm_layer(norm)
+        block = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), make_norm(dim),
+                 nn.ReLU(True)]
+        if use_dropout:
+            block.append(nn.Dropout(0.5))
+        block += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), make_norm(dim)]
+        self.conv_block = nn.Sequential(*block)
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    def __init__(self, input_nc, output_nc, ngf=64, norm="instance", use_dropout=False, n_blocks=9):
+        super().__init__()
+        use_bias = norm == "instance"
+        make_norm = norm_layer(norm)
+        model = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=use_bias), make_norm(ngf),
+                 nn.ReLU(True)]
+        for i in range(2):
+            mult = 2 ** i
+            model += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=use_bias),
+                      make_norm(ngf * mult * 2), nn.ReLU(True)]
+        model += [ResnetBlock(ngf * 4, norm, use_dropout, use_bias) for _ in range(n_blocks)]
+        for i in range(2):
+            mult = 2 ** (2 - i)
+            model += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
+                                         output_padding=1, bias=use_bias),
+                      make_norm(ngf * mult // 2), nn.ReLU(True)]
+        model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+# name -> (builder, small config, input size); the converter's architecture names
+SMALL = {
+    "unet_batch_dropout": (UnetGenerator, dict(input_nc=3, output_nc=3, num_downs=6, ngf=2,
+                                               norm="batch", use_dropout=True), 64),
+    "unet_instance": (UnetGenerator, dict(input_nc=1, output_nc=3, num_downs=5, ngf=4,
+                                          norm="instance", use_dropout=False), 32),
+    "resnet_instance": (ResnetGenerator, dict(input_nc=3, output_nc=3, ngf=4, norm="instance",
+                                              n_blocks=2), 32),
+    "resnet_batch": (ResnetGenerator, dict(input_nc=3, output_nc=3, ngf=4, norm="batch",
+                                           n_blocks=1), 32),
+}
+FULL = {
+    "unet_256": (UnetGenerator, dict(input_nc=3, output_nc=3, num_downs=8, ngf=64, norm="batch",
+                                     use_dropout=True)),
+    "unet_128": (UnetGenerator, dict(input_nc=3, output_nc=3, num_downs=7, ngf=64, norm="batch",
+                                     use_dropout=True)),
+    "resnet_9blocks": (ResnetGenerator, dict(input_nc=3, output_nc=3, ngf=64, norm="instance",
+                                             n_blocks=9)),
+    "resnet_6blocks": (ResnetGenerator, dict(input_nc=3, output_nc=3, ngf=64, norm="instance",
+                                             n_blocks=6)),
+}
+
+
+def randomize(net, seed):
+    """Seeded weights, including non-trivial batch-norm affine parameters and running stats."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):  # unit-variance outputs
+                fan_in = m.weight[0].numel() if isinstance(m, nn.Conv2d) else \
+                    m.weight.shape[0] * m.weight[0, 0].numel() / 4
+                m.weight.normal_(0.0, float(fan_in) ** -0.5, generator=g)
+                if m.bias is not None:
+                    m.bias.normal_(0.0, 0.1, generator=g)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.normal_(1.0, 0.2, generator=g)
+                m.bias.normal_(0.0, 0.1, generator=g)
+                m.running_mean.normal_(0.0, 0.3, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+                m.num_batches_tracked.fill_(100)
+
+
+def make_junyanz(out: Path):
+    for i, (name, (cls, config, size)) in enumerate(sorted(SMALL.items())):
+        torch.manual_seed(i)
+        net = cls(**config)
+        randomize(net, seed=100 + i)
+        net.eval()
+        x = torch.rand(2, config["input_nc"], size, size, generator=torch.Generator().manual_seed(i))
+        x = x * 2 - 1
+        with torch.no_grad():
+            y = net(x)
+        torch.save(net.state_dict(), out / f"{name}.pth")
+        np.savez_compressed(out / f"{name}.npz", input=x.permute(0, 2, 3, 1).numpy(),
+                            output=y.permute(0, 2, 3, 1).numpy(),
+                            config=json.dumps({"class": cls.__name__, **config}))
+        if name == "resnet_batch":
+            torch.save(net.state_dict(), out / "junyanz_legacy.pth",
+                       _use_new_zipfile_serialization=False)
+        print(f"{name}: {sum(v.numel() for v in net.state_dict().values())} values, "
+              f"output range [{y.min():.3f}, {y.max():.3f}], "
+              f"saturated {(y.abs() > 0.99).float().mean():.1%}")
+    full = {}
+    for name, (cls, config) in FULL.items():
+        state = cls(**config).state_dict()
+        full[name] = [[k, list(v.shape)] for k, v in state.items()]
+    (out / "junyanz_full_size.json").write_text(json.dumps(full, indent=0) + "\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    make_junyanz(args.out)
+    helper = Path(__file__).with_name("reference_fixtures_diffusers.py")
+    if helper.is_file():
+        spec = importlib.util.spec_from_file_location("reference_fixtures_diffusers", helper)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.make_fixtures(args.out)
+    total = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
+    print(f"{args.out}: {total / 1e6:.2f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
