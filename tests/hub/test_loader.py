@@ -211,15 +211,15 @@ def test_recipe_init_from(tiny_preset_dir, tmp_path):
     out = run(cgan.RECIPE, ["--preset", "quick", "--image-size", "8", "--width", "4",
                             "--latent-dim", "4", "--batch-size", "8", "--epochs", "1",
                             "--steps-per-epoch", "1", "--eval-samples", "0", "--no-jit-compile",
-                            "--learning-rate", "0", "--init-from", str(tiny_preset_dir),
+                            "--learning-rate", "1e-12", "--init-from", str(tiny_preset_dir),
                             "--out", str(tmp_path / "run")])
     import keras
 
     trained = keras.saving.load_model(out / "model" / "inference.keras")
     preset = loader.load(str(tiny_preset_dir))
-    kernel = "out_conv"  # no batch norm after it: unchanged by a zero learning rate
-    np.testing.assert_array_equal(trained.get_layer(kernel).kernel.numpy(),
-                                  preset.get_layer(kernel).kernel.numpy())
+    kernel = "out_conv"  # no batch norm after it: Adam moves it by about the learning rate (1e-12)
+    np.testing.assert_allclose(trained.get_layer(kernel).kernel.numpy(),
+                               preset.get_layer(kernel).kernel.numpy(), rtol=0, atol=1e-9)
     assert json.loads((out / "config.json").read_text())["config"]["init_from"] == str(tiny_preset_dir)
 
 
