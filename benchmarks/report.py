@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 
 def _fmt(v, digits=3):
@@ -31,7 +32,8 @@ def render(results):
         out += [f"Measured peak: {p['gflops']:.1f} GFLOP/s ({p['dtype']} {p['n']}x{p['n']} matmul "
                 "through TensorFlow, best of 10).", ""]
     if results.get("train"):
-        ok = [r for r in results["train"] if "error" not in r]
+        refs = [r for r in results["train"] if "reference" in r and "error" not in r]
+        ok = [r for r in results["train"] if "error" not in r and "reference" not in r]
         peak = results.get("peak", {}).get("gflops")
         for r in ok:
             if peak:
@@ -46,9 +48,20 @@ def render(results):
                             ("reference img/s", "reference_images_per_s"),
                             ("ratio", "ratio_to_reference"), ("GFLOP/step", "train_step_gflop"),
                             ("GFLOP/s", "fit_gflops_per_s"), ("share of peak", "share_of_peak")]), ""]
+        if refs:
+            out += ["Against the reference loops users compare with, written in the harness on the same "
+                    "networks at the same size (`benchmarks/train.py`): kzoo's `train_step` and the "
+                    "reference step as `tf.function`s on one fixed batch, timed in alternating blocks "
+                    "in one process; ratio = median over rounds of reference time / kzoo time "
+                    "(> 1: kzoo faster).", "",
+                    _table(refs, [("recipe", "recipe"), ("reference", "reference"), ("size", "image_size"),
+                                  ("width", "width"), ("batch", "batch"), ("XLA", "xla"),
+                                  ("kzoo s/step", "kzoo_step_s"), ("reference s/step", "reference_step_s"),
+                                  ("ratio", "ratio_to_reference"), ("kzoo GFLOP/step", "kzoo_step_gflop"),
+                                  ("reference GFLOP/step", "reference_step_gflop")]), ""]
         failed = [r for r in results["train"] if "error" in r]
         if failed:
-            out += ["Rows that failed:", ""] + [f"- {r['recipe']} xla={r['xla']} mixed={r['mixed']}: {r['error']}"
+            out += ["Rows that failed:", ""] + [f"- {r['recipe']} xla={r.get('xla')} mixed={r.get('mixed')}: {r['error']}"
                                               for r in failed] + [""]
     if results.get("infer"):
         ok = [r for r in results["infer"] if "error" not in r]
@@ -85,6 +98,9 @@ def render(results):
                                             ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"),
                                             ("rows per batch", "mean_rows_per_batch"),
                                             ("batching gain", "batching_gain")]), ""]
+    if (Path(__file__).parent / "BACKENDS.md").is_file():
+        out += ["## Backends", "", "Training steps of every family on JAX vs TensorFlow (images/s, "
+                "ratio): [BACKENDS.md](BACKENDS.md), written by `python -m benchmarks.backends`.", ""]
     for note in results.get("notes", []):
         out += [note, ""]
     return "\n".join(out)

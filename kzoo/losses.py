@@ -68,18 +68,18 @@ def gradient_penalty(critic, real, fake, alpha):
     """E[(||grad_x C(x_hat)||_2 - 1)^2] at x_hat = alpha real + (1 - alpha) fake.
 
     Gulrajani et al., 2017, "Improved Training of Wasserstein GANs", Algorithm 1.
-    `alpha` has shape (batch, 1, 1, 1) with alpha ~ U(0, 1) per example.
-    TensorFlow backend (nested GradientTape).
+    `alpha` has shape (batch, 1, 1, 1) with alpha ~ U(0, 1) per example. The
+    input gradient comes from `kzoo.training.value_and_input_grad` (a nested
+    GradientTape on TensorFlow, `jax.grad` on JAX); differentiating the penalty
+    again (the critic's update) is double backpropagation.
     """
-    import tensorflow as tf
+    from kzoo.training import value_and_input_grad
 
     real = _f32(real)
     fake = _f32(fake)
     x_hat = fake + alpha * (real - fake)
-    with tf.GradientTape() as tape:
-        tape.watch(x_hat)
-        scores = _f32(critic(x_hat, training=True))
-    grads = tape.gradient(scores, x_hat)
+    _, grads = value_and_input_grad(
+        lambda x: (ops.sum(_f32(critic(x, training=True))), None), x_hat)
     norms = ops.sqrt(ops.sum(ops.square(grads), axis=list(range(1, len(grads.shape)))) + 1e-12)
     return ops.mean(ops.square(norms - 1.0))
 

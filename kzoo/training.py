@@ -17,14 +17,20 @@ from `TrainingModel` and keeps only its loss terms and steps. The base owns:
   otherwise), each wrapped in `LossScaleOptimizer` under `mixed_float16` and built
   on its own variables at compile time, so checkpoints restore exactly; saved and
   restored by `get_compile_config` / `compile_from_config`.
-- **updates**: `minimize(optimizer, variables, loss_fn)`, the only backend-specific
-  seam. A loss term is a per-replica mean; `minimize` divides it by the number of
-  tf.distribute replicas before differentiating (the optimizer sums gradients over
-  replicas, so the update equals that of the global-batch mean) and scales it with
-  `optimizer.scale_loss` (loss scaling under `mixed_float16`, identity otherwise).
-  Only TensorFlow is implemented (GradientTape); another backend registers its own
-  implementation in `MINIMIZERS` (JAX: a stateless step over explicit optimizer,
-  metric and seed state, DESIGN.md "Wave 2").
+- **updates**: `minimize(optimizer, variables, loss_fn)`, and for a forward pass
+  shared by two updates `vjp` + `minimize_through`. A loss term is a per-replica
+  mean; it is divided by the number of tf.distribute replicas before
+  differentiating (the optimizer sums gradients over replicas, so the update
+  equals that of the global-batch mean) and scaled with `optimizer.scale_loss`
+  (loss scaling under `mixed_float16`, identity otherwise).
+- **backends**: the only backend-specific code is three differentiation
+  primitives (`value_and_grad`, `value_and_input_grad`, `vjp`), implemented for
+  TensorFlow (GradientTape) and JAX (`jax.value_and_grad` / `jax.vjp` over a
+  `StepState`), and on JAX the stateless `train_step(state, data)` Keras calls:
+  `TrainingModel` wraps every subclass's `train_step(data)` / `test_step(data)`
+  so that it runs on the explicit trainable, non-trainable (batch-norm
+  statistics, seed generators), optimizer (all of them) and metric state.
+  Models never touch a backend API.
 
 Also here: `unpack` and `split_batch` for batches, `random_images` for the
 `sample_batch(batch_size, rng)` every family declares (a random training batch
@@ -33,6 +39,9 @@ of the right structure, which the contract tests run over the registry), and
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
 
 import keras
 import numpy as np
@@ -43,23 +52,230 @@ from kzoo.losses import scale_for_replicas
 
 
 # --- the backend seam ----------------------------------------------------------------
+#
+# Three differentiation primitives are all a step needs; each backend implements them.
+# TensorFlow records a GradientTape. JAX is functional: a step runs inside a
+# `StepState` (a `keras.StatelessScope` holding the value of every model, optimizer,
+# metric and seed variable), and a primitive differentiates a function of the values
+# of some variables with `jax.value_and_grad` / `jax.vjp`, running it in a child
+# scope that maps those variables to the traced values; the child's other updates
+# (batch-norm statistics, seed state) flow back into the step's state as auxiliary
+# outputs. Optimizer updates, metric updates and seed draws are ordinary
+# `Variable.assign`s, which the scope records, so model code is the same on both.
 
-def _tensorflow_minimize(optimizer, variables, loss_fn):
+def _tensorflow_value_and_grad(fn, variables):
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
-        loss, logs = loss_fn()
-        scaled = optimizer.scale_loss(scale_for_replicas(loss))
-    grads = tape.gradient(scaled, variables)
-    optimizer.apply_gradients(zip(grads, variables))
-    return logs
+        value, aux = fn()
+    return (value, aux), tape.gradient(value, variables,
+                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
 
-MINIMIZERS = {"tensorflow": _tensorflow_minimize}
+def _tensorflow_value_and_input_grad(fn, inputs):
+    import tensorflow as tf
+
+    inputs = keras.tree.map_structure(tf.convert_to_tensor, inputs)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        value, aux = fn(inputs)
+    return (value, aux), tape.gradient(value, inputs,
+                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+
+def _tensorflow_vjp(fn, variables):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        outputs = fn()
+
+    def pullback(cotangents):
+        return tape.gradient(keras.tree.flatten(outputs), variables,
+                             output_gradients=keras.tree.flatten(cotangents),
+                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    return outputs, pullback
+
+
+class StepState(keras.StatelessScope):
+    """The values of every variable a JAX step reads or writes (a `keras.StatelessScope`).
+
+    `TrainingModel` opens one around its `train_step`/`test_step` on JAX, mapping
+    the trainable, non-trainable (incl. seed generators), optimizer and metric
+    variables to the values Keras passes in; assigns are recorded, and the new
+    values are read back at the end. `child` opens a nested scope that sees these
+    values with some variables mapped to traced ones (what `jax.grad` differentiates)
+    and records which variables it updated.
+    """
+
+    def __init__(self, pairs):
+        super().__init__()
+        self.refs = {id(k): k for k, _ in pairs}
+        self.state_mapping = {id(k): v for k, v in pairs}
+        self.updated = set()
+
+    def add_update(self, update):
+        variable, value = update
+        self.refs[id(variable)] = variable
+        self.updated.add(id(variable))
+        super().add_update(update)
+
+    def value(self, variable):
+        """The variable's value in this scope (its own value if the scope does not map it)."""
+        value = self.state_mapping.get(id(variable))
+        return variable.value if value is None else value
+
+    def child(self, variables, values):
+        scope = StepState([(self.refs[i], v) for i, v in self.state_mapping.items()])
+        for var, value in zip(variables, values):
+            scope.refs[id(var)] = var
+            scope.state_mapping[id(var)] = value
+        return scope
+
+    def updates(self):
+        """The values this scope assigned, by variable id (to merge into the parent)."""
+        return {i: self.state_mapping[i] for i in self.updated}
+
+    def merge(self, updates):
+        for i, value in updates.items():
+            self.add_update((self.refs[i], value))
+
+
+@contextlib.contextmanager
+def _jax_state():
+    """The step's `StepState`; outside a step, a root one whose updates are applied at the end."""
+    from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+    scope = get_stateless_scope()
+    if isinstance(scope, StepState):
+        yield scope
+        return
+    if scope is not None:
+        raise KzooError("kzoo's gradients cannot run inside another keras.StatelessScope")
+    with StepState([]) as root:
+        yield root
+    for i, value in root.updates().items():
+        root.refs[i].assign(value)
+
+
+def _jax_value_and_grad(fn, variables):
+    import jax
+
+    with _jax_state() as state:
+        def f(values):
+            with state.child(variables, values) as scope:
+                value, aux = fn()
+            return value, (aux, scope.updates())
+
+        (value, (aux, updates)), grads = jax.value_and_grad(f, has_aux=True)(
+            [state.value(v) for v in variables])
+        state.merge({i: u for i, u in updates.items() if i not in {id(v) for v in variables}})
+    return (value, aux), grads
+
+
+def _jax_value_and_input_grad(fn, inputs):
+    import jax
+
+    with _jax_state() as state:
+        def f(x):
+            with state.child((), ()) as scope:
+                value, aux = fn(x)
+            return value, (aux, scope.updates())
+
+        (value, (aux, updates)), grads = jax.value_and_grad(f, has_aux=True)(inputs)
+        state.merge(updates)
+    return (value, aux), grads
+
+
+def _jax_vjp(fn, variables):
+    import jax
+
+    with _jax_state() as state:
+        def f(values):
+            with state.child(variables, values) as scope:
+                outputs = fn()
+            return outputs, scope.updates()
+
+        outputs, pull, updates = jax.vjp(f, [state.value(v) for v in variables], has_aux=True)
+        state.merge({i: u for i, u in updates.items() if i not in {id(v) for v in variables}})
+    return outputs, lambda cotangents: pull(cotangents)[0]
+
+
+BACKENDS = {
+    "tensorflow": (_tensorflow_value_and_grad, _tensorflow_value_and_input_grad, _tensorflow_vjp),
+    "jax": (_jax_value_and_grad, _jax_value_and_input_grad, _jax_vjp),
+}
+
+
+def _backend(index):
+    backend = keras.backend.backend()
+    if backend not in BACKENDS:
+        raise KzooError(f"kzoo trains with the {' or '.join(BACKENDS)} backend, "
+                        f"not {backend!r} (set KERAS_BACKEND)")
+    return BACKENDS[backend][index]
+
+
+def value_and_grad(fn, variables):
+    """`((value, aux), grads)` of `fn() -> (value, aux)` with respect to Keras `variables`.
+
+    Gradients of variables `value` does not depend on are zeros. On JAX, call it
+    inside a `TrainingModel` step (it differentiates the step's state).
+
+    Example:
+    >>> w = keras.Variable(3.0)
+    >>> (value, aux), grads = value_and_grad(lambda: (w * w, "aux"), [w])
+    >>> float(value), aux, float(grads[0])
+    (9.0, 'aux', 6.0)
+    """
+    return _backend(0)(fn, variables)
+
+
+def value_and_input_grad(fn, inputs):
+    """`((value, aux), grads)` of `fn(inputs) -> (value, aux)` with respect to the tensors `inputs`.
+
+    `inputs` is a tensor or a nested structure of them; `grads` has its structure.
+
+    Example:
+    >>> (value, _), grad = value_and_input_grad(lambda x: (keras.ops.sum(x * x), None),
+    ...                                         keras.ops.ones((2,)))
+    >>> float(value), keras.ops.convert_to_numpy(grad).tolist()
+    (2.0, [2.0, 2.0])
+    """
+    return _backend(1)(fn, inputs)
+
+
+def vjp(fn, variables):
+    """`(outputs, pullback)`: run `fn()` once, keeping what backpropagation needs.
+
+    `pullback(cotangents)` (cotangents structured as `outputs`) returns the
+    vector-Jacobian product: d<cotangents, outputs>/d variables, one per variable.
+    A GAN step runs G's forward pass once this way, uses the outputs (detached)
+    for the discriminator's update, and backpropagates the generator's loss
+    through the same activations later.
+
+    Example:
+    >>> w = keras.Variable(3.0)
+    >>> out, pullback = vjp(lambda: {"y": w * 2.0}, [w])
+    >>> float(out["y"]), float(pullback({"y": keras.ops.ones(())})[0])
+    (6.0, 2.0)
+    """
+    return _backend(2)(fn, variables)
+
+
+def _scaled(optimizer, loss_fn):
+    """`loss_fn` with its loss divided by the replicas and scaled for `mixed_float16`."""
+    def scaled(*args):
+        loss, logs = loss_fn(*args)
+        return optimizer.scale_loss(scale_for_replicas(loss)), logs
+    return scaled
 
 
 def minimize(optimizer, variables, loss_fn):
     """One optimizer update on `variables`; return the logs of `loss_fn`.
+
+    A loss term is a per-replica mean; it is divided by the number of
+    tf.distribute replicas (the optimizer sums gradients over replicas) and
+    scaled with `optimizer.scale_loss` before differentiating.
 
     Args:
         optimizer: `keras.optimizers.Optimizer`, built on `variables` or buildable.
@@ -78,11 +294,30 @@ def minimize(optimizer, variables, loss_fn):
     >>> float(logs["w2"]), float(w.numpy())
     (9.0, 0.0)
     """
-    backend = keras.backend.backend()
-    if backend not in MINIMIZERS:
-        raise KzooError(f"kzoo trains with the {', '.join(MINIMIZERS)} backend, "
-                        f"not {backend!r} (set KERAS_BACKEND)")
-    return MINIMIZERS[backend](optimizer, variables, loss_fn)
+    (_, logs), grads = value_and_grad(_scaled(optimizer, loss_fn), variables)
+    optimizer.apply_gradients(zip(grads, variables))
+    return logs
+
+
+def minimize_through(optimizer, variables, pullback, outputs, loss_fn):
+    """One update of `variables` from a loss of `outputs` that a `vjp` computed from them.
+
+    The gradient of `loss_fn(outputs)` with respect to `outputs` is pulled back
+    through the recorded forward pass: the forward pass is not run again.
+
+    Args:
+        optimizer: `keras.optimizers.Optimizer`.
+        variables: the variables `vjp` was taken with respect to.
+        pullback: from `vjp(fn, variables)`.
+        outputs: `fn()`'s outputs, from the same `vjp`.
+        loss_fn: callable `(outputs) -> (loss, logs)`.
+
+    Returns:
+        `logs`, as `loss_fn` returned them.
+    """
+    (_, logs), cotangents = value_and_input_grad(_scaled(optimizer, loss_fn), outputs)
+    optimizer.apply_gradients(zip(pullback(cotangents), variables))
+    return logs
 
 
 # --- batches and logs -------------------------------------------------------------------
@@ -182,6 +417,60 @@ class ReplicaSeedGenerator(keras.random.SeedGenerator):
         return seed
 
 
+# --- JAX: the stateless step ------------------------------------------------------------
+
+class OptimizerGroup:
+    """A model's optimizers seen as one by Keras' JAX trainer (its `optimizer_variables`).
+
+    Keras' JAX `fit` threads `model.optimizer.variables` through the jitted step;
+    with two optimizers (a GAN's) both must be in that state. The group lists
+    every optimizer's variables in `optimizer_names` order and otherwise behaves
+    as the first one (learning rate, iterations for callbacks).
+    """
+
+    def __init__(self, optimizers):
+        self.optimizers = list(optimizers)
+
+    @property
+    def variables(self):
+        return [v for opt in self.optimizers for v in opt.variables]
+
+    @property
+    def built(self):
+        return all(opt.built for opt in self.optimizers)
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["optimizers"][0], name)
+
+
+def _stateless(step, with_optimizer):
+    """Wrap a `step(self, data)` so that Keras' JAX trainer can call it as `step(self, state, data)`.
+
+    The state tuple is Keras' (trainable, non-trainable, [optimizer,] metrics)
+    variable values; the step runs in a `StepState` mapping them and returns
+    `(logs, new_state)`. Called with `data` only (TensorFlow, or directly), it is `step`.
+    """
+    if getattr(step, "_kzoo_stateless", False):
+        return step
+
+    @functools.wraps(step)
+    def wrapper(self, *args):
+        if len(args) == 1:
+            return step(self, *args)
+        state, data = args
+        groups = [self.trainable_variables, self.non_trainable_variables]
+        if with_optimizer:
+            groups.append(self.optimizer.variables)
+        groups.append(self.metrics_variables)
+        pairs = [(v, x) for group, values in zip(groups, state) for v, x in zip(group, values)]
+        with StepState(pairs) as scope:
+            logs = step(self, data)
+        return logs, tuple([scope.state_mapping[id(v)] for v in group] for group in groups)
+
+    wrapper._kzoo_stateless = True
+    return wrapper
+
+
 # --- the base -----------------------------------------------------------------------------
 
 class TrainingModel(keras.Model):
@@ -223,6 +512,14 @@ class TrainingModel(keras.Model):
     optimizer_names: tuple[str, ...] = ("optimizer",)
 
     _SEED_KEY = "noise_seed_state"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # One subclass API on every backend: steps are written `train_step(self, data)`.
+        if "train_step" in cls.__dict__:
+            cls.train_step = _stateless(cls.__dict__["train_step"], with_optimizer=True)
+        if "test_step" in cls.__dict__:
+            cls.test_step = _stateless(cls.__dict__["test_step"], with_optimizer=False)
 
     def __init__(self, *, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -288,7 +585,8 @@ class TrainingModel(keras.Model):
 
         Args:
             optimizer: optimizer or its name (models with one optimizer).
-            jit_compile: bool. Compile the step with XLA.
+            jit_compile: bool. Compile the step with XLA (TensorFlow). On JAX the
+                step is always compiled (`jax.jit`) unless `run_eagerly=True`.
             **kwargs: the named optimizers (`g_optimizer=`, `d_optimizer=`), then
                 other `keras.Model.compile` arguments.
 
@@ -311,18 +609,23 @@ class TrainingModel(keras.Model):
             optimizers[name] = opt
         if len({id(o) for o in optimizers.values()}) < len(optimizers):
             raise ValueError(f"{', '.join(self.optimizer_names)} need separate optimizers")
-        super().compile(optimizer=optimizers[self.optimizer_names[0]], jit_compile=jit_compile,
-                        **kwargs)
+        jax = keras.backend.backend() == "jax"
+        super().compile(optimizer=optimizers[self.optimizer_names[0]],
+                        jit_compile=True if jax else jit_compile, **kwargs)
         for name, opt in optimizers.items():
             setattr(self, name, opt)
             opt.build(self.optimizer_variables(name))
+        if jax:
+            self._requested_jit_compile = bool(jit_compile)  # what the config records
+            if len(optimizers) > 1:
+                self.optimizer = OptimizerGroup(optimizers[n] for n in self.optimizer_names)
 
     def get_compile_config(self):
         if not getattr(self, "compiled", False):
             return None
         config = {name: keras.saving.serialize_keras_object(getattr(self, name))
                   for name in self.optimizer_names}
-        config["jit_compile"] = bool(self.jit_compile)
+        config["jit_compile"] = bool(getattr(self, "_requested_jit_compile", self.jit_compile))
         return config
 
     def compile_from_config(self, config):

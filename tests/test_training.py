@@ -76,8 +76,8 @@ def test_minimize_divides_by_replicas():
 
 
 def test_minimize_names_an_unsupported_backend(monkeypatch):
-    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
-    with pytest.raises(KzooError, match="not 'jax'"):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    with pytest.raises(KzooError, match="not 'torch'"):
         minimize(keras.optimizers.SGD(), [], lambda: (0.0, {}))
 
 

@@ -1,12 +1,28 @@
 """The one adversarial `train_step` shared by every GAN in the zoo.
 
-`AdversarialModel` runs `d_steps` discriminator (critic) updates followed by one
+`AdversarialModel` runs `d_steps` discriminator (critic) updates and one
 generator update per batch, each with its own optimizer, and tracks every loss
 term with a Keras `Mean` metric. Subclasses only supply networks and loss terms:
 
-- `discriminator_loss(data, training)` -> `(loss, logs)`
-- `generator_loss(data, training)` -> `(loss, logs)`
+- `generate(data, training)` -> `fakes`: every generator output the losses need
+  (a tensor or a dict), computed from one batch;
+- `discriminator_loss(data, fakes, training)` -> `(loss, logs)`, `fakes` detached;
+- `generator_loss(data, fakes, training)` -> `(loss, logs)`; the loss may depend
+  on the generators only through `fakes`;
 - optionally `generator_networks` / `discriminator_networks` (several of each).
+
+One forward pass of the generators per batch, as the authors' PyTorch loops do
+(pix2pix, CycleGAN, the DCGAN example): `fakes = generate(batch)` runs once under
+`kzoo.training.vjp`; the discriminator update sees them with gradients stopped;
+the generator update backpropagates its loss through those same activations
+(`minimize_through`), calling the discriminator again on the non-detached fakes.
+The order is the discriminator first, then the generator through the updated
+discriminator (pix2pix, DCGAN, SRGAN), or with `generator_first = True` the
+generator first, then the discriminators on the (pooled) fakes of the same
+forward pass (CycleGAN's `optimize_parameters`). Models whose algorithm draws
+fresh noise for the generator step set `share_generator_pass = False`
+(WGAN-GP, Gulrajani et al., Algorithm 1): the generator update then runs
+`generate` again.
 
 The training base (`kzoo.training.TrainingModel`) takes care of the traps: two
 optimizers (`compile(g_optimizer=..., d_optimizer=...)`, each built on its own
@@ -17,14 +33,25 @@ checkpointed, per-replica noise stream. Sub-networks are always called with
 `compile(jit_compile=True)` works.
 
 When `d_steps > 1` (WGAN-GP's n_critic), each batch holds `d_steps` minibatches:
-critic update i uses the i-th, as in Gulrajani et al., Algorithm 1.
+critic update i uses the i-th with its own fakes, as in Gulrajani et al.,
+Algorithm 1; the generator update follows the last one.
+
+On JAX the same step runs statelessly (`kzoo.training.StepState`): `vjp` is
+`jax.vjp` through the generators, and both optimizers' states are threaded.
 """
 
 from __future__ import annotations
 
 import functools
 
-from kzoo.training import TrainingModel, split_batch
+import keras
+
+from kzoo.training import TrainingModel, minimize_through, split_batch, vjp
+
+
+def detach(fakes):
+    """`fakes` (a tensor or a nested structure) with gradients stopped."""
+    return keras.tree.map_structure(keras.ops.stop_gradient, fakes)
 
 
 class AdversarialModel(TrainingModel):
@@ -50,6 +77,8 @@ class AdversarialModel(TrainingModel):
 
     loss_names: tuple[str, ...] = ("d_loss", "g_loss")
     optimizer_names = ("g_optimizer", "d_optimizer")
+    share_generator_pass = True  # the generator update reuses the discriminator step's fakes
+    generator_first = False  # update the generator before the discriminator
 
     def __init__(self, *, generator, discriminator, d_steps=1, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
@@ -69,11 +98,15 @@ class AdversarialModel(TrainingModel):
     def discriminator_networks(self):
         return [self.discriminator]
 
-    def discriminator_loss(self, data, training):
+    def generate(self, data, training):
+        """Return the generators' outputs for batch `data` (subclasses override)."""
+        raise TypeError(f"{type(self).__name__} must define generate")
+
+    def discriminator_loss(self, data, fakes, training):
         """Return `(loss, logs)` for the discriminator update (subclasses override)."""
         raise TypeError(f"{type(self).__name__} must define discriminator_loss")
 
-    def generator_loss(self, data, training):
+    def generator_loss(self, data, fakes, training):
         """Return `(loss, logs)` for the generator update (subclasses override)."""
         raise TypeError(f"{type(self).__name__} must define generator_loss")
 
@@ -96,19 +129,38 @@ class AdversarialModel(TrainingModel):
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
 
+    def _discriminator_update(self, chunk, fakes):
+        d_loss = functools.partial(self.discriminator_loss, chunk, detach(fakes), training=True)
+        return self.optimize(d_loss, "d_optimizer")
+
     def train_step(self, data):
         logs = {}
-        for chunk in split_batch(data, self.d_steps):
-            d_loss = functools.partial(self.discriminator_loss, chunk, training=True)
-            logs.update(self.optimize(d_loss, "d_optimizer"))
+        chunks = split_batch(data, self.d_steps)
+        for chunk in chunks[:-1]:  # n_critic > 1: each critic step on its own minibatch and fakes
+            logs.update(self._discriminator_update(chunk, self.generate(chunk, training=True)))
+        chunk = chunks[-1]
+        if not self.share_generator_pass:
+            logs.update(self._discriminator_update(chunk, self.generate(chunk, training=True)))
+            g_loss = lambda: self.generator_loss(chunk, self.generate(chunk, training=True),  # noqa: E731
+                                                 training=True)
+            logs.update(self.optimize(g_loss, "g_optimizer"))
+            return self.track(logs)
+        # One generator forward pass, shared by both updates.
+        fakes, pullback = vjp(lambda: self.generate(chunk, training=True), self.generator_variables)
         g_loss = functools.partial(self.generator_loss, chunk, training=True)
-        logs.update(self.optimize(g_loss, "g_optimizer"))
+        if not self.generator_first:
+            logs.update(self._discriminator_update(chunk, fakes))
+        logs.update(minimize_through(self.g_optimizer, self.generator_variables, pullback, fakes,
+                                     g_loss))
+        if self.generator_first:
+            logs.update(self._discriminator_update(chunk, fakes))
         return self.track(logs)
 
     def test_step(self, data):
+        fakes = self.generate(data, training=False)
         logs = {}
-        logs.update(self.discriminator_loss(data, training=False)[1])
-        logs.update(self.generator_loss(data, training=False)[1])
+        logs.update(self.discriminator_loss(data, fakes, training=False)[1])
+        logs.update(self.generator_loss(data, fakes, training=False)[1])
         return self.track(logs)
 
     def get_config(self):

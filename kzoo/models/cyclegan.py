@@ -230,8 +230,11 @@ class CycleGAN(AdversarialModel):
     from a history of `pool_size` (50) generated images (Shrivastava et al.,
     2017). Trained with Adam(2e-4, beta1 0.5), batch 1, the learning rate
     decaying linearly to zero over the second half (`LinearDecayAfterHalf`, set
-    by the recipe). The shared train_step updates both discriminators, then
-    both generators, on each batch of `(a, b)` unpaired images.
+    by the recipe). The shared train_step follows the authors'
+    `optimize_parameters`: one forward pass of both generators (translations,
+    cycle reconstructions, identity maps), the generators' update, then both
+    discriminators' on pooled, detached fakes of that pass, on each batch of
+    `(a, b)` unpaired images.
 
     `model(x)` runs `generator_ab`; `inference_parts()` gives both directions.
 
@@ -268,6 +271,7 @@ class CycleGAN(AdversarialModel):
     """
 
     loss_names = ("d_loss", "d_a", "d_b", "g_loss", "g_gan", "g_cycle", "g_identity")
+    generator_first = True  # the authors' order: G_A and G_B, then D_A and D_B
 
     def __init__(self, *, image_size=256, channels=3, width=64, num_blocks=None, n_layers=3,
                  cycle_weight=10.0, identity_weight=0.5, pool_size=50, seed=None, norm="instance",
@@ -318,10 +322,21 @@ class CycleGAN(AdversarialModel):
     def inference_parts(self):
         return {"generator_ab": self.generator_ab, "generator_ba": self.generator_ba}
 
-    def discriminator_loss(self, data, training):
+    def generate(self, data, training):
+        """Both translations, both cycle reconstructions and (with identity loss) both identity maps."""
         real_a, real_b = data
-        fake_b = ops.stop_gradient(self.generator_ab(real_a, training=training))
-        fake_a = ops.stop_gradient(self.generator_ba(real_b, training=training))
+        fakes = {"fake_b": self.generator_ab(real_a, training=training),
+                 "fake_a": self.generator_ba(real_b, training=training)}
+        fakes["rec_a"] = self.generator_ba(fakes["fake_b"], training=training)
+        fakes["rec_b"] = self.generator_ab(fakes["fake_a"], training=training)
+        if self.identity_weight > 0:
+            fakes["idt_a"] = self.generator_ba(real_a, training=training)
+            fakes["idt_b"] = self.generator_ab(real_b, training=training)
+        return fakes
+
+    def discriminator_loss(self, data, fakes, training):
+        real_a, real_b = data
+        fake_a, fake_b = fakes["fake_a"], fakes["fake_b"]
         if training:
             fake_a = self.pool_a(fake_a, seed_generator=self.seed_generator)
             fake_b = self.pool_b(fake_b, seed_generator=self.seed_generator)
@@ -332,19 +347,15 @@ class CycleGAN(AdversarialModel):
         loss = d_a + d_b
         return loss, {"d_loss": loss, "d_a": d_a, "d_b": d_b}
 
-    def generator_loss(self, data, training):
+    def generator_loss(self, data, fakes, training):
         real_a, real_b = data
-        fake_b = self.generator_ab(real_a, training=training)
-        fake_a = self.generator_ba(real_b, training=training)
-        gan = (losses.lsgan_g_loss(self.discriminator_b(fake_b, training=training))
-               + losses.lsgan_g_loss(self.discriminator_a(fake_a, training=training)))
-        cycle = (losses.l1(self.generator_ba(fake_b, training=training), real_a)
-                 + losses.l1(self.generator_ab(fake_a, training=training), real_b))
+        gan = (losses.lsgan_g_loss(self.discriminator_b(fakes["fake_b"], training=training))
+               + losses.lsgan_g_loss(self.discriminator_a(fakes["fake_a"], training=training)))
+        cycle = losses.l1(fakes["rec_a"], real_a) + losses.l1(fakes["rec_b"], real_b)
         loss = gan + self.cycle_weight * cycle
         logs = {"g_gan": gan, "g_cycle": cycle}
         if self.identity_weight > 0:
-            identity = (losses.l1(self.generator_ba(real_a, training=training), real_a)
-                        + losses.l1(self.generator_ab(real_b, training=training), real_b))
+            identity = losses.l1(fakes["idt_a"], real_a) + losses.l1(fakes["idt_b"], real_b)
             loss = loss + self.identity_weight * self.cycle_weight * identity
         else:
             identity = ops.zeros(())

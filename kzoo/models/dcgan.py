@@ -147,17 +147,20 @@ class DCGAN(AdversarialModel):
     def discriminate(self, images, labels=None, training=True):
         return self.discriminator(self._with_labels(images, labels), training=training)
 
-    def discriminator_loss(self, data, training):
+    def generate(self, data, training):
+        """G(z) for a batch's worth of fresh z (with the batch's labels if conditional)."""
         real, labels = unpack(data)
-        fake = self.fake(keras.ops.shape(real)[0], labels, training=training)
+        return self.fake(keras.ops.shape(real)[0], labels, training=training)
+
+    def discriminator_loss(self, data, fakes, training):
+        real, labels = unpack(data)
         loss = losses.nonsaturating_d_loss(self.discriminate(real, labels, training),
-                                           self.discriminate(fake, labels, training))
+                                           self.discriminate(fakes, labels, training))
         return loss, {"d_loss": loss}
 
-    def generator_loss(self, data, training):
-        real, labels = unpack(data)
-        fake = self.fake(keras.ops.shape(real)[0], labels, training=training)
-        loss = losses.nonsaturating_g_loss(self.discriminate(fake, labels, training))
+    def generator_loss(self, data, fakes, training):
+        _, labels = unpack(data)
+        loss = losses.nonsaturating_g_loss(self.discriminate(fakes, labels, training))
         return loss, {"g_loss": loss}
 
     def sample_batch(self, batch_size=2, rng=None):

@@ -185,19 +185,22 @@ class Pix2Pix(AdversarialModel):
         self.norm = norm
         self.exact = exact
 
-    def discriminator_loss(self, data, training):
+    def generate(self, data, training):
+        """G(x) for the batch's inputs x."""
+        source, _ = data
+        return self.generator(ops.convert_to_tensor(source), training=training)
+
+    def discriminator_loss(self, data, fakes, training):
         source, target = (ops.convert_to_tensor(t) for t in data)
-        fake = ops.stop_gradient(self.generator(source, training=training))
         real_logits = self.discriminator([source, target], training=training)
-        fake_logits = self.discriminator([source, fake], training=training)
+        fake_logits = self.discriminator([source, fakes], training=training)
         loss = 0.5 * losses.nonsaturating_d_loss(real_logits, fake_logits)
         return loss, {"d_loss": loss}
 
-    def generator_loss(self, data, training):
+    def generator_loss(self, data, fakes, training):
         source, target = (ops.convert_to_tensor(t) for t in data)
-        fake = self.generator(source, training=training)
-        gan = losses.nonsaturating_g_loss(self.discriminator([source, fake], training=training))
-        l1 = losses.l1(target, fake)
+        gan = losses.nonsaturating_g_loss(self.discriminator([source, fakes], training=training))
+        l1 = losses.l1(target, fakes)
         loss = gan + self.l1_weight * l1
         return loss, {"g_loss": loss, "g_gan": gan, "g_l1": l1}
 

@@ -386,16 +386,20 @@ class SRGAN(AdversarialModel):
         fh = self.feature_extractor(hr, training=False)
         return self.feature_scale * losses.mse(fs, fh)
 
-    def discriminator_loss(self, data, training):
-        lr, hr = unpack(data)
-        sr = self.generator(lr, training=training)
+    def generate(self, data, training):
+        """SR = G(LR) for the batch's LR images."""
+        lr, _ = unpack(data)
+        return self.generator(lr, training=training)
+
+    def discriminator_loss(self, data, fakes, training):
+        _, hr = unpack(data)
         loss = losses.nonsaturating_d_loss(self.discriminator(hr, training=training),
-                                           self.discriminator(sr, training=training))
+                                           self.discriminator(fakes, training=training))
         return loss, {"d_loss": loss}
 
-    def generator_loss(self, data, training):
-        lr, hr = unpack(data)
-        sr = self.generator(lr, training=training)
+    def generator_loss(self, data, fakes, training):
+        _, hr = unpack(data)
+        sr = fakes
         content = self.content(sr, hr)
         adversarial = losses.nonsaturating_g_loss(self.discriminator(sr, training=training))
         loss = content + self.adversarial_weight * adversarial

@@ -19,6 +19,9 @@ class WGANGP(DCGAN):
     minibatches), penalty weight lambda = 10 on x_hat = alpha x + (1 - alpha) G(z)
     with alpha ~ U(0, 1) per example; the critic has no batch norm (the paper
     suggests layer norm, the default here); Adam(1e-4, beta1=0, beta2=0.9) in the recipe.
+    Each critic update draws its own z; the generator update then draws a fresh
+    batch of z (Algorithm 1, line 11), so it does not share the last critic
+    update's generator pass (`share_generator_pass = False`).
 
     Args:
         n_critic: int. Critic updates per generator update.
@@ -37,6 +40,7 @@ class WGANGP(DCGAN):
     """
 
     loss_names = ("d_loss", "g_loss", "gp", "w_distance")
+    share_generator_pass = False  # Algorithm 1 samples fresh z for the generator update
 
     def __init__(self, *, n_critic=5, gp_weight=10.0, critic_norm="layer", **kwargs):
         if critic_norm == "batch":
@@ -46,22 +50,19 @@ class WGANGP(DCGAN):
         self.gp_weight = gp_weight
         self.critic_norm = critic_norm
 
-    def discriminator_loss(self, data, training):
+    def discriminator_loss(self, data, fakes, training):
         real, labels = unpack(data)
-        batch = keras.ops.shape(real)[0]
-        fake = self.fake(batch, labels, training=training)
         w_loss = losses.wasserstein_d_loss(self.discriminate(real, labels, training),
-                                           self.discriminate(fake, labels, training))
-        alpha = self.uniform((batch, 1, 1, 1))
+                                           self.discriminate(fakes, labels, training))
+        alpha = self.uniform((keras.ops.shape(real)[0], 1, 1, 1))
         gp = losses.gradient_penalty(lambda x, training: self.discriminate(x, labels, training),
-                                     real, fake, alpha)
+                                     real, fakes, alpha)
         loss = w_loss + self.gp_weight * gp
         return loss, {"d_loss": loss, "gp": gp, "w_distance": -w_loss}
 
-    def generator_loss(self, data, training):
-        real, labels = unpack(data)
-        fake = self.fake(keras.ops.shape(real)[0], labels, training=training)
-        loss = losses.wasserstein_g_loss(self.discriminate(fake, labels, training))
+    def generator_loss(self, data, fakes, training):
+        _, labels = unpack(data)
+        loss = losses.wasserstein_g_loss(self.discriminate(fakes, labels, training))
         return loss, {"g_loss": loss}
 
     def get_config(self):

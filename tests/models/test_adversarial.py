@@ -19,12 +19,15 @@ class Quadratic(AdversarialModel):
         d = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")])
         super().__init__(generator=g, discriminator=d, **kwargs)
 
-    def discriminator_loss(self, data, training):
+    def generate(self, data, training):
+        return self.generator(data, training=training)
+
+    def discriminator_loss(self, data, fakes, training):
         loss = keras.ops.mean(keras.ops.square(self.discriminator(data, training=training)))
         return loss, {"d_loss": loss}
 
-    def generator_loss(self, data, training):
-        loss = keras.ops.mean(keras.ops.square(self.generator(data, training=training)))
+    def generator_loss(self, data, fakes, training):
+        loss = keras.ops.mean(keras.ops.square(fakes))
         return loss, {"g_loss": loss}
 
 
@@ -92,3 +95,88 @@ def test_optimizer_state_is_saved_with_the_weights(tmp_path):
     for a, b in zip(model.d_optimizer.variables, other.d_optimizer.variables):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(model.seed_generator.state, other.seed_generator.state)
+
+
+def _count_calls(network, counts, key):
+    call = network.call
+
+    def counted(*args, **kwargs):
+        counts[key] = counts.get(key, 0) + 1
+        return call(*args, **kwargs)
+
+    network.call = counted
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("dcgan", {"generator": 1}),
+    ("pix2pix", {"generator": 1}),
+    ("srgan", {"generator": 1}),
+    # translations, cycle reconstructions and identity maps: each generator runs three
+    # times inside the one forward pass, never again for the generator update
+    ("cyclegan", {"generator_ab": 3, "generator_ba": 3}),
+    # Gulrajani et al., Algorithm 1: n_critic critic steps with their own z, then fresh z for G
+    ("wgan_gp", {"generator": 3}),
+])
+def test_generators_run_once_per_step(name, expected):
+    from kzoo.zoo import create_model, tiny_overrides
+
+    overrides = {**tiny_overrides(name), "seed": 0}
+    if name == "wgan_gp":
+        overrides["n_critic"] = 2
+    model = create_model(name, **overrides)
+    model.compile(g_optimizer=keras.optimizers.SGD(0.01), d_optimizer=keras.optimizers.SGD(0.01),
+                  run_eagerly=True)
+    counts = {}
+    for key in expected:
+        _count_calls(getattr(model, key), counts, key)
+    model.train_step(tf.nest.map_structure(tf.convert_to_tensor, model.sample_batch(2, rng=0)))
+    assert counts == expected
+
+
+@pytest.mark.parametrize("frozen", ["g_optimizer", "d_optimizer"])
+def test_each_update_changes_only_its_own_player(frozen):
+    """With one player's learning rate at 0, the step leaves that player's weights as they were."""
+    model = DCGAN(image_size=16, channels=1, latent_dim=8, width=8, seed=0)
+    rates = {"g_optimizer": 0.1, "d_optimizer": 0.1, frozen: 0.0}
+    model.compile(**{k: keras.optimizers.SGD(lr) for k, lr in rates.items()})
+    g0 = [v.numpy().copy() for v in model.generator_variables]
+    d0 = [v.numpy().copy() for v in model.discriminator_variables]
+    model.fit(model.sample_batch(4, rng=0), batch_size=4, epochs=1, verbose=0)
+    g_same = all(np.array_equal(a, v.numpy()) for a, v in zip(g0, model.generator_variables))
+    d_same = all(np.array_equal(a, v.numpy()) for a, v in zip(d0, model.discriminator_variables))
+    assert (g_same, d_same) == ((True, False) if frozen == "g_optimizer" else (False, True))
+
+
+class LinearPair(AdversarialModel):
+    """G(x) = x W_g (2 -> 2), D(x) = x w_d (2 -> 1); D's loss ignores the fakes, G's is mean D(G(x))."""
+
+    def __init__(self, **kwargs):
+        g = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, use_bias=False, kernel_initializer="ones")])
+        d = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")])
+        super().__init__(generator=g, discriminator=d, **kwargs)
+
+    def generate(self, data, training):
+        return self.generator(data, training=training)
+
+    def discriminator_loss(self, data, fakes, training):
+        loss = keras.ops.mean(keras.ops.square(self.discriminator(data, training=training)))
+        return loss, {"d_loss": loss}
+
+    def generator_loss(self, data, fakes, training):
+        loss = keras.ops.mean(self.discriminator(fakes, training=training))
+        return loss, {"g_loss": loss}
+
+
+@pytest.mark.parametrize("generator_first", [False, True])
+def test_update_order(generator_first):
+    """D first (pix2pix, DCGAN): G's loss goes through the updated D; G first (CycleGAN): the old D."""
+    x = np.array([[1.0, 2.0]], "float32")
+    model = LinearPair()
+    model.generator_first = generator_first
+    model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
+    model.fit(x, batch_size=1, epochs=1, verbose=0, shuffle=False)
+    w_d = np.ones(2) - 0.1 * 2 * 3.0 * x[0]  # d/dw_d (w_d . x)^2 = 2 (w_d . x) x, w_d . x = 3
+    np.testing.assert_allclose(model.discriminator.get_weights()[0][:, 0], w_d, rtol=1e-6)
+    seen = np.ones(2) if generator_first else w_d  # d/dW_g w_d . (x W_g) = x w_d^T
+    np.testing.assert_allclose(model.generator.get_weights()[0], np.ones((2, 2)) - 0.1 * np.outer(x[0], seen),
+                               rtol=1e-6)

@@ -26,6 +26,6 @@ def test_both_players_see_the_label():
 def test_needs_labels():
     model = tiny()
     with pytest.raises(ValueError, match="labels"):
-        model.generator_loss(np.zeros((2, 16, 16, 1), "float32"), training=False)
+        model.generate(np.zeros((2, 16, 16, 1), "float32"), training=False)
     with pytest.raises(ValueError, match="num_classes"):
         ConditionalGAN(num_classes=1)

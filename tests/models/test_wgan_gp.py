@@ -26,9 +26,9 @@ def test_each_critic_step_uses_its_own_minibatch():
     seen = []
     original = model.discriminator_loss
 
-    def spy(data, training):
+    def spy(data, fakes, training):
         seen.append(data)
-        return original(data, training)
+        return original(data, fakes, training)
 
     model.discriminator_loss = spy
     batch = np.arange(6 * 16 * 16, dtype="float32").reshape(6, 16, 16, 1) / 1536.0
