@@ -36,13 +36,16 @@ def resnet_block(x, filters, *, norm="instance", name=None):
 
 
 
-def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, name="generator"):
+def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, upsample="transpose",
+                     name="generator"):
     """CycleGAN's generator: c7s1-64, d128, d256, `num_blocks` x R256, u128, u64, c7s1-3.
 
     Reflection padding before the 7x7 convs and inside the residual blocks,
     instance normalization without affine parameters and ReLU after every conv
     but the last, tanh output; N(0, 0.02) init (Zhu et al., 2017, Sec. 7.2,
     after Johnson et al., 2016). Fully convolutional: any size divisible by 4.
+    `upsample="resize"` (or "bilinear") makes u128 and u64 a resize then a 3x3
+    conv (Odena et al., 2016; `kzoo.layers.conv.upsample_conv`).
     """
     image = keras.Input((image_size, image_size, channels), name="image")
     h = ReflectionPadding2D(3, name="in_pad")(image)
@@ -55,7 +58,7 @@ def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, nam
         h = resnet_block(h, width * 4, norm="instance", name=f"res{b}")
     for i in (1, 0):
         h = conv_block(h, width * 2 ** i, kernel_size=3, strides=2, norm="instance",
-                       activation="relu", transpose=True, name=f"u{i}")
+                       activation="relu", transpose=True, upsample=upsample, name=f"u{i}")
     h = ReflectionPadding2D(3, name="out_pad")(h)
     h = layers.Conv2D(channels, 7, padding="valid", kernel_initializer=dcgan_init(), name="out_conv")(h)
     out = layers.Activation("tanh", dtype="float32", name="output")(h)
@@ -192,6 +195,8 @@ class CycleGAN(AdversarialModel):
         cycle_weight: float. lambda of the cycle loss.
         identity_weight: float. Identity loss weight relative to `cycle_weight`.
         pool_size: int. Images in each discriminator's history pool (0: none).
+        upsample: str. Generator upsampling: "transpose" (paper), "resize"
+            (nearest-neighbour then conv) or "bilinear" (Odena et al., 2016).
         seed: int or None. Seed of the model's noise generator (the pools' draws).
 
     Call arguments:
@@ -214,11 +219,12 @@ class CycleGAN(AdversarialModel):
     loss_names = ("d_loss", "d_a", "d_b", "g_loss", "g_gan", "g_cycle", "g_identity")
 
     def __init__(self, *, image_size=256, channels=3, width=64, num_blocks=None, n_layers=3,
-                 cycle_weight=10.0, identity_weight=0.5, pool_size=50, seed=None, **kwargs):
+                 cycle_weight=10.0, identity_weight=0.5, pool_size=50, upsample="transpose", seed=None,
+                 **kwargs):
         # === Layers ===
         blocks = num_blocks if num_blocks is not None else (9 if image_size >= 256 else 6)
         make_g = lambda name: resnet_generator(channels=channels, width=width,  # noqa: E731
-                                               num_blocks=blocks, name=name)
+                                               num_blocks=blocks, upsample=upsample, name=name)
         make_d = lambda name: patchgan_discriminator(channels=channels, width=width,  # noqa: E731
                                                      n_layers=n_layers, norm="instance", name=name)
         generator_ab, generator_ba = make_g("generator_ab"), make_g("generator_ba")
@@ -239,6 +245,7 @@ class CycleGAN(AdversarialModel):
         self.cycle_weight = cycle_weight
         self.identity_weight = identity_weight
         self.pool_size = pool_size
+        self.upsample = upsample
 
     @property
     def generator_ab(self):
@@ -304,7 +311,7 @@ class CycleGAN(AdversarialModel):
         config.update(image_size=self.image_size, channels=self.channels, width=self.width,
                       num_blocks=self.num_blocks, n_layers=self.n_layers,
                       cycle_weight=self.cycle_weight, identity_weight=self.identity_weight,
-                      pool_size=self.pool_size)
+                      pool_size=self.pool_size, upsample=self.upsample)
         return config
 
     def card(self):
