@@ -240,3 +240,85 @@ def image_quality(pred, target, value_range=(-1.0, 1.0), prefix=""):
         f"{prefix}ssim": float(np.mean([ssim(p, t, data_range=1.0) for p, t in zip(pred, target)])),
         f"{prefix}l1": float(np.mean(np.abs(pred - target))),
     }
+
+
+def colorfulness(images, value_range=(-1.0, 1.0)):
+    """Mean colourfulness M of RGB images (N, H, W, 3) (Hasler & Süsstrunk, 2003).
+
+    On 0..255 RGB: rg = R - G, yb = (R + G) / 2 - B, and
+    M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2) per image.
+    A gray image scores 0; the authors' scale reads about 15 "slightly", 33
+    "moderately", 45 "averagely", 59 "quite" and 82 "highly" colourful.
+
+    References:
+        Hasler & Süsstrunk, "Measuring colourfulness in natural images", SPIE
+        Human Vision and Electronic Imaging VIII, 2003.
+    """
+    lo, hi = value_range
+    x = np.clip((np.asarray(images, np.float64) - lo) / (hi - lo), 0.0, 1.0) * 255.0
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"colorfulness needs RGB images (N, H, W, 3), got shape {x.shape}")
+    rg = x[..., 0] - x[..., 1]
+    yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
+    axes = (1, 2)
+    spread = np.sqrt(rg.std(axes) ** 2 + yb.std(axes) ** 2)
+    mean = np.sqrt(rg.mean(axes) ** 2 + yb.mean(axes) ** 2)
+    return float(np.mean(spread + 0.3 * mean))
+
+
+def checkerboard_score(images, period=2, value_range=(-1.0, 1.0)):
+    """Checkerboard artefacts of period `period` in images (N, H, W, C), in dB (0: none).
+
+    An upsampling layer of stride s whose windows overlap unevenly (a transposed
+    conv with a kernel not divisible by s) multiplies its output by a pattern of
+    period s (Odena et al., 2016). In the 2-D spectrum this puts isolated peaks
+    at the frequencies (k H / s, l W / s), (k, l) != (0, 0): the image content
+    shifted there. A natural image, or one upsampled bilinearly or by
+    resize-then-conv, has a smooth spectrum at those frequencies instead. The
+    score is 10 log10 of the power at those frequencies over the mean power of
+    their neighbourhood (frequencies 3 to 5 bins away in both directions), from
+    the luma of each image (BT.601), mean removed, Hann-windowed, power averaged
+    over images: a few dB at most without artefacts (held-out builtin:photos
+    crops score -1.6 dB, a random-walk texture 4 dB), 10 dB and more with a
+    visible checkerboard (an untrained CycleGAN generator with transposed convs
+    scores about 20 dB, with resize-conv about 0 dB).
+    `period` 4 also catches two stacked stride-2 layers. Height and width must
+    be multiples of `period`.
+
+    Example:
+    >>> rng = np.random.default_rng(0)
+    >>> smooth = np.cumsum(np.cumsum(rng.standard_normal((4, 64, 64, 1)), 1), 2)
+    >>> smooth = smooth / np.abs(smooth).max()
+    >>> checker = smooth + 0.05 * (np.indices((64, 64)).sum(0) % 2)[None, ..., None]
+    >>> round(checkerboard_score(smooth)), round(checkerboard_score(checker))
+    (4, 22)
+
+    References:
+        Odena, Dumoulin & Olah, "Deconvolution and Checkerboard Artifacts",
+        Distill, 2016.
+    """
+    lo, hi = value_range
+    x = (np.asarray(images, np.float64) - lo) / (hi - lo)
+    if x.ndim != 4:
+        raise ValueError(f"checkerboard_score needs images (N, H, W, C), got shape {x.shape}")
+    if x.shape[-1] == 3:
+        x = x @ np.array([0.299, 0.587, 0.114])
+    else:
+        x = x.mean(-1)
+    n, h, w = x.shape
+    if h % period or w % period or min(h, w) < 4 * period:
+        raise ValueError(f"image size {h}x{w} must be a multiple of period {period} and at "
+                         f"least {4 * period}")
+    x = x - x.mean((1, 2), keepdims=True)
+    x = x * np.outer(np.hanning(h), np.hanning(w))
+    power = (np.abs(np.fft.fft2(x)) ** 2).mean(0)
+    peaks, around = [], []
+    ring = [(dy, dx) for dy in range(-5, 6) for dx in range(-5, 6) if max(abs(dy), abs(dx)) >= 3]
+    for k in range(period):
+        for l in range(period):
+            if k == l == 0:
+                continue
+            fy, fx = k * h // period, l * w // period
+            peaks.append(power[fy, fx])
+            around.append(np.mean([power[(fy + dy) % h, (fx + dx) % w] for dy, dx in ring]))
+    return float(10 * np.log10(np.mean(peaks) / max(np.mean(around), 1e-30)))

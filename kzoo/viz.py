@@ -12,6 +12,23 @@ def to_uint8(images, value_range=(-1.0, 1.0)):
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
+def upscale(images, min_size=128):
+    """Enlarge images (N, H, W, C) by the smallest whole factor that makes each side >= `min_size`.
+
+    Nearest-neighbour (pixel replication), so a picture shows the pixels the model
+    made, only bigger; images already that large are returned as they are.
+
+    Example:
+    >>> upscale(np.zeros((2, 64, 48, 3), np.uint8)).shape
+    (2, 192, 144, 3)
+    """
+    images = np.asarray(images)
+    factor = -(-min_size // min(images.shape[1:3]))
+    if factor <= 1:
+        return images
+    return images.repeat(factor, axis=1).repeat(factor, axis=2)
+
+
 def grid(images, cols, pad=2):
     """Tile N images (N, H, W, C) into one picture with `cols` columns and a border."""
     images = np.asarray(images)

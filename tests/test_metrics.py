@@ -116,3 +116,39 @@ def test_ssim_and_image_quality():
     assert metrics.image_quality(noisy, x)["ssim"] < metrics.image_quality(y, x)["ssim"] < 1.0
     gray = rng.uniform(0, 1, (16, 16, 1))
     assert metrics.ssim(gray, gray, data_range=1.0) == 1.0
+
+
+def test_colorfulness_is_zero_for_gray_and_grows_with_saturation():
+    from kzoo.metrics import colorfulness
+
+    rng = np.random.default_rng(0)
+    gray = np.repeat(rng.uniform(-1, 1, (3, 16, 16, 1)), 3, -1)
+    assert colorfulness(gray) == 0.0
+    colour = rng.uniform(-1, 1, (3, 16, 16, 3))
+    assert 0 < colorfulness(colour * 0.3) < colorfulness(colour)
+    red = -np.ones((1, 4, 4, 3))
+    red[..., 0] = 1  # pure red: rg 255, yb 127.5
+    assert abs(colorfulness(red) - 0.3 * np.hypot(255, 127.5)) < 1e-9
+    with pytest.raises(ValueError):
+        colorfulness(gray[..., :1])
+
+
+def test_checkerboard_score_separates_transposed_conv_from_resize_conv():
+    from kzoo.data.photos import photos, random_crops
+    from kzoo.metrics import checkerboard_score
+
+    crops = random_crops(photos("test"), 64, 8, np.random.default_rng(1), scale=(0.3, 1.0))
+    crops = crops.astype(np.float32) / 127.5 - 1
+    assert checkerboard_score(crops) < 3 and checkerboard_score(crops, 4) < 3
+    checker = (np.indices((64, 64)).sum(0) % 2)[None, ..., None] * 0.1
+    assert checkerboard_score(crops + checker) > 10
+    # period 4 sees a pattern of period 4, which period 2 does not look for
+    stripes = (np.arange(64) % 4 < 2)[None, None, :, None] * 0.2  # no harmonic at period 2
+    assert checkerboard_score(crops + stripes, 4) > 10 > checkerboard_score(crops + stripes, 2)
+    # an image of 2x2 blocks upsampled bilinearly (the resize-conv kind of output) stays low
+    import tensorflow as tf
+
+    small = crops[:, ::2, ::2]
+    assert checkerboard_score(tf.image.resize(small, (64, 64), "bilinear").numpy()) < 3
+    with pytest.raises(ValueError):
+        checkerboard_score(crops[:, :30, :30], 4)

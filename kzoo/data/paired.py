@@ -3,7 +3,10 @@
 A spec string picks the source:
 
 - ``builtin:photos/edges2photo`` -- paired: Canny edges of a crop -> the crop.
-- ``builtin:photos/gray2color`` -- paired: the grayscale crop -> the colour crop.
+- ``builtin:photos/gray2color`` -- paired: the grayscale crop -> the colour crop. The
+  gray image is the crop's CIE L* rendered as the sRGB gray of that lightness
+  (`gray_of`), so a colouriser that keeps L and predicts a*b* (pix2pix with
+  ``color="lab"``) gets back exactly the gray input when it predicts ab = 0.
 - ``builtin:photos/domains`` -- unpaired, a *toy* pair of domains: A = crops of the
   photographs in their own colours, B = other crops with a fixed warm "vintage"
   colour grade (`warm_grade`). Real CycleGAN domains (horses/zebras) differ in
@@ -118,6 +121,13 @@ def warm_grade(rgb01):
     return np.clip(rgb01 @ matrix.T + np.array([0.12, 0.06, 0.0], np.float32), 0.0, 1.0)
 
 
+def gray_of(rgb01):
+    """The sRGB gray (N, S, S, 1) with the CIE L* of each pixel of [0, 1] RGB images (a* = b* = 0)."""
+    from kzoo.layers.color import lightness_to_gray, rgb_to_lab
+
+    return np.asarray(lightness_to_gray(rgb_to_lab(rgb01)[..., :1]), np.float32)
+
+
 def edges(gray01, image_size):
     """Canny edges (1.0 on edges) of [0, 1] grayscale images (N, S, S)."""
     from skimage.feature import canny
@@ -142,7 +152,7 @@ def _builtin(spec, image_size, split, num_crops):
     if task == "edges2photo":
         a, b = edges(gray, image_size)[..., None], crops
     elif task == "gray2color":
-        a, b = gray[..., None], crops
+        a, b = gray_of(crops), crops
     else:
         # Training: B are other crops than A (unpaired). Held out: B = the grade of
         # A, so that translations can be scored against the true answer.

@@ -25,15 +25,19 @@ def normalization(kind: str | None, name=None):
 
 
 def conv_block(x, filters, *, kernel_size=4, strides=2, norm="batch", activation="leaky_relu",
-               transpose=False, padding="same", name=None):
+               transpose=False, padding="same", upsample="transpose", name=None):
     """Conv (or transposed conv) -> optional norm -> activation, DCGAN-initialised.
 
     The conv has no bias when a normalization follows (the norm's offset does its job).
+    With `transpose`, `upsample` picks how the block upsamples (`upsample_conv`).
     """
-    conv_cls = layers.Conv2DTranspose if transpose else layers.Conv2D
-    x = conv_cls(filters, kernel_size, strides=strides, padding=padding,
-                 use_bias=norm in (None, "none"), kernel_initializer=dcgan_init(),
-                 name=f"{name}_conv" if name else None)(x)
+    if transpose:
+        x = upsample_conv(x, filters, kernel_size=kernel_size, strides=strides, padding=padding,
+                          use_bias=norm in (None, "none"), upsample=upsample, name=name)
+    else:
+        x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
+                          use_bias=norm in (None, "none"), kernel_initializer=dcgan_init(),
+                          name=f"{name}_conv" if name else None)(x)
     norm_layer = normalization(norm, name=f"{name}_norm" if name else None)
     if norm_layer is not None:
         x = norm_layer(x)
@@ -59,3 +63,58 @@ def conv_norm_act(x, filters, kernel_size=3, *, strides=1, dilation_rate=1, norm
     if activation is None:
         return x
     return activation_layer(activation, name=f"{name}_act" if name else None)(x)
+
+
+UPSAMPLE_MODES = ("transpose", "resize", "bilinear")
+
+
+def upsample_conv(x, filters, *, kernel_size=4, strides=2, padding="same", use_bias=True,
+                  upsample="transpose", resize_kernel_size=3, name=None):
+    """Upsample by `strides` with a learned conv: transposed conv, or resize then conv.
+
+    - "transpose": a `kernel_size` transposed convolution of stride `strides` (the
+      papers' layer). When the kernel size is not divisible by the stride its
+      windows overlap unevenly, which prints a checkerboard of period `strides`
+      on the output (Odena et al., 2016).
+    - "resize": nearest-neighbour upsampling by `strides`, then a stride-1
+      `resize_kernel_size` conv ("same" padding): every output pixel gets the same
+      number of contributions, so no checkerboard (Odena et al.'s recommendation).
+    - "bilinear": the same with bilinear upsampling.
+
+    A stride-1 transposed conv (e.g. DCGAN's 1x1 -> 4x4 projection) is a dense
+    projection, not an upsampling: it stays a transposed conv in every mode.
+    The conv is DCGAN-initialised and named `{name}_conv` (the resize layer
+    `{name}_resize`). Returns the conv's output (no norm, no activation).
+
+    Args:
+        x: the input tensor (batch, h, w, c).
+        filters: int. Output channels.
+        kernel_size: int. Kernel of the transposed conv.
+        strides: int. Upsampling factor.
+        padding: str. Padding of the transposed conv.
+        use_bias: bool. Whether the conv has a bias.
+        upsample: str. "transpose", "resize" or "bilinear".
+        resize_kernel_size: int. Kernel of the conv after a resize.
+        name: str or None. Prefix of the layer names.
+
+    Example:
+    >>> x = keras.Input((4, 4, 8))
+    >>> upsample_conv(x, 2, upsample="resize", name="up").shape
+    (None, 8, 8, 2)
+
+    References:
+        Odena, Dumoulin & Olah, "Deconvolution and Checkerboard Artifacts",
+        Distill, 2016.
+    """
+    if upsample not in UPSAMPLE_MODES:
+        raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
+    conv_name = f"{name}_conv" if name else None
+    if upsample == "transpose" or strides == 1:
+        return layers.Conv2DTranspose(filters, kernel_size, strides=strides, padding=padding,
+                                      use_bias=use_bias, kernel_initializer=dcgan_init(),
+                                      name=conv_name)(x)
+    interpolation = "nearest" if upsample == "resize" else "bilinear"
+    x = layers.UpSampling2D(strides, interpolation=interpolation,
+                            name=f"{name}_resize" if name else None)(x)
+    return layers.Conv2D(filters, resize_kernel_size, padding="same", use_bias=use_bias,
+                         kernel_initializer=dcgan_init(), name=conv_name)(x)

@@ -39,7 +39,7 @@ def resnet_block(x, filters, *, norm="instance", bias=None, name=None):
 
 
 def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, norm="instance",
-                     exact=None, name="generator"):
+                     exact=None, upsample="transpose", name="generator"):
     """CycleGAN's generator: c7s1-64, d128, d256, `num_blocks` x R256, u128, u64, c7s1-3.
 
     Reflection padding before the 7x7 convs and inside the residual blocks,
@@ -57,12 +57,18 @@ def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, nor
     the transposed convs (`padding=1, output_padding=1`) drop the first row and
     column of the full output, where "same" drops the last.
 
+    `upsample="resize"` (or "bilinear") makes u128 and u64 a resize then a 3x3
+    conv (Odena et al., 2016; `kzoo.layers.conv.upsample_conv`).
+
     Args:
         norm: str. "instance" (the paper's) or "batch" (junyanz's `--norm batch`).
         exact: None or "junyanz". None: the kzoo layout above.
+        upsample: str. "transpose" (the paper's), "resize" or "bilinear".
     """
     if exact not in (None, "junyanz"):
         raise ValueError(f"exact must be None or 'junyanz', got {exact!r}")
+    if exact == "junyanz" and upsample != "transpose":
+        raise ValueError(f"exact='junyanz' upsamples by transposed convs, got upsample={upsample!r}")
     if exact == "junyanz":
         return _junyanz_resnet(channels, width, num_blocks, image_size, norm, name)
     image = keras.Input((image_size, image_size, channels), name="image")
@@ -76,7 +82,7 @@ def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, nor
         h = resnet_block(h, width * 4, norm=norm, name=f"res{b}")
     for i in (1, 0):
         h = conv_block(h, width * 2 ** i, kernel_size=3, strides=2, norm=norm,
-                       activation="relu", transpose=True, name=f"u{i}")
+                       activation="relu", transpose=True, upsample=upsample, name=f"u{i}")
     h = ReflectionPadding2D(3, name="out_pad")(h)
     h = layers.Conv2D(channels, 7, padding="valid", kernel_initializer=dcgan_init(), name="out_conv")(h)
     out = layers.Activation("tanh", dtype="float32", name="output")(h)
@@ -248,6 +254,8 @@ class CycleGAN(AdversarialModel):
         cycle_weight: float. lambda of the cycle loss.
         identity_weight: float. Identity loss weight relative to `cycle_weight`.
         pool_size: int. Images in each discriminator's history pool (0: none).
+        upsample: str. Generator upsampling: "transpose" (paper), "resize"
+            (nearest-neighbour then conv) or "bilinear" (Odena et al., 2016).
         seed: int or None. Seed of the model's noise generator (the pools' draws).
         norm: str. Normalization of G and D: "instance" (the paper's) or "batch".
         exact: str or None. "junyanz": generators of the authors' PyTorch code,
@@ -274,12 +282,13 @@ class CycleGAN(AdversarialModel):
     generator_first = True  # the authors' order: G_A and G_B, then D_A and D_B
 
     def __init__(self, *, image_size=256, channels=3, width=64, num_blocks=None, n_layers=3,
-                 cycle_weight=10.0, identity_weight=0.5, pool_size=50, seed=None, norm="instance",
-                 exact=None, **kwargs):
+                 cycle_weight=10.0, identity_weight=0.5, pool_size=50, upsample="transpose", seed=None,
+                 norm="instance", exact=None, **kwargs):
         # === Layers ===
         blocks = num_blocks if num_blocks is not None else (9 if image_size >= 256 else 6)
         make_g = lambda name: resnet_generator(channels=channels, width=width,  # noqa: E731
-                                               num_blocks=blocks, norm=norm, exact=exact, name=name)
+                                               num_blocks=blocks, norm=norm, exact=exact,
+                                               upsample=upsample, name=name)
         make_d = lambda name: patchgan_discriminator(channels=channels, width=width,  # noqa: E731
                                                      n_layers=n_layers, norm=norm, name=name)
         generator_ab, generator_ba = make_g("generator_ab"), make_g("generator_ba")
@@ -302,6 +311,7 @@ class CycleGAN(AdversarialModel):
         self.pool_size = pool_size
         self.norm = norm
         self.exact = exact
+        self.upsample = upsample
 
     @property
     def generator_ab(self):
@@ -374,7 +384,8 @@ class CycleGAN(AdversarialModel):
         config.update(image_size=self.image_size, channels=self.channels, width=self.width,
                       num_blocks=self.num_blocks, n_layers=self.n_layers,
                       cycle_weight=self.cycle_weight, identity_weight=self.identity_weight,
-                      pool_size=self.pool_size, norm=self.norm, exact=self.exact)
+                      pool_size=self.pool_size, upsample=self.upsample, norm=self.norm,
+                      exact=self.exact)
         return config
 
     def card(self):

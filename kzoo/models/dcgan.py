@@ -14,6 +14,7 @@ from keras import layers
 
 from kzoo import losses
 from kzoo.layers import conv_block, dcgan_init
+from kzoo.layers.conv import upsample_conv
 from kzoo.models.adversarial import AdversarialModel
 from kzoo.training import random_images, unpack
 from kzoo.zoo import register_model
@@ -29,12 +30,14 @@ def _stages(image_size):
 
 
 def dcgan_generator(*, image_size=64, channels=3, latent_dim=100, width=64, num_classes=None,
-                    norm="batch", name="generator"):
+                    norm="batch", upsample="transpose", name="generator"):
     """DCGAN generator: z -> 4x4 projection -> stride-2 transposed convs -> tanh.
 
     Batch norm and ReLU in every layer but the tanh output (Radford et al., Sec. 3).
     With `num_classes`, a one-hot label is concatenated to z (Mirza & Osindero, 2014).
     Widths halve at each stage from `width * 2**(stages-1)` down to `width`.
+    `upsample="resize"` (or "bilinear") makes each stride-2 stage a resize then a
+    3x3 conv (Odena et al., 2016; `kzoo.layers.conv.upsample_conv`).
     """
     stages = _stages(image_size)
     z = keras.Input((latent_dim,), name="z")
@@ -49,9 +52,8 @@ def dcgan_generator(*, image_size=64, channels=3, latent_dim=100, width=64, num_
                    norm=norm, activation="relu", transpose=True, name="project")  # 4x4
     for i in range(1, stages):
         h = conv_block(h, width * 2 ** (stages - 1 - i), norm=norm, activation="relu",
-                       transpose=True, name=f"up{i}")
-    out = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=dcgan_init(),
-                                 name="out_conv")(h)
+                       transpose=True, upsample=upsample, name=f"up{i}")
+    out = upsample_conv(h, channels, upsample=upsample, name="out")
     out = layers.Activation("tanh", dtype="float32", name="image")(out)
     return keras.Model(inputs if num_classes else z, out, name=name)
 
@@ -96,6 +98,8 @@ class DCGAN(AdversarialModel):
         latent_dim: int. Size of z ~ N(0, I).
         width: int. Channels of the highest-resolution conv; doubles per stage.
         discriminator_norm: str. "batch" (paper), "layer" or "none".
+        upsample: str. Generator upsampling: "transpose" (paper), "resize"
+            (nearest-neighbour then conv) or "bilinear" (Odena et al., 2016).
         num_classes: int or None. Condition both networks on a class label.
         seed: int or None. Seed of the model's noise generator.
 
@@ -116,10 +120,11 @@ class DCGAN(AdversarialModel):
     """
 
     def __init__(self, *, image_size=64, channels=3, latent_dim=100, width=64,
-                 discriminator_norm="batch", num_classes=None, seed=None, **kwargs):
+                 discriminator_norm="batch", upsample="transpose", num_classes=None, seed=None,
+                 **kwargs):
         # === Layers ===
         generator = dcgan_generator(image_size=image_size, channels=channels, latent_dim=latent_dim,
-                                    width=width, num_classes=num_classes)
+                                    width=width, num_classes=num_classes, upsample=upsample)
         discriminator = dcgan_discriminator(image_size=image_size, channels=channels, width=width,
                                             norm=discriminator_norm, num_classes=num_classes)
         # === Model ===
@@ -130,6 +135,7 @@ class DCGAN(AdversarialModel):
         self.latent_dim = latent_dim
         self.width = width
         self.discriminator_norm = discriminator_norm
+        self.upsample = upsample
         self.num_classes = num_classes
 
     def _with_labels(self, x, labels):
@@ -177,7 +183,8 @@ class DCGAN(AdversarialModel):
         config.pop("d_steps")
         config.update(image_size=self.image_size, channels=self.channels,
                       latent_dim=self.latent_dim, width=self.width,
-                      discriminator_norm=self.discriminator_norm, num_classes=self.num_classes)
+                      discriminator_norm=self.discriminator_norm, upsample=self.upsample,
+                      num_classes=self.num_classes)
         return config
 
 

@@ -4,7 +4,7 @@ import dataclasses
 import sys
 
 from kzoo.recipes.config import create
-from kzoo.recipes.img2img import TINY, Img2ImgConfig, img2img_recipe, predict
+from kzoo.recipes.img2img import TINY, Img2ImgConfig, img2img_recipe, predict, versus
 from kzoo.recipes.registry import register_recipe
 from kzoo.recipes.runner import main
 
@@ -36,8 +36,10 @@ def evaluate(cfg, model, data, a, b):
     """Cycle-reconstruction PSNR / SSIM on held-out images of both domains
     (`cycle_*`: mean of A -> B -> A and B -> A -> B). Where the held-out B is the
     known translation of A (the toy builtin:photos/domains), also G_ab(A) vs that
-    truth (`ab_*`) beside the identity baseline A itself (`ab_identity_*`)."""
-    from kzoo.metrics import image_quality
+    truth (`ab_*`) beside the identity baseline A itself (`ab_identity_*`). The
+    checkerboard score (`kzoo.metrics`, dB, period 4: two stride-2 upsamplings) of
+    G_ab(A) beside that of the real held-out B (`b_checkerboard`)."""
+    from kzoo.metrics import checkerboard_score, image_quality
 
     fake_b, fake_a = predict(model.generator_ab, a), predict(model.generator_ba, b)
     cyc_a = image_quality(predict(model.generator_ba, fake_b), a)
@@ -47,12 +49,21 @@ def evaluate(cfg, model, data, a, b):
     if cfg.data == "builtin:photos/domains":
         scores.update(image_quality(fake_b, b, prefix="ab_"))
         scores.update(image_quality(a, b, prefix="ab_identity_"))
+    if b.shape[1] % 4 == 0 and b.shape[1] >= 16:
+        scores.update(checkerboard=checkerboard_score(fake_b, 4), b_checkerboard=checkerboard_score(b, 4))
     return scores
+
+
+def summary(scores):
+    """The run's last line: A -> B against the known answer beside the identity, when known."""
+    if "ab_psnr" not in scores:
+        return None
+    return versus("A->B", scores, "ab_", "identity", "ab_identity_")
 
 
 RECIPE = register_recipe(img2img_recipe(
     "cyclegan", CycleGANConfig, model="cyclegan", paired=False, build=build,
-    sample_columns=sample_columns, evaluate=evaluate, data_args=("channels",),
+    sample_columns=sample_columns, evaluate=evaluate, summary=summary, data_args=("channels",),
     tiny=(*TINY, "--num-blocks", "1", "--pool-size", "2")))
 
 if __name__ == "__main__":

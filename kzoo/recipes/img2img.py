@@ -11,6 +11,7 @@ from kzoo.recipes.config import TrainConfig, total_steps
 from kzoo.recipes.registry import Recipe
 
 SAMPLE_ROWS = 4
+SAMPLE_MIN_SIZE = 128  # pixels per image in the sample grid (smaller images are enlarged)
 TINY = ("--image-size", "16", "--width", "4", "--n-layers", "2", "--batch-size", "2",
         "--num-crops", "8", "--eval-samples", "2")
 
@@ -62,17 +63,32 @@ def predict(network, images, batch_size=8):
 
 
 def show(columns):
-    """A grid with one row per example and the given columns (N, H, W, C in [-1, 1])."""
-    from kzoo.viz import grid, to_uint8
+    """A grid with one row per example and the given columns (N, H, W, C in [-1, 1]),
+    each image enlarged to at least `SAMPLE_MIN_SIZE` pixels a side."""
+    from kzoo.viz import grid, to_uint8, upscale
 
     channels = max(c.shape[-1] for c in columns)
     columns = [np.repeat(c, channels, -1) if c.shape[-1] != channels else c for c in columns]
     rows = np.stack(columns, axis=1).reshape(-1, *columns[0].shape[1:])
-    return grid(to_uint8(rows), len(columns))
+    return grid(upscale(to_uint8(rows), SAMPLE_MIN_SIZE), len(columns))
+
+
+def verdict(model_scores, baseline_scores, higher_is_better=("psnr", "ssim")):
+    """The model against the baseline: "better" on every score, "worse" on none, else "mixed"."""
+    wins = [(model_scores[k] > baseline_scores[k]) == (k in higher_is_better) for k in model_scores]
+    return "better" if all(wins) else "worse" if not any(wins) else "mixed"
+
+
+def versus(label, scores, prefix, baseline, baseline_prefix):
+    """One line: `label` PSNR / SSIM of `prefix` scores beside those of the baseline, and a verdict."""
+    model = {k: scores[f"{prefix}{k}"] for k in ("psnr", "ssim")}
+    base = {k: scores[f"{baseline_prefix}{k}"] for k in ("psnr", "ssim")}
+    return (f"held-out: {label} PSNR {model['psnr']:.2f} dB / SSIM {model['ssim']:.3f} vs {baseline} "
+            f"{base['psnr']:.2f} dB / {base['ssim']:.3f} — {verdict(model, base)}")
 
 
 def img2img_recipe(name, config_cls, *, model, paired, build, sample_columns, evaluate, data_args,
-                   tiny=TINY):
+                   tiny=TINY, summary=None):
     """A `Recipe` for an image-to-image model.
 
     Args:
@@ -83,6 +99,7 @@ def img2img_recipe(name, config_cls, *, model, paired, build, sample_columns, ev
         tiny: flags of a smoke-test run (`Recipe.tiny`).
         sample_columns: `(model, a, b) -> list of (N, H, W, C) columns` for the grid.
         evaluate: `(cfg, model, data, a, b) -> dict` of scores on held-out arrays.
+        summary: `(scores) -> str or None`, the run's last line (`Recipe.summary`).
     """
 
     def load(cfg, split):
@@ -132,4 +149,4 @@ def img2img_recipe(name, config_cls, *, model, paired, build, sample_columns, ev
     return Recipe(name=name, config_cls=config_cls, model=model, load_data=load_data,
                   build=build_compiled, train_dataset=train_dataset, sample_grid=sample_grid,
                   evaluate=evaluate_heldout, inference_model=lambda model: model.generator,
-                  prepare_state=prepare_state, data_args=data_args, tiny=tuple(tiny))
+                  prepare_state=prepare_state, data_args=data_args, tiny=tuple(tiny), summary=summary)

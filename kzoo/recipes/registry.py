@@ -48,6 +48,8 @@ class Recipe:
         recipe_args: model arguments `build` computes from other options (not options).
         tiny: flags that make a run small enough for a smoke test (a step or two in
             seconds on a CPU), on top of the quick preset.
+        summary: optional `(scores) -> str or None`: the run's last line, the held-out
+            result beside its trivial baseline.
     """
 
     name: str
@@ -64,6 +66,7 @@ class Recipe:
     data_args: tuple = ()
     recipe_args: tuple = ()
     tiny: tuple = ()
+    summary: typing.Callable | None = None
 
 
 def register_recipe(recipe: Recipe) -> Recipe:

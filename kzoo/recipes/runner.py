@@ -155,6 +155,9 @@ def _train(recipe, cfg, out, resume, argv):
     print(f"kzoo: done in {train_time:.0f}s. {shown or 'no quality metric for this data'}. "
           f"Run dir {run_dir}: model/ (trained model), samples/, metrics.jsonl, logs/ "
           f"(tensorboard --logdir {run_dir / 'logs'})", flush=True)
+    line = recipe.summary(scores) if recipe.summary is not None and scores else None
+    if line:
+        print(f"kzoo: {line}", flush=True)
     return run_dir
 
 

@@ -52,8 +52,11 @@ def test_stages_and_hub_flags(tmp_path, monkeypatch):
                      ("srgan", [*hub, "--stage", "srgan", "--init-from", str(tmp_path / "run1"),
                                 "--epochs", "1"])]
     calls.clear()
-    script.train("pix2pix", tmp_path, [])
-    assert calls == [("pix2pix", ["--width", "8"])]
+    script.train("deeplab", tmp_path, [])
+    assert calls == [("deeplab", ["--width", "10"])]
+    calls.clear()
+    script.train("pix2pix", tmp_path, [])  # its quick preset fits the hub as it is
+    assert calls == [("pix2pix", [])]
 
 
 def test_preset_name_follows_recipe_stage_and_data(tmp_path):

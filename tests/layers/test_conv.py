@@ -45,3 +45,34 @@ def test_conv_norm_act_is_he_initialised_and_may_skip_the_activation():
     conv = model.get_layer("c_conv")
     assert isinstance(conv.kernel_initializer, keras.initializers.HeNormal) and conv.use_bias
     assert model.output.shape[1:] == (4, 4, 4) and len(model.layers) == 2  # input, conv
+
+
+@pytest.mark.parametrize("mode", ["transpose", "resize", "bilinear"])
+def test_upsample_conv_modes(mode):
+    from kzoo.layers.conv import upsample_conv
+
+    x = keras.Input((None, None, 4))
+    model = keras.Model(x, upsample_conv(x, 3, upsample=mode, name="up"))
+    out = model(np.random.default_rng(0).standard_normal((2, 5, 6, 4)).astype("float32"))
+    assert out.shape == (2, 10, 12, 3)
+    kinds = {type(l).__name__ for l in model.layers}
+    if mode == "transpose":
+        assert "Conv2DTranspose" in kinds and "UpSampling2D" not in kinds
+    else:
+        assert {"UpSampling2D", "Conv2D"} <= kinds and "Conv2DTranspose" not in kinds
+        assert model.get_layer("up_resize").interpolation == ("nearest" if mode == "resize" else "bilinear")
+        assert model.get_layer("up_conv").kernel_size == (3, 3)
+    with pytest.raises(ValueError, match="upsample"):
+        upsample_conv(x, 3, upsample="deconv")
+
+
+def test_conv_block_upsamples_as_asked_and_stride_one_stays_a_projection():
+    x = keras.Input((1, 1, 8))
+    y = conv_block(x, 4, strides=1, padding="valid", transpose=True, upsample="resize", name="p")
+    assert y.shape == (None, 4, 4, 4)  # DCGAN's 1x1 -> 4x4 projection: a transposed conv in every mode
+    z = conv_block(y, 2, transpose=True, upsample="resize", norm="batch", activation="relu", name="u")
+    model = keras.Model(x, z)
+    assert z.shape == (None, 8, 8, 2)
+    assert isinstance(model.get_layer("p_conv"), keras.layers.Conv2DTranspose)
+    assert isinstance(model.get_layer("u_conv"), keras.layers.Conv2D)
+    assert not model.get_layer("u_conv").use_bias  # a norm follows

@@ -143,3 +143,22 @@ def test_history_pool_batch_and_disabled():
     assert int(pool.count.numpy()) == 0 and not pool.images.numpy().any()
     np.testing.assert_array_equal(pool(batch[3:4] + 10, seed_generator=keras.random.SeedGenerator(2)),
                                   batch[3:4] + 10)
+
+
+def test_resize_upsampling_removes_the_checkerboard_of_untrained_generators():
+    """Odena et al. 2016: transposed convs print a period-2/4 pattern; resize-conv does not."""
+    from kzoo.data.photos import photos, random_crops
+    from kzoo.metrics import checkerboard_score
+
+    crops = random_crops(photos("test"), 32, 4, np.random.default_rng(0), scale=(0.3, 1.0))
+    crops = crops.astype("float32") / 127.5 - 1
+    scores = {}
+    for mode in ("transpose", "resize"):
+        keras.utils.set_random_seed(0)
+        g = resnet_generator(width=8, num_blocks=1, upsample=mode)
+        assert any(isinstance(l, keras.layers.Conv2DTranspose) for l in g.layers) == (mode == "transpose")
+        scores[mode] = checkerboard_score(g.predict(crops, verbose=0), 4)
+    assert scores["resize"] < 3 < 10 < scores["transpose"], scores
+    model = CycleGAN(**TINY, upsample="resize")
+    assert CycleGAN.from_config(model.get_config()).upsample == "resize"
+    assert model.generator_ba.get_layer("u0_resize").interpolation == "nearest"

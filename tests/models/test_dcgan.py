@@ -39,3 +39,15 @@ def test_paper_architecture():
     assert sum(isinstance(l, keras.layers.BatchNormalization) for l in d.layers) == 3
     kernel = g.get_layer("up1_conv").kernel.numpy()
     assert abs(kernel.std() - 0.02) < 0.002 and abs(kernel.mean()) < 0.002
+
+
+def test_resize_upsampling_generator_and_config():
+    model = DCGAN(image_size=16, channels=1, latent_dim=8, width=4, upsample="resize")
+    g = model.generator
+    assert isinstance(g.get_layer("project_conv"), keras.layers.Conv2DTranspose)  # 1x1 -> 4x4 projection
+    resizes = [l.name for l in g.layers if isinstance(l, keras.layers.UpSampling2D)]
+    assert resizes == ["up1_resize", "out_resize"]
+    assert sum(isinstance(l, keras.layers.Conv2DTranspose) for l in g.layers) == 1
+    assert g(np.zeros((2, 8), "float32")).shape == (2, 16, 16, 1)
+    assert DCGAN.from_config(model.get_config()).upsample == "resize"
+    assert DCGAN(image_size=16, channels=1, latent_dim=8, width=4).upsample == "transpose"  # paper

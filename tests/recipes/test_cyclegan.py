@@ -16,9 +16,10 @@ TINY = ["--preset", "quick", *RECIPE.tiny, "--epochs", "1", "--steps-per-epoch",
 def test_run_scores_cycles_and_decays_the_rate_to_zero(smoke_run):
     out = smoke_run("cyclegan")
     grid = np.asarray(Image.open(out / "samples" / "epoch_001.png"))
-    assert grid.shape == (4 * 18 + 2, 3 * 18 + 2, 3)  # rows of A | G_ab(A) | G_ba(G_ab(A))
+    assert grid.shape == (4 * 130 + 2, 3 * 130 + 2, 3)  # rows of A | G_ab(A) | G_ba(G_ab(A)), 16 px x 8
     final = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    for key in ("cycle_psnr", "cycle_ssim", "cycle_psnr_a", "cycle_psnr_b", "ab_psnr", "ab_identity_psnr"):
+    for key in ("cycle_psnr", "cycle_ssim", "cycle_psnr_a", "cycle_psnr_b", "ab_psnr", "ab_identity_psnr",
+                "checkerboard", "b_checkerboard"):
         assert np.isfinite(final[key]), key
     model = keras.saving.load_model(out / "model" / "model.keras")
     schedule = keras.saving.deserialize_keras_object(model.g_optimizer.get_config()["learning_rate"])
