@@ -106,13 +106,15 @@ def test_lab_losses_are_the_papers_on_ab_with_the_patchgan_seeing_l_and_ab():
     assert source.shape[-1] == 1 and target.shape[-1] == 2
     expected = np.asarray(rgb_to_lab((colour + 1) / 2))[..., 1:] / AB_SCALE
     np.testing.assert_allclose(target, expected, atol=1e-5)
-    g_loss, logs = model.generator_loss((gray, colour), training=False)
+    fakes = model.generate((gray, colour), training=False)  # the L -> ab U-Net on the scaled L
     fake_ab = np.asarray(model.translator(source))
+    np.testing.assert_allclose(np.asarray(fakes), fake_ab, atol=1e-6)
+    g_loss, logs = model.generator_loss((gray, colour), fakes, training=False)
     np.testing.assert_allclose(logs["g_l1"], np.abs(fake_ab - target).mean(), rtol=1e-5)
     np.testing.assert_allclose(g_loss, logs["g_gan"] + 100.0 * logs["g_l1"], rtol=1e-5)
     gan = losses.nonsaturating_g_loss(model.discriminator([source, fake_ab]))
     np.testing.assert_allclose(logs["g_gan"], gan, rtol=1e-5)
-    d_loss, _ = model.discriminator_loss((gray, colour), training=False)
+    d_loss, _ = model.discriminator_loss((gray, colour), fakes, training=False)
     full = losses.nonsaturating_d_loss(model.discriminator([source, target]),
                                        model.discriminator([source, fake_ab]))
     np.testing.assert_allclose(d_loss, 0.5 * full, rtol=1e-5)
