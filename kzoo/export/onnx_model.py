@@ -25,6 +25,9 @@ its output. The exporter's parity check runs on the cleaned graph.
 `to_fp16` converts weights and compute to float16 with onnxruntime's converter,
 keeping float32 inputs/outputs and keeping in float32 the ops that lose accuracy
 in half precision (resizing, softmax, normalization statistics, exp/log).
+`to_int8` quantizes statically to QDQ form (int8 weights per output channel,
+uint8 activations with ranges calibrated on given inputs) with onnxruntime's
+quantizer; its quality is measured by the caller on inputs it did not calibrate on.
 """
 
 from __future__ import annotations
@@ -262,6 +265,45 @@ def to_fp16(src, dst):
                                         op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(FP32_OPS))
     save(half, dst)
     return list(FP32_OPS)
+
+
+def to_int8(src, dst, calibration):
+    """Quantize the fp32 ONNX model at `src` to int8 QDQ at `dst` (float32 I/O).
+
+    Args:
+        src: path of the fp32 model.
+        dst: path to write.
+        calibration: list of feed dicts ({input name: array}) whose activation ranges
+            (min/max) set the activation scales -- the model's own data, not the inputs
+            its quality is judged on.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration:
+        raise KzooError("int8 quantization needs calibration inputs")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.feeds = iter(calibration)
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        out = Path(tmp) / "int8.onnx"
+        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+        import onnx
+
+        save(onnx.load(str(out)), dst)
 
 
 @contextlib.contextmanager
