@@ -18,8 +18,11 @@ NOTES = [
     "about ±10 % between runs, so values around 1 mean \"no measurable overhead\". The reference "
     "loop feeds batches from a Python iterator, `fit` from its own compiled loop. Keras `predict` "
     "pays a fixed set-up cost per call (building its data iterator), which is why ONNX Runtime's "
-    "lead is largest at batch 1; a direct Keras call is the fairer Keras figure for serving. "
-    "Serving numbers share the 2 cores with the load generator.",
+    "lead over it is largest at batch 1; the compiled Keras call and the SavedModel signature are "
+    "the baselines a user compares against. Serving numbers share the 2 cores with the load generator.",
+    "Inference rows alternate the backends call by call in one process, so load from other work on "
+    "the machine (its 1-minute load average is recorded in results.json) slows them alike; the "
+    "ratios are steadier than the milliseconds. The peak is measured in the same run, before and after the inference suite (best of 8 each).",
 ]
 DEFAULT_RECIPES = ["dcgan", "wgan_gp", "cgan", "pix2pix", "cyclegan", "srgan", "vae", "unet", "deeplab", "ddpm"]
 
@@ -48,7 +51,9 @@ def main(argv=None):
                "date": datetime.date.today().isoformat(), "machine": machine.describe()})
     if "peak" in suites:
         results["peak"] = machine.matmul_peak()
-        print(f"peak: {results['peak']['gflops']:.1f} GFLOP/s", flush=True)
+        p = results["peak"]
+        print(f"peak: {p['gflops']:.1f} GFLOP/s (TensorFlow {p['tensorflow_gflops']:.1f}, "
+              f"NumPy {p['numpy_gflops']:.1f})", flush=True)
     if "train" in suites:
         from benchmarks import train
 
@@ -60,7 +65,18 @@ def main(argv=None):
         from benchmarks import infer
 
         results["infer"] = infer.run(args.recipes.split(","),
-                                     preset="paper" if args.paper_sizes else "quick")
+                                     preset="paper" if args.paper_sizes else "quick",
+                                     peak=results.get("peak", {}).get("gflops"))
+        if "peak" in suites:  # measured again after the long suite: the quieter moment counts
+            again = machine.matmul_peak()
+            for key in ("tensorflow_gflops", "numpy_gflops"):
+                results["peak"][key] = max(results["peak"][key], again[key])
+            best = max(("tensorflow", "numpy"), key=lambda k: results["peak"][f"{k}_gflops"])
+            results["peak"].update(gflops=results["peak"][f"{best}_gflops"], source=best,
+                                   repeats=2 * results["peak"]["repeats"])
+            for r in results["infer"]:
+                if "onnx_gflops_per_s" in r:
+                    r["onnx_share_of_peak"] = r["onnx_gflops_per_s"] / results["peak"]["gflops"]
     if "ddpm" in suites:
         from benchmarks import ddpm
 

@@ -25,7 +25,8 @@ def describe():
 
     info = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
             "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
+            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+            "load_average_1min": os.getloadavg()[0]}  # other work on the machine while measuring
     try:
         import onnxruntime as ort
 
