@@ -65,5 +65,6 @@ def test_quality_scores():
 
     ref = np.linspace(-1, 1, 100).reshape(1, 10, 10, 1)
     q = quality(ref, ref + 0.01, {"range": [-1.0, 1.0]})
-    assert abs(q["psnr_db"] - 20 * np.log10(2 / 0.01)) < 1e-6 and q["const_psnr_db"] < 10
+    assert abs(q["psnr_db"] - 20 * np.log10(2 / 0.01)) < 1e-6
+    assert abs(q["const_psnr_db"] - 10 * np.log10(4 / ref.var())) < 1e-6
     assert quality(np.array([1, 2, 3, 4]), np.array([1, 2, 0, 4]), {})["agree"] == 0.75
