@@ -37,12 +37,14 @@ def main(argv=None):
                    help="timed steps per training row (default 10; with 20 the default set took 15.3 min on 2 cores)")
     p.add_argument("--variants", default="fp32,xla,mixed",
                    help="training variants: fp32 (no XLA), xla (fp32 + XLA), mixed (mixed precision)")
+    p.add_argument("--infer-repeats", type=int, default=12,
+                   help="timed rounds per inference row (default 12; each round calls every backend once)")
     p.add_argument("--out", default=str(HERE / "results.json"))
     p.add_argument("--report", default=str(HERE / "RESULTS.md"))
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from benchmarks import machine, report
+    from benchmarks import machine
 
     suites = set(args.suites.split(","))
     # A run of some suites keeps the other suites' last results (each suite records its command).
@@ -64,9 +66,12 @@ def main(argv=None):
     if "infer" in suites:
         from benchmarks import infer
 
-        results["infer"] = infer.run(args.recipes.split(","),
-                                     preset="paper" if args.paper_sizes else "quick",
-                                     peak=results.get("peak", {}).get("gflops"))
+        results["infer"] = []
+        for name in args.recipes.split(","):  # written after each recipe: a long run keeps what it measured
+            results["infer"] += infer.run([name], preset="paper" if args.paper_sizes else "quick",
+                                          peak=results.get("peak", {}).get("gflops"),
+                                          repeats=args.infer_repeats)
+            _write(args, results)
         if "peak" in suites:  # measured again after the long suite: the quieter moment counts
             again = machine.matmul_peak()
             for key in ("tensorflow_gflops", "numpy_gflops"):
@@ -84,13 +89,18 @@ def main(argv=None):
     serving = HERE / "serving.json"
     if serving.is_file():  # written by `python benchmarks/serving.py` (the load test)
         results["serving"] = json.loads(serving.read_text())
-    results["notes"] = NOTES
-    from kzoo.io import write_json, write_text
-
-    write_json(args.out, results)
-    write_text(args.report, report.render(results) + "\n")
+    _write(args, results)
     print(f"wrote {args.out} and {args.report}")
     return 0
+
+
+def _write(args, results):
+    from benchmarks import report
+    from kzoo.io import write_json, write_text
+
+    results["notes"] = NOTES
+    write_json(args.out, results)
+    write_text(args.report, report.render(results) + "\n")
 
 
 if __name__ == "__main__":

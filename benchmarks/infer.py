@@ -33,6 +33,7 @@ import time
 
 import numpy as np
 
+CALIBRATION = 16  # int8 calibration inputs (min/max ranges), in batches of 4
 BACKENDS = ("keras_call", "savedmodel", "onnx", "onnx_untuned", "onnx_fp16", "onnx_int8", "keras_predict")
 
 
@@ -148,7 +149,7 @@ def quality(reference, other, entry):
     return {"psnr_db": psnr(out), "const_psnr_db": psnr(np.full_like(ref, ref.mean()))}
 
 
-def measure(recipe_name, *, preset="quick", batches=(1, 16), repeats=20, warmup=3, peak=None):
+def measure(recipe_name, *, preset="quick", batches=(1, 16), repeats=12, warmup=3, peak=None):
     import tensorflow as tf
 
     from benchmarks.flops import forward_flops
@@ -169,8 +170,8 @@ def measure(recipe_name, *, preset="quick", batches=(1, 16), repeats=20, warmup=
             part = model.inference_parts()[ex.info["endpoint"]]
             spec = ex.info
             onnx_path = ex.path / spec["files"]["onnx"]
-            calib, _ = _data_feeds(cfg, spec, data, 32, 1, "train split")
-            calibration = [{k: v[i:i + 8] for k, v in calib.items()} for i in range(0, 32, 8)]
+            calib, _ = _data_feeds(cfg, spec, data, CALIBRATION, 1, "train split")
+            calibration = [{k: v[i:i + 4] for k, v in calib.items()} for i in range(0, CALIBRATION, 4)]
             onnx_model.to_int8(onnx_path, ex.path / "model.int8.onnx", calibration)
             signature = tf.saved_model.load(str(ex.path)).signatures["serving_default"]
             compiled = tf.function(lambda x, part=part: part(x, training=False), jit_compile=False)
@@ -179,9 +180,9 @@ def measure(recipe_name, *, preset="quick", batches=(1, 16), repeats=20, warmup=
                         "onnx_int8": _session(ex.path / "model.int8.onnx")}
             test, about = _data_feeds(cfg, spec, heldout, 16, 100, "held-out split")
             if heldout is None or "random" in about:  # no held-out images: the training data's
-                test, about = _data_feeds(cfg, spec, data, 48, 100, "train split")
-                test = {k: v[32:] for k, v in test.items()}  # others than the first 32
-                about = about.replace("48 images", "16 images")
+                test, about = _data_feeds(cfg, spec, data, CALIBRATION + 16, 100, "train split")
+                test = {k: v[CALIBRATION:] for k, v in test.items()}  # not the first (calibration) ones
+                about = about.replace(f"{CALIBRATION + 16} images", "16 images")
             fp32 = sessions["onnx"].run(None, test)
             scores = {}
             for key in ("onnx_fp16", "onnx_int8"):
@@ -215,7 +216,7 @@ def measure(recipe_name, *, preset="quick", batches=(1, 16), repeats=20, warmup=
     return rows
 
 
-def run(recipes, *, preset="quick", repeats=20, peak=None):
+def run(recipes, *, preset="quick", repeats=12, peak=None):
     rows = []
     for name in recipes:
         try:

@@ -95,7 +95,7 @@ def render(results):
         scored = [r for r in ok if r["batch"] == max(x["batch"] for x in ok)]
         if any("fp16_psnr_db" in r or "fp16_agree" in r for r in scored):
             out += ["### fp16 and int8 quality", "",
-                    "Output of the fp16 and int8 (static QDQ, calibrated on 32 training inputs) models "
+                    "Output of the fp16 and int8 (static QDQ, calibrated on 16 training inputs) models "
                     "against the fp32 ONNX output on 16 held-out inputs: PSNR over the output's value "
                     "range (higher is closer), beside a constant output (the fp32 output's mean) as "
                     "the trivial baseline; label maps: share of pixels with the same label.", "",
