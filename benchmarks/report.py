@@ -40,7 +40,7 @@ def render(results):
             out += [f"Measured peak: {p['gflops']:.1f} GFLOP/s ({p['dtype']} {p['n']}x{p['n']} matmul "
                     "through TensorFlow).", ""]
     if results.get("train"):
-        ok = [r for r in results["train"] if "error" not in r]
+        ok = [dict(r) for r in results["train"] if "error" not in r]  # rows annotated here, not in results
         peak = results.get("peak", {}).get("gflops")
         analytic = all("train_step_gflop_analytic" in r for r in ok)
         for r in ok:
@@ -48,13 +48,13 @@ def render(results):
             if gflop and r.get("fit_images_per_s"):
                 steps_per_s = r["fit_images_per_s"] / r.get("images_per_step", r["batch"])
                 r["gflops_per_s"] = gflop * steps_per_s
-                if peak:
+                if peak and "train_step_gflop_analytic" in r:  # graph counts are not comparable
                     r["share_of_peak"] = f"{100 * r['gflops_per_s'] / peak:.1f} %"
         source = ("FLOPs per step are the analytic count (3x the forward FLOPs of each differentiated "
                   "pass, 1x for the others; `benchmarks/flops.py`)." if analytic else
                   "FLOPs per step are counted from the traced reference step's graph (forward and "
                   "gradient ops as TF's registry counts them), not the analytic count of "
-                  "`benchmarks/flops.py`.")
+                  "`benchmarks/flops.py`; no share of peak is given for them.")
         out += ["## Training throughput", "",
                 "kzoo's overridden `train_step` under `fit` vs the same network trained by a "
                 "minimal hand-written `tf.function` loop (ratio = reference time / fit time; "
@@ -70,7 +70,7 @@ def render(results):
             out += ["Rows that failed:", ""] + [f"- {r['recipe']} xla={r['xla']} mixed={r['mixed']}: {r['error']}"
                                               for r in failed] + [""]
     if results.get("infer"):
-        ok = [r for r in results["infer"] if "error" not in r]
+        ok = [dict(r) for r in results["infer"] if "error" not in r]
         for r in ok:
             if "onnx_share_of_peak" in r:
                 r["share"] = f"{100 * r['onnx_share_of_peak']:.0f} %"
