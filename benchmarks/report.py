@@ -27,27 +27,46 @@ def render(results):
            f"- TensorFlow {m['tensorflow']}, Keras {m['keras']}, NumPy {m['numpy']}"
            + (f", ONNX Runtime {m['onnxruntime']} ({', '.join(m['onnxruntime_providers'])})"
               if "onnxruntime" in m else ""), ""]
+    if "load_average_1min" in m:
+        out[-1:] = [f"- 1-minute load average when the run started: {m['load_average_1min']:.1f} "
+                    f"(other work on the same {m['cores']} cores)", ""]
     if "peak" in results:
         p = results["peak"]
-        out += [f"Measured peak: {p['gflops']:.1f} GFLOP/s ({p['dtype']} {p['n']}x{p['n']} matmul "
-                "through TensorFlow, best of 10).", ""]
+        if "numpy_gflops" in p:
+            out += [f"Measured peak: {p['gflops']:.1f} GFLOP/s, the faster of a {p['dtype']} "
+                    f"{p['n']}x{p['n']} matmul through TensorFlow ({p['tensorflow_gflops']:.1f} GFLOP/s) "
+                    f"and NumPy ({p['numpy_gflops']:.1f} GFLOP/s), best of {p['repeats']} calls each. "
+                    "Every \"share of peak\" below is against it.", ""]
+        else:
+            out += [f"Measured peak: {p['gflops']:.1f} GFLOP/s ({p['dtype']} {p['n']}x{p['n']} matmul "
+                    "through TensorFlow).", ""]
     if results.get("train"):
         refs = [r for r in results["train"] if "reference" in r and "error" not in r]
-        ok = [r for r in results["train"] if "error" not in r and "reference" not in r]
+        ok = [dict(r) for r in results["train"] if "error" not in r and "reference" not in r]
         peak = results.get("peak", {}).get("gflops")
+        analytic = all("train_step_gflop_analytic" in r for r in ok)
         for r in ok:
-            if peak:
-                r["share_of_peak"] = f"{100 * r['fit_gflops_per_s'] / peak:.1f} %"
+            gflop = r.get("train_step_gflop_analytic", r.get("train_step_gflop"))
+            if gflop and r.get("fit_images_per_s"):
+                steps_per_s = r["fit_images_per_s"] / r.get("images_per_step", r["batch"])
+                r["gflops_per_s"] = gflop * steps_per_s
+                if peak and "train_step_gflop_analytic" in r:  # graph counts are not comparable
+                    r["share_of_peak"] = f"{100 * r['gflops_per_s'] / peak:.1f} %"
+        source = ("FLOPs per step are the analytic count (3x the forward FLOPs of each differentiated "
+                  "pass, 1x for the others; `benchmarks/flops.py`)." if analytic else
+                  "FLOPs per step are counted from the traced reference step's graph (forward and "
+                  "gradient ops as TF's registry counts them), not the analytic count of "
+                  "`benchmarks/flops.py`; no share of peak is given for them.")
         out += ["## Training throughput", "",
                 "kzoo's overridden `train_step` under `fit` vs the same network trained by a "
                 "minimal hand-written `tf.function` loop (ratio = reference time / fit time; "
-                "goal >= 0.95). FLOPs are counted from the traced training step's graph.", "",
+                "goal >= 0.95). " + source, "",
                 _table(ok, [("recipe", "recipe"), ("size", "image_size"), ("width", "width"),
                             ("batch", "batch"), ("XLA", "xla"), ("precision", "precision"),
                             ("fit img/s", "fit_images_per_s"),
                             ("reference img/s", "reference_images_per_s"),
                             ("ratio", "ratio_to_reference"), ("GFLOP/step", "train_step_gflop"),
-                            ("GFLOP/s", "fit_gflops_per_s"), ("share of peak", "share_of_peak")]), ""]
+                            ("GFLOP/s", "gflops_per_s"), ("share of peak", "share_of_peak")]), ""]
         if refs:
             out += ["Against the reference loops users compare with, written in the harness on the same "
                     "networks at the same size (`benchmarks/train.py`): kzoo's `train_step` and the "
@@ -64,16 +83,47 @@ def render(results):
             out += ["Rows that failed:", ""] + [f"- {r['recipe']} xla={r.get('xla')} mixed={r.get('mixed')}: {r['error']}"
                                               for r in failed] + [""]
     if results.get("infer"):
-        ok = [r for r in results["infer"] if "error" not in r]
+        ok = [dict(r) for r in results["infer"] if "error" not in r]
+        for r in ok:
+            if "onnx_share_of_peak" in r:
+                r["share"] = f"{100 * r['onnx_share_of_peak']:.0f} %"
         out += ["## Inference latency", "",
-                "Median milliseconds per call after warm-up, same inputs, same run. ONNX Runtime: "
-                "all graph optimizations, intra-op threads = cores, sequential execution. Goal on "
-                "CPU: ONNX Runtime >= 2x faster than `model.predict` at batch 1.", "",
+                "Median milliseconds per call after warm-up, same inputs, backends alternated call by "
+                "call in one process. Keras call: `tf.function(model(x, training=False))`, warm, no "
+                "XLA. SavedModel: the export's `serving_default` loaded with `tf.saved_model.load`. "
+                "ONNX: ONNX Runtime with `kzoo.infer.session_options` (all graph optimizations, "
+                "intra-op threads = cores, one inter-op thread, sequential, memory pattern and arena "
+                "on); ONNX untuned: onnxruntime's default session options. Goal on CPU: ONNX >= 1.5x "
+                "the Keras call at batch 1 and >= 1.2x at batch 16. GFLOP: the inference graph's "
+                "count; GFLOP/s and share of peak: ONNX fp32.", "",
                 _table(ok, [("model", "endpoint"), ("size", "image_size"), ("batch", "batch"),
-                            ("Keras predict", "keras_predict_ms"), ("Keras call", "keras_call_ms"),
-                            ("SavedModel", "savedmodel_ms"), ("ONNX fp32", "onnx_ms"),
-                            ("ONNX fp16", "onnx_fp16_ms"),
-                            ("ONNX speed-up vs predict", "onnx_speedup_vs_predict")]), ""]
+                            ("Keras call", "keras_call_ms"), ("SavedModel", "savedmodel_ms"),
+                            ("ONNX", "onnx_ms"), ("ONNX untuned", "onnx_untuned_ms"),
+                            ("ONNX fp16", "onnx_fp16_ms"), ("ONNX int8", "onnx_int8_ms"),
+                            ("Keras predict", "keras_predict_ms"),
+                            ("ONNX vs call", "onnx_vs_keras_call"),
+                            ("ONNX vs SavedModel", "onnx_vs_savedmodel"),
+                            ("ONNX vs predict", "onnx_vs_predict"), ("GFLOP", "gflop"),
+                            ("GFLOP/s", "onnx_gflops_per_s"), ("share of peak", "share")]), ""]
+        scored = [r for r in ok if r["batch"] == max(x["batch"] for x in ok)]
+        if any("fp16_psnr_db" in r or "fp16_agree" in r for r in scored):
+            out += ["### fp16 and int8 quality", "",
+                    "Output of the fp16 and int8 (static QDQ, calibrated on 16 training inputs) models "
+                    "against the fp32 ONNX output on 16 held-out inputs: PSNR over the output's value "
+                    "range (higher is closer), beside a constant output (the fp32 output's mean) as "
+                    "the trivial baseline; label maps: share of pixels with the same label.", "",
+                    _table(scored, [("model", "endpoint"), ("held-out inputs", "quality_inputs"),
+                                    ("fp16 PSNR dB", "fp16_psnr_db"), ("int8 PSNR dB", "int8_psnr_db"),
+                                    ("constant PSNR dB", "int8_const_psnr_db"),
+                                    ("fp16 agree", "fp16_agree"), ("int8 agree", "int8_agree")]), ""]
+        profiled = [r for r in ok if r.get("onnx_profile")]
+        if profiled:
+            out += ["### Where ONNX Runtime spends its time", "",
+                    f"onnxruntime's profiler, batch {profiled[0]['batch']}: share of kernel time by op "
+                    "type (largest five).", "",
+                    _table([{"model": r["endpoint"], "ops": ", ".join(
+                        f"{op} {100 * v:.0f} %" for op, v in r["onnx_profile"].items())} for r in profiled],
+                        [("model", "model"), ("kernel time by op type", "ops")]), ""]
         failed = [r for r in results["infer"] if "error" in r]
         out += [f"- {r['recipe']}: {r['error']}" for r in failed] + ([""] if failed else [])
     if results.get("ddpm"):

@@ -30,6 +30,35 @@ from kzoo.card import IMAGE_RANGE, ModelCard
 from kzoo.errors import KzooError
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+TILE = 256  # super-resolution inputs larger than this (LR pixels) are run in tiles of this size
+OVERLAP = 40  # context around each tile, >= SRResNet's receptive radius (39.5 LR px, 16 blocks)
+
+
+def session_options(threads=None):
+    """The ONNX Runtime session options kzoo runs exported models with.
+
+    All graph optimizations (constant folding, Conv+Add/BN/activation fusion, the NCHWc
+    layout of the CPU provider's convolutions), sequential execution with one inter-op
+    thread (an image model is a chain: parallel branches gain nothing, and a second pool
+    competes with the intra-op threads for the cores), intra-op threads = `threads`
+    (default: the machine's cores), memory pattern planning and the CPU arena on (the
+    same shapes repeat call after call). Measured against onnxruntime's defaults in
+    benchmarks/RESULTS.md ("ONNX untuned").
+
+    Args:
+        threads: int or None. Intra-op threads; None: `os.cpu_count()`.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.enable_mem_pattern = True
+    opts.enable_cpu_mem_arena = True
+    opts.log_severity_level = 3
+    return opts
 
 
 def choose_providers(available, requested=None):
@@ -104,8 +133,7 @@ class OnnxModel:
         self.inputs = {e["name"]: e for e in self.info["inputs"]}
         self.outputs = {e["name"]: e for e in self.info["outputs"]}
         chosen = choose_providers(ort.get_available_providers(), providers)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
+        opts = session_options()
         try:
             self.session = ort.InferenceSession(str(self.path / filename), opts, providers=chosen)
         except Exception as e:
@@ -170,8 +198,9 @@ class OnnxModel:
     def image_inputs(self):
         return [e for e in self.inputs.values() if e["role"] == "image"]
 
-    def preprocess(self, image, name=None, source="image"):
-        """uint8 HxWxC (or HxW) -> float HxWxC in the input's value range, checked."""
+    def preprocess(self, image, name=None, source="image", check_size=True):
+        """uint8 HxWxC (or HxW) -> float HxWxC in the input's value range, checked
+        (its size too, unless `check_size` is False)."""
         e = self.inputs[name] if name else self.image_inputs[0]
         img = np.asarray(image)
         if img.ndim == 2:
@@ -182,7 +211,8 @@ class OnnxModel:
             raise KzooError(f"{source} has {got} channels; {self.name} expects {channels} "
                             f"({'grayscale' if channels == 1 else 'RGB'}) images")
         try:
-            self.endpoint.check_size(img.shape[0], img.shape[1])
+            if check_size:
+                self.endpoint.check_size(img.shape[0], img.shape[1])
         except KzooError as err:
             raise KzooError(f"{source}: {err}") from None
         lo, hi = e["range"]
@@ -276,15 +306,91 @@ class OnnxModel:
         lo, hi = IMAGE_RANGE  # x_0: an image of the data
         return np.clip(np.rint((x - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
 
-    def predict_image(self, image, seed=0, label=None, source="image"):
-        """For models with one image input: one uint8 image in, post-processed outputs out."""
+    def predict_image(self, image, seed=0, label=None, source="image", tile=None, overlap=OVERLAP):
+        """For models with one image input: one uint8 image in, post-processed outputs out.
+
+        A spatially dynamic model whose outputs are all images/maps takes any size: an
+        image whose height/width is not a multiple of the model's `size_multiple` is padded
+        (reflected) up to one and the outputs are cropped back. Super-resolution models run
+        images larger than `tile` in tiles (see `run_tiled`).
+
+        Args:
+            image: uint8 HxWxC or HxW array.
+            seed, label: for the model's other inputs (see `sample`).
+            source: the image's name, for messages.
+            tile: int or None. Tile size in input pixels; None: `TILE` for
+                super-resolution models, no tiling otherwise; 0: never tile.
+            overlap: int. Context each tile is run with on every side (then cropped away).
+        """
         if len(self.image_inputs) != 1:
             raise KzooError(f"{self.name} takes {len(self.image_inputs)} images; "
                             "kzoo predict feeds models with exactly one image input")
         e = self.image_inputs[0]
-        x = self.preprocess(image, e["name"], source)[None]
-        feeds = self.sample(1, seed, label, fixed={e["name"]: x})
-        return {k: v[0] for k, v in self.postprocess(self.run(**feeds)).items()}
+        img = np.asarray(image)
+        height, width = img.shape[:2]
+        size = self.info.get("dynamic", {}).get("spatial_size")
+        m = size["multiple"] if size else 1
+        if size and (height % m or width % m) and self._maps_only():
+            pad = ((0, -height % m), (0, -width % m)) + ((0, 0),) * (img.ndim - 2)
+            mode = "reflect" if min(height, width) > m else "edge"
+            img = np.pad(img, pad, mode=mode)
+        x = self.preprocess(img, e["name"], source)
+        if tile is None:
+            tile = TILE if self.info.get("task") == "super-resolution" else 0
+        if tile and max(x.shape[:2]) > tile:
+            outputs = self.run_tiled(x, tile, overlap, seed=seed, label=label)
+        else:
+            outputs = self.run(**self.sample(1, seed, label, fixed={e["name"]: x[None]}))
+        outputs = {k: _crop(v, x.shape[:2], (height, width)) for k, v in outputs.items()}
+        return {k: v[0] for k, v in self.postprocess(outputs).items()}
+
+    def _maps_only(self):
+        """Every output is an image or a per-pixel map (batch, height, width, ...)."""
+        return all(len(e["shape"]) >= 3 for e in self.outputs.values())
+
+    def run_tiled(self, x, tile, overlap=OVERLAP, seed=0, label=None):
+        """Run a fully convolutional model on one preprocessed HxWxC input `x` in tiles.
+
+        Each `tile` x `tile` block is run with `overlap` input pixels of context on every
+        side (less at the image border), and only the block's own part of the output is
+        kept: no blending, no seams. Where `overlap` covers the network's receptive radius
+        the result equals the untiled output up to float rounding. Sizes are rounded up to
+        the model's size multiple; returns {output: array with batch 1}.
+        """
+        size = self.info.get("dynamic", {}).get("spatial_size")
+        if not size or not self._maps_only():
+            raise KzooError(f"{self.name} does not take images of any size: it cannot be tiled")
+        m = size["multiple"]
+        tile, overlap = -(-int(tile) // m) * m, -(-int(overlap) // m) * m
+        name = self.image_inputs[0]["name"]
+        height, width = x.shape[:2]
+        out = {}
+        for y0 in range(0, height, tile):
+            for x0 in range(0, width, tile):
+                y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
+                ya, xa = max(y0 - overlap, 0), max(x0 - overlap, 0)
+                yb, xb = min(y1 + overlap, height), min(x1 + overlap, width)
+                feeds = self.sample(1, seed, label, fixed={name: x[None, ya:yb, xa:xb]})
+                for k, v in self.run(**feeds).items():
+                    sy, sx = v.shape[1] / (yb - ya), v.shape[2] / (xb - xa)
+                    if sy != int(sy) or sx != int(sx):
+                        raise KzooError(f"{self.name}: output {k} is not a whole multiple of the "
+                                        "input size; it cannot be tiled")
+                    sy, sx = int(sy), int(sx)
+                    if k not in out:
+                        out[k] = np.zeros((1, height * sy, width * sx, *v.shape[3:]), v.dtype)
+                    out[k][:, y0 * sy:y1 * sy, x0 * sx:x1 * sx] = v[
+                        :, (y0 - ya) * sy:(y1 - ya) * sy, (x0 - xa) * sx:(x1 - xa) * sx]
+        return out
+
+
+def _crop(value, padded, original):
+    """The part of an output map that belongs to the unpadded input (same scale)."""
+    (ph, pw), (h, w) = padded, original
+    if (ph, pw) == (h, w):
+        return value
+    sy, sx = value.shape[1] / ph, value.shape[2] / pw
+    return value[:, :round(h * sy), :round(w * sx)]
 
 
 def endpoint_of(info, name=None):
@@ -396,10 +502,11 @@ def resolve_model(source, endpoint=None):
 
 
 def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, providers=None,
-            endpoint=None, fp16=False, sampler="ddim", steps=50, eta=0.0, log=None):
+            endpoint=None, fp16=False, sampler="ddim", steps=50, eta=0.0, tile=None, log=None):
     """What `kzoo predict` does: run `source` on `inputs` (or generate `num`); returns paths.
 
     Diffusion eps-models are sampled with `sampler` ("ddim" or "ddpm") in `steps` steps.
+    Image models take `tile` (see `OnnxModel.predict_image`).
     """
     log = log or (lambda msg: None)
     model = OnnxModel(resolve_model(source, endpoint), providers=providers, fp16=fp16)
@@ -418,7 +525,8 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
         if not inputs:
             raise KzooError(f"{model.name} transforms images: give one or more INPUT image files")
         for i, src in enumerate(inputs):
-            result = model.predict_image(load_image(src), seed=seed + i, label=label, source=str(src))
+            result = model.predict_image(load_image(src), seed=seed + i, label=label, source=str(src),
+                                         tile=tile)
             for name, value in result.items():
                 stem = Path(src).stem if len(result) == 1 else f"{Path(src).stem}_{name}"
                 written.append(save_output(out / stem, value, model.outputs[name]))

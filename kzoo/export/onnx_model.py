@@ -14,9 +14,20 @@ the last convolution and the graph returns (1, N, H, W, 1) for (N, H, W, 1).
 Without it the shapes are computed at run time, the same for every seed; every
 converted model's output ranks are checked against its spec.
 
+`clean` then rewrites what tf2onnx leaves for CPU inference: a Keras PReLU
+(relu(x) - alpha * relu(-x), five ops) becomes one `PRelu`, kzoo's pixel shuffle
+(reshape - transpose - reshape on NHWC) becomes one `DepthToSpace` (mode DCR, the
+channel order of `tf.nn.depth_to_space`), and tf2onnx's graph optimizers run
+again, so that the NHWC<->NCHW transposes around those ops cancel: a
+fully convolutional network keeps one transpose after its input and one before
+its output. The exporter's parity check runs on the cleaned graph.
+
 `to_fp16` converts weights and compute to float16 with onnxruntime's converter,
 keeping float32 inputs/outputs and keeping in float32 the ops that lose accuracy
 in half precision (resizing, softmax, normalization statistics, exp/log).
+`to_int8` quantizes statically to QDQ form (int8 weights per output channel,
+uint8 activations with ranges calibrated on given inputs) with onnxruntime's
+quantizer; its quality is measured by the caller on inputs it did not calibrate on.
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ def convert(part, spec, path, *, opset=DEFAULT_OPSET):
         import tf2onnx
 
         model, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=opset)
+    model = clean(model)
     _name_dims(model, spec)
     _check_converted(model, spec)
     save(model, path)
@@ -103,6 +115,129 @@ def _without_optimizers(names):
         registry.update(saved)
 
 
+def clean(model):
+    """`model` (an ONNX ModelProto from tf2onnx) with PReLU as `PRelu`, pixel shuffle as
+    `DepthToSpace`, and the transposes this frees folded (see module docstring)."""
+    from tf2onnx import optimizer
+    from tf2onnx.graph import GraphUtil
+
+    graph = model.graph
+    changed = _fuse_prelu(graph) + _depth_to_space(graph)
+    if not changed:
+        return model
+    _prune(graph)
+    safe = {k: v for k, v in optimizer._optimizers.items() if k not in UNSAFE_OPTIMIZERS}
+    with _quiet():
+        return GraphUtil.optimize_model_proto(model, catch_errors=False, optimizers=safe)
+
+
+def _constant(graph, name):
+    """The value of initializer/Constant `name` as a NumPy array, or None."""
+    from onnx import numpy_helper
+
+    for init in graph.initializer:
+        if init.name == name:
+            return numpy_helper.to_array(init)
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output[0] == name:
+            return numpy_helper.to_array(node.attribute[0].t)
+    return None
+
+
+def _producers(graph):
+    return {out: node for node in graph.node for out in node.output}
+
+
+def _fuse_prelu(graph):
+    """Add(Relu(x), Mul(Relu(Neg(x)), -alpha)) -> PRelu(x, alpha); returns how many."""
+    from onnx import helper, numpy_helper
+
+    made = 0
+    for i, node in enumerate(list(graph.node)):
+        producer = _producers(graph)
+        if node.op_type != "Add" or len(node.input) != 2:
+            continue
+        a, b = (producer.get(n) for n in node.input)
+        if a is None or b is None:
+            continue
+        if a.op_type == "Mul":
+            a, b = b, a
+        if a.op_type != "Relu" or b.op_type != "Mul":
+            continue
+        x = a.input[0]
+        for u_name, c_name in ((b.input[0], b.input[1]), (b.input[1], b.input[0])):
+            u, c = producer.get(u_name), _constant(graph, c_name)
+            neg = producer.get(u.input[0]) if u is not None and u.op_type == "Relu" else None
+            if c is not None and neg is not None and neg.op_type == "Neg" and neg.input[0] == x:
+                break
+        else:
+            continue
+        slope = numpy_helper.from_array((-c).astype(c.dtype), f"{node.name}/prelu_slope")
+        graph.initializer.append(slope)
+        fused = helper.make_node("PRelu", [x, slope.name], list(node.output), name=f"{node.name}/prelu")
+        graph.node.remove(node)
+        graph.node.insert(i, fused)
+        made += 1
+    return made
+
+
+def _depth_to_space(graph):
+    """Reshape(x, [n, h, w, r, r, c]) - Transpose(0, 1, 3, 2, 4, 5) - Reshape(n, h*r, w*r, c) on
+    NHWC `x` (`kzoo.layers.PixelShuffle`) -> Transpose - DepthToSpace(r, DCR) - Transpose;
+    returns how many."""
+    from onnx import helper
+
+    made = 0
+    for i, node in enumerate(list(graph.node)):
+        producer = _producers(graph)
+        if node.op_type != "Reshape":
+            continue
+        trans = producer.get(node.input[0])
+        if trans is None or trans.op_type != "Transpose" or [
+                a.ints for a in trans.attribute if a.name == "perm"] != [[0, 1, 3, 2, 4, 5]]:
+            continue
+        first = producer.get(trans.input[0])
+        if first is None or first.op_type != "Reshape":
+            continue
+        shape = producer.get(first.input[1])
+        while shape is not None and shape.op_type == "Cast":
+            shape = producer.get(shape.input[0])
+        if shape is None or shape.op_type != "Concat" or len(shape.input) < 3:
+            continue
+        tail = [_constant(graph, n) for n in shape.input[-3:]]
+        if any(t is None or t.size != 1 for t in tail) or tail[0].item() != tail[1].item():
+            continue
+        r, x, name = int(tail[0].item()), first.input[0], node.name or node.output[0]
+        new = [helper.make_node("Transpose", [x], [f"{name}/nchw"], perm=[0, 3, 1, 2], name=f"{name}/nchw"),
+               helper.make_node("DepthToSpace", [f"{name}/nchw"], [f"{name}/d2s"], blocksize=r,
+                                mode="DCR", name=f"{name}/d2s"),
+               helper.make_node("Transpose", [f"{name}/d2s"], list(node.output), perm=[0, 2, 3, 1],
+                                name=f"{name}/nhwc")]
+        graph.node.remove(node)
+        for k, n in enumerate(new):
+            graph.node.insert(i + k, n)
+        made += 1
+    return made
+
+
+def _prune(graph):
+    """Drop the nodes and initializers no graph output depends on."""
+    producer = _producers(graph)
+    needed, stack = set(), [o.name for o in graph.output]
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or tuple(node.output) in needed:
+            continue
+        needed.add(tuple(node.output))
+        stack += [n for n in node.input if n]
+    keep = [n for n in graph.node if tuple(n.output) in needed]
+    del graph.node[:]
+    graph.node.extend(keep)
+    used = {n for node in graph.node for n in node.input}
+    for init in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(init)
+
+
 def _name_dims(model, spec):
     """Symbolic names for the dynamic dims: `batch` everywhere, `height`/`width` on images."""
     entries = {e["name"]: e for e in spec["inputs"] + spec["outputs"]}
@@ -130,6 +265,45 @@ def to_fp16(src, dst):
                                         op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(FP32_OPS))
     save(half, dst)
     return list(FP32_OPS)
+
+
+def to_int8(src, dst, calibration):
+    """Quantize the fp32 ONNX model at `src` to int8 QDQ at `dst` (float32 I/O).
+
+    Args:
+        src: path of the fp32 model.
+        dst: path to write.
+        calibration: list of feed dicts ({input name: array}) whose activation ranges
+            (min/max) set the activation scales -- the model's own data, not the inputs
+            its quality is judged on.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration:
+        raise KzooError("int8 quantization needs calibration inputs")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.feeds = iter(calibration)
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        out = Path(tmp) / "int8.onnx"
+        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+        import onnx
+
+        save(onnx.load(str(out)), dst)
 
 
 @contextlib.contextmanager

@@ -2,13 +2,17 @@
 
 import json
 
+import numpy as np
+
 from benchmarks.__main__ import main
 
 
 def test_harness_writes_results_and_report(tmp_path, monkeypatch):
     from benchmarks import machine
 
-    monkeypatch.setattr(machine, "matmul_peak", lambda: {"n": 8, "dtype": "float32", "seconds": 1.0, "gflops": 1.0})
+    monkeypatch.setattr(machine, "matmul_peak", lambda: {
+        "n": 8, "dtype": "float32", "repeats": 1, "tensorflow_gflops": 1.0, "numpy_gflops": 0.5,
+        "gflops": 1.0, "source": "tensorflow"})
     out, report = tmp_path / "r.json", tmp_path / "R.md"
     assert main(["--suites", "peak,train,infer", "--recipes", "dcgan", "--steps", "1", "--variants", "fp32,mixed",
                  "--out", str(out), "--report", str(report)]) == 0
@@ -19,8 +23,12 @@ def test_harness_writes_results_and_report(tmp_path, monkeypatch):
     assert {r["precision"] for r in rows} == {"float32", "mixed_bfloat16"}
     infer = results["infer"]
     assert [r["batch"] for r in infer] == [1, 16] and all("error" not in r for r in infer), infer
-    assert all(r["onnx_ms"] > 0 and r["onnx_fp16_ms"] > 0 for r in infer)
+    assert all(r["onnx_ms"] > 0 and r["onnx_fp16_ms"] > 0 and r["onnx_int8_ms"] > 0 for r in infer)
+    assert all(r["keras_call_ms"] > 0 and r["savedmodel_ms"] > 0 and r["gflop"] > 0 for r in infer)
+    assert all(r["onnx_share_of_peak"] == r["onnx_gflops_per_s"] for r in infer)  # peak 1 GFLOP/s
+    assert all(r["int8_const_psnr_db"] < r["int8_psnr_db"] < r["fp16_psnr_db"] for r in infer), infer
     text = report.read_text()
+    assert "fp16 and int8 quality" in text and "NumPy (0.5 GFLOP/s)" in text
     assert "Inference latency" in text and "Training throughput" in text and "dcgan" in text and results["machine"]["cpu"] in text
 
 
@@ -34,3 +42,29 @@ def test_ddpm_sampling_benchmark_rows():
                           "machine": {"cpu": "c", "cores": 2, "gpus": [], "tensorflow": "t",
                                       "keras": "k", "numpy": "n"}})
     assert "DDPM sampling" in text and "| ddim | 3 |" in text
+
+
+def test_matmul_peak_reports_tensorflow_and_numpy():
+    from benchmarks import machine
+
+    p = machine.matmul_peak(n=64, repeats=2)
+    assert p["tensorflow_gflops"] > 0 and p["numpy_gflops"] > 0
+    assert p["gflops"] == max(p["tensorflow_gflops"], p["numpy_gflops"]) == p[f"{p['source']}_gflops"]
+
+
+def test_alternate_interleaves_and_takes_medians():
+    from benchmarks.infer import alternate
+
+    calls = []
+    ms = alternate({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"] and set(ms) == {"a", "b"}
+
+
+def test_quality_scores():
+    from benchmarks.infer import quality
+
+    ref = np.linspace(-1, 1, 100).reshape(1, 10, 10, 1)
+    q = quality(ref, ref + 0.01, {"range": [-1.0, 1.0]})
+    assert abs(q["psnr_db"] - 20 * np.log10(2 / 0.01)) < 1e-6
+    assert abs(q["const_psnr_db"] - 10 * np.log10(4 / ref.var())) < 1e-6
+    assert quality(np.array([1, 2, 3, 4]), np.array([1, 2, 0, 4]), {})["agree"] == 0.75
