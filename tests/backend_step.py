@@ -8,9 +8,9 @@ draws are a function of the seed state a `SeedGenerator` hands out (which both
 backends advance alike) and of the element index. What differs between the
 backends is then only float32 rounding.
 
-`python -m tests.backend_step IN.npz OUT.npz` (run with `KERAS_BACKEND=jax`)
-loads each family's initial weights from IN.npz, runs one step and writes the
-new weights to OUT.npz.
+`python -m tests.backend_step IN.npz OUT.npz [FAMILY,...]` (run with
+`KERAS_BACKEND=jax`) loads each family's initial weights from IN.npz, runs one step
+and writes the new weights to OUT.npz.
 """
 
 from __future__ import annotations
@@ -108,11 +108,12 @@ def step(model, weights=None):
 
 
 def main(argv):
-    src, dst = argv
+    src, dst = argv[:2]
+    families = argv[2].split(",") if len(argv) > 2 else FAMILIES
     patch_random()
     initial = np.load(src)
     out = {}
-    for name in FAMILIES:
+    for name in families:
         model = build(name)
         n = len(model.get_weights())
         new = step(model, [initial[f"{name}/{i}"] for i in range(n)])
