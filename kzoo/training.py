@@ -458,6 +458,7 @@ def _stateless(step, with_optimizer):
         if len(args) == 1:
             return step(self, *args)
         state, data = args
+        data = keras.tree.map_structure(lambda x: x if x is None else ops.convert_to_tensor(x), data)
         groups = [self.trainable_variables, self.non_trainable_variables]
         if with_optimizer:
             groups.append(self.optimizer.variables)

@@ -315,9 +315,13 @@ class DDPM(TrainingModel):
 
     def update_ema(self):
         """ema <- decay * ema + (1 - decay) * weights, once per step (cross-replica)."""
+        decay = self.ema_decay
+        if keras.backend.backend() != "tensorflow":  # JAX: one device program, plain assigns
+            for ema, w in zip(self.ema_network.weights, self.network.weights):
+                ema.assign(decay * ema.value + (1.0 - decay) * w.value)
+            return
         import tensorflow as tf
 
-        decay = self.ema_decay
         pairs = [(e.value, w.value) for e, w in zip(self.ema_network.weights, self.network.weights)]
 
         def update(strategy):

@@ -30,9 +30,28 @@ def setup_devices():
             return
 
 
+class SingleDevice:
+    """What a non-TensorFlow backend trains under: one device, one replica (`--strategy default`)."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
 def make_strategy(name):
     """The tf.distribute strategy `name`: default, mirrored (GPUs, else the logical CPUs)
-    or multiworker (from TF_CONFIG)."""
+    or multiworker (from TF_CONFIG). Other Keras backends train on one device."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        if name != "default":
+            raise KzooError(f"--strategy {name} is tf.distribute and needs KERAS_BACKEND=tensorflow; "
+                            f"with KERAS_BACKEND={backend} use --strategy default")
+        return SingleDevice()
     import tensorflow as tf
 
     if name == "default":

@@ -120,7 +120,8 @@ def _train(recipe, cfg, out, resume, argv):
             "recipe": recipe.name, "model_name": recipe.model, "config": dataclasses.asdict(cfg),
             "changed_from_paper": changed_from(cfg, paper_config(recipe)), "replicas": replicas,
             "kzoo_version": _version(), "keras_version": keras.__version__,
-            "tensorflow_version": _tf_version(), "argv": argv})
+            "tensorflow_version": _tf_version(), "argv": argv,
+            "keras_backend": keras.backend.backend()})
     initial_epoch = completed_epochs(run_dir)
     truncate_metrics(run_dir / "metrics.jsonl", initial_epoch)
 
@@ -145,7 +146,8 @@ def _train(recipe, cfg, out, resume, argv):
         final["untrained"] = state["baseline"]
     append_jsonl(run_dir / "metrics.jsonl", final)
     save_trained(run_dir / "model", model, recipe.inference_model(model),
-                 {"recipe": recipe.name, "data": data.name, "image_size": cfg.image_size,
+                 {"recipe": recipe.name, "keras_backend": keras.backend.backend(),
+                  "data": data.name, "image_size": cfg.image_size,
                   "channels": data.channels, "num_classes": data.num_classes,
                   "metrics": scores, "config": dataclasses.asdict(cfg)})
     if not chief:

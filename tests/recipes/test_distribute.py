@@ -43,3 +43,38 @@ def test_multiworker_needs_tf_config(monkeypatch):
 
 def test_mixed_precision_policy_fits_the_device():
     assert mixed_precision_policy() == ("mixed_float16" if has_gpu() else "mixed_bfloat16")
+
+
+def _jax_recipe(tmp_path, *argv):
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    return subprocess.run([sys.executable, "-m", "kzoo.recipes.dcgan", *argv],
+                          env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=900)
+
+
+def test_tf_distribute_on_jax_is_one_error_line(tmp_path):
+    proc = _jax_recipe(tmp_path, "--strategy", "mirrored", "--out", str(tmp_path / "run"))
+    err = [l for l in proc.stderr.strip().splitlines() if l.startswith("error: ")]
+    assert proc.returncode == 2 and len(err) == 1, proc.stderr[-2000:]
+    assert "KERAS_BACKEND=tensorflow" in err[0] and "--strategy default" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_jax_trained_run_records_its_backend_and_exports(tmp_path):
+    """Weights are backend-independent: a run trained on JAX exports (SavedModel + ONNX) here."""
+    from kzoo.cli import main
+    from kzoo.recipes.registry import get_recipe
+
+    run = tmp_path / "run"
+    proc = _jax_recipe(tmp_path, "--preset", "quick", *get_recipe("dcgan").tiny, "--epochs", "1",
+                       "--steps-per-epoch", "2", "--out", str(run))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((run / "config.json").read_text())["keras_backend"] == "jax"
+    assert json.loads((run / "model" / "metadata.json").read_text())["keras_backend"] == "jax"
+    assert main(["export", str(run), "--out", str(tmp_path / "export"), "--name", "jax-dcgan"]) == 0
+    meta = json.loads((tmp_path / "export" / "jax-dcgan" / "1" / "kzoo.json").read_text())
+    assert set(meta["parity"]) >= {"onnx", "savedmodel"}  # measured against the Keras model
