@@ -56,7 +56,7 @@ def test_docstring_sections():
 def test_model_options_follow_the_constructor_and_its_docstring():
     opts = model_options(DCGAN)
     assert list(opts) == ["image_size", "channels", "latent_dim", "width", "discriminator_norm",
-                          "num_classes", "seed"]
+                          "upsample", "num_classes", "seed"]
     assert (opts["width"].type, opts["width"].default, opts["width"].optional) == (int, 64, False)
     assert (opts["num_classes"].type, opts["num_classes"].optional) == (int, True)
     assert opts["latent_dim"].help == "Size of z ~ N(0, I)."
@@ -71,7 +71,8 @@ def test_precedence_defaults_preset_flags():
     assert cfg.preset == "quick" and cfg.image_size == 32 and cfg.model["width"] == 32 and notes
     cfg, _, _, notes = resolve_config(dcgan.RECIPE, ["--preset", "paper"], has_gpu=False)
     assert (cfg.image_size, cfg.batch_size, cfg.learning_rate, cfg.beta_1) == (64, 128, 2e-4, 0.5)
-    assert cfg.model == {"latent_dim": 100, "width": 64, "discriminator_norm": "batch"}
+    assert cfg.model == {"latent_dim": 100, "width": 64, "discriminator_norm": "batch",
+                         "upsample": "transpose"}
     cfg, _, _, _ = resolve_config(dcgan.RECIPE, ["--preset", "quick", "--width", "16"], has_gpu=True)
     assert cfg.model["width"] == 16 and cfg.model["latent_dim"] == 64 and cfg.image_size == 32
     cfg, _, _, notes = resolve_config(wgan_gp.RECIPE, [], has_gpu=True)

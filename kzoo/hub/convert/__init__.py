@@ -61,8 +61,21 @@ def split_ref(ref: str):
 
 
 def is_diffusers_folder(path: Path) -> bool:
-    return path.is_dir() and not (path / "metadata.json").is_file() and (
-        (path / "config.json").is_file() or (path / "unet" / "config.json").is_file())
+    """A folder with a diffusers `config.json` (its `_class_name` key) or its weights beside it
+    (a kzoo run directory, which also holds a config.json, is neither)."""
+    if not path.is_dir() or (path / "metadata.json").is_file():
+        return False
+    unet = path / "unet" if (path / "unet" / "config.json").is_file() else path
+    config = unet / "config.json"
+    if not config.is_file():
+        return False
+    if (path / "model_index.json").is_file() or _first(unet, *DIFFUSERS_WEIGHTS) is not None:
+        return True
+    try:
+        with open(config, "rb") as f:
+            return b'"_class_name"' in f.read(1 << 16)
+    except OSError:
+        return False
 
 
 def is_upstream(ref) -> bool:
