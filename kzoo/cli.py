@@ -287,16 +287,13 @@ def main(argv=None):
 
             return hub_main(args)
         return {"export": _cmd_export, "predict": _cmd_predict, "serve": _cmd_serve}[args.command](args)
-    except KzooError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # a full or read-only disk, wherever it was met: one line
-        from kzoo.io import as_output_error, output_error
+    except Exception as e:  # bad input, or a full or read-only disk wherever it was met: one line
+        from kzoo.io import error_line
 
-        disk = as_output_error(e)
-        if disk is None:
+        line = error_line(e)
+        if line is None:
             raise
-        print(f"error: {output_error(getattr(e, 'filename', None) or 'an output file', disk)}", file=sys.stderr)
+        print(line, file=sys.stderr)
         return 2
 
 

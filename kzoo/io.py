@@ -74,6 +74,17 @@ def as_output_error(error: BaseException) -> OSError | None:
     return None
 
 
+def error_line(error: BaseException) -> str | None:
+    """The one `error: ...` line a command prints for `error` (a `KzooError`, or an
+    output-side disk error wherever it was met), or None for anything else (a bug)."""
+    if isinstance(error, KzooError):
+        return f"error: {error}"
+    disk = as_output_error(error)
+    if disk is None:
+        return None
+    return f"error: {output_error(getattr(error, 'filename', None) or 'an output file', disk)}"
+
+
 @contextlib.contextmanager
 def writing(path):
     """Turn every `OSError` raised inside the block (which only writes `path`) into

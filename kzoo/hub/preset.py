@@ -250,13 +250,23 @@ def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) ->
         "tensorflow_version": run_cfg.get("tensorflow_version", tf.__version__),
         "published_with": {"kzoo": kzoo.__version__, "keras": keras.__version__},
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    def fill(tmp):
         _save_uncompiled(model_dir / "model.keras", tmp / "model.keras", full)
         shutil.copyfile(model_dir / "inference.keras", tmp / "inference.keras")
         shutil.copyfile(samples, tmp / "samples.png")
-        write_text(tmp / "README.md", readme(meta))
+        return readme(meta)
+
+    return _write_folder(out, meta, fill)
+
+
+def _write_folder(out: Path, meta: dict, fill) -> Path:
+    """Make the preset folder `out` atomically: `fill(tmp)` writes the models and samples.png
+    into a temporary sibling and returns the README text; the file list with sizes and
+    sha256 goes into metadata.json, then the folder is renamed into place (or removed)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write_text(tmp / "README.md", fill(tmp))
         meta["files"] = {f: {"sha256": sha256_file(tmp / f), "size": (tmp / f).stat().st_size}
                          for f in FILES}
         write_json(tmp / "metadata.json", meta)
@@ -365,20 +375,12 @@ def build_from_models(out, *, full, inference, meta: dict, readme_text: str, sam
             "kzoo_version": kzoo.__version__, "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
             "published_with": {"kzoo": kzoo.__version__, "keras": keras.__version__}, **meta}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    def fill(tmp):
         full.save(tmp / "model.keras")
         inference.save(tmp / "inference.keras")
         for name in MODEL_FILES.values():
             check_keras_file(tmp / name)
         save_png(tmp / "samples.png", sample)
-        write_text(tmp / "README.md", readme_text)
-        meta["files"] = {f: {"sha256": sha256_file(tmp / f), "size": (tmp / f).stat().st_size}
-                         for f in FILES}
-        write_json(tmp / "metadata.json", meta)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+        return readme_text
+
+    return _write_folder(out, meta, fill)

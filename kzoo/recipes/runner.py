@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from kzoo.errors import KzooError
-from kzoo.io import as_output_error, output_error, remove_stale_temps
+from kzoo.io import error_line, remove_stale_temps
 from kzoo.recipes.config import (  # noqa: F401  (the names recipe modules and tools import)
     TrainConfig,
     changed_from,
@@ -216,14 +216,11 @@ def main(recipe: Recipe, argv=None):
     try:
         quiet_tensorflow("--verbose" in args)
         run(recipe, argv)
-    except KzooError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # a full or read-only disk, wherever it was met: one line
-        disk = as_output_error(e)
-        if disk is None:
+    except Exception as e:  # bad input, or a full or read-only disk wherever it was met: one line
+        line = error_line(e)
+        if line is None:
             raise
-        print(f"error: {output_error(getattr(e, 'filename', None) or 'an output file', disk)}", file=sys.stderr)
+        print(line, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: resume with --resume --out RUN_DIR", file=sys.stderr)
