@@ -14,8 +14,9 @@ from tests.helpers import compile_adam
 class Quadratic(AdversarialModel):
     """A deterministic two-player model whose gradients are known in closed form."""
 
-    def __init__(self, **kwargs):
-        g = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")])
+    def __init__(self, g_units=1, **kwargs):
+        g = keras.Sequential([keras.Input((2,)),
+                              keras.layers.Dense(g_units, use_bias=False, kernel_initializer="ones")])
         d = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")])
         super().__init__(generator=g, discriminator=d, **kwargs)
 
@@ -147,20 +148,11 @@ def test_each_update_changes_only_its_own_player(frozen):
     assert (g_same, d_same) == ((True, False) if frozen == "g_optimizer" else (False, True))
 
 
-class LinearPair(AdversarialModel):
+class LinearPair(Quadratic):
     """G(x) = x W_g (2 -> 2), D(x) = x w_d (2 -> 1); D's loss ignores the fakes, G's is mean D(G(x))."""
 
     def __init__(self, **kwargs):
-        g = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, use_bias=False, kernel_initializer="ones")])
-        d = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")])
-        super().__init__(generator=g, discriminator=d, **kwargs)
-
-    def generate(self, data, training):
-        return self.generator(data, training=training)
-
-    def discriminator_loss(self, data, fakes, training):
-        loss = keras.ops.mean(keras.ops.square(self.discriminator(data, training=training)))
-        return loss, {"d_loss": loss}
+        super().__init__(g_units=2, **kwargs)
 
     def generator_loss(self, data, fakes, training):
         loss = keras.ops.mean(self.discriminator(fakes, training=training))
