@@ -18,7 +18,7 @@ import numpy as np
 
 from kzoo import diffusion
 from kzoo.errors import KzooError
-from kzoo.recipes.config import TrainConfig, create
+from kzoo.recipes.config import SCHEDULE, TrainConfig, create, option
 from kzoo.recipes.registry import Recipe, register_recipe
 from kzoo.recipes.runner import main
 
@@ -51,12 +51,12 @@ class DDPMConfig(TrainConfig):
     warmup_steps: int = 5000
     grad_clip: float | None = 1.0
     random_flip: bool = True
-    sample_sampler: str = "ddim"
-    sample_steps: int = 50
+    sample_sampler: str = option("ddim", SCHEDULE)
+    sample_steps: int = option(50, SCHEDULE)
     eval_samples: int = 256
-    eval_ddpm_steps: int | None = None
-    eval_ddim_steps: int = 50
-    eval_ddim_eta: float = 0.0
+    eval_ddpm_steps: int | None = option(None, SCHEDULE)
+    eval_ddim_steps: int = option(50, SCHEDULE)
+    eval_ddim_eta: float = option(0.0, SCHEDULE)
 
 
 def validate(cfg):

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from kzoo.errors import KzooError
-from kzoo.recipes.config import TrainConfig, create
+from kzoo.recipes.config import SCHEDULE, TrainConfig, create, option
 from kzoo.recipes.registry import Recipe, register_recipe
 from kzoo.recipes.runner import main
 
@@ -68,7 +68,7 @@ class SRGANConfig(TrainConfig):
     beta_1: float = 0.9
     lr_decay_steps: int | None = None
     eval_samples: int | None = None
-    eval_size: int | None = None
+    eval_size: int | None = option(None, SCHEDULE)
 
 
 def _scale(cfg):

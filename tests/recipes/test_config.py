@@ -239,6 +239,19 @@ def test_resume_class_comes_from_the_field_metadata():
     assert resume_class(Img2ImgConfig, "batch_size") == FIXED and resume_class(Img2ImgConfig, "learning_rate") == FIXED
 
 
+def test_what_a_run_evaluates_or_samples_may_change_on_resume():
+    """Evaluation and sample-grid options (eval_*, sample_*) of every recipe are schedule options."""
+    from kzoo.recipes.registry import get_recipe, list_recipes
+
+    checked = 0
+    for recipe in map(get_recipe, list_recipes()):
+        for field in dataclasses.fields(recipe.config_cls):
+            if field.name.startswith(("eval_", "sample_")):
+                assert resume_class(recipe.config_cls, field.name) == SCHEDULE, (recipe.name, field.name)
+                checked += 1
+    assert checked >= 8  # DDPM's samplers, SRGAN's eval size, every recipe's eval_samples
+
+
 def _recorded_run(tmp_path, argv):
     cfg, _, _, _ = resolve_config(dcgan.RECIPE, ["--preset", "quick", *argv])
     run = tmp_path / "run"
