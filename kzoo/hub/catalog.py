@@ -16,6 +16,9 @@ source's sha256 is recorded on its first download, trust on first use):
      "upstream": {"format": "junyanz", "arch": "unet_256",
                   "source": "http://efrosgans.eecs.berkeley.edu/.../facades_label2photo.pth"}}
 
+A CycleGAN entry may name the other direction's generator file too (`"reverse":
+"http://.../zebra2horse.pth"` for horse2zebra), converted into `generator_ba`.
+
 `KZOO_CATALOG=/path/to/catalog.json` adds entries (the same name and version
 there replaces the shipped one), e.g. for a private mirror.
 """
@@ -73,6 +76,12 @@ def _check_upstream(e, path):
         raise KzooError(f"{where}: upstream.source must be an http(s):// or hf:// reference")
     if up["format"] == "junyanz" and not isinstance(up.get("arch"), str):
         raise KzooError(f"{where}: a junyanz source needs upstream.arch")
+    reverse = up.get("reverse")
+    if reverse is not None and (up["format"] != "junyanz" or not str(up.get("arch")).startswith("resnet")
+                                or not isinstance(reverse, str)
+                                or not reverse.startswith(("https://", "http://"))):
+        raise KzooError(f"{where}: upstream.reverse (the other direction of a CycleGAN) must be the "
+                        "http(s):// URL of a junyanz resnet generator")
 
 
 def entries() -> list[dict]:

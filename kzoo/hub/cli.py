@@ -31,6 +31,8 @@ def add_parser(sub):
                       "resnet_6blocks (+ _batch / _instance); default: the one the file matches")
     conv.add_argument("--out", required=True, help="the new preset folder")
     conv.add_argument("--name", help="preset name (default: from the source)")
+    conv.add_argument("--reverse", help="CycleGAN: the other direction's generator (e.g. "
+                      "zebra2horse.pth for horse2zebra.pth), loaded into generator_ba")
     return hub  # sub-parsers of kzoo.errors.ArgumentParser: errors are one KzooError line
 
 
@@ -59,7 +61,8 @@ def main(args):
     if args.hub_command == "convert":
         from kzoo.hub import convert
 
-        folder = convert.convert(args.source, out=args.out, arch=args.arch, name=args.name)
+        folder = convert.convert(args.source, out=args.out, arch=args.arch, name=args.name,
+                                 reverse=args.reverse)
         meta = json.loads((folder / "metadata.json").read_text())
         print(f"converted {meta['upstream']['source']} ({meta['upstream']['arch']}, sha256 "
               f"{meta['upstream']['sha256']}) into {folder}\n"

@@ -165,8 +165,13 @@ def read_diffusers(folder: Path):
             schema.read_json(scheduler) if scheduler else None, weights)
 
 
-def junyanz_models(state, arch=None):
-    """`(full model, inference network, info)` of a junyanz generator state dict."""
+def junyanz_models(state, arch=None, reverse=None):
+    """`(full model, inference network, info, image size)` of a junyanz generator state dict.
+
+    `reverse`: for a CycleGAN (ResNet) generator, the state dict of the other direction's
+    generator (the authors publish one file a direction, e.g. horse2zebra.pth and
+    zebra2horse.pth), loaded into `generator_ba`.
+    """
     from kzoo.hub.convert import junyanz
 
     if arch is None:
@@ -185,6 +190,9 @@ def junyanz_models(state, arch=None):
                        output_channels=kw["output_channels"], width=kw["width"], levels=depth,
                        n_layers=min(3, int(np.log2(size / 3))), norm=norm, exact="junyanz")
         note = ("the discriminator is untrained (the upstream file holds the generator only)")
+        if reverse is not None:
+            raise KzooError(f"--reverse is for CycleGAN generators (resnet_*): {arch} is a pix2pix "
+                            "U-Net, which translates one way only")
     else:
         from kzoo.models.cyclegan import CycleGAN
 
@@ -192,7 +200,21 @@ def junyanz_models(state, arch=None):
         full = CycleGAN(image_size=size, channels=kw["input_channels"], width=kw["width"],
                         num_blocks=depth, norm=norm, exact="junyanz")
         note = ("generator_ab holds the upstream generator; generator_ba and both "
-                "discriminators are untrained (the upstream file holds one direction only)")
+                "discriminators are untrained (the upstream file holds one direction only; "
+                "--reverse adds the other direction's file)")
+        if reverse is not None:
+            try:
+                back = junyanz.convert_junyanz(reverse, arch)
+            except KzooError as e:
+                raise KzooError(f"the reverse generator: {e}") from None
+            back_kw = junyanz.generator_kwargs(arch, reverse)
+            if back_kw != kw:
+                raise KzooError(f"the reverse generator ({back_kw}) is not the forward one's shape "
+                                f"({kw})")
+            full.generator_ba.set_weights(back.get_weights())
+            note = ("generator_ab and generator_ba hold the upstream generators of the two "
+                    "directions; both discriminators are untrained (the upstream files hold "
+                    "generators only)")
     full.generator.set_weights(generator.get_weights())
     info = {"format": "junyanz", "arch": arch, "code": junyanz.UPSTREAM,
             "paper": junyanz.PAPERS[kind], "license": junyanz.LICENSE, "note": note}
@@ -266,9 +288,10 @@ def _readme(meta, info) -> str:
 
 
 def write(full, inference, info, size, out, *, name, source, source_sha256, tofu=False,
-          load_as=None) -> Path:
+          load_as=None, reverse=None) -> Path:
     """Write the converted preset folder `out` (atomically); `load_as`: the reference
-    the README tells users to load (default: the source with its architecture)."""
+    the README tells users to load (default: the source with its architecture);
+    `reverse`: {"source", "sha256"} of the other direction's generator file, if any."""
     from kzoo.hub.preset import build_from_models
 
     if load_as is None:
@@ -279,7 +302,10 @@ def write(full, inference, info, size, out, *, name, source, source_sha256, tofu
                          "sha256": source_sha256, "trust_on_first_use": tofu, "load": load_as,
                          "code": info["code"], "paper": info["paper"], "note": info["note"]},
             "config": {"arch": info["arch"]},
-            "command": f"kzoo hub convert {source} --arch {info['arch']}"}
+            "command": f"kzoo hub convert {source} --arch {info['arch']}"
+                       + (f" --reverse {reverse['source']}" if reverse else "")}
+    if reverse:
+        meta["upstream"]["reverse"] = dict(reverse)
     from kzoo.export.spec import card_of
     import kzoo
 
@@ -299,25 +325,39 @@ def _digest_of(paths) -> str:
 
 
 def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
-                  source_sha256=None, tofu=False, load_as=None) -> Path:
-    """Convert the local weights file or diffusers folder `path` into the preset `out`."""
+                  source_sha256=None, tofu=False, load_as=None, reverse=None,
+                  reverse_source=None, reverse_sha256=None) -> Path:
+    """Convert the local weights file or diffusers folder `path` into the preset `out`
+    (`reverse`: a local file of a CycleGAN's other direction, see `junyanz_models`)."""
     from kzoo.hub.convert.torchfile import load_state_dict
 
     path = Path(path)
+    if reverse is not None and is_diffusers_folder(path):
+        raise KzooError(f"{path} is a diffusers folder: --reverse is for CycleGAN generator files")
     if is_diffusers_folder(path):
         if arch not in (None, "diffusers", "UNet2DModel"):
             raise KzooError(f"{path} is a diffusers folder: --arch {arch} is for .pth files")
         full, inference, info, size = diffusers_models(path)
         weights = read_diffusers_paths(path)
     elif path.is_file():
-        full, inference, info, size = junyanz_models(load_state_dict(path), arch)
+        back = None
+        if reverse is not None:
+            reverse = Path(reverse)
+            if not reverse.is_file():
+                raise KzooError(f"{reverse}: no such weights file (--reverse)")
+            back = load_state_dict(reverse)
+        full, inference, info, size = junyanz_models(load_state_dict(path), arch, reverse=back)
         weights = [path]
     else:
         raise KzooError(f"{path}: no such weights file or diffusers folder")
     digest = source_sha256 or _digest_of(weights)
     name = name or _default_name(source or str(path), info["arch"])
+    back = None
+    if reverse is not None:
+        back = {"source": reverse_source or str(reverse),
+                "sha256": reverse_sha256 or _digest_of([reverse])}
     return write(full, inference, info, size, out, name=name, source=source or str(path),
-                 source_sha256=digest, tofu=tofu, load_as=load_as)
+                 source_sha256=digest, tofu=tofu, load_as=load_as, reverse=back)
 
 
 def read_diffusers_paths(folder: Path):
@@ -336,7 +376,7 @@ def _default_name(source: str, arch: str) -> str:
     return f"{stem}-{arch.lower()}"[:64].strip("-._") if arch else stem[:64].strip("-._")
 
 
-def convert(source, *, out, arch=None, name=None, progress=True) -> Path:
+def convert(source, *, out, arch=None, name=None, reverse=None, progress=True) -> Path:
     """What `kzoo hub convert SOURCE --arch NAME --out DIR` does; returns `out`.
 
     Args:
@@ -345,24 +385,40 @@ def convert(source, *, out, arch=None, name=None, progress=True) -> Path:
         out: the new preset folder.
         arch: the junyanz architecture (None: the one the state dict matches).
         name: the preset name (default: from the source and architecture).
+        reverse: a CycleGAN's other direction (a file, URL or catalog name, e.g.
+            zebra2horse.pth for horse2zebra.pth) for `generator_ba`; a catalog entry
+            names its own (`upstream.reverse`).
 
     Example:
-    >>> convert("horse2zebra.pth", arch="resnet_9blocks", out="presets/horse2zebra")
+    >>> convert("horse2zebra.pth", arch="resnet_9blocks", out="presets/horse2zebra",
+    ...         reverse="zebra2horse.pth")
     """
     out = Path(out)
     if out.exists():
         raise KzooError(f"{out} already exists; remove it or choose another destination")
     base, ref_arch, digest = split_ref(str(source))
     arch = arch or ref_arch
+    entry = _catalog_upstream(base)
+    reverse = reverse or (entry["upstream"].get("reverse") if entry else None)
     with tempfile.TemporaryDirectory(prefix="kzoo-convert-") as tmp:
         local, src, sha, tofu, name = _obtain(base, Path(tmp), arch, digest, name, progress)
+        fetched = [(src, sha, tofu)]
+        back = {}
+        if reverse:
+            rbase, _, rdigest = split_ref(str(reverse))
+            (Path(tmp) / "reverse").mkdir()
+            rlocal, rsrc, rsha, rtofu, _ = _obtain(rbase, Path(tmp) / "reverse", arch, rdigest,
+                                                   None, progress)
+            back = {"reverse": rlocal, "reverse_source": rsrc, "reverse_sha256": rsha}
+            fetched.append((rsrc, rsha, rtofu))
         folder = convert_local(local, out, arch=arch or _catalog_arch(base), name=name,
                                source=src, source_sha256=sha, tofu=tofu,
-                               load_as=base if _catalog_upstream(base) else None)
-    if tofu:  # recorded only for a file that converted: a failure leaves nothing behind
-        pin(src, sha)
-        print(f"{src}: sha256 {sha} recorded (trust on first use; later downloads must "
-              "match it)", file=sys.stderr)
+                               load_as=base if entry else None, **back)
+    for url, digest_, first in fetched:
+        if first:  # recorded only for files that converted: a failure leaves nothing behind
+            pin(url, digest_)
+            print(f"{url}: sha256 {digest_} recorded (trust on first use; later downloads must "
+                  "match it)", file=sys.stderr)
     return folder
 
 

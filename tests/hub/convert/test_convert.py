@@ -75,6 +75,15 @@ def test_bad_sources_are_one_line_exit_2_and_leave_no_cache(tmp_path, kzoo_home,
         ([str(FIXTURES / "resnet_instance.pth"), "--arch", "resnet_9blocks"],
          "the state dict does not match --arch resnet_9blocks: "),
         ([str(FIXTURES / "resnet_instance.pth"), "--arch", "vgg16"], "unknown junyanz architecture"),
+        ([str(FIXTURES / "resnet_instance.pth"), "--reverse", str(FIXTURES / "unet_instance.pth")],
+         "the reverse generator: the state dict does not match --arch resnet_2blocks: "),
+        ([str(FIXTURES / "resnet_instance.pth"), "--reverse", str(evil)],
+         "refusing to load evil.pth: its pickle calls posix.system"),
+        ([str(FIXTURES / "resnet_instance.pth"), "--reverse", str(tmp_path / "none.pth")],
+         "none.pth: no such weights file (--reverse)"),
+        ([str(FIXTURES / "unet_instance.pth"), "--arch", "unet_32_instance", "--reverse",
+          str(FIXTURES / "resnet_instance.pth")],
+         "--reverse is for CycleGAN generators (resnet_*)"),
     ]
     for args, message in cases:
         assert main(["hub", "convert", *args, "--out", str(tmp_path / "out")]) == 2
@@ -107,15 +116,25 @@ def test_catalog_upstream_entries_download_pin_and_convert(http_server, kzoo_hom
     monkeypatch.setenv("KZOO_CATALOG", str(tmp_path / "catalog.json"))
     (tmp_path / "catalog.json").write_text(json.dumps({"presets": [{
         "name": "cyclegan-tiny2zebra", "version": "upstream", "task": "unpaired-image-to-image-translation",
-        "upstream": {"format": "junyanz", "arch": "resnet_2blocks", "source": url}}]}))
+        "upstream": {"format": "junyanz", "arch": "resnet_2blocks", "source": url,
+                     "reverse": f"{base}/cyclegan/pytorch/zebra2tiny.pth"}}]}))
+    # the other direction's file (here the same network, so that both directions are checkable)
+    shutil.copy(FIXTURES / "resnet_instance.pth", root / "cyclegan" / "pytorch" / "zebra2tiny.pth")
     generator = kzoo.hub.load("cyclegan-tiny2zebra", progress=False)
     data = np.load(FIXTURES / "resnet_instance.npz")
     got = np.asarray(generator(data["input"], training=False))
     assert np.abs(got - data["output"]).max() <= 1e-4 * np.ptp(data["output"])
+    full = kzoo.hub.load("cyclegan-tiny2zebra", part="full", progress=False)
+    back = np.asarray(full.generator_ba(data["input"], training=False))
+    assert np.abs(back - data["output"]).max() <= 1e-4 * np.ptp(data["output"])
     digest = kzoo.hub.preset.sha256_file(FIXTURES / "resnet_instance.pth")
     assert convert.pinned(url) == digest  # trust on first use, stored in KZOO_HOME
+    assert convert.pinned(f"{base}/cyclegan/pytorch/zebra2tiny.pth") == digest
     meta = kzoo.hub.metadata("cyclegan-tiny2zebra")
     assert meta["upstream"]["sha256"] == digest and meta["upstream"]["trust_on_first_use"]
+    assert meta["upstream"]["reverse"] == {"source": f"{base}/cyclegan/pytorch/zebra2tiny.pth",
+                                           "sha256": digest}
+    assert "generator_ba hold the upstream generators" in meta["upstream"]["note"]
     assert meta["name"] == "cyclegan-tiny2zebra"
     # KZOO_OFFLINE serves the cached conversion
     monkeypatch.setenv("KZOO_OFFLINE", "1")
@@ -150,7 +169,10 @@ def test_shipped_catalog_names_the_upstream_checkpoints():
         "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/facades_label2photo.pth"
     assert upstream["cyclegan-horse2zebra"]["upstream"] == {
         "format": "junyanz", "arch": "resnet_9blocks",
-        "source": "http://efrosgans.eecs.berkeley.edu/cyclegan/pytorch/horse2zebra.pth"}
+        "source": "http://efrosgans.eecs.berkeley.edu/cyclegan/pytorch/horse2zebra.pth",
+        "reverse": "http://efrosgans.eecs.berkeley.edu/cyclegan/pytorch/zebra2horse.pth"}
+    for name, e in upstream.items():  # every CycleGAN entry carries both directions
+        assert name.startswith("cyclegan-") == ("reverse" in e["upstream"]), name
     assert upstream["ddpm-cifar10-32"]["upstream"]["source"] == "hf://google/ddpm-cifar10-32"
     for e in upstream.values():
         assert "sha256" not in e and "path" not in e and "url" not in e
