@@ -1,9 +1,10 @@
-"""CycleGAN recipe: cycle scores, the LR decay it sets, bad input."""
+"""CycleGAN recipe: cycle scores, the LR decay it sets, the quick preset against the identity, bad input."""
 
 import json
 
 import keras
 import numpy as np
+import pytest
 from PIL import Image
 
 from kzoo.models.cyclegan import LinearDecayAfterHalf
@@ -28,6 +29,20 @@ def test_run_scores_cycles_and_decays_the_rate_to_zero(smoke_run):
     assert float(model.g_optimizer.learning_rate) == 0.0  # decayed to zero at the end
     assert int(model.pool_a.count.numpy()) == 2  # one batch of 2 went into the pool, and was saved
     assert set(model.inference_parts()) == {"generator_ab", "generator_ba"}
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 14: the quick preset's A->B scores 19.8 dB / SSIM 0.614 "
+                   "against the identity's 19.31 / 0.892 (README, honest notes)")
+def test_quick_preset_beats_the_identity_on_held_out_crops(tmp_path):
+    """On held-out crops, whose B is the known warm grade of A, G_ab(A) is closer to that answer
+    than A itself in both PSNR and SSIM (the goal of the quick preset; strict xfail until it does)."""
+    from kzoo.recipes.runner import run
+
+    out = run(RECIPE, ["--preset", "quick", "--out", str(tmp_path / "run")])
+    final = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert final["ab_psnr"] > final["ab_identity_psnr"]
+    assert final["ab_ssim"] > final["ab_identity_ssim"]
 
 
 def test_empty_domain_is_one_line_and_exit_2(tmp_path, capsys):
