@@ -39,7 +39,7 @@ def resnet_block(x, filters, *, norm="instance", bias=None, name=None):
 
 
 def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, norm="instance",
-                     exact=None, upsample="transpose", name="generator"):
+                     exact=None, upsample="transpose", input_skip=False, name="generator"):
     """CycleGAN's generator: c7s1-64, d128, d256, `num_blocks` x R256, u128, u64, c7s1-3.
 
     Reflection padding before the 7x7 convs and inside the residual blocks,
@@ -64,9 +64,15 @@ def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, nor
         norm: str. "instance" (the paper's) or "batch" (junyanz's `--norm batch`).
         exact: None or "junyanz". None: the kzoo layout above.
         upsample: str. "transpose" (the paper's), "resize" or "bilinear".
+        input_skip: bool. Not in the paper (default False): the output is
+            clip(input + tanh(c7s1-3), -1, 1), so the network learns the change it
+            makes to its input (global residual learning, Kim et al., VDSR, CVPR
+            2016, as `SRResNet(upsampled_skip=True)`); it starts as the identity.
     """
     if exact not in (None, "junyanz"):
         raise ValueError(f"exact must be None or 'junyanz', got {exact!r}")
+    if exact == "junyanz" and input_skip:
+        raise ValueError("exact='junyanz' is the authors' generator, which has no input skip")
     if exact == "junyanz" and upsample != "transpose":
         raise ValueError(f"exact='junyanz' upsamples by transposed convs, got upsample={upsample!r}")
     if exact == "junyanz":
@@ -85,8 +91,19 @@ def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, nor
                        activation="relu", transpose=True, upsample=upsample, name=f"u{i}")
     h = ReflectionPadding2D(3, name="out_pad")(h)
     h = layers.Conv2D(channels, 7, padding="valid", kernel_initializer=dcgan_init(), name="out_conv")(h)
-    out = layers.Activation("tanh", dtype="float32", name="output")(h)
+    if not input_skip:
+        out = layers.Activation("tanh", dtype="float32", name="output")(h)
+        return keras.Model(image, out, name=name)
+    change = layers.Activation("tanh", dtype="float32", name="change")(h)
+    out = layers.Add(dtype="float32", name="input_skip")([image, change])
+    out = layers.Activation(_clip_unit, dtype="float32", name="output")(out)
     return keras.Model(image, out, name=name)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+def _clip_unit(x):
+    """Clip to the image range [-1, 1] (the input-skip generator's output)."""
+    return keras.ops.clip(x, -1.0, 1.0)
 
 
 def _junyanz_resnet(channels, width, num_blocks, image_size, norm, name):
@@ -260,6 +277,8 @@ class CycleGAN(AdversarialModel):
         norm: str. Normalization of G and D: "instance" (the paper's) or "batch".
         exact: str or None. "junyanz": generators of the authors' PyTorch code,
             layer for layer (`resnet_generator`), for their published weights.
+        input_skip: bool. Not in the paper (default False): each generator adds
+            its input to its output (`resnet_generator`), learning the change.
 
     Call arguments:
         inputs: (batch, h, w, channels) images of domain A in [-1, 1], h and w
@@ -283,12 +302,13 @@ class CycleGAN(AdversarialModel):
 
     def __init__(self, *, image_size=256, channels=3, width=64, num_blocks=None, n_layers=3,
                  cycle_weight=10.0, identity_weight=0.5, pool_size=50, upsample="transpose", seed=None,
-                 norm="instance", exact=None, **kwargs):
+                 norm="instance", exact=None, input_skip=False, **kwargs):
         # === Layers ===
         blocks = num_blocks if num_blocks is not None else (9 if image_size >= 256 else 6)
         make_g = lambda name: resnet_generator(channels=channels, width=width,  # noqa: E731
                                                num_blocks=blocks, norm=norm, exact=exact,
-                                               upsample=upsample, name=name)
+                                               upsample=upsample, input_skip=input_skip,
+                                               name=name)
         make_d = lambda name: patchgan_discriminator(channels=channels, width=width,  # noqa: E731
                                                      n_layers=n_layers, norm=norm, name=name)
         generator_ab, generator_ba = make_g("generator_ab"), make_g("generator_ba")
@@ -312,6 +332,7 @@ class CycleGAN(AdversarialModel):
         self.norm = norm
         self.exact = exact
         self.upsample = upsample
+        self.input_skip = input_skip
 
     @property
     def generator_ab(self):
@@ -385,7 +406,7 @@ class CycleGAN(AdversarialModel):
                       num_blocks=self.num_blocks, n_layers=self.n_layers,
                       cycle_weight=self.cycle_weight, identity_weight=self.identity_weight,
                       pool_size=self.pool_size, upsample=self.upsample, norm=self.norm,
-                      exact=self.exact)
+                      exact=self.exact, input_skip=self.input_skip)
         return config
 
     def card(self):
