@@ -63,7 +63,8 @@ def convert(part, spec, path, *, opset=DEFAULT_OPSET):
     with _quiet(), _without_optimizers(UNSAFE_OPTIMIZERS):
         import tf2onnx
 
-        model, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=opset)
+        model, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=opset,
+                                                 custom_rewriter=[_same_dilated_conv])
     model = clean(model)
     _name_dims(model, spec)
     _check_converted(model, spec)
@@ -115,6 +116,59 @@ def _without_optimizers(names):
     finally:
         registry.clear()
         registry.update(saved)
+
+
+def _same_dilated_conv(g, ops):
+    """tf2onnx rewriter: SpaceToBatchND - Conv2D(VALID) - BatchToSpaceND, TF's form of a dilated
+    2-D convolution with SAME padding on inputs of unknown size, -> one Conv2D with dilations and
+    explicit padding.
+
+    tf2onnx's own `rewrite_conv_dilations` leaves this case (run-time paddings) to an ONNX
+    Pad - Transpose - SpaceToDepth - Conv - DepthToSpace - Transpose - Slice chain that
+    runs the convolution on block^2 times the batch (DeepLab's atrous ASPP). At stride 1, SAME
+    padding does not depend on the input size: d * (k - 1) in all, floor half before --
+    checked against the constant end padding TF computes its run-time padding from.
+    """
+    import numpy as np
+    from tf2onnx.graph_matcher import GraphMatcher, OpTypePattern
+
+    pattern = OpTypePattern("BatchToSpaceND", name="batch_to_space", inputs=[
+        OpTypePattern("Conv2D", name="conv", inputs=[
+            OpTypePattern("SpaceToBatchND", name="space_to_batch", inputs=[
+                OpTypePattern("*"), OpTypePattern("Const|ConstV2"), OpTypePattern("*")]),
+            OpTypePattern("*")]),
+        OpTypePattern("Const|ConstV2"), OpTypePattern("*")])
+    for match in list(GraphMatcher(pattern, allow_reorder=False).match_ops(ops)):
+        s2b, conv, b2s = (match.get_op(k) for k in ("space_to_batch", "conv", "batch_to_space"))
+        block = s2b.inputs[1].get_tensor_value(as_list=True)
+        kernel = g.get_shape(conv.input[1])
+        if (block != b2s.inputs[1].get_tensor_value(as_list=True) or len(block) != 2
+                or conv.get_attr_value("padding") != b"VALID"
+                or conv.get_attr_value("data_format", b"NHWC") != b"NHWC"
+                or list(conv.get_attr_value("strides")) != [1, 1, 1, 1]
+                or kernel is None or any(k is None or k < 1 for k in kernel[:2])
+                or s2b.inputs[2].is_const()):
+            continue
+        total = [d * (k - 1) for d, k in zip(block, kernel[:2])]
+        start, end = [t // 2 for t in total], [t - t // 2 for t in total]
+        node = s2b.inputs[2]  # TF: stack([start, end + (block - padded size % block) % block])
+        while node.type in ("Concat", "ConcatV2", "Pack", "ExpandDims", "Identity", "StridedSlice"):
+            rest = [i for i in node.inputs if not i.is_const()]
+            if not rest:
+                break
+            node = rest[0]
+        if node.type not in ("Add", "AddV2"):
+            continue
+        const = [i for i in node.inputs if i.is_const()]
+        if len(const) != 1 or [int(v) for v in np.ravel(const[0].get_tensor_value(as_list=False))] != end:
+            continue
+        g.replace_inputs(conv, [s2b.input[0], conv.input[1]])
+        g.copy_shape(b2s.output[0], conv.output[0])
+        g.replace_all_inputs(b2s.output[0], conv.output[0])
+        conv.set_attr("dilations", [1] + block + [1])
+        conv.set_attr("padding", "EXPLICIT")
+        conv.set_attr("explicit_paddings", [0, 0, start[0], end[0], start[1], end[1], 0, 0])
+    return g.get_nodes()
 
 
 def clean(model):

@@ -200,3 +200,29 @@ def test_group_norm_of_the_ddpm_eps_network(tmp_path):
     feeds = sample_inputs(spec["inputs"], 3, np.random.default_rng(1), size=model.image_size)
     s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(s.run(None, feeds)[0], part(pack(part, feeds)), atol=1e-4)
+
+
+def test_atrous_convolutions_of_deeplab_are_dilated_convs(tmp_path):
+    """TF runs a dilated SAME convolution on inputs of unknown size as SpaceToBatchND - Conv -
+    BatchToSpaceND; it is one Conv with dilations and pads (no SpaceToDepth, Pad or
+    transposes around it), and the outputs stay Keras' at two sizes."""
+    import collections
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    part, spec = _zoo_part("deeplab_v3_plus")  # not perturbed: random BN variances near 0 amplify rounding
+    onnx_model.convert(part, spec, tmp_path / "m.onnx")
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    ops = collections.Counter(n.op_type for n in graph.node)
+    rates = sorted({max(a.ints) for n in graph.node if n.op_type == "Conv"
+                    for a in n.attribute if a.name == "dilations"} - {1})
+    assert rates and not ops["SpaceToDepth"] and not ops["DepthToSpace"] and not ops["Pad"], ops
+    assert ops["Transpose"] <= 3, ops  # the input's, and one before each of the two outputs
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for h, w in ((32, 32), (64, 96)):
+        x = np.random.default_rng(h).uniform(-1, 1, (2, h, w, 3)).astype("float32")
+        want = part(x)
+        got = dict(zip([o.name for o in graph.output], s.run(None, {"image": x})))
+        np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-4)
+        assert np.mean(got["labels"] == np.asarray(want["labels"])) > 0.999
