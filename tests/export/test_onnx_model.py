@@ -226,3 +226,21 @@ def test_atrous_convolutions_of_deeplab_are_dilated_convs(tmp_path):
         got = dict(zip([o.name for o in graph.output], s.run(None, {"image": x})))
         np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-4)
         assert np.mean(got["labels"] == np.asarray(want["labels"])) > 0.999
+
+
+def test_segmentation_softmax_runs_on_the_last_axis(tmp_path):
+    """The class softmax is normalised over the contiguous last axis (NHWC), after the one
+    output transpose, not over NCHW's channel axis; probabilities and labels stay Keras'."""
+    part, spec = _zoo_part("unet")
+    onnx_model.convert(part, spec, tmp_path / "m.onnx")
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    (softmax,) = [n for n in graph.node if n.op_type == "Softmax"]
+    assert [a.i for a in softmax.attribute if a.name == "axis"] == [-1]
+    assert producer[softmax.input[0]].op_type == "Transpose" and softmax.output[0] == "probabilities"
+    assert sum(n.op_type == "Transpose" for n in graph.node) <= 2
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 16, 24, 3)).astype("float32")
+    got, want = dict(zip([o.name for o in graph.output], s.run(None, {"image": x}))), part(x)
+    np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-5)
+    np.testing.assert_array_equal(got["labels"], want["labels"])
