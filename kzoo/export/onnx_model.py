@@ -12,7 +12,10 @@ rewrite of them depends on Python's string-hash order (PYTHONHASHSEED, different
 every process and pytest-xdist worker): under some seeds it drops the Squeeze after
 the last convolution and the graph returns (1, N, H, W, 1) for (N, H, W, 1).
 Without it the shapes are computed at run time, the same for every seed; every
-converted model's output ranks are checked against its spec.
+converted model's output ranks are checked against its spec. A dilated convolution
+with SAME padding on inputs of unknown size, which TF writes as SpaceToBatchND - Conv2D
+- BatchToSpaceND and tf2onnx leaves as a SpaceToDepth chain, is converted as one dilated
+Conv (`_same_dilated_conv`, a tf2onnx rewriter).
 
 `clean` then rewrites what tf2onnx leaves for CPU inference: a Keras PReLU
 (relu(x) - alpha * relu(-x), five ops) becomes one `PRelu`, kzoo's pixel shuffle
@@ -20,9 +23,10 @@ converted model's output ranks are checked against its spec.
 channel order of `tf.nn.depth_to_space`), Keras' group and instance norm (a
 15-op moments chain on NHWC) become `InstanceNormalization` on NCHW (`_group_norm`),
 and tf2onnx's graph optimizers run again, so that the NHWC<->NCHW transposes around
-those ops cancel: a
-fully convolutional network keeps one transpose after its input and one before
-its output. The exporter's parity check runs on the cleaned graph.
+those ops cancel: a fully convolutional network keeps one transpose after its input
+and one before its output. Last, a softmax that tf2onnx's transpose optimizer left on NCHW's channel
+axis moves after the output transpose, to the last axis (`_softmax_last`). The
+exporter's parity check runs on the cleaned graph.
 
 `to_fp16` converts weights and compute to float16 with onnxruntime's converter,
 keeping float32 inputs/outputs and keeping in float32 the ops that lose accuracy
