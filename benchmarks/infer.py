@@ -93,7 +93,7 @@ def op_profile(path, feeds, runs=5, top=5):
 
 def _images(data, want, count):
     """`count` arrays of shape `want` (HxWxC) from a recipe's data object (its `dataset`, its
-    domains `a`/`b`, or a list of images; larger images are cropped), or None."""
+    domains `a`/`b`, or a list of images; a larger image gives its non-overlapping tiles), or None."""
     import itertools
 
     sources = [iter(data)] if isinstance(data, (list, tuple)) else []
@@ -107,8 +107,10 @@ def _images(data, want, count):
             if a.ndim == len(want) + 1 and a.shape[1:] == want:  # a batch
                 found += list(a)
             elif (a.ndim == len(want) and a.shape[-1] == want[-1] and a.shape[0] >= want[0]
-                  and a.shape[1] >= want[1]):
-                found.append(a[:want[0], :want[1]])
+                  and a.shape[1] >= want[1]):  # a large image: its non-overlapping tiles
+                h, w = want[:2]
+                found += [a[i:i + h, j:j + w] for i in range(0, a.shape[0] - h + 1, h)
+                          for j in range(0, a.shape[1] - w + 1, w)]
         if len(found) >= count:
             return np.stack(found[:count])
     return None
@@ -135,10 +137,16 @@ def _data_feeds(cfg, spec, data, count, seed, what):
 
 
 def quality(reference, other, entry):
-    """{"psnr_db", "const_psnr_db"} of `other` against `reference`, or {"agree"} for labels."""
+    """{"psnr_db", "const_psnr_db"} of `other` against `reference`, or {"agree"} for labels, or
+    {"note"} saying why there is no score (a constant reference, e.g. the untrained DDPM eps
+    network, whose output convolution is zero-initialised: every output is 0 and matches)."""
     ref, out = np.asarray(reference), np.asarray(other)
     if ref.dtype.kind in "iu":
         return {"agree": float(np.mean(ref == out))}
+    if ref.size == 0 or float(ref.max()) == float(ref.min()):
+        same = "equal to it" if np.array_equal(ref, out) else "differs"
+        return {"note": f"n/a: the fp32 output is constant ({float(ref.flat[0]) if ref.size else 0:g}; "
+                        f"this one {same}), so PSNR is undefined"}
     lo, hi = entry.get("range") or (float(ref.min()), float(ref.max()))
     peak = (hi - lo) or 1.0
 
@@ -187,6 +195,8 @@ def measure(recipe_name, *, preset="quick", batches=(1, 16), repeats=12, warmup=
             scores = {}
             for key in ("onnx_fp16", "onnx_int8"):
                 score = quality(fp32[0], sessions[key].run(None, test)[0], spec["outputs"][0])
+                if "note" in score:
+                    scores["quality_note"] = score.pop("note")
                 scores.update({f"{key[5:]}_{k}": v for k, v in score.items()})
             for batch in batches:
                 feeds = sample_inputs(spec["inputs"], batch, np.random.default_rng(0), size=cfg.image_size)

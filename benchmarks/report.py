@@ -47,6 +47,7 @@ def render(results):
         analytic = all("train_step_gflop_analytic" in r for r in ok)
         for r in ok:
             gflop = r.get("train_step_gflop_analytic", r.get("train_step_gflop"))
+            r["gflop_per_step"] = gflop
             if gflop and r.get("fit_images_per_s"):
                 steps_per_s = r["fit_images_per_s"] / r.get("images_per_step", r["batch"])
                 r["gflops_per_s"] = gflop * steps_per_s
@@ -65,7 +66,7 @@ def render(results):
                             ("batch", "batch"), ("XLA", "xla"), ("precision", "precision"),
                             ("fit img/s", "fit_images_per_s"),
                             ("reference img/s", "reference_images_per_s"),
-                            ("ratio", "ratio_to_reference"), ("GFLOP/step", "train_step_gflop"),
+                            ("ratio", "ratio_to_reference"), ("GFLOP/step", "gflop_per_step"),
                             ("GFLOP/s", "gflops_per_s"), ("share of peak", "share_of_peak")]), ""]
         if refs:
             out += ["Against the reference loops users compare with, written in the harness on the same "
@@ -115,7 +116,8 @@ def render(results):
                     _table(scored, [("model", "endpoint"), ("held-out inputs", "quality_inputs"),
                                     ("fp16 PSNR dB", "fp16_psnr_db"), ("int8 PSNR dB", "int8_psnr_db"),
                                     ("constant PSNR dB", "int8_const_psnr_db"),
-                                    ("fp16 agree", "fp16_agree"), ("int8 agree", "int8_agree")]), ""]
+                                    ("fp16 agree", "fp16_agree"), ("int8 agree", "int8_agree")]
+                           + ([("note", "quality_note")] if any("quality_note" in r for r in scored) else [])), ""]
         profiled = [r for r in ok if r.get("onnx_profile")]
         if profiled:
             out += ["### Where ONNX Runtime spends its time", "",

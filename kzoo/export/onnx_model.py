@@ -12,15 +12,21 @@ rewrite of them depends on Python's string-hash order (PYTHONHASHSEED, different
 every process and pytest-xdist worker): under some seeds it drops the Squeeze after
 the last convolution and the graph returns (1, N, H, W, 1) for (N, H, W, 1).
 Without it the shapes are computed at run time, the same for every seed; every
-converted model's output ranks are checked against its spec.
+converted model's output ranks are checked against its spec. A dilated convolution
+with SAME padding on inputs of unknown size, which TF writes as SpaceToBatchND - Conv2D
+- BatchToSpaceND and tf2onnx leaves as a SpaceToDepth chain, is converted as one dilated
+Conv (`_same_dilated_conv`, a tf2onnx rewriter).
 
 `clean` then rewrites what tf2onnx leaves for CPU inference: a Keras PReLU
 (relu(x) - alpha * relu(-x), five ops) becomes one `PRelu`, kzoo's pixel shuffle
 (reshape - transpose - reshape on NHWC) becomes one `DepthToSpace` (mode DCR, the
-channel order of `tf.nn.depth_to_space`), and tf2onnx's graph optimizers run
-again, so that the NHWC<->NCHW transposes around those ops cancel: a
-fully convolutional network keeps one transpose after its input and one before
-its output. The exporter's parity check runs on the cleaned graph.
+channel order of `tf.nn.depth_to_space`), Keras' group and instance norm (a
+15-op moments chain on NHWC) become `InstanceNormalization` on NCHW (`_group_norm`),
+and tf2onnx's graph optimizers run again, so that the NHWC<->NCHW transposes around
+those ops cancel: a fully convolutional network keeps one transpose after its input
+and one before its output. Last, a softmax that tf2onnx's transpose optimizer left on NCHW's channel
+axis moves after the output transpose, to the last axis (`_softmax_last`). The
+exporter's parity check runs on the cleaned graph.
 
 `to_fp16` converts weights and compute to float16 with onnxruntime's converter,
 keeping float32 inputs/outputs and keeping in float32 the ops that lose accuracy
@@ -61,7 +67,8 @@ def convert(part, spec, path, *, opset=DEFAULT_OPSET):
     with _quiet(), _without_optimizers(UNSAFE_OPTIMIZERS):
         import tf2onnx
 
-        model, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=opset)
+        model, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=opset,
+                                                 custom_rewriter=[_same_dilated_conv])
     model = clean(model)
     _name_dims(model, spec)
     _check_converted(model, spec)
@@ -115,20 +122,111 @@ def _without_optimizers(names):
         registry.update(saved)
 
 
+def _same_dilated_conv(g, ops):
+    """tf2onnx rewriter: SpaceToBatchND - Conv2D(VALID) - BatchToSpaceND, TF's form of a dilated
+    2-D convolution with SAME padding on inputs of unknown size, -> one Conv2D with dilations and
+    explicit padding.
+
+    tf2onnx's own `rewrite_conv_dilations` leaves this case (run-time paddings) to an ONNX
+    Pad - Transpose - SpaceToDepth - Conv - DepthToSpace - Transpose - Slice chain that
+    runs the convolution on block^2 times the batch (DeepLab's atrous ASPP). At stride 1, SAME
+    padding does not depend on the input size: d * (k - 1) in all, floor half before --
+    checked against the constant end padding TF computes its run-time padding from.
+    """
+    import numpy as np
+    from tf2onnx.graph_matcher import GraphMatcher, OpTypePattern
+
+    pattern = OpTypePattern("BatchToSpaceND", name="batch_to_space", inputs=[
+        OpTypePattern("Conv2D", name="conv", inputs=[
+            OpTypePattern("SpaceToBatchND", name="space_to_batch", inputs=[
+                OpTypePattern("*"), OpTypePattern("Const|ConstV2"), OpTypePattern("*")]),
+            OpTypePattern("*")]),
+        OpTypePattern("Const|ConstV2"), OpTypePattern("*")])
+    for match in list(GraphMatcher(pattern, allow_reorder=False).match_ops(ops)):
+        s2b, conv, b2s = (match.get_op(k) for k in ("space_to_batch", "conv", "batch_to_space"))
+        block = s2b.inputs[1].get_tensor_value(as_list=True)
+        kernel = g.get_shape(conv.input[1])
+        if (block != b2s.inputs[1].get_tensor_value(as_list=True) or len(block) != 2
+                or conv.get_attr_value("padding") != b"VALID"
+                or conv.get_attr_value("data_format", b"NHWC") != b"NHWC"
+                or list(conv.get_attr_value("strides")) != [1, 1, 1, 1]
+                or kernel is None or any(k is None or k < 1 for k in kernel[:2])
+                or s2b.inputs[2].is_const()):
+            continue
+        total = [d * (k - 1) for d, k in zip(block, kernel[:2])]
+        start, end = [t // 2 for t in total], [t - t // 2 for t in total]
+        node = s2b.inputs[2]  # TF: stack([start, end + (block - padded size % block) % block])
+        while node.type in ("Concat", "ConcatV2", "Pack", "ExpandDims", "Identity", "StridedSlice"):
+            rest = [i for i in node.inputs if not i.is_const()]
+            if not rest:
+                break
+            node = rest[0]
+        if node.type not in ("Add", "AddV2"):
+            continue
+        const = [i for i in node.inputs if i.is_const()]
+        if len(const) != 1 or [int(v) for v in np.ravel(const[0].get_tensor_value(as_list=False))] != end:
+            continue
+        g.replace_inputs(conv, [s2b.input[0], conv.input[1]])
+        g.copy_shape(b2s.output[0], conv.output[0])
+        g.replace_all_inputs(b2s.output[0], conv.output[0])
+        conv.set_attr("dilations", [1] + block + [1])
+        conv.set_attr("padding", "EXPLICIT")
+        conv.set_attr("explicit_paddings", [0, 0, start[0], end[0], start[1], end[1], 0, 0])
+    return g.get_nodes()
+
+
 def clean(model):
     """`model` (an ONNX ModelProto from tf2onnx) with PReLU as `PRelu`, pixel shuffle as
-    `DepthToSpace`, and the transposes this frees folded (see module docstring)."""
+    `DepthToSpace`, group/instance norm as `InstanceNormalization`, and the transposes this
+    frees folded (see module docstring)."""
     from tf2onnx import optimizer
     from tf2onnx.graph import GraphUtil
 
     graph = model.graph
-    changed = _fuse_prelu(graph) + _depth_to_space(graph)
-    if not changed:
-        return model
-    _prune(graph)
-    safe = {k: v for k, v in optimizer._optimizers.items() if k not in UNSAFE_OPTIMIZERS}
-    with _quiet():
-        return GraphUtil.optimize_model_proto(model, catch_errors=False, optimizers=safe)
+    changed = _fuse_prelu(graph) + _depth_to_space(graph) + _group_norm(model)
+    if changed:
+        _prune(graph)
+        safe = {k: v for k, v in optimizer._optimizers.items() if k not in UNSAFE_OPTIMIZERS}
+        with _quiet():
+            model = GraphUtil.optimize_model_proto(model, catch_errors=False, optimizers=safe)
+    _softmax_last(model)  # after tf2onnx's transpose optimizer, which moves it to axis 1
+    return model
+
+
+def _softmax_last(model):
+    """Softmax(x, axis=1) - Transpose(NCHW -> NHWC) -> Transpose - Softmax(axis=-1); returns
+    how many. tf2onnx's transpose optimizer pushes the output transpose of a segmentation
+    network above its softmax, leaving it on the channel axis of NCHW, which onnxruntime
+    computes by transposing to the last axis and back: measured 4x slower on a
+    (16, 5, 128, 128) tensor than transposing once and normalising the contiguous last axis.
+    """
+    from onnx import helper
+
+    if max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0) < 13:
+        return 0  # before opset 13 Softmax flattens the axes from `axis` on
+    graph = model.graph
+    consumers = {}
+    for node in graph.node:
+        for name in dict.fromkeys(node.input):
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    made = 0
+    for node in list(graph.node):
+        axis = [a.i for a in node.attribute if a.name == "axis"]
+        users = consumers.get(node.output[0], []) if node.op_type == "Softmax" else []
+        if (axis != [1] or len(users) != 1 or users[0].op_type != "Transpose" or node.output[0] in outputs
+                or [list(a.ints) for a in users[0].attribute if a.name == "perm"] != [[0, 2, 3, 1]]):
+            continue
+        trans, name = users[0], node.name or node.output[0]
+        i = list(graph.node).index(node)
+        graph.node.remove(node)
+        graph.node.remove(trans)
+        graph.node.insert(i, helper.make_node("Transpose", [node.input[0]], [f"{name}/nhwc"],
+                                              perm=[0, 2, 3, 1], name=f"{name}/nhwc"))
+        graph.node.insert(i + 1, helper.make_node("Softmax", [f"{name}/nhwc"], list(trans.output),
+                                                  axis=-1, name=name))
+        made += 1
+    return made
 
 
 def _constant(graph, name):
@@ -218,6 +316,177 @@ def _depth_to_space(graph):
             graph.node.insert(i + k, n)
         made += 1
     return made
+
+
+def _shape_tail(graph, producer, name, k):
+    """The last `k` entries of the shape tensor `name` (a constant, or a Concat whose last
+    `k` inputs are one-element constants, through Casts) as ints, or None."""
+    value = _constant(graph, name)
+    if value is not None:
+        return [int(v) for v in value.ravel()[-k:]] if value.size >= k else None
+    node = producer.get(name)
+    while node is not None and node.op_type == "Cast":
+        node = producer.get(node.input[0])
+    if node is None or node.op_type != "Concat" or len(node.input) < k:
+        return None
+    tail = [_constant(graph, n) for n in node.input[-k:]]
+    if any(t is None or t.size != 1 for t in tail):
+        return None
+    return [int(t.item()) for t in tail]
+
+
+def _reduce_axes(graph, node):
+    """The axes of a keepdims ReduceMean (attribute before opset 18, input after), or None."""
+    if node.op_type != "ReduceMean" or any(a.name == "keepdims" and a.i == 0 for a in node.attribute):
+        return None
+    for a in node.attribute:
+        if a.name == "axes":
+            return sorted(a.ints)
+    axes = _constant(graph, node.input[1]) if len(node.input) > 1 else None
+    return None if axes is None else sorted(int(v) for v in axes.ravel())
+
+
+def _group_norm(model):
+    """Keras' GroupNormalization on NHWC `x` -> InstanceNormalization on NCHW; returns how many.
+
+    Keras (TF backend) exports a group norm with G groups as: r = Reshape(x, [N, H, W, G, C/G]),
+    mean = ReduceMean(r, [1, 2, 4]), var = ReduceMean((r - mean)^2, [1, 2, 4]),
+    inv = 1 / Sqrt(var + eps) [* gamma], y = r * inv + (-mean * inv [+ beta]), Reshape(y, x's
+    shape) -- about 15 ops on the whole tensor, in NHWC. Instance norm is the case C/G = 1
+    (`kzoo.layers.conv`'s "instance": groups=-1, no gamma/beta). The match becomes
+    Transpose(x, NCHW) - InstanceNormalization(scale=gamma, bias=beta) - Transpose(NHWC), the
+    transposes left to cancel against the convolutions'; for C/G > 1, the decomposition of
+    ONNX's own GroupNormalization function (Reshape to [N, G, -1] - InstanceNormalization with
+    unit scale - Reshape back - Mul gamma - Add beta per channel). onnxruntime 1.32 has no CPU
+    kernel of GroupNormalization (opset 18 or 21): it inlines that function's body, a
+    ReduceMean/Sub/Mul chain like Keras'; InstanceNormalization is one kernel.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    lengths = {v.name: [d.dim_value or None for d in v.type.tensor_type.shape.dim]
+               for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
+    producer = _producers(graph)
+    consumers = {}
+    for node in graph.node:
+        for name in dict.fromkeys(node.input):  # Mul(d, d) is one user of d
+            consumers.setdefault(name, []).append(node)
+
+    def only(name, op):
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and users[0].op_type == op else None
+
+    def other(node, name):
+        return node.input[1] if node.input[0] == name else node.input[0]
+
+    def const_of(node, name):
+        """The constant operand of binary `node` whose other operand is `name`, or None."""
+        return _constant(graph, other(node, name)) if name in node.input else None
+
+    matches = []
+    for mean in [n for n in graph.node if _reduce_axes(graph, n) == [1, 2, 4]]:
+        r = mean.input[0]
+        split = producer.get(r)
+        if split is None or split.op_type != "Reshape":
+            continue
+        users = consumers.get(mean.output[0], [])
+        sub = next((u for u in users if u.op_type == "Sub" and list(u.input) == [r, mean.output[0]]), None)
+        neg = next((u for u in users if u.op_type == "Neg"), None)
+        if sub is None or neg is None or len(users) != 2:
+            continue
+        square = only(sub.output[0], "Mul")
+        if square is None or list(square.input) != [sub.output[0]] * 2:
+            continue
+        var = only(square.output[0], "ReduceMean")
+        if var is None or _reduce_axes(graph, var) != [1, 2, 4]:
+            continue
+        add_eps = only(var.output[0], "Add")
+        eps = None if add_eps is None else const_of(add_eps, var.output[0])
+        if eps is None or eps.size != 1:
+            continue
+        sqrt = only(add_eps.output[0], "Sqrt")
+        recip = None if sqrt is None else only(sqrt.output[0], "Reciprocal")
+        if recip is None:
+            continue
+        inv, gamma = recip.output[0], None
+        scale = only(inv, "Mul")
+        if scale is not None and const_of(scale, inv) is not None:
+            inv, gamma = scale.output[0], const_of(scale, inv)
+        users = consumers.get(inv, [])
+        mul_x = next((u for u in users if u.op_type == "Mul" and r in u.input and other(u, r) == inv), None)
+        mul_m = next((u for u in users if u.op_type == "Mul" and neg.output[0] in u.input), None)
+        if mul_x is None or mul_m is None or len(users) != 2 or only(neg.output[0], "Mul") is not mul_m:
+            continue
+        shift, beta = mul_m.output[0], None
+        bias = only(shift, "Add")
+        if bias is not None and const_of(bias, shift) is not None:
+            shift, beta = bias.output[0], const_of(bias, shift)
+        total = only(mul_x.output[0], "Add")
+        if total is None or other(total, mul_x.output[0]) != shift or only(shift, "Add") is not total:
+            continue
+        merge = only(total.output[0], "Reshape")
+        dims = _shape_tail(graph, producer, split.input[1], 2)
+        if merge is None or dims is None or min(dims) < 1:
+            continue
+        groups, size = dims
+        channels = groups * size
+        if any(v is not None and v.size not in (1, channels) for v in (gamma, beta)):
+            continue
+        # tf2onnx merges the closing Reshape (to x's shape) with a Reshape that follows it (e.g. to
+        # [N, H*W, C] before attention): the result is x's shape only if it has rank 4 and C last
+        back = _shape_tail(graph, producer, merge.input[1], 1)
+        target = _constant(graph, merge.input[1])
+        length = [target.size] if target is not None else lengths.get(merge.input[1])
+        same = length == [4] and back == [channels]
+        matches.append((split.input[0], merge, same, float(eps.item()), groups, channels, gamma, beta))
+
+    for x, merge, same, eps, groups, channels, gamma, beta in matches:
+        name = merge.name or merge.output[0]
+
+        def const(suffix, value):
+            tensor = numpy_helper.from_array(np.asarray(value), f"{name}/const_{suffix}")
+            graph.initializer.append(tensor)
+            return tensor.name
+
+        def per_channel(value, fill):
+            return np.broadcast_to(np.float32(fill) if value is None else value.ravel(), (channels,)).astype(np.float32)
+
+        nchw, nodes = f"{name}/nchw", []
+        nodes.append(helper.make_node("Transpose", [x], [nchw], perm=[0, 3, 1, 2], name=nchw))
+        if groups == channels:  # instance norm
+            nodes.append(helper.make_node(
+                "InstanceNormalization", [nchw, const("scale", per_channel(gamma, 1)),
+                                          const("bias", per_channel(beta, 0))],
+                [f"{name}/norm"], epsilon=eps, name=f"{name}/norm"))
+        else:
+            nodes += [
+                helper.make_node("Reshape", [nchw, const("groups_shape", np.array([0, groups, -1], np.int64))],
+                                 [f"{name}/groups"], name=f"{name}/groups"),
+                helper.make_node("InstanceNormalization", [f"{name}/groups", const("unit", np.ones(groups, np.float32)),
+                                                           const("zero", np.zeros(groups, np.float32))],
+                                 [f"{name}/group_norm"], epsilon=eps, name=f"{name}/group_norm"),
+                helper.make_node("Shape", [nchw], [f"{name}/shape"], name=f"{name}/shape"),
+                helper.make_node("Reshape", [f"{name}/group_norm", f"{name}/shape"], [f"{name}/norm"],
+                                 name=f"{name}/ungroup")]
+            for op, value, fill in (("Mul", gamma, 1), ("Add", beta, 0)):
+                if value is not None:
+                    src = nodes[-1].output[0]
+                    nodes.append(helper.make_node(
+                        op, [src, const(op.lower(), per_channel(value, fill).reshape(1, channels, 1, 1))],
+                        [f"{name}/{op.lower()}"], name=f"{name}/{op.lower()}"))
+        nhwc = list(merge.output) if same else [f"{name}/nhwc"]
+        nodes.append(helper.make_node("Transpose", [nodes[-1].output[0]], nhwc, perm=[0, 2, 3, 1],
+                                      name=f"{name}/nhwc"))
+        if not same:  # NHWC has the memory order of [N, H, W, G, C/G]: reshape it as before
+            nodes.append(helper.make_node("Reshape", [nhwc[0], merge.input[1]], list(merge.output),
+                                          name=f"{name}/reshape"))
+        i = list(graph.node).index(merge)
+        graph.node.remove(merge)
+        for k, n in enumerate(nodes):
+            graph.node.insert(i + k, n)
+    return len(matches)
 
 
 def _prune(graph):

@@ -20,6 +20,7 @@ def test_harness_writes_results_and_report(tmp_path, monkeypatch):
     rows = results["train"]
     assert len(rows) == 2 and all("error" not in r for r in rows), rows
     assert all(r["train_step_gflop"] > 0 and r["fit_images_per_s"] > 0 for r in rows)
+    assert all(r["train_step_gflop_analytic"] > 0 for r in rows)  # checked by hand in test_flops
     assert {r["precision"] for r in rows} == {"float32", "mixed_bfloat16"}
     infer = results["infer"]
     assert [r["batch"] for r in infer] == [1, 16] and all("error" not in r for r in infer), infer
@@ -29,6 +30,7 @@ def test_harness_writes_results_and_report(tmp_path, monkeypatch):
     assert all(r["int8_const_psnr_db"] < r["int8_psnr_db"] < r["fp16_psnr_db"] for r in infer), infer
     text = report.read_text()
     assert "fp16 and int8 quality" in text and "NumPy (0.5 GFLOP/s)" in text
+    assert "FLOPs per step are the analytic count" in text and " % |" in text.split("## Inference")[0]
     assert "Inference latency" in text and "Training throughput" in text and "dcgan" in text and results["machine"]["cpu"] in text
 
 
@@ -68,3 +70,17 @@ def test_quality_scores():
     assert abs(q["psnr_db"] - 20 * np.log10(2 / 0.01)) < 1e-6
     assert abs(q["const_psnr_db"] - 10 * np.log10(4 / ref.var())) < 1e-6
     assert quality(np.array([1, 2, 3, 4]), np.array([1, 2, 0, 4]), {})["agree"] == 0.75
+    zeros = np.zeros((2, 4, 4, 1), "float32")  # the untrained DDPM eps network's output
+    assert quality(zeros, zeros, {"range": None}) == {
+        "note": "n/a: the fp32 output is constant (0; this one equal to it), so PSNR is undefined"}
+
+
+def test_images_tiles_large_held_out_images():
+    from benchmarks.infer import _images
+
+    big = [np.arange(40 * 60 * 3).reshape(40, 60, 3) + k for k in range(2)]  # like srgan's held-out photos
+    tiles = _images(big, (16, 16, 3), 10)
+    assert tiles.shape == (10, 16, 16, 3)
+    np.testing.assert_array_equal(tiles[1], big[0][:16, 16:32])  # row by row, no overlap
+    np.testing.assert_array_equal(tiles[6], big[1][:16, :16])  # 2 x 3 tiles of the first image
+    assert _images(big, (16, 16, 3), 13) is None  # 12 tiles in all

@@ -94,11 +94,12 @@ def test_unsupported_opset(tmp_path):
         onnx_model.convert(g, describe("generator", g, card_of(model)), tmp_path / "m.onnx", opset=3)
 
 
-def _zoo_part(name):
+def _zoo_part(name, endpoint=None):
     from kzoo.zoo import create_model, tiny_overrides
 
     model = create_model(name, **tiny_overrides(name))
-    (endpoint, part), = model.inference_parts().items()
+    parts = model.inference_parts()
+    (endpoint, part), = [(endpoint, parts[endpoint])] if endpoint else parts.items()
     part = spatially_dynamic(part)
     return part, describe(endpoint, part, card_of(model))
 
@@ -147,3 +148,99 @@ def test_int8_is_quantized_and_close(tmp_path):
     assert 0 < err.mean() < 0.5 * np.abs(want - want.mean()).mean()
     with pytest.raises(KzooError, match="calibration"):
         onnx_model.to_int8(tmp_path / "m.onnx", tmp_path / "q2.onnx", [])
+
+
+def _perturb(part, seed=0):
+    """Random weights everywhere (norm scales and offsets included: not 1 and 0)."""
+    rng = np.random.default_rng(seed)
+    part.set_weights([w + 0.2 * rng.standard_normal(w.shape).astype(w.dtype) for w in part.get_weights()])
+
+
+def _norm_layers(part):
+    import keras
+
+    return sum(isinstance(layer, keras.layers.GroupNormalization) for layer in part._flatten_layers())
+
+
+def test_instance_norm_of_cyclegan_is_one_op(tmp_path):
+    """Keras' instance norm (a GroupNormalization, 15 ops on NHWC) is one InstanceNormalization
+    on NCHW, and the transposes around it cancel: one after the input, one before the output."""
+    import collections
+
+    part, spec = _zoo_part("cyclegan", "generator_ab")
+    _perturb(part)
+    onnx_model.convert(part, spec, tmp_path / "m.onnx")
+    ops = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node)
+    assert ops["InstanceNormalization"] == _norm_layers(part) > 0, ops
+    assert ops["Transpose"] <= 2 and not ops["ReduceMean"] and not ops["Reciprocal"], ops
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for h, w in ((16, 16), (12, 20)):
+        x = np.random.default_rng(h).uniform(-1, 1, (2, h, w, 3)).astype("float32")
+        np.testing.assert_allclose(s.run(None, {"image": x})[0], part(x), atol=1e-4)
+
+
+def test_group_norm_of_the_ddpm_eps_network(tmp_path):
+    """GroupNormalization (gamma and beta per channel) is Reshape - InstanceNormalization -
+    Reshape - Mul - Add on NCHW, also where tf2onnx merged its closing Reshape with the
+    attention block's (to [N, H*W, C])."""
+    import collections
+
+    from kzoo.card import sample_inputs
+    from kzoo.export.spec import pack
+    from kzoo.zoo import create_model, tiny_overrides
+
+    model = create_model("ddpm", **tiny_overrides("ddpm"))
+    (endpoint, part), = model.inference_parts().items()
+    _perturb(part)
+    spec = describe(endpoint, part, card_of(model))
+    onnx_model.convert(part, spec, tmp_path / "m.onnx")
+    ops = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node)
+    assert ops["InstanceNormalization"] == _norm_layers(part) > 0, ops
+    assert not ops["ReduceMean"] and not ops["Reciprocal"] and ops["Transpose"] <= 16, ops  # 49 before
+    feeds = sample_inputs(spec["inputs"], 3, np.random.default_rng(1), size=model.image_size)
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(s.run(None, feeds)[0], part(pack(part, feeds)), atol=1e-4)
+
+
+def test_atrous_convolutions_of_deeplab_are_dilated_convs(tmp_path):
+    """TF runs a dilated SAME convolution on inputs of unknown size as SpaceToBatchND - Conv -
+    BatchToSpaceND; it is one Conv with dilations and pads (no SpaceToDepth, Pad or
+    transposes around it), and the outputs stay Keras' at two sizes."""
+    import collections
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    part, spec = _zoo_part("deeplab_v3_plus")  # not perturbed: random BN variances near 0 amplify rounding
+    onnx_model.convert(part, spec, tmp_path / "m.onnx")
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    ops = collections.Counter(n.op_type for n in graph.node)
+    rates = sorted({max(a.ints) for n in graph.node if n.op_type == "Conv"
+                    for a in n.attribute if a.name == "dilations"} - {1})
+    assert rates and not ops["SpaceToDepth"] and not ops["DepthToSpace"] and not ops["Pad"], ops
+    assert ops["Transpose"] <= 3, ops  # the input's, and one before each of the two outputs
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for h, w in ((32, 32), (64, 96)):
+        x = np.random.default_rng(h).uniform(-1, 1, (2, h, w, 3)).astype("float32")
+        want = part(x)
+        got = dict(zip([o.name for o in graph.output], s.run(None, {"image": x})))
+        np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-4)
+        assert np.mean(got["labels"] == np.asarray(want["labels"])) > 0.999
+
+
+def test_segmentation_softmax_runs_on_the_last_axis(tmp_path):
+    """The class softmax is normalised over the contiguous last axis (NHWC), after the one
+    output transpose, not over NCHW's channel axis; probabilities and labels stay Keras'."""
+    part, spec = _zoo_part("unet")
+    onnx_model.convert(part, spec, tmp_path / "m.onnx")
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    (softmax,) = [n for n in graph.node if n.op_type == "Softmax"]
+    assert [a.i for a in softmax.attribute if a.name == "axis"] == [-1]
+    assert producer[softmax.input[0]].op_type == "Transpose" and softmax.output[0] == "probabilities"
+    assert sum(n.op_type == "Transpose" for n in graph.node) <= 2
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 16, 24, 3)).astype("float32")
+    got, want = dict(zip([o.name for o in graph.output], s.run(None, {"image": x}))), part(x)
+    np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-5)
+    np.testing.assert_array_equal(got["labels"], want["labels"])
