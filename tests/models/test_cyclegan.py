@@ -162,3 +162,21 @@ def test_resize_upsampling_removes_the_checkerboard_of_untrained_generators():
     model = CycleGAN(**TINY, upsample="resize")
     assert CycleGAN.from_config(model.get_config()).upsample == "resize"
     assert model.generator_ba.get_layer("u0_resize").interpolation == "nearest"
+
+
+def test_input_skip_starts_from_the_identity_and_round_trips(tmp_path):
+    """With its last conv at zero an input-skip generator is the identity (clipped to [-1, 1])."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1.2, 1.2, (2, 16, 16, 3)).astype("float32")
+    model = CycleGAN(**TINY, input_skip=True)
+    for g in model.generator_networks:
+        out = g.get_layer("out_conv")
+        out.set_weights([np.zeros_like(w) for w in out.get_weights()])
+        np.testing.assert_allclose(np.asarray(g(x)), np.clip(x, -1, 1), atol=1e-6)
+    assert not any(l.name == "input_skip" for l in CycleGAN(**TINY).generator_ab.layers)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.input_skip
+    np.testing.assert_allclose(np.asarray(loaded.generator_ba(x)), np.clip(x, -1, 1), atol=1e-6)
+    with pytest.raises(ValueError, match="no input skip"):
+        resnet_generator(width=4, num_blocks=1, exact="junyanz", input_skip=True)
