@@ -76,8 +76,11 @@ def describe(strategy) -> dict:
     """What a run trains under, for its config.json: the strategy's type and devices."""
     if hasattr(strategy, "description"):
         return strategy.description
-    return {"type": f"tf.distribute.{type(strategy).__name__}",
-            "devices": list(getattr(strategy.extended, "worker_devices", ()))}
+    try:
+        devices = list(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy: no devices of its own (TensorFlow places ops)
+        devices = []
+    return {"type": f"tf.distribute.{type(strategy).__name__}", "devices": devices}
 
 
 def make_strategy(name):

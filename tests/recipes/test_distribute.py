@@ -33,6 +33,11 @@ def test_strategies():
     assert make_strategy("mirrored").num_replicas_in_sync == 2
 
 
+def test_the_default_strategy_is_described():
+    assert describe(make_strategy("default")) == {"type": "tf.distribute._DefaultDistributionStrategy",
+                                                  "devices": []}
+
+
 def test_data_parallel_is_mirrored_on_tensorflow():
     strategy = make_strategy("data-parallel")
     assert type(strategy).__name__ == "MirroredStrategy" and strategy.num_replicas_in_sync == 2
