@@ -26,8 +26,8 @@ class LayerNormalization(layers.LayerNormalization):
 
     Example:
     >>> x = keras.ops.convert_to_tensor([[1.0, 2.0, 3.0]])
-    >>> keras.ops.convert_to_numpy(LayerNormalization(epsilon=0.0)(x)).round(4).tolist()
-    [[-1.2247, 0.0, 1.2247]]
+    >>> [round(float(v), 4) for v in keras.ops.convert_to_numpy(LayerNormalization(epsilon=0.0)(x))[0]]
+    [-1.2247, 0.0, 1.2247]
     """
 
     def call(self, inputs):
