@@ -18,6 +18,26 @@ def _table(rows, columns):
     return "\n".join([head, sep, *body])
 
 
+def backends_section(path):
+    """RESULTS.md's "Backends" section: the rows of `benchmarks/backends.json` (training
+    steps of every family on TensorFlow and JAX, images/s and ratio), as in BACKENDS.md;
+    no lines when the file is absent."""
+    import json
+
+    from benchmarks.backends import load_note, table
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    result = json.loads(path.read_text())
+    out = ["## Backends", "",
+           f"Training steps of every family on TensorFlow and JAX, from `{result['command']}` on "
+           f"{result['date']} ({result['machine']}); method and notes: [BACKENDS.md](BACKENDS.md).", "",
+           *table(result), ""]
+    note = load_note(result)
+    return out + ([note, ""] if note else [])
+
+
 def render(results):
     m = results["machine"]
     out = ["# kzoo benchmarks", "",
@@ -150,9 +170,7 @@ def render(results):
                                             ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"),
                                             ("rows per batch", "mean_rows_per_batch"),
                                             ("batching gain", "batching_gain")]), ""]
-    if (Path(__file__).parent / "BACKENDS.md").is_file():
-        out += ["## Backends", "", "Training steps of every family on JAX vs TensorFlow (images/s, "
-                "ratio): [BACKENDS.md](BACKENDS.md), written by `python -m benchmarks.backends`.", ""]
+    out += backends_section(Path(__file__).parent / "backends.json")
     for note in results.get("notes", []):
         out += [note, ""]
     return "\n".join(out)

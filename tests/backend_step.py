@@ -15,6 +15,7 @@ and writes the new weights to OUT.npz.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 
@@ -76,20 +77,50 @@ def patch_random():
     del keras
 
 
-def build(name):
+@contextlib.contextmanager
+def _zero_initializers():
+    """Initializers draw zeros from NumPy (for weights that are set right after).
+
+    JAX runs each eager op of a new shape through its own XLA compilation; the
+    random initializers of a model (and the portable generator's integer ops)
+    would compile dozens of programs only to be overwritten.
+    """
+    import keras
+    from keras.src import backend
+
+    names = ("normal", "uniform", "truncated_normal")
+    saved = {n: getattr(backend.random, n) for n in names}
+
+    def zeros(shape, *args, dtype=None, **kwargs):
+        return np.zeros(tuple(shape), keras.backend.standardize_dtype(dtype or "float32"))
+
+    for n in names:
+        setattr(backend.random, n, zeros)
+    try:
+        yield
+    finally:
+        for n, fn in saved.items():
+            setattr(backend.random, n, fn)
+
+
+def build(name, *, initialize=True):
     """The family's tiny model, compiled with SGD with momentum (optimizer state is threaded).
 
-    Steps run eagerly: for these tiny models that is faster than tracing/compiling
-    ten steps, and the backend's step code is the same.
+    TensorFlow runs the step eagerly (for these tiny models faster than tracing a
+    `tf.function`); JAX compiles it with `jax.jit`, as `fit` always does there (on
+    JAX that is faster than eager ops, each of which compiles on first use).
+    `initialize=False` builds zero weights, for weights that are set next.
     """
     import keras
 
     from kzoo.zoo import create_model, tiny_overrides
 
     keras.utils.set_random_seed(0)
-    model = create_model(name, **tiny_overrides(name), seed=0)
+    with contextlib.nullcontext() if initialize else _zero_initializers():
+        model = create_model(name, **tiny_overrides(name), seed=0)
     names = model.optimizer_names
-    model.compile(**{n: keras.optimizers.SGD(0.01, momentum=0.9) for n in names}, run_eagerly=True)
+    model.compile(**{n: keras.optimizers.SGD(0.01, momentum=0.9) for n in names},
+                  run_eagerly=keras.backend.backend() == "tensorflow")
     return model
 
 
@@ -114,7 +145,7 @@ def main(argv):
     initial = np.load(src)
     out = {}
     for name in families:
-        model = build(name)
+        model = build(name, initialize=False)
         n = len(model.get_weights())
         new = step(model, [initial[f"{name}/{i}"] for i in range(n)])
         out.update({f"{name}/{i}": w for i, w in enumerate(new)})

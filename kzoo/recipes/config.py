@@ -48,7 +48,7 @@ from pathlib import Path
 from kzoo.errors import ArgumentParser, KzooError
 
 PRESET_DIR = Path(__file__).parent / "presets"
-STRATEGIES = ("default", "mirrored", "multiworker")
+STRATEGIES = ("default", "data-parallel", "mirrored", "multiworker")
 NONE = "none"  # how an optional value is written as a flag or in TOML
 
 
@@ -80,7 +80,8 @@ class TrainConfig:
         batch_size: global batch (tf.distribute splits it over replicas).
         image_size: training image size; None: the model's default.
         seed: seed of data order, initial weights and the model's noise (>= 0).
-        strategy: "default", "mirrored" or "multiworker" (tf.distribute).
+        strategy: "default", "data-parallel" (the local devices, any backend), or the
+            tf.distribute "mirrored" or "multiworker" (TensorFlow backend).
         mixed_precision: mixed_float16 on a GPU, mixed_bfloat16 on a CPU.
         jit_compile: XLA-compile the train step.
         preset: the preset the run started from (a name or a TOML file).

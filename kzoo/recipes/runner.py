@@ -36,6 +36,7 @@ from kzoo.recipes.config import (  # noqa: F401  (the names recipe modules and t
     steps_per_epoch,
 )
 from kzoo.recipes.distribute import (  # noqa: F401
+    describe as describe_strategy,
     has_gpu,
     is_chief,
     make_strategy,
@@ -56,12 +57,14 @@ def run(recipe: Recipe, argv=None):
     import keras
 
     previous_policy = keras.mixed_precision.global_policy()
+    previous_distribution = keras.distribution.distribution()  # --strategy data-parallel on JAX sets one
     if cfg.mixed_precision:
         keras.mixed_precision.set_global_policy(mixed_precision_policy())
     try:
         return _train(recipe, cfg, out, resume, argv)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+        keras.distribution.set_distribution(previous_distribution)
 
 
 def _train(recipe, cfg, out, resume, argv):
@@ -74,7 +77,8 @@ def _train(recipe, cfg, out, resume, argv):
     keras.utils.set_random_seed(cfg.seed)
     strategy = make_strategy(cfg.strategy)
     chief = is_chief()
-    if cfg.jit_compile and strategy.num_replicas_in_sync > 1 and not has_gpu():
+    if (cfg.jit_compile and strategy.num_replicas_in_sync > 1 and keras.backend.backend() == "tensorflow"
+            and not has_gpu()):
         # XLA clusters cannot reach variables mirrored on another logical CPU.
         print("kzoo: XLA (jit_compile) is off for a multi-replica CPU strategy", flush=True)
         cfg = dataclasses.replace(cfg, jit_compile=False)
@@ -119,6 +123,7 @@ def _train(recipe, cfg, out, resume, argv):
         write_json(run_dir / "config.json", {
             "recipe": recipe.name, "model_name": recipe.model, "config": dataclasses.asdict(cfg),
             "changed_from_paper": changed_from(cfg, paper_config(recipe)), "replicas": replicas,
+            "distribution": describe_strategy(strategy),
             "kzoo_version": _version(), "keras_version": keras.__version__,
             "tensorflow_version": _tf_version(), "argv": argv,
             "keras_backend": keras.backend.backend()})

@@ -18,3 +18,23 @@ def test_render_pairs_backends_and_reports_failures():
                             "notes": ["Not run on a GPU."]})
     assert "| dcgan | dcgan_digits | 64 | 100.0 | 50.0 | 0.50 |" in text
     assert "| vae |  |  | not run | ValueError: boom |  |" in text and "Not run on a GPU." in text
+
+
+def test_results_md_gets_the_same_rows_and_the_load(tmp_path):
+    import json
+
+    from benchmarks import report
+
+    result = {"command": "python -m benchmarks.backends --steps 3", "date": "d", "machine": "m", "cores": 2,
+              "load_average": {"tensorflow": [4.0, 6.5], "jax": [7.0, 8.0]},
+              "rows": [{"family": "vae", "model": "vae", "backend": "tensorflow", "batch": 64,
+                        "images_per_s": 80.0},
+                       {"family": "vae", "model": "vae", "backend": "jax", "batch": 64,
+                        "images_per_s": 100.0}], "notes": []}
+    path = tmp_path / "backends.json"
+    assert report.backends_section(path) == []  # not measured: no section
+    path.write_text(json.dumps(result))
+    section = "\n".join(report.backends_section(path))
+    row = "| vae | vae | 64 | 80.0 | 100.0 | 1.25 |"
+    assert section.startswith("## Backends") and row in section and row in backends.render(result)
+    assert "jax worker: 7.0 at its start, 8.0 at its end" in section and "under that load" in section
