@@ -87,7 +87,7 @@ RECIPE_CASES = {
     "epochs-zero": (["train", "cgan", "--epochs", "0"], "--epochs must be >= 1, got 0"),
     "steps-zero": (["train", "dcgan", "--steps-per-epoch", "0"], "--steps-per-epoch must be >= 1"),
     "eval-negative": (["train", "dcgan", "--eval-samples", "-3"], "--eval-samples must be >= 0"),
-    "strategy": (["train", "dcgan", "--strategy", "ring"], "--strategy must be default or mirrored or multiworker"),
+    "strategy": (["train", "dcgan", "--strategy", "ring"], "--strategy must be default or data-parallel or mirrored or multiworker"),
     "image-size-zero": (["train", "vae", "--image-size", "0"], "--image-size must be >= 1, got 0"),
     "width-not-int": (["train", "dcgan", "--width", "wide"], "argument --width: invalid int value: 'wide'"),
     "misspelt-flag": (["train", "dcgan", "--widht", "3"], "unrecognized arguments: --widht 3"),

@@ -96,14 +96,8 @@ def resnet_generator(*, channels=3, width=64, num_blocks=9, image_size=None, nor
         return keras.Model(image, out, name=name)
     change = layers.Activation("tanh", dtype="float32", name="change")(h)
     out = layers.Add(dtype="float32", name="input_skip")([image, change])
-    out = layers.Activation(_clip_unit, dtype="float32", name="output")(out)
+    out = layers.Activation("hard_tanh", dtype="float32", name="output")(out)  # clip to [-1, 1]
     return keras.Model(image, out, name=name)
-
-
-@keras.saving.register_keras_serializable(package="kzoo")
-def _clip_unit(x):
-    """Clip to the image range [-1, 1] (the input-skip generator's output)."""
-    return keras.ops.clip(x, -1.0, 1.0)
 
 
 def _junyanz_resnet(channels, width, num_blocks, image_size, norm, name):
