@@ -144,7 +144,8 @@ def render(results):
                     f"onnxruntime's profiler, batch {profiled[0]['batch']}: share of kernel time by op "
                     "type (largest five).", "",
                     _table([{"model": r["endpoint"], "ops": ", ".join(
-                        f"{op} {100 * v:.0f} %" for op, v in r["onnx_profile"].items())} for r in profiled],
+                        f"{op} {100 * v:.0f} %" for op, v in  # largest first (results.json sorts keys)
+                        sorted(r["onnx_profile"].items(), key=lambda kv: -kv[1]))} for r in profiled],
                         [("model", "model"), ("kernel time by op type", "ops")]), ""]
         failed = [r for r in results["infer"] if "error" in r]
         out += [f"- {r['recipe']}: {r['error']}" for r in failed] + ([""] if failed else [])
