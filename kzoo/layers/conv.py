@@ -30,6 +30,11 @@ class LayerNormalization(layers.LayerNormalization):
     [-1.2247, 0.0, 1.2247]
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.rms_scaling:
+            raise ValueError("kzoo's LayerNormalization does not support rms_scaling=True")
+
     def call(self, inputs):
         from keras import ops
 
