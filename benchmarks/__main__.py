@@ -29,8 +29,8 @@ DEFAULT_RECIPES = ["dcgan", "wgan_gp", "cgan", "pix2pix", "cyclegan", "srgan", "
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("--suites", default="peak,train,infer,ddpm",
-                   help="comma list of: peak, train, infer, ddpm")
+    p.add_argument("--suites", default="peak,train,infer,kernels,ddpm",
+                   help="comma list of: peak, train, infer, kernels, ddpm")
     p.add_argument("--recipes", default=",".join(DEFAULT_RECIPES))
     p.add_argument("--paper-sizes", action="store_true", help="the recipes' paper configuration")
     p.add_argument("--steps", type=int, default=10,
@@ -82,6 +82,10 @@ def main(argv=None):
             for r in results["infer"]:
                 if "onnx_gflops_per_s" in r:
                     r["onnx_share_of_peak"] = r["onnx_gflops_per_s"] / results["peak"]["gflops"]
+    if "kernels" in suites:
+        from benchmarks import kernels
+
+        results["kernels"] = kernels.run()
     if "ddpm" in suites:
         from benchmarks import ddpm
 

@@ -149,6 +149,14 @@ def render(results):
                         [("model", "model"), ("kernel time by op type", "ops")]), ""]
         failed = [r for r in results["infer"] if "error" in r]
         out += [f"- {r['recipe']}: {r['error']}" for r in failed] + ([""] if failed else [])
+    if results.get("kernels"):
+        out += ["### ONNX Runtime kernels behind the rows below goal", "",
+                "One-node graphs with the same session options, timed alternately "
+                "(`benchmarks/kernels.py`): each kernel beside its baseline, median ms.", "",
+                _table([{"kernel": r["kernel"], "shape": r["shape"], "times": ", ".join(
+                    f"{k[:-3]} {v:.2f}" for k, v in r.items() if k.endswith("_ms"))}
+                    for r in results["kernels"]],
+                    [("kernel", "kernel"), ("input", "shape"), ("ms", "times")]), ""]
     if results.get("ddpm"):
         out += ["## DDPM sampling", "",
                 "Wall time to draw one batch from the ddpm recipe's network: the ancestral sampler "

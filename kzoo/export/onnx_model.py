@@ -15,7 +15,10 @@ Without it the shapes are computed at run time, the same for every seed; every
 converted model's output ranks are checked against its spec. A dilated convolution
 with SAME padding on inputs of unknown size, which TF writes as SpaceToBatchND - Conv2D
 - BatchToSpaceND and tf2onnx leaves as a SpaceToDepth chain, is converted as one dilated
-Conv (`_same_dilated_conv`, a tf2onnx rewriter).
+Conv (`_same_dilated_conv`, a tf2onnx rewriter). Two more rewriters: Keras' nearest
+`UpSampling2D` (two `tf.repeat`s, ~30 ops in tf2onnx's form) becomes one nearest `Resize`
+(`_nearest_upsampling`), and every float `tf.where` one `Where` (`_select_as_where`) where
+tf2onnx writes six arithmetic ops that turn an inf in the branch not taken into NaN.
 
 `clean` then rewrites what tf2onnx leaves for CPU inference: a Keras PReLU
 (relu(x) - alpha * relu(-x), five ops) becomes one `PRelu`, kzoo's pixel shuffle
@@ -24,7 +27,9 @@ channel order of `tf.nn.depth_to_space`), Keras' group and instance norm (a
 15-op moments chain on NHWC) become `InstanceNormalization` on NCHW (`_group_norm`),
 and tf2onnx's graph optimizers run again, so that the NHWC<->NCHW transposes around
 those ops cancel: a fully convolutional network keeps one transpose after its input
-and one before its output. Last, a softmax that tf2onnx's transpose optimizer left on NCHW's channel
+and one before its output. A `Pow` with a non-integer constant exponent (the sRGB and
+Lab curves of `kzoo.layers.color`) becomes Exp(Log(x) * p), which onnxruntime vectorises
+(`_pow_as_exp`; 2x faster, `benchmarks/kernels.py`). Last, a softmax that tf2onnx's transpose optimizer left on NCHW's channel
 axis moves after the output transpose, to the last axis (`_softmax_last`). The
 exporter's parity check runs on the cleaned graph.
 
@@ -68,7 +73,7 @@ def convert(part, spec, path, *, opset=DEFAULT_OPSET):
         import tf2onnx
 
         model, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=opset,
-                                                 custom_rewriter=[_same_dilated_conv])
+                                                 custom_rewriter=[_same_dilated_conv, _nearest_upsampling, _select_as_where])
     model = clean(model)
     _name_dims(model, spec)
     _check_converted(model, spec)
@@ -175,6 +180,120 @@ def _same_dilated_conv(g, ops):
     return g.get_nodes()
 
 
+def _repeat(g, node):
+    """(x, axis, r) if `node` is the Reshape of TF's `tf.repeat(x, r, axis)` with a constant
+    scalar `r` on a rank-4 NHWC `x` along height or width (axis 1 or 2) -- Reshape(Tile(
+    ExpandDims(x, axis + 1), multiples 1 but r at axis + 1), shape) -- else None."""
+    import numpy as np
+
+    if node.type != "Reshape":
+        return None
+    tile = node.inputs[0]
+    if tile is None or tile.type != "Tile" or not tile.inputs[1].is_const():
+        return None
+    expand = tile.inputs[0]
+    if expand is None or expand.type != "ExpandDims" or not expand.inputs[1].is_const():
+        return None
+    multiples = [int(v) for v in np.ravel(tile.inputs[1].get_tensor_value(as_list=False))]
+    dim = int(np.ravel(expand.inputs[1].get_tensor_value(as_list=False))[0])
+    x = expand.input[0]
+    shape = g.get_shape(x)
+    if shape is None or len(shape) != 4 or len(multiples) != 5:
+        return None
+    dim = dim + 5 if dim < 0 else dim
+    if dim not in (2, 3) or any(m != 1 for i, m in enumerate(multiples) if i != dim) or multiples[dim] < 2:
+        return None
+    out_shape = g.get_shape(node.output[0])
+    if out_shape is not None and (len(out_shape) != 4 or out_shape[3] != shape[3]):
+        return None
+    return x, dim - 1, multiples[dim]
+
+
+def _nearest_upsampling(g, ops):
+    """tf2onnx rewriter: TF's `tf.repeat` along height and/or width (Keras' nearest
+    `UpSampling2D`, `kzoo.layers.conv.upsample_conv(upsample="resize")`) -> one ONNX
+    nearest `Resize` on NCHW between transposes, which tf2onnx's transpose optimizer then
+    cancels against the convolutions'.
+
+    tf2onnx converts each repeat as Unsqueeze - Tile - Reshape with a run-time shape
+    computation of about a dozen ops, and its transpose optimizer leaves a transpose
+    around each on NCHW graphs: 2 x ~16 ops per upsampling. Resize with scales r and
+    "asymmetric" coordinates, "floor" rounding reads output pixel i from input pixel
+    floor(i / r): exactly the repeat. Needs opset 11 (Resize's roi/scales inputs).
+    """
+    import numpy as np
+
+    if g.opset < 11:
+        return ops
+    merged = set()
+    for node in reversed(list(ops)):  # outputs first, so that height + width merge into one
+        found = None if node.name in merged else _repeat(g, node)
+        if found is None:
+            continue
+        x, axis, r = found
+        scales = [1.0, 1.0, 1.0, 1.0]  # NCHW
+        scales[axis + 1] = float(r)
+        last = node
+        inner = _repeat(g, g.get_node_by_output(x)) if g.get_node_by_output(x) is not None else None
+        others = [c for c in g.find_output_consumers(x) if c.type != "Shape"]  # Shape: the outer's size
+        if inner is not None and inner[1] != axis and len(others) == 1:
+            merged.add(g.get_node_by_output(x).name)  # left unused, deleted by tf2onnx
+            x, axis2, r2 = inner  # repeat along height then width (or back): one Resize
+            scales[axis2 + 1] = float(r2)
+        name = node.name
+        to_nchw = g.make_node("Transpose", [x], attr={"perm": [0, 3, 1, 2]}, name=f"{name}/nchw")
+        roi = g.make_const(f"{name}/roi", np.array([], np.float32)).output[0]
+        scale = g.make_const(f"{name}/scales", np.array(scales, np.float32)).output[0]
+        resize = g.make_node("Resize", [to_nchw.output[0], roi, scale], name=f"{name}/resize",
+                             attr={"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                                   "nearest_mode": "floor"})
+        out_shapes, out_dtypes = [g.get_shape(last.output[0])], [g.get_dtype(last.output[0])]
+        g.remove_node(last.name)
+        g.make_node("Transpose", [resize.output[0]], attr={"perm": [0, 2, 3, 1]}, name=f"{name}/nhwc",
+                    outputs=list(last.output), shapes=out_shapes, dtypes=out_dtypes)
+    return g.get_nodes()
+
+
+def _select_as_where(g, ops):
+    """tf2onnx rewriter: every float Select/SelectV2 (`tf.where`) becomes one ONNX `Where`.
+
+    tf2onnx otherwise writes a float select as Cast(c) * x + Cast(Not(c)) * y, six ops
+    that also turn an inf or NaN in the branch not taken into NaN (inf * 0); it uses
+    `Where` only for the selects it marks `handles_nan`, which this marks all of.
+    """
+    for node in ops:
+        if node.type in ("Select", "SelectV2"):
+            node.set_attr("handles_nan", True)
+    return ops
+
+
+def _pow_as_exp(graph):
+    """Pow(x, p) with a constant scalar p that is not an integer -> Exp(Log(x) * p); returns
+    how many. onnxruntime computes such a Pow element by element with `std::pow`, and Exp
+    and Log vectorised. The same value wherever Pow is defined: x < 0 gives NaN both ways
+    (p is not an integer), x = 0 gives 0 (p > 0) or inf (p < 0); a relative difference of
+    about |p log x| float32 ulps (the sRGB and CIE Lab curves of `kzoo.layers.color`)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    made = 0
+    for i, node in enumerate(list(graph.node)):
+        p = _constant(graph, node.input[1]) if node.op_type == "Pow" else None
+        if p is None or p.size != 1 or p.dtype != np.float32 or float(p.item()).is_integer():
+            continue
+        name = node.name or node.output[0]
+        factor = numpy_helper.from_array(p.reshape(()).astype(np.float32), f"{name}/exponent")
+        graph.initializer.append(factor)
+        new = [helper.make_node("Log", [node.input[0]], [f"{name}/log"], name=f"{name}/log"),
+               helper.make_node("Mul", [f"{name}/log", factor.name], [f"{name}/scaled"], name=f"{name}/mul"),
+               helper.make_node("Exp", [f"{name}/scaled"], list(node.output), name=f"{name}/exp")]
+        graph.node.remove(node)
+        for k, n in enumerate(new):
+            graph.node.insert(i + made * 2 + k, n)
+        made += 1
+    return made
+
+
 def clean(model):
     """`model` (an ONNX ModelProto from tf2onnx) with PReLU as `PRelu`, pixel shuffle as
     `DepthToSpace`, group/instance norm as `InstanceNormalization`, and the transposes this
@@ -184,6 +303,7 @@ def clean(model):
 
     graph = model.graph
     changed = _fuse_prelu(graph) + _depth_to_space(graph) + _group_norm(model)
+    _pow_as_exp(graph)
     if changed:
         _prune(graph)
         safe = {k: v for k, v in optimizer._optimizers.items() if k not in UNSAFE_OPTIMIZERS}

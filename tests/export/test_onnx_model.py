@@ -1,3 +1,5 @@
+import collections
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -244,3 +246,58 @@ def test_segmentation_softmax_runs_on_the_last_axis(tmp_path):
     got, want = dict(zip([o.name for o in graph.output], s.run(None, {"image": x}))), part(x)
     np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-5)
     np.testing.assert_array_equal(got["labels"], want["labels"])
+
+
+def _elementwise_on_a_unit_last_axis(model):
+    """(op, shape) of the elementwise ops whose output's last axis has size 1."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {v.name: _dims(v) for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    elementwise = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "Exp", "Log", "Where", "Greater",
+                   "Tanh", "Relu", "Cast", "Not", "Clip"}
+    return [(n.op_type, shapes[n.output[0]]) for n in inferred.graph.node
+            if n.op_type in elementwise and len(shapes.get(n.output[0], [])) >= 3
+            and shapes[n.output[0]][-1] == 1]
+
+
+def test_clean_graph_of_the_lab_colouriser(tmp_path):
+    """Nearest upsampling is one Resize per upsampling (no Tile), tf.where one Where, the
+    sRGB/Lab powers Exp(Log), and no elementwise op runs on a tensor whose last axis is 1
+    (onnxruntime is ~30x slower there, `benchmarks/kernels.py`); outputs stay Keras'."""
+    import collections
+
+    part, spec = _zoo_part("pix2pix_colorize")
+    onnx_model.convert(part, spec, tmp_path / "m.onnx")
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    ops = collections.Counter(n.op_type for n in model.graph.node)
+    upsamplings = sum(1 for layer in part.get_layer("ab_generator").layers if layer.name.endswith("_resize"))
+    assert upsamplings >= 2 and ops["Resize"] == upsamplings and not ops["Tile"], ops
+    assert ops["Where"] == 4 and not ops["Not"] and ops["Transpose"] <= 2, ops
+    powers = [n for n in model.graph.node if n.op_type == "Pow"]
+    assert all(float(onnx_model._constant(model.graph, n.input[1]).item()).is_integer() for n in powers)
+    assert ops["Exp"] == ops["Log"] == 3, ops
+    assert _elementwise_on_a_unit_last_axis(model) == []
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for h, w in ((32, 32), (64, 96)):
+        x = np.random.default_rng(h).uniform(-1, 1, (2, h, w, 1)).astype("float32")
+        np.testing.assert_allclose(s.run(None, {spec["inputs"][0]["name"]: x})[0], part(x), atol=1e-4)
+
+
+def test_where_keeps_the_branch_not_taken_out(tmp_path):
+    """tf.where(x > 0, log(x), 0) is 0 at x = 0, not NaN (tf2onnx's Cast-Mul-Add form gave
+    -inf * 0); x ** (1 / 2.4) as Exp(Log(x) * p) agrees with TF, 0 at 0."""
+    import keras
+    from keras import ops
+
+    x = keras.Input((None, None, 3), name="image")
+    y = ops.where(x > 0, ops.log(ops.maximum(x, 0.0)), 0.0) + ops.power(ops.maximum(x, 0.0), 1 / 2.4)
+    part = keras.Model(x, keras.layers.Identity(name="restored")(y))
+    spec = describe("model", part, image_card(channels=3))
+    onnx_model.convert(part, spec, tmp_path / "m.onnx")
+    found = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node)
+    assert found["Where"] == 1 and not found["Pow"] and found["Exp"] == 1, found
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    value = np.random.default_rng(0).uniform(-1, 1, (2, 4, 6, 3)).astype("float32")
+    value[0, 0, 0] = 0.0
+    got = s.run(None, {"image": value})[0]
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, part(value), rtol=1e-5, atol=1e-5)

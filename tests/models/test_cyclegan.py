@@ -165,7 +165,8 @@ def test_resize_upsampling_removes_the_checkerboard_of_untrained_generators():
 
 
 def test_input_skip_starts_from_the_identity_and_round_trips(tmp_path):
-    """With its last conv at zero an input-skip generator is the identity (clipped to [-1, 1])."""
+    """With its last conv at zero an input-skip generator is the identity (clipped to [-1, 1]);
+    that conv also sees the input itself."""
     rng = np.random.default_rng(0)
     x = rng.uniform(-1.2, 1.2, (2, 16, 16, 3)).astype("float32")
     model = CycleGAN(**TINY, input_skip=True)
@@ -173,7 +174,9 @@ def test_input_skip_starts_from_the_identity_and_round_trips(tmp_path):
         out = g.get_layer("out_conv")
         out.set_weights([np.zeros_like(w) for w in out.get_weights()])
         np.testing.assert_allclose(np.asarray(g(x)), np.clip(x, -1, 1), atol=1e-6)
-    assert not any(l.name == "input_skip" for l in CycleGAN(**TINY).generator_ab.layers)
+    assert not any(l.name in ("input_skip", "with_input") for l in CycleGAN(**TINY).generator_ab.layers)
+    # c7s1-3 sees the input beside the features: `width` + 3 input channels
+    assert model.generator_ab.get_layer("out_conv").kernel.shape == (7, 7, TINY["width"] + 3, 3)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert loaded.input_skip
