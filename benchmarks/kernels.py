@@ -4,7 +4,7 @@ One-node ONNX graphs on CPU with kzoo's session options (`kzoo.infer.session_opt
 timed alternately (`benchmarks.infer.alternate`), median milliseconds:
 
 - pixel shuffle: `DepthToSpace` (DCR, the mode of `tf.nn.depth_to_space`, and CRD) on the
-  input of SRResNet's second upsampling at batch 4, beside an `Identity` copy of the same
+  input of the paper-width (64) SRResNet's second upsampling from a 64x64 input, batch 4, beside an `Identity` copy of the same
   tensor (what a block copy costs; TensorFlow's NHWC pixel shuffle is one);
 - elementwise op on a tensor whose last axis has size 1 (a one-channel NHWC image, as the
   pix2pix colouriser's L was before `kzoo.layers.color` dropped that axis) beside the same
@@ -53,7 +53,7 @@ def run(repeats=20):
         return helper.make_node(op, list(inputs), ["y"], **attrs)
 
     rows = []
-    d2s = (4, 256, 128, 128)  # SRResNet x4 at 64x64: the second pixel shuffle's input, batch 4
+    d2s = (4, 256, 128, 128)  # paper-width SRResNet x4 from 64x64: the second pixel shuffle's input
     rows.append(_compare("pixel shuffle (NCHW)", str(d2s), {
         "DepthToSpace DCR": ([node("DepthToSpace", blocksize=2, mode="DCR")], [], d2s),
         "DepthToSpace CRD": ([node("DepthToSpace", blocksize=2, mode="CRD")], [], d2s),

@@ -60,7 +60,8 @@ def _reference_step(model, jit):
 
         def d_update(chunk, fakes):
             with tf.GradientTape() as tape:
-                loss, _ = model.discriminator_loss(chunk, tf.stop_gradient(fakes), training=True)
+                loss, _ = model.discriminator_loss(chunk, tf.nest.map_structure(tf.stop_gradient, fakes),
+                                                training=True)
             model.d_optimizer.apply_gradients(zip(tape.gradient(loss, d_vars), d_vars))
 
         def step(batch):

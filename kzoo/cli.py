@@ -56,7 +56,8 @@ def _cmd_predict(args):
     providers = [p for p in args.providers.split(",") if p] if args.providers else None
     paths = predict(args.model, args.inputs, args.out, num=args.num, seed=args.seed,
                     label=args.label, providers=providers, endpoint=args.endpoint,
-                    fp16=args.fp16, sampler=args.sampler, steps=args.steps, eta=args.eta, log=_log)
+                    fp16=args.fp16, sampler=args.sampler, steps=args.steps, eta=args.eta,
+                    tile=args.tile, overlap=args.overlap, log=_log)
     print(f"wrote {len(paths)} file(s) to {args.out}")
     return 0
 
@@ -205,6 +206,8 @@ def _add_export(sub):
 
 
 def _add_predict(sub):
+    from kzoo.infer import OVERLAP  # no TensorFlow
+
     p = sub.add_parser("predict", help="run an exported model with ONNX Runtime (no TensorFlow)")
     p.add_argument("model", help="export/<name>[/<version>], or a preset / run directory")
     p.add_argument("inputs", nargs="*", help="input images (models that transform images)")
@@ -216,6 +219,13 @@ def _add_predict(sub):
     p.add_argument("--providers", help="onnxruntime providers, best first, e.g. cuda,cpu "
                                        "(default: TensorRT > CUDA > CPU, as available)")
     p.add_argument("--fp16", action="store_true", help="use model.fp16.onnx")
+    p.add_argument("--tile", type=at_least(0),
+                   help="image models of any size: run inputs larger than N pixels in N x N tiles, each "
+                        "with --overlap pixels of context, no seams (default: 256 for super-resolution, "
+                        "else whole images; 0: never tile)")
+    p.add_argument("--overlap", type=at_least(0), default=OVERLAP,
+                   help=f"context around each tile in input pixels (default {OVERLAP}, SRResNet's "
+                        "receptive radius)")
     p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim",
                    help="diffusion models: DDIM (default) or the ancestral DDPM sampler")
     p.add_argument("--steps", type=at_least(1), default=50, help="diffusion models: denoising steps (default 50)")

@@ -502,11 +502,12 @@ def resolve_model(source, endpoint=None):
 
 
 def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, providers=None,
-            endpoint=None, fp16=False, sampler="ddim", steps=50, eta=0.0, tile=None, log=None):
+            endpoint=None, fp16=False, sampler="ddim", steps=50, eta=0.0, tile=None, overlap=OVERLAP,
+            log=None):
     """What `kzoo predict` does: run `source` on `inputs` (or generate `num`); returns paths.
 
     Diffusion eps-models are sampled with `sampler` ("ddim" or "ddpm") in `steps` steps.
-    Image models take `tile` (see `OnnxModel.predict_image`).
+    Image models take `tile` and `overlap` (see `OnnxModel.predict_image`).
     """
     log = log or (lambda msg: None)
     model = OnnxModel(resolve_model(source, endpoint), providers=providers, fp16=fp16)
@@ -526,7 +527,7 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
             raise KzooError(f"{model.name} transforms images: give one or more INPUT image files")
         for i, src in enumerate(inputs):
             result = model.predict_image(load_image(src), seed=seed + i, label=label, source=str(src),
-                                         tile=tile)
+                                         tile=tile, overlap=overlap)
             for name, value in result.items():
                 stem = Path(src).stem if len(result) == 1 else f"{Path(src).stem}_{name}"
                 written.append(save_output(out / stem, value, model.outputs[name]))

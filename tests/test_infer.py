@@ -227,3 +227,27 @@ def test_predict_from_a_hub_preset_name(tmp_path, monkeypatch):
     assert np.asarray(Image.open(paths[0])).shape == (32, 32)
     with pytest.raises(KzooError, match="did you mean cgan-digits"):
         predict("cgan-digit", out=tmp_path / "x")
+
+
+def test_predict_tiles_as_asked(sr, tmp_path):
+    """`kzoo predict --tile N --overlap K` (`predict(tile=, overlap=)`): with enough context the
+    tiled PNG is the whole image's (to a grey level); without context it differs."""
+    from PIL import Image
+
+    from kzoo.cli import main
+    from kzoo.infer import predict
+
+    img = np.random.default_rng(3).integers(0, 256, (40, 44, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "lr.png")
+
+    def run(tile, overlap, out):
+        (path,) = predict(sr.path, [tmp_path / "lr.png"], tmp_path / out, tile=tile, overlap=overlap)
+        return np.asarray(Image.open(path)).astype(int)
+
+    whole = run(0, 0, "whole")
+    assert np.abs(run(16, 16, "tiled") - whole).max() <= 1
+    assert np.abs(run(16, 0, "seams") - whole).max() > 2
+    assert main(["predict", str(sr.path), str(tmp_path / "lr.png"), "--tile", "16", "--overlap", "16",
+                 "--out", str(tmp_path / "cli")]) == 0
+    assert np.abs(np.asarray(Image.open(tmp_path / "cli" / "lr.png")).astype(int) - whole).max() <= 1
+    assert main(["predict", str(sr.path), str(tmp_path / "lr.png"), "--tile", "-1"]) == 2
