@@ -233,7 +233,6 @@ def _nearest_upsampling(g, ops):
         x, axis, r = found
         scales = [1.0, 1.0, 1.0, 1.0]  # NCHW
         scales[axis + 1] = float(r)
-        last = node
         inner = _repeat(g, g.get_node_by_output(x)) if g.get_node_by_output(x) is not None else None
         others = [c for c in g.find_output_consumers(x) if c.type != "Shape"]  # Shape: the outer's size
         if inner is not None and inner[1] != axis and len(others) == 1:
@@ -247,10 +246,10 @@ def _nearest_upsampling(g, ops):
         resize = g.make_node("Resize", [to_nchw.output[0], roi, scale], name=f"{name}/resize",
                              attr={"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
                                    "nearest_mode": "floor"})
-        out_shapes, out_dtypes = [g.get_shape(last.output[0])], [g.get_dtype(last.output[0])]
-        g.remove_node(last.name)
+        out_shapes, out_dtypes = [g.get_shape(node.output[0])], [g.get_dtype(node.output[0])]
+        g.remove_node(node.name)
         g.make_node("Transpose", [resize.output[0]], attr={"perm": [0, 2, 3, 1]}, name=f"{name}/nhwc",
-                    outputs=list(last.output), shapes=out_shapes, dtypes=out_dtypes)
+                    outputs=list(node.output), shapes=out_shapes, dtypes=out_dtypes)
     return g.get_nodes()
 
 
@@ -296,8 +295,8 @@ def _pow_as_exp(graph):
 
 def clean(model):
     """`model` (an ONNX ModelProto from tf2onnx) with PReLU as `PRelu`, pixel shuffle as
-    `DepthToSpace`, group/instance norm as `InstanceNormalization`, and the transposes this
-    frees folded (see module docstring)."""
+    `DepthToSpace`, group/instance norm as `InstanceNormalization`, the transposes this
+    frees folded, and fractional powers as Exp(Log) (see module docstring)."""
     from tf2onnx import optimizer
     from tf2onnx.graph import GraphUtil
 
