@@ -76,8 +76,8 @@ def _matmul3(x, matrix):
 
 
 # Single channels are computed without a channel axis (`x[..., 0]`, then `ops.stack`):
-# onnxruntime (1.2x, CPU) runs an elementwise op on a tensor whose last axis has size 1
-# one element at a time, measured 80x slower than on the same values without that axis.
+# onnxruntime 1.32 (CPU) runs an elementwise op on a tensor whose last axis has size 1
+# about 30x slower than on the same values without that axis (`benchmarks/kernels.py`).
 
 def _rgb_to_lab(rgb):
     """(..., 3) sRGB in [0, 1] -> (L, a, b), each (...)."""
