@@ -107,7 +107,13 @@ def segmentation_recipe(name, config_cls, *, model, tiny):
         for images, masks in examples.batch(cfg.batch_size).as_numpy_iterator():
             confusion += confusion_matrix(masks, model.predict_labels(images), data.num_classes,
                                           model.ignore_label)
-        return {f"{prefix}_{k}": v for k, v in segmentation_scores(confusion).items()}
+        scores = {f"{prefix}_{k}": v for k, v in segmentation_scores(confusion).items()}
+        # The trivial baseline beside it: the most frequent true class predicted everywhere
+        # (IoU = its pixel share for that class, 0 for the others).
+        truth = confusion.sum(axis=1)
+        scores[f"{prefix}_majority_class_mean_iou"] = float(truth.max() / max(truth.sum(), 1)
+                                                            / data.num_classes)
+        return scores
 
     return Recipe(name=name, config_cls=config_cls, model=model, load_data=load_data, build=build,
                   train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,

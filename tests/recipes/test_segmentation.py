@@ -28,6 +28,8 @@ def test_run_scores_heldout_iou_and_saves_a_segmenter(smoke_run, module):
     final = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()][-1]
     assert final["final"] and 0.0 <= final["heldout_mean_iou"] <= 1.0
     assert len(final["heldout_per_class_iou"]) == 5
+    # the trivial baseline beside it: background everywhere scores its pixel share / 5
+    assert 0.1 < final["heldout_majority_class_mean_iou"] <= 0.2
     segmenter = keras.saving.load_model(out / "model" / "inference.keras")
     pred = segmenter(np.zeros((1, 16, 16, 3), "float32"))
     assert pred["labels"].shape == (1, 16, 16) and pred["probabilities"].shape == (1, 16, 16, 5)
