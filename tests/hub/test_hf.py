@@ -10,7 +10,6 @@ kzoo at it, as it points huggingface_hub.
 import hashlib
 import http.server
 import json
-import shutil
 import sys
 import threading
 import urllib.parse
