@@ -14,10 +14,28 @@ source's sha256 is recorded on its first download, trust on first use):
 
     {"name": "pix2pix-facades", "version": "upstream", "task": "...",
      "upstream": {"format": "junyanz", "arch": "unet_256",
-                  "source": "http://efrosgans.eecs.berkeley.edu/.../facades_label2photo.pth"}}
+                  "source": "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/facades_label2photo.pth",
+                  "provenance": "junyanz/pytorch-CycleGAN-and-pix2pix scripts/download_pix2pix_model.sh:8",
+                  "arch_provenance": "junyanz/pytorch-CycleGAN-and-pix2pix models/pix2pix_model.py ..."}}
 
-A CycleGAN entry may name the other direction's generator file too (`"reverse":
-"http://.../zebra2horse.pth"` for horse2zebra), converted into `generator_ba`.
+`provenance` ("owner/repo path[:line]", optionally followed by a note) names the authors'
+own download script or model card the source was read from; every upstream entry has
+one. The authors' CycleGAN files are `.../cyclegan/pretrained_models/NAME.pth`
+(`scripts/download_cyclegan_model.sh` line 9), their pix2pix files
+`.../pix2pix/models-pytorch/NAME.pth` (`scripts/download_pix2pix_model.sh` line 8).
+A CycleGAN entry names the other direction's generator file too where the authors
+publish one (`"reverse": ".../pretrained_models/zebra2horse.pth"` for horse2zebra),
+converted into `generator_ba`.
+
+An `hf://owner/repo` entry names its `revision`: the commit it was read at (40 hex
+digits), or "pinned on first download" where no commit could be traced (the commit the
+repository's main branch resolves to on the first download is then recorded in
+`$KZOO_HOME/upstream/sha256.json` and used from then on, see `kzoo.hub.hf`):
+
+    {"name": "ddpm-cifar10-32", "version": "upstream", "task": "...",
+     "upstream": {"format": "diffusers", "source": "hf://google/ddpm-cifar10-32",
+                  "revision": "30eb34ce06e995c15ec349bc188a86d6bd0d5359",
+                  "provenance": "google/ddpm-cifar10-32 README.md (the model card)"}}
 
 `KZOO_CATALOG=/path/to/catalog.json` adds entries (the same name and version
 there replaces the shipped one), e.g. for a private mirror.
@@ -28,6 +46,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from pathlib import Path
 
 from kzoo.errors import KzooError
@@ -64,6 +83,11 @@ def _read(path: Path) -> list[dict]:
 UPSTREAM_FORMATS = ("junyanz", "diffusers")
 
 
+PIN_ON_FIRST_DOWNLOAD = "pinned on first download"
+_PROVENANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]* [^ :]+(:\d+)?( .+)?")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
 def _check_upstream(e, path):
     up = e["upstream"]
     where = f"catalog {path}: upstream entry {e['name']!r}"
@@ -74,6 +98,10 @@ def _check_upstream(e, path):
     source = up.get("source")
     if not isinstance(source, str) or not source.startswith(("https://", "http://", "hf://")):
         raise KzooError(f"{where}: upstream.source must be an http(s):// or hf:// reference")
+    provenance = up.get("provenance")
+    if not isinstance(provenance, str) or not _PROVENANCE.fullmatch(provenance):
+        raise KzooError(f"{where}: upstream.provenance must name where the source was read, as "
+                        "'owner/repo path[:line]' of the authors' download script or model card")
     if up["format"] == "junyanz" and not isinstance(up.get("arch"), str):
         raise KzooError(f"{where}: a junyanz source needs upstream.arch")
     reverse = up.get("reverse")
@@ -82,6 +110,16 @@ def _check_upstream(e, path):
                                 or not reverse.startswith(("https://", "http://"))):
         raise KzooError(f"{where}: upstream.reverse (the other direction of a CycleGAN) must be the "
                         "http(s):// URL of a junyanz resnet generator")
+    revision = up.get("revision")
+    if source.startswith("hf://"):
+        if "@" in source:
+            raise KzooError(f"{where}: name the commit in upstream.revision, not in the source")
+        if revision != PIN_ON_FIRST_DOWNLOAD and not (isinstance(revision, str)
+                                                      and _COMMIT.fullmatch(revision)):
+            raise KzooError(f"{where}: upstream.revision must be a commit (40 hex digits) or "
+                            f"{PIN_ON_FIRST_DOWNLOAD!r}")
+    elif revision is not None:
+        raise KzooError(f"{where}: upstream.revision is for hf:// sources")
 
 
 def entries() -> list[dict]:

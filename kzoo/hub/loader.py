@@ -6,7 +6,7 @@ References:
   checked against the catalog's sha256;
 - a local preset folder, or a `.tar.gz` / `.zip` archive of one;
 - `file:///path[#sha256=HEX]`, `https://host/preset.tar.gz#sha256=HEX`;
-- `hf://owner/repo[@revision]` (needs `huggingface_hub`);
+- `hf://owner/repo[@revision]` (over HTTPS at a pinned commit, see `kzoo.hub.hf`);
 - published upstream weights, converted on first use (`kzoo.hub.convert`): a
   junyanz `*.pth` file or its http(s) URL (`#arch=NAME` picks the architecture), a
   diffusers model folder or `hf://` repository, a catalog entry marked `upstream`.
@@ -39,7 +39,7 @@ def fetch(ref, *, allow_http: bool = False, progress: bool = True, arch=None) ->
     ref = str(ref)
     if ref.startswith("hf://"):
         key = hf.cache_key(ref)
-        return _install(key, lambda dest: _hf_preset(ref, dest),
+        return _install(key, lambda dest: _hf_preset(ref, dest, progress),
                         what=ref, how=f"kzoo hub download {ref}")
     if convert.is_upstream(ref):
         return convert.fetch(ref, arch=arch, progress=progress)
@@ -96,17 +96,20 @@ def hub_folder(source):
     return fetch(ref)  # a catalog name (an unknown one: error with the closest names)
 
 
-def _hf_preset(ref, dest):
-    """Download hf:// `ref` into `dest`: a kzoo preset as is, a diffusers repository converted."""
+def _hf_preset(ref, dest, progress=True):
+    """Download hf:// `ref` into `dest`: a kzoo preset as is, a diffusers repository
+    converted (its files pinned once the conversion succeeded, see `kzoo.hub.hf`)."""
     from kzoo.hub import convert
 
     with tempfile.TemporaryDirectory(prefix="kzoo-hf-", dir=Path(dest).parent) as tmp:
         repo = Path(tmp) / "repo"
-        hf.download(ref, repo)
-        if (repo / "metadata.json").is_file() or not convert.is_diffusers_folder(repo):
+        source, new = hf.download(ref, repo, pinned=convert.pinned, progress=progress)
+        if (repo / "metadata.json").is_file():
             os.replace(repo, dest)
         else:
-            convert.convert_local(repo, dest, source=ref, name=convert.hf_name(ref))
+            convert.convert_local(repo, dest, source=source, name=convert.hf_name(ref),
+                                  tofu=bool(new), load_as=ref)
+    convert.record(new)
 
 
 def _extract_checked(path, digest, dest):

@@ -147,3 +147,79 @@ def test_table_shows_a_few_scalar_scores():
     row = catalog.table([_entry("x", metrics=metrics, image_size=8)]).splitlines()[1]
     assert "a_iou 0.9, b 1, c 2, d 3 (+1 more: kzoo hub info)" in row
     assert "per_class" not in row and "steps" not in row and "seconds" not in row
+
+
+# The lines of the authors' download scripts (junyanz/pytorch-CycleGAN-and-pix2pix) the
+# upstream entries cite, as read there (the same text in every indexed copy of the repo).
+AUTHORS_SCRIPTS = {
+    "scripts/download_cyclegan_model.sh": {
+        3: 'echo "Note: available models are apple2orange, orange2apple, summer2winter_yosemite, '
+           'winter2summer_yosemite, horse2zebra, zebra2horse, monet2photo, style_monet, style_cezanne, '
+           'style_ukiyoe, style_vangogh, sat2map, map2sat, cityscapes_photo2label, cityscapes_label2photo, '
+           'facades_photo2label, facades_label2photo, iphone2dslr_flower"',
+        9: "URL=http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/$FILE.pth"},
+    "scripts/download_pix2pix_model.sh": {
+        3: 'echo "Note: available models are edges2shoes, sat2map, map2sat, facades_label2photo, and '
+           'day2night"',
+        8: "URL=http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/$FILE.pth"},
+}
+
+
+def _upstream_entries():
+    return [e for e in catalog._read(catalog.SHIPPED) if "upstream" in e]
+
+
+@pytest.mark.parametrize("entry", _upstream_entries(), ids=lambda e: e["name"])
+def test_every_upstream_entry_has_the_provenance_of_its_source(entry):
+    """Each URL is the authors' script's URL line with a model name its line 3 lists (the
+    other direction's too); each hf:// entry cites its repository's model card and pins a
+    commit or says it is pinned on first download."""
+    import re
+
+    up = entry["upstream"]
+    repo, path, line = re.fullmatch(r"(\S+/\S+) ([^ :]+)(?::(\d+))?(?: .*)?", up["provenance"]).groups()
+    if up["format"] == "junyanz":
+        assert repo == "junyanz/pytorch-CycleGAN-and-pix2pix" and path in AUTHORS_SCRIPTS
+        script = AUTHORS_SCRIPTS[path]
+        template = script[int(line)]
+        assert template.startswith("URL=")
+        listed = re.split(r", (?:and )?", script[3].split("available models are ")[1].rstrip('"'))
+        for url in [up["source"]] + ([up["reverse"]] if "reverse" in up else []):
+            stem = url.rsplit("/", 1)[1].removesuffix(".pth")
+            assert stem in listed and template[len("URL="):].replace("$FILE", stem) == url
+        assert up["arch_provenance"].startswith(repo + " ")
+        assert up["arch"] == ("unet_256" if path.endswith("pix2pix_model.sh") else "resnet_9blocks")
+    else:
+        assert up["source"] == f"hf://{repo}" and path == "README.md"
+        assert re.fullmatch(r"[0-9a-f]{40}", up["revision"]) or \
+            up["revision"] == catalog.PIN_ON_FIRST_DOWNLOAD
+
+
+def test_the_traced_revision_of_ddpm_cifar10_32():
+    # https://huggingface.co/google/ddpm-cifar10-32/raw/30eb34ce06e995c15ec349bc188a86d6bd0d5359/README.md
+    # (a mirror of it, found by the lead); the other google/ddpm-* commits were not traced
+    assert catalog.lookup("ddpm-cifar10-32")["upstream"]["revision"] == \
+        "30eb34ce06e995c15ec349bc188a86d6bd0d5359"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"provenance": None}, "upstream.provenance must name where the source was read"),
+    ({"provenance": "somewhere"}, "upstream.provenance must name where the source was read"),
+    ({"revision": "main"}, "upstream.revision must be a commit"),
+    ({"revision": None}, "upstream.revision must be a commit"),
+    ({"source": "hf://google/ddpm-cifar10-32@main"}, "name the commit in upstream.revision"),
+], ids=["no-provenance", "bad-provenance", "branch", "no-revision", "revision-in-source"])
+def test_an_upstream_entry_without_provenance_or_commit_is_refused(tmp_path, monkeypatch, change, message):
+    up = {"format": "diffusers", "source": "hf://google/ddpm-cifar10-32", "revision": "a" * 40,
+          "provenance": "google/ddpm-cifar10-32 README.md"}
+    up.update(change)
+    up = {k: v for k, v in up.items() if v is not None}
+    entry = {"name": "x", "version": "upstream", "task": "t", "upstream": up}
+    monkeypatch.setenv("KZOO_CATALOG", str(_write(tmp_path / "c.json", entry)))
+    with pytest.raises(KzooError, match=message) as e:
+        catalog.entries()
+    assert "\n" not in str(e.value)
+    up = dict(up, source="http://h/x.pth", format="junyanz", arch="unet_256", revision="a" * 40)
+    monkeypatch.setenv("KZOO_CATALOG", str(_write(tmp_path / "d.json", dict(entry, upstream=up))))
+    with pytest.raises(KzooError, match="provenance|revision is for hf:// sources"):
+        catalog.entries()

@@ -2,8 +2,6 @@ import json
 import shutil
 import subprocess
 import sys
-import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,41 +146,6 @@ def test_two_processes_fill_the_cache_once(tiny_archive, kzoo_home):
     entries = list((kzoo_home / "presets" / "sha256").iterdir())
     assert len(entries) == 1  # no second copy, no leftover temporary folder
     loader.verify(entries[0])
-
-
-def _fake_hf(monkeypatch, repos, uploads=None):
-    def snapshot_download(repo_id, revision=None, local_dir=None, **kw):
-        if repo_id not in repos:
-            raise RuntimeError(f"404 {repo_id}")
-        shutil.copytree(repos[repo_id], local_dir)
-        (Path(local_dir) / ".cache").mkdir()
-
-    class HfApi:
-        def create_repo(self, repo_id, repo_type=None, exist_ok=False):
-            uploads.setdefault(repo_id, None)
-
-        def upload_folder(self, repo_id, folder_path, repo_type=None, commit_message=None):
-            uploads[repo_id] = sorted(p.name for p in Path(folder_path).iterdir())
-
-    module = types.SimpleNamespace(snapshot_download=snapshot_download, HfApi=HfApi)
-    monkeypatch.setitem(sys.modules, "huggingface_hub", module)
-
-
-def test_hf_reference_with_a_fake_client(tiny_preset_dir, monkeypatch):
-    _fake_hf(monkeypatch, {"someone/tiny": tiny_preset_dir})
-    folder = loader.fetch("hf://someone/tiny@v1")
-    assert folder.parts[-3:] == ("someone", "tiny", "v1") and not (folder / ".cache").exists()
-    assert loader.load("hf://someone/tiny@v1").output_shape == (None, 8, 8, 1)
-    with pytest.raises(KzooError, match="Hugging Face Hub failed: 404"):
-        loader.fetch("hf://someone/missing")
-    with pytest.raises(KzooError, match="not an hf://owner/repo"):
-        loader.fetch("hf://../etc")
-
-
-def test_hf_without_the_package(monkeypatch):
-    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails
-    with pytest.raises(KzooError, match="pip install huggingface_hub"):
-        loader.fetch("hf://someone/tiny")
 
 
 def test_init_weights(tiny_preset_dir):

@@ -17,7 +17,8 @@ A SOURCE is
 - an `http(s)://` URL of such a file (its sha256 is recorded in
   `$KZOO_HOME/upstream/sha256.json` on the first download -- trust on first use -- and
   every later download must match it), or `hf://owner/repo[@revision]` of a diffusers
-  repository.
+  repository (fetched over HTTPS at a pinned commit, each file's sha256 recorded the same
+  way: `kzoo.hub.hf`).
 
 `.pth` files are read without PyTorch and without running pickle code
 (`kzoo.hub.convert.torchfile`). The converted preset holds the full kzoo model (a
@@ -99,7 +100,9 @@ def _pins_path() -> Path:
 
 
 def pinned(url: str):
-    """The sha256 recorded for `url` on its first download, or None."""
+    """What was recorded for `url` on its first download, or None: the sha256 of an
+    http(s) URL or of an hf:// file (`hf://owner/repo@commit/FILE`), the commit of an
+    hf:// repository referenced without a revision (`hf://owner/repo`, see `kzoo.hub.hf`)."""
     path = _pins_path()
     if not path.is_file():
         return None
@@ -118,6 +121,15 @@ def pin(url: str, digest: str):
         pins = schema.read_json(path) if path.is_file() else {}
         pins[url] = digest
         write_json(path, pins)
+
+
+def record(pins: dict):
+    """Record what a successful conversion downloaded for the first time (trust on first use)."""
+    for key, value in pins.items():
+        pin(key, value)
+        what = "commit" if len(value) == 40 else "sha256"
+        print(f"{key}: {what} {value} recorded (trust on first use; later downloads must "
+              "match it)", file=sys.stderr)
 
 
 def download(url: str, dest: Path, *, expected=None, progress=True) -> str:
@@ -401,24 +413,20 @@ def convert(source, *, out, arch=None, name=None, reverse=None, progress=True) -
     entry = _catalog_upstream(base)
     reverse = reverse or (entry["upstream"].get("reverse") if entry else None)
     with tempfile.TemporaryDirectory(prefix="kzoo-convert-") as tmp:
-        local, src, sha, tofu, name = _obtain(base, Path(tmp), arch, digest, name, progress)
-        fetched = [(src, sha, tofu)]
+        local, src, sha, new, name = _obtain(base, Path(tmp), arch, digest, name, progress)
+        fetched = dict(new)
         back = {}
         if reverse:
             rbase, _, rdigest = split_ref(str(reverse))
             (Path(tmp) / "reverse").mkdir()
-            rlocal, rsrc, rsha, rtofu, _ = _obtain(rbase, Path(tmp) / "reverse", arch, rdigest,
-                                                   None, progress)
+            rlocal, rsrc, rsha, rnew, _ = _obtain(rbase, Path(tmp) / "reverse", arch, rdigest,
+                                                  None, progress)
             back = {"reverse": rlocal, "reverse_source": rsrc, "reverse_sha256": rsha}
-            fetched.append((rsrc, rsha, rtofu))
+            fetched.update(rnew)
         folder = convert_local(local, out, arch=arch or _catalog_arch(base), name=name,
-                               source=src, source_sha256=sha, tofu=tofu,
+                               source=src, source_sha256=sha, tofu=bool(new),
                                load_as=base if entry else None, **back)
-    for url, digest_, first in fetched:
-        if first:  # recorded only for files that converted: a failure leaves nothing behind
-            pin(url, digest_)
-            print(f"{url}: sha256 {digest_} recorded (trust on first use; later downloads must "
-                  "match it)", file=sys.stderr)
+    record(fetched)  # only for files that converted: a failure leaves nothing behind
     return folder
 
 
@@ -440,7 +448,8 @@ def _catalog_upstream(base):
 
 
 def _obtain(base, tmp: Path, arch, digest, name, progress):
-    """`(local path, source, its sha256 or None, trust-on-first-use?, name)` of `base`."""
+    """`(local path, source, its sha256 or None, pins to record, name)` of `base`; the
+    pins (`record`) are what was downloaded for the first time."""
     entry = _catalog_upstream(base)
     if entry:
         base, digest = entry["upstream"]["source"], digest or entry.get("sha256")
@@ -448,15 +457,15 @@ def _obtain(base, tmp: Path, arch, digest, name, progress):
     if base.startswith("hf://"):
         from kzoo.hub import hf
 
-        hf.download(base, tmp / "repo")
-        return tmp / "repo", base, None, False, name or hf_name(base)
+        src, new = hf.download(base, tmp / "repo", pinned=pinned, progress=progress)
+        return tmp / "repo", src, None, new, name or hf_name(base)
     if base.startswith(("https://", "http://")):
         fname = Path(urllib.parse.urlsplit(base).path).name or "weights.pth"
         local = tmp / fname
         tofu = digest is None and pinned(base) is None
         sha = download(base, local, expected=digest, progress=progress)
-        return local, base, sha, tofu, name
-    return Path(base).expanduser(), str(Path(base).expanduser().resolve()), None, False, name
+        return local, base, sha, {base: sha} if tofu else {}, name
+    return Path(base).expanduser(), str(Path(base).expanduser().resolve()), None, {}, name
 
 
 def hf_name(ref: str) -> str:

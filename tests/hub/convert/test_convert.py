@@ -110,16 +110,17 @@ class _System:
 def test_catalog_upstream_entries_download_pin_and_convert(http_server, kzoo_home, monkeypatch, tmp_path):
     """The catalog's upstream path end to end, against a local server laid out like the authors'."""
     root, base = http_server
-    (root / "cyclegan" / "pytorch").mkdir(parents=True)
-    shutil.copy(FIXTURES / "resnet_instance.pth", root / "cyclegan" / "pytorch" / "tiny2zebra.pth")
-    url = f"{base}/cyclegan/pytorch/tiny2zebra.pth"
+    (root / "cyclegan" / "pretrained_models").mkdir(parents=True)
+    shutil.copy(FIXTURES / "resnet_instance.pth", root / "cyclegan" / "pretrained_models" / "tiny2zebra.pth")
+    url = f"{base}/cyclegan/pretrained_models/tiny2zebra.pth"
     monkeypatch.setenv("KZOO_CATALOG", str(tmp_path / "catalog.json"))
     (tmp_path / "catalog.json").write_text(json.dumps({"presets": [{
         "name": "cyclegan-tiny2zebra", "version": "upstream", "task": "unpaired-image-to-image-translation",
         "upstream": {"format": "junyanz", "arch": "resnet_2blocks", "source": url,
-                     "reverse": f"{base}/cyclegan/pytorch/zebra2tiny.pth"}}]}))
+                     "reverse": f"{base}/cyclegan/pretrained_models/zebra2tiny.pth",
+                     "provenance": "junyanz/pytorch-CycleGAN-and-pix2pix scripts/download_cyclegan_model.sh:9"}}]}))
     # the other direction's file (here the same network, so that both directions are checkable)
-    shutil.copy(FIXTURES / "resnet_instance.pth", root / "cyclegan" / "pytorch" / "zebra2tiny.pth")
+    shutil.copy(FIXTURES / "resnet_instance.pth", root / "cyclegan" / "pretrained_models" / "zebra2tiny.pth")
     generator = kzoo.hub.load("cyclegan-tiny2zebra", progress=False)
     data = np.load(FIXTURES / "resnet_instance.npz")
     got = np.asarray(generator(data["input"], training=False))
@@ -129,10 +130,10 @@ def test_catalog_upstream_entries_download_pin_and_convert(http_server, kzoo_hom
     assert np.abs(back - data["output"]).max() <= 1e-4 * np.ptp(data["output"])
     digest = kzoo.hub.preset.sha256_file(FIXTURES / "resnet_instance.pth")
     assert convert.pinned(url) == digest  # trust on first use, stored in KZOO_HOME
-    assert convert.pinned(f"{base}/cyclegan/pytorch/zebra2tiny.pth") == digest
+    assert convert.pinned(f"{base}/cyclegan/pretrained_models/zebra2tiny.pth") == digest
     meta = kzoo.hub.metadata("cyclegan-tiny2zebra")
     assert meta["upstream"]["sha256"] == digest and meta["upstream"]["trust_on_first_use"]
-    assert meta["upstream"]["reverse"] == {"source": f"{base}/cyclegan/pytorch/zebra2tiny.pth",
+    assert meta["upstream"]["reverse"] == {"source": f"{base}/cyclegan/pretrained_models/zebra2tiny.pth",
                                            "sha256": digest}
     assert "generator_ba hold the upstream generators" in meta["upstream"]["note"]
     assert meta["name"] == "cyclegan-tiny2zebra"
@@ -142,7 +143,7 @@ def test_catalog_upstream_entries_download_pin_and_convert(http_server, kzoo_hom
     monkeypatch.delenv("KZOO_OFFLINE")
     # the server's file changes: the next download (after the cache is cleared) is refused
     shutil.rmtree(kzoo_home / "presets")
-    shutil.copy(FIXTURES / "resnet_batch.pth", root / "cyclegan" / "pytorch" / "tiny2zebra.pth")
+    shutil.copy(FIXTURES / "resnet_batch.pth", root / "cyclegan" / "pretrained_models" / "tiny2zebra.pth")
     with pytest.raises(KzooError, match="changed since its first download"):
         kzoo.hub.load("cyclegan-tiny2zebra", progress=False)
     assert _cache_entries(kzoo_home) == []
@@ -160,19 +161,29 @@ def test_a_failed_first_conversion_pins_nothing(http_server, kzoo_home):
 
 def test_shipped_catalog_names_the_upstream_checkpoints():
     upstream = {e["name"]: e for e in catalog.entries() if "upstream" in e}
-    assert {"pix2pix-facades", "pix2pix-sat2map", "pix2pix-edges2shoes", "pix2pix-edges2handbags",
+    assert {"pix2pix-facades", "pix2pix-sat2map", "pix2pix-map2sat", "pix2pix-edges2shoes",
             "pix2pix-day2night", "cyclegan-horse2zebra", "cyclegan-zebra2horse",
-            "cyclegan-monet2photo", "cyclegan-summer2winter", "cyclegan-apple2orange",
+            "cyclegan-monet2photo", "cyclegan-style-monet", "cyclegan-style-cezanne",
+            "cyclegan-style-ukiyoe", "cyclegan-style-vangogh", "cyclegan-summer2winter",
+            "cyclegan-winter2summer", "cyclegan-apple2orange", "cyclegan-orange2apple",
+            "cyclegan-iphone2dslr-flower", "cyclegan-sat2map", "cyclegan-map2sat",
+            "cyclegan-cityscapes-photo2label", "cyclegan-cityscapes-label2photo",
+            "cyclegan-facades-photo2label", "cyclegan-facades-label2photo",
             "ddpm-cifar10-32", "ddpm-celebahq-256", "ddpm-church-256", "ddpm-bedroom-256",
             "ddpm-cat-256"} <= set(upstream)
+    assert "pix2pix-edges2handbags" not in upstream  # the authors publish no such model
     assert upstream["pix2pix-facades"]["upstream"]["source"] == \
         "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/facades_label2photo.pth"
-    assert upstream["cyclegan-horse2zebra"]["upstream"] == {
-        "format": "junyanz", "arch": "resnet_9blocks",
-        "source": "http://efrosgans.eecs.berkeley.edu/cyclegan/pytorch/horse2zebra.pth",
-        "reverse": "http://efrosgans.eecs.berkeley.edu/cyclegan/pytorch/zebra2horse.pth"}
-    for name, e in upstream.items():  # every CycleGAN entry carries both directions
-        assert name.startswith("cyclegan-") == ("reverse" in e["upstream"]), name
+    horse = upstream["cyclegan-horse2zebra"]["upstream"]
+    assert (horse["format"], horse["arch"]) == ("junyanz", "resnet_9blocks")
+    assert horse["source"] == "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/horse2zebra.pth"
+    assert horse["reverse"] == "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/zebra2horse.pth"
+    for name, e in upstream.items():  # a reverse is the authors' other direction, and only that
+        up = e["upstream"]
+        if "reverse" in up:
+            back = next(b for b in upstream.values() if b["upstream"]["source"] == up["reverse"])
+            assert back["upstream"]["reverse"] == up["source"], name
+    assert "reverse" not in upstream["cyclegan-style-cezanne"]["upstream"]  # no painting -> photo
     assert upstream["ddpm-cifar10-32"]["upstream"]["source"] == "hf://google/ddpm-cifar10-32"
     for e in upstream.values():
         assert "sha256" not in e and "path" not in e and "url" not in e
@@ -217,11 +228,12 @@ def test_hf_diffusers_repositories_are_converted_not_installed(tmp_path, kzoo_ho
 
     from kzoo.hub import hf
 
-    def fake_download(ref, dest):
+    def fake_download(ref, dest, **kw):
         dest.mkdir(parents=True)
         save_file({"conv_in.weight": np.zeros((4, 3, 3, 3), np.float32)},
                   str(dest / "diffusion_pytorch_model.safetensors"))
         (dest / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel"}))
+        return "hf://google/ddpm-cifar10-32@" + "0" * 40, {"hf://google/ddpm-cifar10-32": "0" * 40}
 
     def fake_convert(state, config, scheduler_config):
         raise KzooError("unsupported block type 'Fake2D'")
@@ -232,7 +244,7 @@ def test_hf_diffusers_repositories_are_converted_not_installed(tmp_path, kzoo_ho
     with pytest.raises(KzooError, match="unsupported block type 'Fake2D'"):
         kzoo.hub.load("hf://google/ddpm-cifar10-32")
     leftovers = [p for p in (kzoo_home / "presets").rglob("*") if p.is_file()]
-    assert leftovers == []
+    assert leftovers == [] and convert.pinned("hf://google/ddpm-cifar10-32") is None
 
 
 @pytest.mark.slow
