@@ -151,3 +151,14 @@ def test_a_wrong_flag_is_caught():
     text, rest = help_of(words("kzoo export cgan-digits --no-such-flag 3  # comment"))
     assert "--out" in text and rest == ["cgan-digits", "--no-such-flag", "3"]
     assert "--no-such-flag" not in text
+
+
+def test_hub_page_tables_are_the_catalog():
+    """docs/hub.md shows `kzoo hub list`'s cells for the shipped presets and every upstream entry
+    with its provenance: both tables are what the catalog gives now."""
+    from kzoo.hub import catalog
+
+    page = (REPO / "docs" / "hub.md").read_text()
+    entries = catalog.entries()
+    assert catalog.table([e for e in entries if "upstream" not in e], markdown=True) in page
+    assert catalog.upstream_table([e for e in entries if "upstream" in e]) in page

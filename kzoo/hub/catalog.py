@@ -199,15 +199,42 @@ def _metrics_cell(metrics: dict) -> str:
     return cell
 
 
-def table(rows: list[dict]) -> str:
-    """The `kzoo hub list` table: name, task, size, metrics, image size."""
-    head = ("name", "task", "size", "metrics", "image size")
-    lines = [head]
+TABLE_HEAD = ("name", "task", "size", "metrics", "image size")
+
+
+def table_rows(rows: list[dict]) -> list[tuple]:
+    """The cells of the `kzoo hub list` table, one tuple per entry."""
+    out = []
     for e in rows:
         metrics = _metrics_cell(e.get("metrics") or {})
         size = e.get("image_size")
-        lines.append((f"{e['name']}@{e['version']}", e["task"],
-                      f"{e['size'] / 1e6:.1f} MB" if "size" in e else "upstream",
-                      metrics or "-", f"{size}x{size}" if size else "-"))
-    widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
+        out.append((f"{e['name']}@{e['version']}", e["task"],
+                    f"{e['size'] / 1e6:.1f} MB" if "size" in e else "upstream",
+                    metrics or "-", f"{size}x{size}" if size else "-"))
+    return out
+
+
+def table(rows: list[dict], *, markdown: bool = False) -> str:
+    """The `kzoo hub list` table: name, task, size, metrics, image size (`markdown`: the same
+    cells as a Markdown table, as docs/hub.md shows the shipped presets)."""
+    lines = [TABLE_HEAD, *table_rows(rows)]
+    if markdown:
+        cells = [lines[0], ("---",) * len(TABLE_HEAD), *lines[1:]]
+        return "\n".join("| " + " | ".join(r) + " |" for r in cells)
+    widths = [max(len(r[i]) for r in lines) for i in range(len(TABLE_HEAD))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in lines)
+
+
+def upstream_table(rows: list[dict]) -> str:
+    """A Markdown table of the upstream entries: name, architecture, source, reverse,
+    where the source was read (docs/hub.md shows it; a test keeps the two equal)."""
+    cells = [("name", "architecture", "source", "other direction", "read from"), ("---",) * 5]
+    for e in rows:
+        up = e["upstream"]
+        source = up["source"] + (f"@{up['revision'][:12]}" if len(up.get("revision", "")) == 40
+                                 else "")
+        reverse = up.get("reverse", "")
+        cells.append((e["name"], up.get("arch", up["format"]), f"`{source}`",
+                      f"`{reverse.rsplit('/', 1)[-1]}`" if reverse else "-", up["provenance"]))
+    return "\n".join("| " + " | ".join(r) + " |" for r in cells)
+
