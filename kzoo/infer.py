@@ -268,14 +268,18 @@ class OnnxModel:
         return any(e["role"] == "timestep" for e in self.inputs.values())
 
     def diffusion_sample(self, num, seed=0, sampler="ddim", steps=50, eta=0.0, callback=None,
-                         batch_size=64):
+                         batch_size=64, noise=None, raw=False):
         """Draw `num` images from a diffusion eps-model with `kzoo.diffusion`'s sampler loop.
 
         The loop (DDPM ancestral or DDIM, `steps` of the T trained ones) runs in NumPy and
         calls this ONNX session once per step (in slices of `batch_size` images; None:
         all at once): no TensorFlow anywhere. The images do not depend on `batch_size`.
+        The sampler options are kzoo.json's `diffusion.sampler_options` (the model's:
+        diffusers' for a converted diffusers model, `kzoo.diffusion.KZOO` for kzoo's own).
+        `noise` replaces the seeded draws (`kzoo.diffusion.sample`); `raw=True` returns
+        the float32 x_0 instead of uint8 images.
         """
-        from kzoo.diffusion import NoiseSchedule, sample
+        from kzoo.diffusion import KZOO, VARIANCE_TYPES, NoiseSchedule, SamplerOptions, sample
 
         if not self.is_diffusion:
             raise KzooError(f"{self.name} is not a diffusion eps-model (no timestep input)")
@@ -287,6 +291,11 @@ class OnnxModel:
         options = dict(self.info.get("diffusion", {}))  # the schedule, the model's sampler options
         variance = options.pop("variance", "beta")
         clip_denoised = options.pop("clip_sample", True)
+        sampler_options = options.pop("sampler_options", None)
+        if sampler_options is None:  # exported before kzoo.json recorded them: kzoo's own sampler
+            sampler_options = KZOO.replace(variance_type=VARIANCE_TYPES[variance],
+                                           clip_sample=bool(clip_denoised))
+        sampler_options = SamplerOptions.from_config(sampler_options)
         schedule = NoiseSchedule(**options)
         if steps is None or not 1 <= int(steps) <= schedule.num_timesteps:
             raise KzooError(f"--steps must be between 1 and T = {schedule.num_timesteps}, got {steps}")
@@ -301,8 +310,10 @@ class OnnxModel:
             return self.run(**{x_name: x, t_name: t})[out_name]
 
         x = sample(eps_fn, shape, schedule=schedule, sampler=sampler, steps=int(steps), eta=eta,
-                   variance=variance, clip_denoised=clip_denoised, seed=seed, callback=callback,
+                   options=sampler_options, seed=seed, noise=noise, callback=callback,
                    batch_size=batch_size)
+        if raw:
+            return x
         lo, hi = IMAGE_RANGE  # x_0: an image of the data
         return np.clip(np.rint((x - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
 
