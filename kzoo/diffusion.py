@@ -2,8 +2,9 @@
 
 Model-free, in the style of diffusers' `DDPMScheduler`: nothing here imports Keras
 or TensorFlow, so the same code drives sampling from a Keras model and from an ONNX
-Runtime session. A sampler only ever calls ``eps_fn(x_t, t)`` -- the noise
-prediction for a batch ``x_t`` at integer timesteps ``t`` (shape ``(batch,)``, int32).
+Runtime session. A sampler only ever calls ``eps_fn(x_t, t)`` -- the network's
+prediction for a batch ``x_t`` at integer timesteps ``t`` (shape ``(batch,)``, int32):
+the noise ε, or x_0 or v where `SamplerOptions.prediction_type` says so.
 
 Conventions (those of Ho et al.'s reference code): timesteps are 0-based,
 ``t = 0 .. T-1``; ``alphas_cumprod[t]`` is ᾱ of step ``t + 1`` in the paper, and the
@@ -35,9 +36,11 @@ DDIMScheduler) draw. The maths is read from diffusers' `schedulers/scheduling_dd
 `schedulers/scheduling_ddim.py` (`DDIMScheduler.__init__`, `.set_timesteps`, `.step`),
 `pipelines/ddpm/pipeline_ddpm.py` and `pipelines/ddim/pipeline_ddim.py` (`__call__`);
 tests/test_diffusion.py replays whole diffusers runs (scripts/reference_fixtures_diffusers.py).
-kzoo's own models keep Ho et al.'s reference behaviour, `KZOO` ("fixed_large" DDPM,
-evenly spaced sub-sequences floor(i T / N) stepping to the next visited timestep,
-DDIM's ε re-derived from the clipped x̂_0), recorded in kzoo.json.
+kzoo's own models keep kzoo's own sampler, `KZOO`: Ho et al.'s reference DDPM
+("fixed_large", clipped x̂_0; over all T steps it is DDPMPipeline with that config),
+evenly spaced sub-sequences floor(i T / N) stepping to the next visited timestep, and
+DDIM's ε re-derived from the clipped x̂_0. The model's options travel in its Keras
+config and in kzoo.json (`diffusion.sampler_options`), which `kzoo.infer` reads.
 
 Random draws, in diffusers' order: x_T first (the pipelines' `randn_tensor` of the
 batch shape), then per step: the DDPM step draws one noise tensor when t > 0
@@ -53,6 +56,11 @@ References:
     Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
     Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021.
     Nichol & Dhariwal, "Improved Denoising Diffusion Probabilistic Models", ICML 2021.
+    Saharia et al., "Photorealistic Text-to-Image Diffusion Models with Deep Language
+    Understanding" (Imagen; dynamic thresholding), NeurIPS 2022.
+    Salimans & Ho, "Progressive Distillation for Fast Sampling of Diffusion Models"
+    (v-prediction), ICLR 2022.
+    von Platen et al., "Diffusers: State-of-the-art diffusion models", GitHub 2022 (0.42.1).
 """
 
 from __future__ import annotations

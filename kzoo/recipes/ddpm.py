@@ -108,7 +108,8 @@ def sample_grid(cfg, model, state):
     from kzoo.viz import grid, to_uint8
 
     cols = 8
-    ts = model.schedule.timesteps(cfg.sample_steps)
+    options = model.sampler_options
+    ts = model.schedule.timesteps(cfg.sample_steps, options.timestep_spacing, options.steps_offset)
     keep = set(ts[np.linspace(0, len(ts) - 1, cols).round().astype(int)])
     frames = []
 

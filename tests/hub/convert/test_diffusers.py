@@ -298,6 +298,13 @@ def test_converted_ddpm_exports_and_samples_as_diffusers(tmp_path):
 
     want = onnx.diffusion_sample(2, seed=5, sampler="ddim", steps=3)
     np.testing.assert_array_equal(np.asarray(Image.open(paths[1])), want[1])
+    from kzoo.cli import main  # kzoo predict's explicit DDIMPipeline option
+
+    assert main(["predict", str(tmp_path / "ddpm_conv"), "--num", "2", "--steps", "3", "--seed", "5",
+                 "--out", str(tmp_path / "clipped"), "--use-clipped-model-output"]) == 0
+    clipped = onnx.diffusion_sample(2, seed=5, sampler="ddim", steps=3, use_clipped_model_output=True)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "clipped" / "sample_001.png")), clipped[1])
+    assert np.abs(clipped.astype(int) - want).max() > 1
 
 
 def test_schedule_in_kzoo_diffusion():
