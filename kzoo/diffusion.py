@@ -357,7 +357,8 @@ class NoiseSchedule:
             ratio = T / steps
             ts = np.round(np.arange(T, 0, -ratio)).astype(np.int64) - 1
         else:
-            raise KzooError(f"unknown timestep spacing {spacing!r}; supported: {', '.join(TIMESTEP_SPACINGS)}")
+            raise KzooError(f"unknown timestep spacing {spacing!r}; supported: "
+                            f"{', '.join(TIMESTEP_SPACINGS)}")
         if len(ts) != steps or ts.min() < 0 or ts.max() >= T:
             raise KzooError(f"{steps} sampling steps with timestep_spacing={spacing!r} and "
                             f"steps_offset={steps_offset} visit timesteps outside 0..{T - 1}: "

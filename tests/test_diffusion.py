@@ -288,10 +288,11 @@ def test_the_runs_cover_the_options():
 
 def test_kzoo_own_ddim_is_not_diffusers_default():
     """The fixtures can fail: kzoo's own DDIM (ε from the clipped x̂_0, as before) departs from
-    DDIMPipeline's default on google/ddpm-cifar10-32's scheduler config."""
+    DDIMPipeline's default on google/ddpm-cifar10-32's scheduler config (measured: 2.0 on
+    images in [-1, 1], the whole range)."""
     _, _, _, options, _ = trajectory("ddim_cifar_10")
     final, seen, arrays = replay("ddim_cifar_10", options.replace(use_clipped_model_output=True))
-    assert np.abs(final - arrays["samples"][-1]).max() > 0.1
+    assert np.abs(final - arrays["samples"][-1]).max() > 1.0
     assert not options.use_clipped_model_output and options == DIFFUSERS.replace(variance_type="fixed_large")
 
 

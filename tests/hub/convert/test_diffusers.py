@@ -88,8 +88,9 @@ def test_schedule_matches_diffusers_and_round_trips(converted, name):
     options = conv.schedule_options(config)
     rest = {k: v for k, v in options.items() if k != "sampler_options"}
     assert rest == {k: getattr(model, k) for k in rest}
-    assert {**options["sampler_options"], "variance_type": DIFFUSERS.variance_type if model.variance ==
-            "beta_tilde" else "fixed_large", "clip_sample": model.clip_sample} == model.sampler_options.config()
+    variance_type = "fixed_small" if model.variance == "beta_tilde" else "fixed_large"
+    assert {**options["sampler_options"], "variance_type": variance_type,
+            "clip_sample": model.clip_sample} == model.sampler_options.config()
     assert model.sampler_options.replace(variance_type="fixed_small", clip_sample=True) == DIFFUSERS
     original = json.loads(next(folder(name).rglob("scheduler_config.json")).read_text())
     assert conv.schedule_options(original) == options
