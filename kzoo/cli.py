@@ -57,7 +57,7 @@ def _cmd_predict(args):
     paths = predict(args.model, args.inputs, args.out, num=args.num, seed=args.seed,
                     label=args.label, providers=providers, endpoint=args.endpoint,
                     fp16=args.fp16, sampler=args.sampler, steps=args.steps, eta=args.eta,
-                    tile=args.tile, overlap=args.overlap, log=_log)
+                    use_clipped_model_output=args.use_clipped_model_output, tile=args.tile, overlap=args.overlap, log=_log)
     print(f"wrote {len(paths)} file(s) to {args.out}")
     return 0
 
@@ -230,6 +230,9 @@ def _add_predict(sub):
                    help="diffusion models: DDIM (default) or the ancestral DDPM sampler")
     p.add_argument("--steps", type=at_least(1), default=50, help="diffusion models: denoising steps (default 50)")
     p.add_argument("--eta", type=finite_float(0.0, 1.0), default=0.0, help="diffusion models: DDIM eta (default 0)")
+    p.add_argument("--use-clipped-model-output", action=argparse.BooleanOptionalAction, default=None,
+                   help="diffusion models: DDIM re-derives the noise from the clipped x_0 "
+                        "(diffusers' DDIMPipeline argument; default: the model's kzoo.json option)")
     _add_verbose(p)
 
 

@@ -268,14 +268,19 @@ class OnnxModel:
         return any(e["role"] == "timestep" for e in self.inputs.values())
 
     def diffusion_sample(self, num, seed=0, sampler="ddim", steps=50, eta=0.0, callback=None,
-                         batch_size=64):
+                         batch_size=64, noise=None, raw=False, use_clipped_model_output=None):
         """Draw `num` images from a diffusion eps-model with `kzoo.diffusion`'s sampler loop.
 
         The loop (DDPM ancestral or DDIM, `steps` of the T trained ones) runs in NumPy and
         calls this ONNX session once per step (in slices of `batch_size` images; None:
         all at once): no TensorFlow anywhere. The images do not depend on `batch_size`.
+        The sampler options are kzoo.json's `diffusion.sampler_options` (the model's:
+        diffusers' for a converted diffusers model, `kzoo.diffusion.KZOO` for kzoo's own).
+        `noise` replaces the seeded draws (`kzoo.diffusion.sample`); `raw=True` returns
+        the float32 x_0 instead of uint8 images; `use_clipped_model_output` (None: the
+        model's option) overrides that DDIM option.
         """
-        from kzoo.diffusion import NoiseSchedule, sample
+        from kzoo.diffusion import KZOO, VARIANCE_TYPES, NoiseSchedule, SamplerOptions, sample
 
         if not self.is_diffusion:
             raise KzooError(f"{self.name} is not a diffusion eps-model (no timestep input)")
@@ -287,6 +292,13 @@ class OnnxModel:
         options = dict(self.info.get("diffusion", {}))  # the schedule, the model's sampler options
         variance = options.pop("variance", "beta")
         clip_denoised = options.pop("clip_sample", True)
+        sampler_options = options.pop("sampler_options", None)
+        if sampler_options is None:  # exported before kzoo.json recorded them: kzoo's own sampler
+            sampler_options = KZOO.replace(variance_type=VARIANCE_TYPES[variance],
+                                           clip_sample=bool(clip_denoised))
+        sampler_options = SamplerOptions.from_config(sampler_options)
+        if use_clipped_model_output is not None:
+            sampler_options = sampler_options.replace(use_clipped_model_output=bool(use_clipped_model_output))
         schedule = NoiseSchedule(**options)
         if steps is None or not 1 <= int(steps) <= schedule.num_timesteps:
             raise KzooError(f"--steps must be between 1 and T = {schedule.num_timesteps}, got {steps}")
@@ -301,8 +313,10 @@ class OnnxModel:
             return self.run(**{x_name: x, t_name: t})[out_name]
 
         x = sample(eps_fn, shape, schedule=schedule, sampler=sampler, steps=int(steps), eta=eta,
-                   variance=variance, clip_denoised=clip_denoised, seed=seed, callback=callback,
+                   options=sampler_options, seed=seed, noise=noise, callback=callback,
                    batch_size=batch_size)
+        if raw:
+            return x
         lo, hi = IMAGE_RANGE  # x_0: an image of the data
         return np.clip(np.rint((x - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
 
@@ -502,11 +516,12 @@ def resolve_model(source, endpoint=None):
 
 
 def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, providers=None,
-            endpoint=None, fp16=False, sampler="ddim", steps=50, eta=0.0, tile=None, overlap=OVERLAP,
-            log=None):
+            endpoint=None, fp16=False, sampler="ddim", steps=50, eta=0.0, use_clipped_model_output=None,
+            tile=None, overlap=OVERLAP, log=None):
     """What `kzoo predict` does: run `source` on `inputs` (or generate `num`); returns paths.
 
-    Diffusion eps-models are sampled with `sampler` ("ddim" or "ddpm") in `steps` steps.
+    Diffusion eps-models are sampled with `sampler` ("ddim" or "ddpm") in `steps` steps,
+    with the sampler options of their kzoo.json (`use_clipped_model_output` overrides one).
     Image models take `tile` and `overlap` (see `OnnxModel.predict_image`).
     """
     log = log or (lambda msg: None)
@@ -517,7 +532,8 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
     if model.is_diffusion:
         if inputs:
             raise KzooError(f"{model.name} samples from noise and takes no input images; use --num N")
-        images = model.diffusion_sample(num, seed=seed, sampler=sampler, steps=steps, eta=eta)
+        images = model.diffusion_sample(num, seed=seed, sampler=sampler, steps=steps, eta=eta,
+                                        use_clipped_model_output=use_clipped_model_output)
         entry = {"role": "image"}
         for i, img in enumerate(images):
             written.append(save_output(out / f"sample_{i:03d}", img, entry))

@@ -13,6 +13,12 @@
                           `alphas_cumprod` of its DDPMScheduler
     full_size.json        for each published google/ddpm-* checkpoint: its config.json and the
                           [name, shape] list of `UNet2DModel(**config).state_dict()`
+    trajectories.json     the sampling runs of `TRAJECTORIES`: pipeline, eps-network (one of
+                          the small variants), scheduler config, steps, eta, seed
+    trajectories.npz      per run `<run>/x_T` (the pipeline's initial noise), `<run>/noise` (every
+                          noise tensor the scheduler drew, in order), `<run>/timesteps`,
+                          `<run>/model_output` (the network's output at each step) and
+                          `<run>/samples` (the scheduler's `prev_sample` after each step), NHWC
     versions.json         the torch and diffusers versions that wrote the files
 
 Small variants with seeded random weights (all parameters redrawn, so that no
@@ -160,6 +166,121 @@ def write_small(out, name, config, scheduler, layout, legacy, seed):
                         eps=eps.transpose(0, 2, 3, 1), alphas_cumprod=alphas_cumprod)
 
 
+# Whole sampling runs of diffusers' own `DDPMPipeline` / `DDIMPipeline` (eps-network: a
+# small variant above; batch 2, torch.Generator seeded per run). name -> (pipeline,
+# network, scheduler config, num_inference_steps, eta, use_clipped_model_output).
+# DDIMPipeline turns any scheduler into `DDIMScheduler.from_config(scheduler.config)`
+# (pipelines/ddim/pipeline_ddim.py, DDIMPipeline.__init__); DDPMPipeline uses it as given.
+_CIFAR = {"_class_name": "DDPMScheduler", "num_train_timesteps": 1000, "beta_start": 0.0001,
+          "beta_end": 0.02, "beta_schedule": "linear", "variance_type": "fixed_large",
+          "clip_sample": True, "trained_betas": None}  # as google/ddpm-cifar10-32 (ho_legacy_names)
+TRAJECTORIES = {
+    "ddpm_full_T20": ("ddpm", "no_attention_centered",
+                      {"_class_name": "DDPMScheduler", "num_train_timesteps": 20, "beta_end": 0.2}, 20, 0.0, None),
+    "ddpm_cifar_10": ("ddpm", "attn_heads_flip", _CIFAR, 10, 0.0, None),
+    "ddpm_1": ("ddpm", "no_attention_centered", {"_class_name": "DDPMScheduler"}, 1, 0.0, None),
+    "ddpm_trailing_v_noclip_3": ("ddpm", "no_attention_centered",
+                                 {"_class_name": "DDPMScheduler", "timestep_spacing": "trailing",
+                                  "prediction_type": "v_prediction", "clip_sample": False,
+                                  "variance_type": "fixed_large"}, 3, 0.0, None),
+    "ddpm_sample_threshold_offset_10": ("ddpm", "no_attention_centered",
+                                        {"_class_name": "DDPMScheduler", "prediction_type": "sample",
+                                         "thresholding": True, "sample_max_value": 1.5,
+                                         "dynamic_thresholding_ratio": 0.9, "steps_offset": 1,
+                                         "beta_schedule": "squaredcos_cap_v2"}, 10, 0.0, None),
+    "ddpm_linspace_range_small_log_7": ("ddpm", "no_attention_centered",
+                                        {"_class_name": "DDPMScheduler", "timestep_spacing": "linspace",
+                                         "clip_sample_range": 0.5, "variance_type": "fixed_small_log",
+                                         "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+                                         "beta_end": 0.012}, 7, 0.0, None),
+    "ddim_cifar_10": ("ddim", "attn_heads_flip", _CIFAR, 10, 0.0, None),
+    "ddim_cifar_1": ("ddim", "no_attention_centered", _CIFAR, 1, 0.0, None),
+    "ddim_cifar_3_clipped_output": ("ddim", "no_attention_centered", _CIFAR, 3, 0.0, True),
+    "ddim_linspace_noclip_eta_3": ("ddim", "no_attention_centered",
+                                   {"_class_name": "DDIMScheduler", "timestep_spacing": "linspace",
+                                    "clip_sample": False, "set_alpha_to_one": False}, 3, 0.5, None),
+    "ddim_trailing_v_eta1_10": ("ddim", "no_attention_centered",
+                                {"_class_name": "DDIMScheduler", "timestep_spacing": "trailing",
+                                 "prediction_type": "v_prediction", "clip_sample_range": 0.8,
+                                 "beta_schedule": "squaredcos_cap_v2"}, 10, 1.0, True),
+    "ddim_offset_threshold_eta_10": ("ddim", "no_attention_centered",
+                                     {"_class_name": "DDIMScheduler", "steps_offset": 1,
+                                      "set_alpha_to_one": False, "thresholding": True,
+                                      "sample_max_value": 2.0, "prediction_type": "sample"}, 10, 0.3, None),
+    "ddim_full_T20_eta1": ("ddim", "no_attention_centered",
+                           {"_class_name": "DDIMScheduler", "num_train_timesteps": 20, "beta_end": 0.2,
+                            "clip_sample": False}, 20, 1.0, None),
+}
+BATCH = 2
+
+
+def write_trajectories(out):
+    """Run each of `TRAJECTORIES` through the diffusers pipeline itself, recording every
+    random draw (`randn_tensor`, which both pipelines and both schedulers call), each
+    network output and each scheduler step."""
+    import diffusers
+    import torch
+    from diffusers import DDIMPipeline, DDIMScheduler, DDPMPipeline, DDPMScheduler, UNet2DModel
+    from diffusers.pipelines.ddim import pipeline_ddim
+    from diffusers.pipelines.ddpm import pipeline_ddpm
+    from diffusers.schedulers import scheduling_ddim, scheduling_ddpm
+
+    def nhwc(t):
+        return t.detach().numpy().transpose(0, 2, 3, 1).astype(np.float32)
+
+    arrays, runs = {}, {}
+    for seed, (name, (pipe_kind, net, sched, steps, eta, clipped)) in enumerate(TRAJECTORIES.items()):
+        folder = out / net
+        unet = UNet2DModel.from_pretrained(folder / "unet" if (folder / "unet").is_dir() else folder).eval()
+        scheduler_cls = {"DDPMScheduler": DDPMScheduler, "DDIMScheduler": DDIMScheduler}[sched["_class_name"]]
+        scheduler = scheduler_cls.from_config({k: v for k, v in sched.items() if k != "_class_name"})
+        pipe = (DDPMPipeline if pipe_kind == "ddpm" else DDIMPipeline)(unet=unet, scheduler=scheduler)
+        pipe.set_progress_bar_config(disable=True)
+        draws, outputs, samples = [], [], []
+        original_randn = diffusers.utils.torch_utils.randn_tensor
+
+        def recording_randn(*args, **kwargs):
+            value = original_randn(*args, **kwargs)
+            draws.append(nhwc(value))
+            return value
+
+        modules = (pipeline_ddpm, pipeline_ddim, scheduling_ddpm, scheduling_ddim)
+        for m in modules:
+            m.randn_tensor = recording_randn
+        original_step, original_forward = pipe.scheduler.step, pipe.unet.forward
+
+        def step(*args, **kwargs):
+            result = original_step(*args, **kwargs)
+            samples.append(nhwc(result.prev_sample))
+            return result
+
+        def forward(*args, **kwargs):
+            result = original_forward(*args, **kwargs)
+            outputs.append(nhwc(result.sample))
+            return result
+
+        pipe.scheduler.step, pipe.unet.forward = step, forward
+        kwargs = {} if pipe_kind == "ddpm" else {"eta": eta, "use_clipped_model_output": clipped}
+        try:
+            image = pipe(batch_size=BATCH, generator=torch.Generator().manual_seed(seed),
+                         num_inference_steps=steps, output_type="np", **kwargs).images
+        finally:
+            for m in modules:
+                m.randn_tensor = original_randn
+        # the pipeline's output is (x_0 / 2 + 0.5).clamp(0, 1) of the last step's sample
+        assert np.allclose(image, np.clip(samples[-1] / 2 + 0.5, 0, 1), atol=1e-6)
+        arrays.update({f"{name}/x_T": draws[0], f"{name}/noise": np.stack(draws[1:]) if len(draws) > 1
+                       else np.zeros((0, *draws[0].shape), np.float32),
+                       f"{name}/timesteps": pipe.scheduler.timesteps.numpy().astype(np.int64),
+                       f"{name}/model_output": np.stack(outputs), f"{name}/samples": np.stack(samples)})
+        runs[name] = {"pipeline": {"ddpm": "DDPMPipeline", "ddim": "DDIMPipeline"}[pipe_kind],
+                      "network": net, "scheduler_config": sched, "num_inference_steps": steps,
+                      "eta": eta, "use_clipped_model_output": clipped, "seed": seed, "batch_size": BATCH,
+                      "scheduler_used": type(pipe.scheduler).__name__}
+    np.savez_compressed(out / "trajectories.npz", **arrays)
+    (out / "trajectories.json").write_text(json.dumps(runs, indent=1) + "\n")
+
+
 def write_full_size(out):
     import torch
     from diffusers import UNet2DModel
@@ -183,6 +304,7 @@ def write_fixtures(out_dir=OUT):
     for seed, (name, (config, scheduler, layout, legacy)) in enumerate(SMALL.items()):
         write_small(out, name, config, scheduler, layout, legacy, seed)
     write_full_size(out)
+    write_trajectories(out)
     (out / "versions.json").write_text(json.dumps(
         {"torch": torch.__version__, "diffusers": diffusers.__version__}, indent=1) + "\n")
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

@@ -5,13 +5,16 @@ with x_t = sqrt(ā) x_0 + sqrt(1-ā) ε, E[ε | x_t] = sqrt(1-ā) (x_t - sqrt(ā
 so a correct sampler must return samples with mean μ and standard deviation s.
 """
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from kzoo.diffusion import NoiseSchedule, sample
+from kzoo import diffusion
+from kzoo.diffusion import DIFFUSERS, KZOO, NoiseSchedule, SamplerOptions, sample
 from kzoo.errors import KzooError
 
 MU, S = 0.3, 0.5
@@ -110,11 +113,12 @@ def test_ddpm_step_is_algorithm_2(schedule):
     rng = np.random.default_rng(2)
     x, eps, z = (rng.standard_normal((5, 4)) for _ in range(3))
     t = 400
-    out, _ = schedule.ddpm_step(eps, t, t - 1, x, z, variance="beta", clip_denoised=False)
+    noclip = KZOO.replace(clip_sample=False)
+    out, _ = schedule.ddpm_step(eps, t, t - 1, x, lambda: z, noclip)
     beta, abar = schedule.betas[t], schedule.alphas_cumprod[t]
     expected = (x - beta / np.sqrt(1 - abar) * eps) / np.sqrt(1 - beta) + np.sqrt(beta) * z
     np.testing.assert_allclose(out, expected, rtol=1e-10)
-    last, x0 = schedule.ddpm_step(eps, 0, -1, x, z, clip_denoised=False)  # no noise at the end
+    last, x0 = schedule.ddpm_step(eps, 0, -1, x, None, noclip)  # no noise (no draw) at t = 0
     np.testing.assert_allclose(last, x0, rtol=1e-10)
 
 
@@ -216,3 +220,144 @@ def test_batched_network_calls_draw_the_same_images(schedule):
     assert calls == [4, 4, 2] * 4
     with pytest.raises(KzooError, match="sampling batch size must be a positive integer, got 0"):
         sample(eps_fn, (2, 2), schedule=schedule, steps=2, batch_size=0)
+
+
+# --- diffusers' DDPMPipeline / DDIMPipeline, replayed -------------------------------------
+# tests/fixtures/reference/diffusers/trajectories.*: whole runs of diffusers' own pipelines
+# (scripts/reference_fixtures_diffusers.py), with every noise tensor they drew and every
+# network output. Fed the same network outputs and the same noise, kzoo's NumPy sampler
+# must walk the same trajectory: this tests the scheduler arithmetic alone.
+DIFFUSERS_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "reference" / "diffusers"
+RUNS = json.loads((DIFFUSERS_FIXTURES / "trajectories.json").read_text())
+
+
+def trajectory(name):
+    """`(run, arrays, schedule, options, sample kwargs)` of a recorded diffusers run."""
+    run = RUNS[name]
+    with np.load(DIFFUSERS_FIXTURES / "trajectories.npz") as z:
+        arrays = {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith(name + "/")}
+    schedule, options = diffusion.scheduler_config_options(run["scheduler_config"])
+    if run["use_clipped_model_output"] is not None:  # DDIMPipeline's argument (None: False)
+        options = options.replace(use_clipped_model_output=run["use_clipped_model_output"])
+    kwargs = {"sampler": "ddpm" if run["pipeline"] == "DDPMPipeline" else "ddim",
+              "steps": run["num_inference_steps"], "eta": run["eta"],
+              "noise": [arrays["x_T"], *arrays["noise"]]}
+    return run, arrays, NoiseSchedule(**schedule), options, kwargs
+
+
+def tolerance(samples):
+    """float32: diffusers computes ᾱ by a float32 cumprod (relative error up to ~T x 6e-8)
+    and every step in float32; kzoo's ᾱ is float64. Measured max error over all runs:
+    9.7e-5 on samples of magnitude 3 (cosine schedule, ᾱ_999 ~ 1e-8), otherwise <= 5e-5
+    relative."""
+    return 1e-4 * max(1.0, float(np.abs(samples).max()))
+
+
+def replay(name, options=None):
+    run, arrays, schedule, run_options, kwargs = trajectory(name)
+    outputs, seen = iter(arrays["model_output"]), []
+    final = sample(lambda x, t: next(outputs), arrays["x_T"].shape, schedule=schedule,
+                   options=options or run_options, callback=lambda t, x, x0: seen.append((t, x)), **kwargs)
+    return final, seen, arrays
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_sampler_replays_diffusers_pipelines(name):
+    """Each step's sample equals diffusers' `prev_sample` (timesteps, noise order, maths)."""
+    final, seen, arrays = replay(name)
+    assert [t for t, _ in seen] == arrays["timesteps"].tolist()
+    error = np.abs(np.stack([x for _, x in seen]) - arrays["samples"]).max()
+    assert error < tolerance(arrays["samples"]), error
+    np.testing.assert_array_equal(final, seen[-1][1])
+
+
+def test_the_runs_cover_the_options():
+    """Every option value that changes a sample appears in some recorded run."""
+    configs = [r["scheduler_config"] for r in RUNS.values()]
+    for key, values in {"prediction_type": {"sample", "v_prediction"},
+                        "timestep_spacing": {"trailing", "linspace"},
+                        "variance_type": {"fixed_large", "fixed_small_log"},
+                        "clip_sample": {False}, "thresholding": {True}, "set_alpha_to_one": {False},
+                        "beta_schedule": {"squaredcos_cap_v2", "scaled_linear"}}.items():
+        assert values <= {c[key] for c in configs if key in c}, key
+    assert any(c.get("steps_offset") for c in configs) and any(c.get("clip_sample_range") for c in configs)
+    assert {r["num_inference_steps"] for r in RUNS.values()} >= {1, 3, 10, 20}
+    assert {r["eta"] for r in RUNS.values()} >= {0.0, 0.5, 1.0}
+    assert {r["use_clipped_model_output"] for r in RUNS.values()} == {None, True}
+
+
+def test_kzoo_own_ddim_is_not_diffusers_default():
+    """The fixtures can fail: kzoo's own DDIM (ε from the clipped x̂_0, as before) departs from
+    DDIMPipeline's default on google/ddpm-cifar10-32's scheduler config (measured: 2.0 on
+    images in [-1, 1], the whole range)."""
+    _, _, _, options, _ = trajectory("ddim_cifar_10")
+    final, seen, arrays = replay("ddim_cifar_10", options.replace(use_clipped_model_output=True))
+    assert np.abs(final - arrays["samples"][-1]).max() > 1.0
+    assert not options.use_clipped_model_output and options == DIFFUSERS.replace(variance_type="fixed_large")
+
+
+def test_timestep_spacings_are_diffusers():
+    """`DDPMScheduler.set_timesteps` / `DDIMScheduler.set_timesteps`, and where steps go."""
+    s = NoiseSchedule()
+    assert s.timesteps(3, "leading").tolist() == [666, 333, 0]
+    assert s.timesteps(3, "leading", steps_offset=1).tolist() == [667, 334, 1]
+    assert s.timesteps(3, "trailing").tolist() == [999, 666, 332]
+    assert s.timesteps(3, "linspace").tolist() == [999, 500, 0]
+    assert s.timesteps(7, "even").tolist() == [857, 714, 571, 428, 285, 142, 0]
+    assert s.previous_timesteps(s.timesteps(3, "trailing"), "ddim", "trailing").tolist() == [666, 333, -1]
+    assert s.previous_timesteps(s.timesteps(3, "trailing"), "ddpm", "trailing").tolist() == [666, 332, -1]
+    with pytest.raises(KzooError, match="outside 0..999"):
+        s.timesteps(1000, "leading", steps_offset=1)
+
+
+def test_sampler_options_errors_are_one_line():
+    for bad, match in (({"prediction_type": "x0"}, "prediction_type='x0' is not supported"),
+                       ({"timestep_spacing": "karras"}, "timestep_spacing='karras'"),
+                       ({"variance_type": "learned"}, "variance_type='learned'"),
+                       ({"clip_sample": "yes"}, "clip_sample must be true or false"),
+                       ({"colour": 1}, "unknown sampler option")):
+        with pytest.raises(KzooError, match=match) as e:
+            SamplerOptions.from_config(bad)
+        assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("config,match", [
+    ({"skip_prk_steps": True}, "skip_prk_steps=True is unknown to kzoo and could change the samples"),
+    ({"_class_name": "PNDMScheduler"}, "scheduler PNDMScheduler is not supported"),
+    ({"variance_type": "learned_range"}, "variance_type 'learned_range' is not supported"),
+    ({"variance_type": "fixed_large_log"}, "NaN"),
+    ({"trained_betas": [0.1, 0.2]}, "trained_betas are not supported"),
+    ({"rescale_betas_zero_snr": True}, "rescale_betas_zero_snr=true is not supported"),
+    ({"beta_schedule": "sigmoid"}, "beta_schedule 'sigmoid' is not supported"),
+    ({"timestep_spacing": "even"}, None),  # kzoo's own spacing is no diffusers value, but harmless
+])
+def test_scheduler_config_refuses_what_it_cannot_reproduce(config, match):
+    if match is None:
+        diffusion.scheduler_config_options(config)
+        return
+    with pytest.raises(KzooError, match=match) as e:
+        diffusion.scheduler_config_options(config)
+    assert "\n" not in str(e.value)
+
+
+def test_scheduler_config_accepts_bookkeeping_and_both_classes():
+    """ConfigMixin's `_`-keys change nothing; DDIM keys in a DDPM config reach the DDIM sampler."""
+    schedule, options = diffusion.scheduler_config_options({
+        "_class_name": "DDPMScheduler", "_diffusers_version": "0.1.1", "_use_default_values": [],
+        "set_alpha_to_one": False, "num_train_timesteps": 50})
+    assert schedule["num_timesteps"] == 50 and options == DIFFUSERS.replace(set_alpha_to_one=False)
+    assert diffusion.scheduler_config_options({"_class_name": "DDIMScheduler"})[1] == DIFFUSERS
+
+
+def test_given_noise_must_fit():
+    with pytest.raises(KzooError, match="given noise ran out"):
+        sample(lambda x, t: x, (2, 1), sampler="ddpm", steps=3, noise=[np.zeros((2, 1))])
+    with pytest.raises(KzooError, match=r"given noise has shape \(3, 1\)"):
+        sample(lambda x, t: x, (2, 1), sampler="ddim", steps=3, noise=[np.zeros((3, 1))])
+
+
+def test_thresholding_is_imagen_dynamic_thresholding():
+    x0 = np.array([[0.5, -3.0, 2.0, 1.0], [0.1, 0.2, -0.3, 0.4]], np.float32)
+    out = diffusion.threshold(x0, ratio=0.5, max_value=1.8)  # s = median |x0| = 1.5, 1 (clamped)
+    np.testing.assert_allclose(out[0], np.clip(x0[0], -1.5, 1.5) / 1.5, rtol=1e-6)
+    np.testing.assert_allclose(out[1], x0[1])

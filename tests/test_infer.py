@@ -1,5 +1,6 @@
 """ONNX Runtime inference from kzoo.json, without TensorFlow."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kzoo.diffusion import KZOO
 from kzoo.errors import KzooError
 from kzoo.export import export
 from kzoo.infer import OnnxModel, choose_providers, find_version, load_image, predict
@@ -206,6 +208,8 @@ def test_ddpm_samples_on_onnxruntime_like_keras(tmp_path):
     export(model, name="ddpm", out=tmp_path, formats="onnx")
     onnx = OnnxModel(tmp_path / "ddpm")
     assert onnx.is_diffusion and onnx.info["diffusion"]["num_timesteps"] == 20
+    # kzoo's own model keeps Ho et al.'s sampler, recorded in kzoo.json for kzoo.infer
+    assert onnx.info["diffusion"]["sampler_options"] == KZOO.config() == model.sampler_options.config()
     for sampler, steps in (("ddim", 5), ("ddpm", 20)):
         got = onnx.diffusion_sample(3, seed=4, sampler=sampler, steps=steps)
         want = model.sample(3, sampler=sampler, steps=steps, seed=4)
@@ -216,6 +220,13 @@ def test_ddpm_samples_on_onnxruntime_like_keras(tmp_path):
         onnx.diffusion_sample(1, steps=21)
     paths = predict(tmp_path / "ddpm", out=tmp_path / "gen", num=2, steps=4)
     assert [p.name for p in paths] == ["sample_000.png", "sample_001.png"]
+    # a kzoo.json written before sampler options were recorded: kzoo's own sampler
+    info_path = next((tmp_path / "ddpm").rglob("kzoo.json"))
+    info = json.loads(info_path.read_text())
+    del info["diffusion"]["sampler_options"]
+    info_path.write_text(json.dumps(info))
+    old = OnnxModel(tmp_path / "ddpm").diffusion_sample(3, seed=4, sampler="ddim", steps=5)
+    np.testing.assert_array_equal(old, onnx.diffusion_sample(3, seed=4, sampler="ddim", steps=5))
 
 
 def test_predict_from_a_hub_preset_name(tmp_path, monkeypatch):

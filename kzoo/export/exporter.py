@@ -170,6 +170,9 @@ def diffusion_schedule(model):
     for key in ("variance", "clip_sample"):  # sampler options the model declares
         if hasattr(model, key):
             info[key] = getattr(model, key)
+    options = getattr(model, "sampler_options", None)
+    if options is not None:  # all of them (kzoo.diffusion.SamplerOptions): what kzoo.infer runs
+        info["sampler_options"] = options.config()
     return info
 
 

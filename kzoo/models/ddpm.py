@@ -197,7 +197,12 @@ class DDPM(TrainingModel):
         ema_decay: float. Decay of the weight average (0.9999).
         variance: str. DDPM sampler's σ_t²: "beta" (Ho et al.'s CIFAR-10 choice) or
             "beta_tilde".
-        clip_sample: bool. Samplers clip the predicted x_0 to [-1, 1] (True, image data).
+        clip_sample: bool. Samplers clip the predicted x_0 (True, image data).
+        sampler_options: dict or None. The other `kzoo.diffusion.SamplerOptions` fields
+            (prediction type, clip range, thresholding, timestep spacing, steps offset,
+            set_alpha_to_one, use_clipped_model_output). None: kzoo's own, Ho et al.'s
+            reference sampler (`kzoo.diffusion.KZOO`); a dict: diffusers' defaults
+            (`kzoo.diffusion.DIFFUSERS`) updated with it (converted diffusers models).
         seed: int or None. Seed of the model's noise generator.
 
     Call arguments:
@@ -226,7 +231,7 @@ class DDPM(TrainingModel):
                  flip_sin_to_cos=False, freq_shift=1, downsample_padding=0,
                  center_input_sample=False, num_timesteps=1000, beta_start=1e-4, beta_end=0.02,
                  beta_schedule="linear", ema_decay=0.9999, variance="beta", clip_sample=True,
-                 seed=None, **kwargs):
+                 sampler_options=None, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
@@ -255,6 +260,15 @@ class DDPM(TrainingModel):
         self.ema_decay = float(ema_decay)
         self.variance = variance
         self.clip_sample = bool(clip_sample)
+        base = diffusion.KZOO if sampler_options is None else diffusion.DIFFUSERS
+        given = dict(sampler_options or {})
+        for key in ("variance_type", "clip_sample"):
+            if key in given:
+                raise ValueError(f"give {key} as the DDPM argument "
+                                 f"{'variance' if key == 'variance_type' else key}, not in sampler_options")
+        self.sampler_options = diffusion.SamplerOptions.from_config({
+            **base.config(), **given, "variance_type": diffusion.VARIANCE_TYPES[self.variance],
+            "clip_sample": self.clip_sample})
         # === Layers ===
         unet = dict(image_size=self.image_size, channels=self.channels, width=self.width,
                     channel_mults=self.channel_mults, num_res_blocks=self.num_res_blocks,
@@ -336,8 +350,9 @@ class DDPM(TrainingModel):
             ctx.merge_call(update)
 
     def sample(self, n, *, sampler="ddpm", steps=None, eta=0.0, seed=0, callback=None,
-               clip_denoised=None, use_ema=True, batch_size=SAMPLE_BATCH):
-        """Draw `n` images in [-1, 1] with `kzoo.diffusion.sample` (EMA weights by default).
+               clip_denoised=None, use_ema=True, batch_size=SAMPLE_BATCH, noise=None):
+        """Draw `n` images in [-1, 1] with `kzoo.diffusion.sample` (EMA weights by default),
+        with the model's `sampler_options`.
 
         Args:
             n: int. Number of images (one batch).
@@ -351,14 +366,16 @@ class DDPM(TrainingModel):
             use_ema: bool. Sample from the averaged weights (True) or the raw ones.
             batch_size: int or None. Largest batch per network call (`SAMPLE_BATCH`);
                 None: all `n` in one call. The images do not depend on it.
+            noise: None, or x_T and the step noise to use instead of `seed`'s
+                (`kzoo.diffusion.sample`).
         """
         net = self.ema_network if use_ema else self.network
         return diffusion.sample(
             lambda x, t: net.predict_on_batch({"x_t": x, "t": t}),
             (n, self.image_size, self.image_size, self.channels), schedule=self.schedule,
-            sampler=sampler, steps=steps, eta=eta, variance=self.variance,
-            clip_denoised=self.clip_sample if clip_denoised is None else clip_denoised,
-            seed=seed, callback=callback, batch_size=batch_size)
+            sampler=sampler, steps=steps, eta=eta, options=self.sampler_options,
+            clip_denoised=clip_denoised, seed=seed, noise=noise, callback=callback,
+            batch_size=batch_size)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
@@ -373,7 +390,10 @@ class DDPM(TrainingModel):
                 "num_timesteps": self.num_timesteps, "beta_start": self.beta_start,
                 "beta_end": self.beta_end, "beta_schedule": self.beta_schedule,
                 "ema_decay": self.ema_decay, "variance": self.variance,
-                "clip_sample": self.clip_sample, "seed": self.seed}
+                "clip_sample": self.clip_sample,
+                "sampler_options": {k: v for k, v in self.sampler_options.config().items()
+                                    if k not in ("variance_type", "clip_sample")},
+                "seed": self.seed}
 
     @classmethod
     def from_config(cls, config):

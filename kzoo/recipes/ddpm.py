@@ -108,7 +108,8 @@ def sample_grid(cfg, model, state):
     from kzoo.viz import grid, to_uint8
 
     cols = 8
-    ts = model.schedule.timesteps(cfg.sample_steps)
+    options = model.sampler_options
+    ts = model.schedule.timesteps(cfg.sample_steps, options.timestep_spacing, options.steps_offset)
     keep = set(ts[np.linspace(0, len(ts) - 1, cols).round().astype(int)])
     frames = []
 
@@ -147,6 +148,7 @@ RECIPE = register_recipe(Recipe(
     name="ddpm", config_cls=DDPMConfig, model="ddpm", load_data=load_data, build=build,
     train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
     inference_model=lambda model: model.inference_parts()["eps_model"], data_args=("channels",),
+    recipe_args=("sampler_options",),  # not a flag: kzoo's own sampler (kzoo.diffusion.KZOO)
     tiny=("--image-size", "8", "--width", "8", "--channel-mults", "1,2", "--attention-resolutions", "4",
           "--norm-groups", "4", "--num-timesteps", "10", "--batch-size", "8", "--sample-steps", "8",
           "--eval-samples", "4", "--eval-ddim-steps", "2")))

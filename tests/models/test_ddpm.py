@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from kzoo.diffusion import DIFFUSERS, KZOO
 from kzoo.errors import KzooError
 from kzoo.layers import SpatialSelfAttention, TimeResidualBlock
 from kzoo.models.ddpm import DDPM, LinearWarmup, ddpm_optimizer, ddpm_unet
@@ -77,6 +78,19 @@ def test_diffusers_options_round_trip():
     assert again.get_config() == model.get_config()
     assert again.schedule.beta_schedule == "squaredcos_cap_v2" and not again.clip_sample
     assert again.network.get_layer("time_embedding").flip_sin_to_cos
+    assert model.sampler_options == KZOO.replace(variance_type="fixed_small", clip_sample=False)
+
+
+def test_sampler_options_are_kzoo_own_or_diffusers_and_round_trip():
+    """None: Ho et al.'s sampler (kzoo.diffusion.KZOO); a dict: diffusers' defaults updated."""
+    assert tiny().sampler_options == KZOO
+    model = tiny(sampler_options={"prediction_type": "v_prediction", "timestep_spacing": "trailing"})
+    assert model.sampler_options == DIFFUSERS.replace(
+        prediction_type="v_prediction", timestep_spacing="trailing", variance_type="fixed_large")
+    again = DDPM.from_config(model.get_config())
+    assert again.sampler_options == model.sampler_options
+    with pytest.raises(ValueError, match="give variance_type as the DDPM argument variance"):
+        tiny(sampler_options={"variance_type": "fixed_small"})
 
 
 def test_optimizer_is_the_papers():

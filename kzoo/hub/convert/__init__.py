@@ -250,8 +250,9 @@ def diffusers_models(folder: Path):
             "paper": "Ho, Jain & Abbeel, \"Denoising Diffusion Probabilistic Models\", "
                      "NeurIPS 2020",
             "license": "Apache-2.0 (the google/ddpm-* model cards)",
-            "note": "noise schedule from scheduler_config.json" if scheduler else
-                    "no scheduler_config.json: the DDPM default schedule"}
+            "note": ("noise schedule and sampler options from scheduler_config.json" if scheduler
+                     else "no scheduler_config.json: DDPMScheduler's default schedule") +
+                    "; samples as diffusers' DDPMPipeline / DDIMPipeline with their defaults"}
     return full, inference, info, int(config.get("sample_size") or 32)
 
 

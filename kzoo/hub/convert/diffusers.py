@@ -62,13 +62,6 @@ UNET_DEFAULTS = {
     "num_class_embeds": None,
 }
 
-# DDPMScheduler's defaults, and its variance types as kzoo's DDPM sampler variances
-SCHEDULER_DEFAULTS = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02,
-                      "beta_schedule": "linear", "variance_type": "fixed_small",
-                      "clip_sample": True, "clip_sample_range": 1.0,
-                      "prediction_type": "epsilon", "trained_betas": None}
-VARIANCE_TYPES = {"fixed_large": "beta", "fixed_small": "beta_tilde"}
-
 # config.json fields that must hold one value: kzoo's network has no other
 _FIXED = {"time_embedding_type": "positional", "act_fn": "silu", "mid_block_type": "UNetMidBlock2D",
           "resnet_time_scale_shift": "default", "downsample_type": "conv", "upsample_type": "conv",
@@ -166,49 +159,46 @@ def ddpm_options(config):
 def schedule_options(scheduler_config):
     """The `DDPM` schedule and sampler arguments of a diffusers `scheduler_config.json`.
 
+    Read by `kzoo.diffusion.scheduler_config_options` (every key of DDPMScheduler /
+    DDIMScheduler; an unknown one, or a value kzoo does not run, is a one-line
+    KzooError): the converted model samples as diffusers' `DDPMPipeline` /
+    `DDIMPipeline` with their defaults (e.g. DDIM does not re-derive ε from the
+    clipped x_0).
+
     Args:
         scheduler_config: dict. A `DDPMScheduler` (or `DDIMScheduler`) config; missing
-            fields take `DDPMScheduler`'s defaults.
+            fields take diffusers' defaults.
 
     Returns:
-        dict with num_timesteps, beta_start, beta_end, beta_schedule, variance and
-        clip_sample.
+        dict with num_timesteps, beta_start, beta_end, beta_schedule, variance,
+        clip_sample and sampler_options (the other `SamplerOptions` fields).
 
     Example:
     >>> schedule_options({"variance_type": "fixed_large"})["variance"]
     'beta'
     """
-    from kzoo.diffusion import BETA_SCHEDULES
+    from kzoo.diffusion import scheduler_config_options
 
-    c = {**SCHEDULER_DEFAULTS, **{k: v for k, v in scheduler_config.items() if not k.startswith("_")}}
-    if c["prediction_type"] != "epsilon":
-        raise KzooError(f"diffusers scheduler prediction_type={c['prediction_type']!r} is not "
-                        "supported; kzoo's DDPM predicts 'epsilon'")
-    if c["trained_betas"] is not None:
-        raise KzooError("diffusers scheduler trained_betas are not supported; use one of the "
-                        f"beta schedules {', '.join(BETA_SCHEDULES)}")
-    if c["beta_schedule"] not in BETA_SCHEDULES:
-        raise KzooError(f"diffusers beta_schedule {c['beta_schedule']!r} is not supported; "
-                        f"supported: {', '.join(BETA_SCHEDULES)}")
-    if c["variance_type"] not in VARIANCE_TYPES:
-        raise KzooError(f"diffusers variance_type {c['variance_type']!r} is not supported; "
-                        f"supported: {', '.join(VARIANCE_TYPES)}")
-    if c["clip_sample"] and float(c["clip_sample_range"]) != 1.0:
-        raise KzooError(f"diffusers clip_sample_range={c['clip_sample_range']} is not supported; "
-                        "kzoo clips x_0 to [-1, 1]")
-    return {"num_timesteps": int(c["num_train_timesteps"]), "beta_start": float(c["beta_start"]),
-            "beta_end": float(c["beta_end"]), "beta_schedule": c["beta_schedule"],
-            "variance": VARIANCE_TYPES[c["variance_type"]], "clip_sample": bool(c["clip_sample"])}
+    schedule, options = scheduler_config_options(scheduler_config)
+    variance = "beta" if options.variance_type == "fixed_large" else "beta_tilde"  # fixed_small(_log)
+    rest = {k: v for k, v in options.config().items() if k not in ("variance_type", "clip_sample")}
+    return {**schedule, "variance": variance, "clip_sample": options.clip_sample,
+            "sampler_options": rest}
 
 
 def scheduler_config(model):
-    """A diffusers `DDPMScheduler` config of a kzoo `DDPM`'s schedule (inverse of
-    `schedule_options`)."""
-    variance = {v: k for k, v in VARIANCE_TYPES.items()}[model.variance]
-    return {"_class_name": "DDPMScheduler", "num_train_timesteps": model.num_timesteps,
-            "beta_start": model.beta_start, "beta_end": model.beta_end,
-            "beta_schedule": model.beta_schedule, "variance_type": variance,
-            "clip_sample": model.clip_sample, "prediction_type": "epsilon", "trained_betas": None}
+    """A diffusers `DDPMScheduler` config of a kzoo `DDPM`'s schedule and sampler options
+    (inverse of `schedule_options`); a KzooError where diffusers has no such option
+    (kzoo's own "even" timestep spacing)."""
+    options = model.sampler_options
+    if options.timestep_spacing not in ("leading", "trailing", "linspace"):
+        raise KzooError(f"timestep_spacing={options.timestep_spacing!r} has no diffusers "
+                        "equivalent (kzoo's own sampler)")
+    config = {"_class_name": "DDPMScheduler", "num_train_timesteps": model.num_timesteps,
+              "beta_start": model.beta_start, "beta_end": model.beta_end,
+              "beta_schedule": model.beta_schedule, "trained_betas": None}
+    config.update({k: v for k, v in options.config().items() if k != "use_clipped_model_output"})
+    return config
 
 
 # --- parameter names ------------------------------------------------------------------
@@ -380,7 +370,7 @@ def convert_diffusers(state, config, scheduler_config=None):
     from kzoo.models.ddpm import DDPM
 
     options = ddpm_options(config)
-    options.update(schedule_options(scheduler_config or {}))
+    options.update(schedule_options(scheduler_config or {}))  # diffusers' sampler options
     model = DDPM(**options)
     load_weights(model.network, state)
     model.ema_network.set_weights(model.network.get_weights())

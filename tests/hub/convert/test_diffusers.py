@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kzoo.diffusion import NoiseSchedule
+from kzoo.diffusion import DIFFUSERS, NoiseSchedule, sample
 from kzoo.errors import KzooError
 from kzoo.hub.convert import diffusers as conv
 from kzoo.models.ddpm import DDPM, ddpm_unet
+
+from tests.test_diffusion import RUNS, trajectory
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "reference" / "diffusers"
 VARIANTS = ("attn_heads_flip", "ho_legacy_names", "no_attention_centered")
@@ -84,21 +86,40 @@ def test_schedule_matches_diffusers_and_round_trips(converted, name):
     np.testing.assert_allclose(model.schedule.alphas_cumprod, ref["alphas_cumprod"], rtol=2e-5, atol=1e-7)
     config = conv.scheduler_config(model)
     options = conv.schedule_options(config)
-    assert options == {k: getattr(model, k) for k in options}
+    rest = {k: v for k, v in options.items() if k != "sampler_options"}
+    assert rest == {k: getattr(model, k) for k in rest}
+    variance_type = "fixed_small" if model.variance == "beta_tilde" else "fixed_large"
+    assert {**options["sampler_options"], "variance_type": variance_type,
+            "clip_sample": model.clip_sample} == model.sampler_options.config()
+    assert model.sampler_options.replace(variance_type="fixed_small", clip_sample=True) == DIFFUSERS
     original = json.loads(next(folder(name).rglob("scheduler_config.json")).read_text())
     assert conv.schedule_options(original) == options
 
 
 def test_scheduler_options():
-    assert conv.schedule_options({}) == {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02,
-                                         "beta_schedule": "linear", "variance": "beta_tilde",
-                                         "clip_sample": True}
-    with pytest.raises(KzooError, match="prediction_type='v_prediction' is not supported"):
-        conv.schedule_options({"prediction_type": "v_prediction"})
+    """diffusers' defaults: DDPMScheduler's fixed_small and clipping, DDIM without re-derived ε."""
+    options = conv.schedule_options({})
+    assert options.pop("sampler_options") == {
+        k: v for k, v in DIFFUSERS.config().items() if k not in ("variance_type", "clip_sample")}
+    assert options == {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02,
+                       "beta_schedule": "linear", "variance": "beta_tilde", "clip_sample": True}
+    assert conv.schedule_options({"prediction_type": "v_prediction", "timestep_spacing": "trailing"})[
+        "sampler_options"]["prediction_type"] == "v_prediction"
     with pytest.raises(KzooError, match="supported: linear, scaled_linear, squaredcos_cap_v2"):
         conv.schedule_options({"beta_schedule": "sigmoid"})
     with pytest.raises(KzooError, match="variance_type 'learned' is not supported"):
         conv.schedule_options({"variance_type": "learned"})
+
+
+def test_unknown_scheduler_option_is_one_line(tmp_path):
+    """A scheduler_config.json key that could change the samples is named, not ignored."""
+    flat = tmp_path / "flat"
+    shutil.copytree(unet_dir("no_attention_centered"), flat)
+    (flat / "scheduler_config.json").write_text(json.dumps({"_class_name": "DDPMScheduler",
+                                                            "karras_sigmas": True}))
+    with pytest.raises(KzooError, match="option karras_sigmas=True is unknown to kzoo") as e:
+        conv.load_diffusers_folder(flat)
+    assert "\n" not in str(e.value)
 
 
 def _full_size():
@@ -200,30 +221,91 @@ def test_module_examples():
     assert result.attempted >= 3 and result.failed == 0
 
 
-def test_converted_ddpm_exports_and_samples_with_ddim(converted, tmp_path):
-    """A converted DDPM exports to SavedModel + ONNX with the parity record, and `kzoo predict`
-    samples it with DDIM from the ONNX eps-network like `DDPM.sample` in Keras."""
+def run_model(run_name):
+    """A DDPM converted from the recorded run's network and its scheduler config."""
+    run, arrays, _, _, kwargs = trajectory(run_name)
+    state, config = read(run["network"])
+    model = conv.convert_diffusers(state, config, run["scheduler_config"])
+    if run["use_clipped_model_output"] is not None:  # DDIMPipeline's call argument
+        model.sampler_options = model.sampler_options.replace(
+            use_clipped_model_output=run["use_clipped_model_output"])
+    return model, arrays, kwargs
+
+
+def keras_tolerance(samples):
+    """float32 networks (Keras/ONNX vs PyTorch, ~1e-6 per call) on top of the sampler's own
+    float32 error (tests/test_diffusion.py). x̂_0 amplifies an ε error by sqrt((1 - ᾱ)/ᾱ),
+    ~70 at t = 900 of the linear schedule. Measured max error over all runs (Keras, diffusers
+    0.42.1 fixtures): 1.7e-4 on samples of magnitude 2.4 (ddim_cifar_10), 7.3e-5 relative."""
+    return 5e-4 * max(1.0, float(np.abs(samples).max()))
+
+
+@pytest.mark.parametrize("run_name", sorted(RUNS))
+def test_keras_sampler_equals_diffusers_pipelines(converted, run_name):
+    """The converted network, sampled by kzoo with the run's scheduler options and diffusers'
+    noise, walks diffusers' `DDPMPipeline` / `DDIMPipeline` trajectory."""
+    run, arrays, schedule, options, kwargs = trajectory(run_name)
+    network = converted[run["network"]].ema_network
+    seen = []
+    final = sample(lambda x, t: network.predict_on_batch({"x_t": x, "t": t}), arrays["x_T"].shape,
+                   schedule=schedule, options=options, callback=lambda t, x, x0: seen.append(x), **kwargs)
+    error = np.abs(np.stack(seen) - arrays["samples"]).max()
+    assert error < keras_tolerance(arrays["samples"]), error
+    assert final.shape == arrays["x_T"].shape
+
+
+def test_converted_model_samples_as_ddim_pipeline():
+    """`DDPM.sample` of a model converted with google/ddpm-cifar10-32's scheduler config is
+    DDIMPipeline with its defaults (10 steps, eta 0, clip_sample: the issue's case)."""
+    model, arrays, kwargs = run_model("ddim_cifar_10")
+    assert model.sampler_options == DIFFUSERS.replace(variance_type="fixed_large")
+    got = model.sample(2, **kwargs)
+    error = np.abs(got - arrays["samples"][-1]).max()
+    assert error < keras_tolerance(arrays["samples"]), error
+
+
+def test_converted_ddpm_exports_and_samples_as_diffusers(tmp_path):
+    """A converted DDPM exports to SavedModel + ONNX with the parity record and its sampler
+    options; the TensorFlow-free sampler (`OnnxModel.diffusion_sample`) on the ONNX
+    eps-network walks DDIMPipeline's and DDPMPipeline's trajectories, and `kzoo predict`
+    writes the images of that same code."""
     from kzoo.export import export
     from kzoo.infer import OnnxModel, predict
 
-    model = converted["attn_heads_flip"]
+    model, ddim, ddim_kwargs = run_model("ddim_cifar_10")
     (result,) = export(model, name="ddpm_conv", out=tmp_path, formats="savedmodel,onnx")
     info = result.info
     assert (result.path / "saved_model.pb").is_file() and (result.path / "model.onnx").is_file()
     assert info["diffusion"] == {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02,
-                                 "beta_schedule": "squaredcos_cap_v2", "variance": "beta_tilde",
-                                 "clip_sample": True}
+                                 "beta_schedule": "linear", "variance": "beta",
+                                 "clip_sample": True,
+                                 "sampler_options": DIFFUSERS.replace(variance_type="fixed_large").config()}
     assert sorted(info["parity"]) == ["onnx", "savedmodel"]
     for figures in info["parity"].values():  # within the export tolerance, for every input case
         assert figures and all(f["max_rel"] <= info["tolerance"] for case in figures.values()
                                for f in case.values())
     onnx = OnnxModel(tmp_path / "ddpm_conv")
-    got = onnx.diffusion_sample(2, seed=3, sampler="ddim", steps=4)
-    want = model.sample(2, sampler="ddim", steps=4, seed=3)
-    want = np.clip(np.rint((want + 1) / 2 * 255), 0, 255)
-    assert got.shape == (2, 8, 8, 3) and np.abs(got.astype(int) - want).max() <= 1
-    paths = predict(tmp_path / "ddpm_conv", out=tmp_path / "gen", num=2, steps=3, sampler="ddim")
+    for arrays, kwargs in (
+            (ddim, ddim_kwargs),
+            trajectory("ddpm_cifar_10")[1::3]):  # same network and scheduler config
+        seen = []
+        onnx.diffusion_sample(2, sampler=kwargs["sampler"], steps=kwargs["steps"], eta=kwargs["eta"],
+                              noise=kwargs["noise"], raw=True, callback=lambda t, x, x0: seen.append(x))
+        error = np.abs(np.stack(seen) - arrays["samples"]).max()
+        assert error < keras_tolerance(arrays["samples"]), error
+    paths = predict(tmp_path / "ddpm_conv", out=tmp_path / "gen", num=2, steps=3, sampler="ddim", seed=5)
     assert [p.name for p in paths] == ["sample_000.png", "sample_001.png"]
+    from PIL import Image
+
+    want = onnx.diffusion_sample(2, seed=5, sampler="ddim", steps=3)
+    np.testing.assert_array_equal(np.asarray(Image.open(paths[1])), want[1])
+    from kzoo.cli import main  # kzoo predict's explicit DDIMPipeline option
+
+    assert main(["predict", str(tmp_path / "ddpm_conv"), "--num", "2", "--steps", "3", "--seed", "5",
+                 "--out", str(tmp_path / "clipped"), "--use-clipped-model-output"]) == 0
+    clipped = onnx.diffusion_sample(2, seed=5, sampler="ddim", steps=3, use_clipped_model_output=True)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "clipped" / "sample_001.png")), clipped[1])
+    assert np.abs(clipped.astype(int) - want).max() > 1
 
 
 def test_schedule_in_kzoo_diffusion():
