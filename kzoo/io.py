@@ -11,6 +11,13 @@ that is a file, no permission) becomes one `KzooError` line naming the path:
 `check_free_space` refuses a write whose size is known before it starts when the
 filesystem cannot hold it, and `remove_stale_temps` clears the temporary files that
 a process killed mid-write (kill -9, power loss) left behind.
+
+Folders are built the same way: `temp_dir` makes `.NAME.kzoo-PID-XXXXXXXX` beside the
+final folder, `publish_dir` renames it into place with the permissions the process
+umask gives (`tempfile.mkdtemp` makes it 0700, which would keep a shared export, preset
+or cache entry from other users), and `remove_stale_dirs` -- called by `temp_dir`
+itself and by the commands that own such folders -- removes the ones whose process
+is gone (kill -9 during `kzoo hub convert`, a download or an export).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -38,8 +46,6 @@ FREE_SPACE_MARGIN_BYTES = 16 << 20
 # Largest input image (width x height) decoded from a file a user hands in: a
 # 15000x15000 PNG of a few MB would take 675 MB to decode (a decompression bomb).
 MAX_IMAGE_PIXELS = 1 << 26  # 67 Mpixel, e.g. 8192 x 8192; KZOO_MAX_IMAGE_PIXELS overrides
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 _TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}(\.[A-Za-z0-9_]+)*$|.+\.tmp(\.[A-Za-z0-9_.]+)?$")
 
 
@@ -160,8 +166,9 @@ def check_free_space(path, nbytes: int, *, margin: int = FREE_SPACE_MARGIN_BYTES
     except OSError:
         return  # cannot measure (e.g. a special filesystem): let the write itself tell
     if free < nbytes + margin:
-        raise KzooError(f"cannot write {path}: it needs {nbytes / 1e6:.1f} MB but only "
-                        f"{free / 1e6:.1f} MB are free on that disk (ENOSPC)")
+        raise KzooError(f"cannot write {path}: it needs {nbytes + margin:,} bytes free "
+                        f"({nbytes:,} to write + {margin:,} kept free) but only {free:,} bytes "
+                        "are free on that disk (ENOSPC)")
 
 
 @contextlib.contextmanager
@@ -193,7 +200,7 @@ def atomic_path(path, suffix="", *, size: int | None = None):
     with writing(path):
         fd, tmp = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix=suffix or "".join(path.suffixes), dir=path.parent)
-        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would create it (mkstemp makes it 0600)
+        os.fchmod(fd, 0o666 & ~current_umask())  # as open() would create it (mkstemp makes it 0600)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -274,4 +281,130 @@ def remove_stale_temps(folder, *, older_than: float = 0.0) -> list[Path]:
             removed.append(p)
         except OSError:
             continue
+    return removed
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (the `Umask:`
+    line of /proc/self/status, kernel >= 4.7, see proc(5)); elsewhere set and restored
+    at once (os.umask has no read-only form)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(root) -> None:
+    """Give folder `root` and everything in it the permissions a plain `mkdir`/`open`
+    would have given under the process umask: folders (and files executable by their
+    owner) 0777 & ~umask, other files 0666 & ~umask. Links are left alone.
+
+    `tempfile.mkdtemp` and `mkstemp` create 0700 / 0600 whatever the umask; a folder
+    built in one and published by rename would stay private to its owner.
+    """
+    mask = current_umask()
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o777 & ~mask)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode):
+                os.chmod(path, (0o777 if st.st_mode & stat.S_IXUSR else 0o666) & ~mask)
+
+
+def publish_dir(tmp, final, *, replace=False) -> Path:
+    """Rename the complete folder `tmp` (from `temp_dir`) onto `final`, with the
+    permissions of the process umask (`apply_umask`). `replace`: `final` may be an
+    empty folder (os.replace); otherwise it must not exist (os.rename then fails
+    rather than mix two folders)."""
+    final = Path(final)
+    with writing(final):
+        apply_umask(tmp)
+        (os.replace if replace else os.rename)(tmp, final)
+    return final
+
+
+# `temp_dir`'s names: `.NAME.kzoo-PID-XXXXXXXX`, the random part being tempfile.mkdtemp's
+# 8 characters of "abcdefghijklmnopqrstuvwxyz0123456789_" (CPython Lib/tempfile.py,
+# _RandomNameSequence).
+TEMP_DIR_NAME = re.compile(r"^\..+\.kzoo-(?P<pid>\d+)-[a-z0-9_]{8}$")
+# Folders of a killed process that do not name it (made before temp_dir named its pid)
+# are removed once this old: no kzoo write leaves a folder unmodified for a day.
+STALE_SECONDS = 24 * 3600
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (one of another user counts too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def temp_dir(parent, name: str) -> Path:
+    """A new, empty folder `parent/.NAME.kzoo-PID-XXXXXXXX` to build folder
+    `parent/NAME` in (same filesystem, so `publish_dir` is one rename). Leftovers of
+    killed processes in `parent` are removed first (`remove_stale_dirs`)."""
+    parent = make_dirs(parent)
+    remove_stale_dirs(parent, legacy=re.compile(rf"^\.{re.escape(name)}\.[a-z0-9_]{{8}}$"))
+    with writing(parent / name):
+        return Path(tempfile.mkdtemp(prefix=f".{name}.kzoo-{os.getpid()}-", dir=parent))
+
+
+@contextlib.contextmanager
+def scratch_dir(parent, name: str):
+    """`temp_dir(parent, name)`, removed with its contents when the block ends."""
+    tmp = temp_dir(parent, name)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_dirs(parent, pattern=TEMP_DIR_NAME, *, legacy=None,
+                      older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove the temporary folders that killed processes left in `parent` (not recursive).
+
+    A folder whose name matches `pattern` (a regex with a `pid` group) is removed when
+    that process no longer runs; one whose pid is alive is a concurrent run's and stays.
+    A folder matching `legacy` (a name without a pid) is removed when it was last
+    modified more than `older_than` seconds ago. Returns the removed paths.
+
+    Example:
+    >>> remove_stale_dirs(cache.home() / "presets" / "cgan-digits")
+    """
+    parent = Path(parent)
+    removed = []
+    try:
+        children = list(parent.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for p in children:
+        try:
+            if p.is_symlink() or not p.is_dir():
+                continue
+            m = pattern.match(p.name)
+            if m is not None and m.group("pid") is not None:
+                if pid_alive(int(m.group("pid"))):
+                    continue
+            elif not (m is not None or (legacy is not None and legacy.match(p.name)
+                                        and now - p.stat().st_mtime > older_than)):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        if not p.exists():
+            removed.append(p)
     return removed

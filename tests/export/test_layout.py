@@ -50,8 +50,13 @@ def test_names_and_versions_are_checked(tmp_path):
     with pytest.raises(KzooError, match="already exists"):
         layout.check_version([tmp_path / "m"], 2, force=False)
     layout.check_version([tmp_path / "m"], 2, force=True)
-    with pytest.raises(KzooError, match=">= 1"):
+    with pytest.raises(KzooError, match="between 1 and 9223372036854775807"):
         layout.check_version([tmp_path / "m"], 0, force=True)
+    with pytest.raises(KzooError, match="between 1 and 9223372036854775807"):
+        layout.check_version([tmp_path / "m"], 2**63, force=True)
+    (tmp_path / "m" / str(2**63 - 1)).mkdir()  # TF Serving's largest: the next one cannot be
+    with pytest.raises(KzooError, match="would be 9223372036854775808, over TF Serving's largest"):
+        layout.next_version([tmp_path / "m"])
 
 
 def _member(root, name, version, group):
