@@ -81,13 +81,14 @@ def as_output_error(error: BaseException) -> OSError | None:
 
 
 def error_line(error: BaseException) -> str | None:
-    """The one `error: ...` line a command prints for `error` (a `KzooError`, or an
-    output-side disk error wherever it was met), or None for anything else (a bug)."""
+    """The one `error: ...` line a command prints for `error` (a `KzooError`, an
+    output-side disk error wherever it was met, or an allocation that failed: see
+    `memory_error_line`), or None for anything else (a bug)."""
     if isinstance(error, KzooError):
         return f"error: {error}"
     disk = as_output_error(error)
     if disk is None:
-        return None
+        return memory_error_line(error)
     return f"error: {output_error(getattr(error, 'filename', None) or 'an output file', disk)}"
 
 
@@ -408,3 +409,43 @@ def remove_stale_dirs(parent, pattern=TEMP_DIR_NAME, *, legacy=None,
         if not p.exists():
             removed.append(p)
     return removed
+
+
+def memory_bytes() -> int:
+    """The memory this process can have at most: the machine's physical memory
+    (sysconf SC_PHYS_PAGES x SC_PAGE_SIZE), or its cgroup's limit where that is lower
+    (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`; see the Linux kernel's
+    Documentation/admin-guide/cgroup-v2.rst). An upper bound: what one step, batch or
+    array may need before it certainly cannot run here."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def check_memory(nbytes: int, what: str, hint: str = "") -> None:
+    """Raise `KzooError` if `nbytes` (what `what` holds at least) exceed `memory_bytes()`:
+    refused in one line before an allocation that cannot succeed (a TensorFlow OOM
+    traceback, or the kernel's OOM killer)."""
+    limit = memory_bytes()
+    if nbytes > limit:
+        raise KzooError(f"{what} needs at least {nbytes:,} bytes of memory, more than the "
+                        f"{limit:,} bytes this machine has" + (f"; {hint}" if hint else ""))
+
+
+def memory_error_line(error: BaseException) -> str | None:
+    """The one `error: ...` line for an allocation that failed (numpy's MemoryError,
+    TensorFlow's `ResourceExhaustedError: OOM when allocating tensor ...`), else None."""
+    text = str(error)
+    if isinstance(error, MemoryError) or (
+            type(error).__name__ == "ResourceExhaustedError" and "OOM when allocating" in text):
+        detail = re.search(r"OOM when allocating tensor with shape\[[\d,]*\] and type \w+", text)
+        what = detail.group(0) if detail else (text.splitlines() or [type(error).__name__])[0][:200]
+        return (f"error: out of memory ({what}); this machine has {memory_bytes():,} bytes: "
+                "use smaller sizes or batches")
+    return None

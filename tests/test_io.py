@@ -228,3 +228,31 @@ def test_published_folders_take_the_umask_not_mkdtemps_0700(tmp_path, umask, fol
     assert got.pop("run.sh") == 0o777 & ~umask
     assert got == {
         ".": folder, inner.name: folder, f"{inner.name}/{Path(name).name}": file, "a.bin": file}
+
+
+def test_failed_allocations_are_one_line(monkeypatch):
+    """What no bound foresaw still ends in one line: TensorFlow's OOM (its text says which
+    tensor) and numpy's MemoryError; other errors stay tracebacks (bugs)."""
+    from kzoo.io import check_memory, error_line, memory_bytes
+
+    class ResourceExhaustedError(Exception):  # tf.errors.ResourceExhaustedError's name and text
+        pass
+
+    monkeypatch.setattr("kzoo.io.memory_bytes", lambda: 24_000_000_000)
+    oom = ResourceExhaustedError("{{function_node __wrapped__StatelessRandomNormalV2_device_/job:localhost/"
+                                 "replica:0/task:0/device:CPU:0}} OOM when allocating tensor with "
+                                 "shape[4,4,128,1000000000] and type float on /job:localhost/replica:0/"
+                                 "task:0/device:CPU:0 by allocator cpu [Op:StatelessRandomNormalV2]")
+    assert error_line(oom) == ("error: out of memory (OOM when allocating tensor with shape[4,4,128,"
+                               "1000000000] and type float); this machine has 24,000,000,000 bytes: use "
+                               "smaller sizes or batches")
+    assert error_line(MemoryError("Unable to allocate 2.0 TiB")).startswith(
+        "error: out of memory (Unable to allocate 2.0 TiB); this machine has 24,000,000,000 bytes")
+    assert error_line(ResourceExhaustedError("too many open sessions")) is None
+    assert error_line(ValueError("a bug")) is None
+    with pytest.raises(KzooError, match=r"^a batch needs at least 24,000,000,001 bytes of memory, more than "
+                                        r"the 24,000,000,000 bytes this machine has; make it smaller$"):
+        check_memory(24_000_000_001, "a batch", "make it smaller")
+    check_memory(24_000_000_000, "a batch")
+    monkeypatch.undo()
+    assert 0 < memory_bytes() <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
