@@ -319,15 +319,15 @@ def apply_umask(root) -> None:
                 os.chmod(path, (0o777 if st.st_mode & stat.S_IXUSR else 0o666) & ~mask)
 
 
-def publish_dir(tmp, final, *, replace=False) -> Path:
+def publish_dir(tmp, final) -> Path:
     """Rename the complete folder `tmp` (from `temp_dir`) onto `final`, with the
-    permissions of the process umask (`apply_umask`). `replace`: `final` may be an
-    empty folder (os.replace); otherwise it must not exist (os.rename then fails
-    rather than mix two folders)."""
+    permissions of the process umask (`apply_umask`). As rename(2) does, an empty
+    folder `final` is replaced and a non-empty one fails (ENOTEMPTY: one `KzooError`
+    line), so two folders are never mixed."""
     final = Path(final)
     with writing(final):
         apply_umask(tmp)
-        (os.replace if replace else os.rename)(tmp, final)
+        os.replace(tmp, final)
     return final
 
 
