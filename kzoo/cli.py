@@ -194,7 +194,12 @@ def _add_export(sub):
     p = sub.add_parser("export", help="export a trained model: SavedModel + ONNX, parity-checked")
     p.add_argument("source", help="run directory, preset directory or .keras file")
     p.add_argument("--name", help="served model name (default: a preset's name, a run's recipe)")
-    p.add_argument("--version", type=at_least(1), help="version number (default: the next free one)")
+    from kzoo.export.layout import MAX_VERSION
+
+    p.add_argument("--version", type=_typed("int", int, lambda v: 1 <= v <= MAX_VERSION,
+                                            f"between 1 and {MAX_VERSION} (an int64, as TF Serving "
+                                            "reads version folders)"),
+                   help="version number (default: the next free one)")
     p.add_argument("--out", default="export", help="export tree (default: export/)")
     p.add_argument("--formats", default="savedmodel,onnx", help="savedmodel,onnx (default: both)")
     p.add_argument("--opset", type=at_least(7), default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")

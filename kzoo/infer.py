@@ -230,9 +230,13 @@ class OnnxModel:
                 done[name] = value
         return done
 
-    def sample(self, batch, seed=0, label=None, fixed=None):
-        """Inputs for `batch` items: given `fixed` ones, latents ~ N(0, I), labels."""
-        rng = np.random.default_rng(seed)
+    def sample(self, batch, seed=0, label=None, fixed=None, *, rng=None, start=0):
+        """Inputs for `batch` items: given `fixed` ones, latents ~ N(0, I), labels.
+
+        `rng` (default: a new generator seeded with `seed`) and `start` (the first item's
+        index: labels cycle through the classes) let `generate_batches` continue where
+        the previous batch ended."""
+        rng = np.random.default_rng(seed) if rng is None else rng
         feeds = dict(fixed or {})
         for name, e in self.inputs.items():
             if name in feeds:
@@ -246,7 +250,7 @@ class OnnxModel:
                     raise KzooError(f"--label {label} is out of range: {self.name} has {n} "
                                     f"classes (0..{n - 1})")
                 feeds[name] = (np.full(shape, int(label)) if label is not None
-                               else np.arange(batch).reshape(shape) % n).astype(e["dtype"])
+                               else np.arange(start, start + batch).reshape(shape) % n).astype(e["dtype"])
             elif e["role"] == "timestep":
                 raise KzooError(f"{self.name} is a diffusion step model (input {name}); it is "
                                 "sampled step by step, not run once by kzoo predict")
@@ -262,6 +266,38 @@ class OnnxModel:
             raise KzooError(f"--num must be >= 1, got {num}")
         feeds = self.sample(num, seed, label)
         return self.postprocess(self.run(**feeds)), feeds
+
+    def generate_batches(self, num, seed=0, label=None, batch=None):
+        """`generate`, `batch` items per model call (default: the export's Triton
+        `max_batch_size`): yields `(start, outputs, feeds)`, so that any `num` runs in
+        the memory of one batch. Item i is the same whatever the batch size when the
+        model has one latent input (its rows are drawn in order from one generator)."""
+        from kzoo.export.serving_config import MAX_BATCH_SIZE
+
+        if self.image_inputs:
+            raise KzooError(f"{self.name} transforms images: give input images, not --num")
+        if num < 1:
+            raise KzooError(f"--num must be >= 1, got {num}")
+        batch = batch or MAX_BATCH_SIZE
+        rng = np.random.default_rng(seed)
+        for start in range(0, num, batch):
+            feeds = self.sample(min(batch, num - start), seed, label, rng=rng, start=start)
+            yield start, self.postprocess(self.run(**feeds)), feeds
+
+    def output_nbytes(self, name=None):
+        """Bytes of one item of output `name` (default: all outputs together) as `kzoo
+        predict` writes it before compression (uint8 images and label maps), or None
+        when a dimension is dynamic."""
+        total = 0
+        for n, e in self.outputs.items():
+            if name is not None and n != name:
+                continue
+            dims = e["shape"][1:]
+            if any(d is None for d in dims):
+                return None
+            item = 1 if e["role"] in ("image", "labels") else np.dtype(e["dtype"]).itemsize
+            total += int(np.prod(dims, dtype=np.int64)) * item
+        return total
 
     @property
     def is_diffusion(self):
@@ -286,6 +322,8 @@ class OnnxModel:
             raise KzooError(f"{self.name} is not a diffusion eps-model (no timestep input)")
         if num < 1:
             raise KzooError(f"--num must be >= 1, got {num}")
+        from kzoo.io import check_memory
+
         t_name = next(n for n, e in self.inputs.items() if e["role"] == "timestep")
         x_name = next(n for n in self.inputs if n != t_name)
         out_name = next(iter(self.outputs))
@@ -305,6 +343,10 @@ class OnnxModel:
         shape = (num, *self.inputs[x_name]["shape"][1:])
         if any(d is None for d in shape):
             raise KzooError(f"{self.name} has a dynamic image size; export it at a fixed size")
+        # The sampler holds x_t for all `num` images at once (float32) and draws their noise
+        # together, so the images depend on `num` only through the order of the draws.
+        check_memory(int(np.prod(shape, dtype=object)) * 4, f"--num {num} ({num} float32 images "
+                     f"of {'x'.join(map(str, shape[1:]))} sampled together)", "lower --num")
         t_shape = self.inputs[t_name]["shape"]
         t_dtype = self.inputs[t_name]["dtype"]
 
@@ -552,10 +594,15 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
         raise KzooError(f"{model.name} generates from latents and takes no input images; "
                         "use --num N --seed S" + (" --label L" if any(
                             e["role"] == "label" for e in model.inputs.values()) else ""))
-    result, feeds = model.generate(num, seed=seed, label=label)
-    labels = next((feeds[n] for n, e in model.inputs.items() if e["role"] == "label"), None)
-    for name, values in result.items():
-        for i, value in enumerate(values):
-            tag = f"_label{int(labels[i])}" if labels is not None else ""
-            written.append(save_output(out / f"{name}_{i:03d}{tag}", value, model.outputs[name]))
+    per_item = model.output_nbytes()
+    if per_item:
+        from kzoo.io import check_free_space
+
+        check_free_space(out, num * per_item)  # e.g. --num 1000000000: refused before any work
+    label_name = next((n for n, e in model.inputs.items() if e["role"] == "label"), None)
+    for start, result, feeds in model.generate_batches(num, seed=seed, label=label):
+        for name, values in result.items():
+            for i, value in enumerate(values, start):
+                tag = f"_label{int(feeds[label_name][i - start])}" if label_name else ""
+                written.append(save_output(out / f"{name}_{i:03d}{tag}", value, model.outputs[name]))
     return written

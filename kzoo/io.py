@@ -11,6 +11,13 @@ that is a file, no permission) becomes one `KzooError` line naming the path:
 `check_free_space` refuses a write whose size is known before it starts when the
 filesystem cannot hold it, and `remove_stale_temps` clears the temporary files that
 a process killed mid-write (kill -9, power loss) left behind.
+
+Folders are built the same way: `temp_dir` makes `.NAME.kzoo-PID-XXXXXXXX` beside the
+final folder, `publish_dir` renames it into place with the permissions the process
+umask gives (`tempfile.mkdtemp` makes it 0700, which would keep a shared export, preset
+or cache entry from other users), and `remove_stale_dirs` -- called by `temp_dir`
+itself and by the commands that own such folders -- removes the ones whose process
+is gone (kill -9 during `kzoo hub convert`, a download or an export).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -38,8 +46,6 @@ FREE_SPACE_MARGIN_BYTES = 16 << 20
 # Largest input image (width x height) decoded from a file a user hands in: a
 # 15000x15000 PNG of a few MB would take 675 MB to decode (a decompression bomb).
 MAX_IMAGE_PIXELS = 1 << 26  # 67 Mpixel, e.g. 8192 x 8192; KZOO_MAX_IMAGE_PIXELS overrides
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 _TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}(\.[A-Za-z0-9_]+)*$|.+\.tmp(\.[A-Za-z0-9_.]+)?$")
 
 
@@ -75,13 +81,14 @@ def as_output_error(error: BaseException) -> OSError | None:
 
 
 def error_line(error: BaseException) -> str | None:
-    """The one `error: ...` line a command prints for `error` (a `KzooError`, or an
-    output-side disk error wherever it was met), or None for anything else (a bug)."""
+    """The one `error: ...` line a command prints for `error` (a `KzooError`, an
+    output-side disk error wherever it was met, or an allocation that failed: see
+    `memory_error_line`), or None for anything else (a bug)."""
     if isinstance(error, KzooError):
         return f"error: {error}"
     disk = as_output_error(error)
     if disk is None:
-        return None
+        return memory_error_line(error)
     return f"error: {output_error(getattr(error, 'filename', None) or 'an output file', disk)}"
 
 
@@ -160,8 +167,9 @@ def check_free_space(path, nbytes: int, *, margin: int = FREE_SPACE_MARGIN_BYTES
     except OSError:
         return  # cannot measure (e.g. a special filesystem): let the write itself tell
     if free < nbytes + margin:
-        raise KzooError(f"cannot write {path}: it needs {nbytes / 1e6:.1f} MB but only "
-                        f"{free / 1e6:.1f} MB are free on that disk (ENOSPC)")
+        raise KzooError(f"cannot write {path}: it needs {nbytes + margin:,} bytes free "
+                        f"({nbytes:,} to write + {margin:,} kept free) but only {free:,} bytes "
+                        "are free on that disk (ENOSPC)")
 
 
 @contextlib.contextmanager
@@ -193,7 +201,7 @@ def atomic_path(path, suffix="", *, size: int | None = None):
     with writing(path):
         fd, tmp = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix=suffix or "".join(path.suffixes), dir=path.parent)
-        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would create it (mkstemp makes it 0600)
+        os.fchmod(fd, 0o666 & ~current_umask())  # as open() would create it (mkstemp makes it 0600)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -275,3 +283,169 @@ def remove_stale_temps(folder, *, older_than: float = 0.0) -> list[Path]:
         except OSError:
             continue
     return removed
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (the `Umask:`
+    line of /proc/self/status, kernel >= 4.7, see proc(5)); elsewhere set and restored
+    at once (os.umask has no read-only form)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(root) -> None:
+    """Give folder `root` and everything in it the permissions a plain `mkdir`/`open`
+    would have given under the process umask: folders (and files executable by their
+    owner) 0777 & ~umask, other files 0666 & ~umask. Links are left alone.
+
+    `tempfile.mkdtemp` and `mkstemp` create 0700 / 0600 whatever the umask; a folder
+    built in one and published by rename would stay private to its owner.
+    """
+    mask = current_umask()
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o777 & ~mask)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode):
+                os.chmod(path, (0o777 if st.st_mode & stat.S_IXUSR else 0o666) & ~mask)
+
+
+def publish_dir(tmp, final) -> Path:
+    """Rename the complete folder `tmp` (from `temp_dir`) onto `final`, with the
+    permissions of the process umask (`apply_umask`). As rename(2) does, an empty
+    folder `final` is replaced and a non-empty one fails (ENOTEMPTY: one `KzooError`
+    line), so two folders are never mixed."""
+    final = Path(final)
+    with writing(final):
+        apply_umask(tmp)
+        os.replace(tmp, final)
+    return final
+
+
+# `temp_dir`'s names: `.NAME.kzoo-PID-XXXXXXXX`, the random part being tempfile.mkdtemp's
+# 8 characters of "abcdefghijklmnopqrstuvwxyz0123456789_" (CPython Lib/tempfile.py,
+# _RandomNameSequence).
+TEMP_DIR_NAME = re.compile(r"^\..+\.kzoo-(?P<pid>\d+)-[a-z0-9_]{8}$")
+# Folders of a killed process that do not name it (made before temp_dir named its pid)
+# are removed once this old: no kzoo write leaves a folder unmodified for a day.
+STALE_SECONDS = 24 * 3600
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (one of another user counts too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def temp_dir(parent, name: str) -> Path:
+    """A new, empty folder `parent/.NAME.kzoo-PID-XXXXXXXX` to build folder
+    `parent/NAME` in (same filesystem, so `publish_dir` is one rename). Leftovers of
+    killed processes in `parent` are removed first (`remove_stale_dirs`)."""
+    parent = make_dirs(parent)
+    remove_stale_dirs(parent, legacy=re.compile(rf"^\.{re.escape(name)}\.[a-z0-9_]{{8}}$"))
+    with writing(parent / name):
+        return Path(tempfile.mkdtemp(prefix=f".{name}.kzoo-{os.getpid()}-", dir=parent))
+
+
+@contextlib.contextmanager
+def scratch_dir(parent, name: str):
+    """`temp_dir(parent, name)`, removed with its contents when the block ends."""
+    tmp = temp_dir(parent, name)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_dirs(parent, pattern=TEMP_DIR_NAME, *, legacy=None,
+                      older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove the temporary folders that killed processes left in `parent` (not recursive).
+
+    A folder whose name matches `pattern` (a regex with a `pid` group) is removed when
+    that process no longer runs; one whose pid is alive is a concurrent run's and stays.
+    A folder matching `legacy` (a name without a pid) is removed when it was last
+    modified more than `older_than` seconds ago. Returns the removed paths.
+
+    Example:
+    >>> remove_stale_dirs(cache.home() / "presets" / "cgan-digits")
+    """
+    parent = Path(parent)
+    removed = []
+    try:
+        children = list(parent.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for p in children:
+        try:
+            if p.is_symlink() or not p.is_dir():
+                continue
+            m = pattern.match(p.name)
+            if m is not None and m.group("pid") is not None:
+                if pid_alive(int(m.group("pid"))):
+                    continue
+            elif not (m is not None or (legacy is not None and legacy.match(p.name)
+                                        and now - p.stat().st_mtime > older_than)):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        if not p.exists():
+            removed.append(p)
+    return removed
+
+
+def memory_bytes() -> int:
+    """The memory this process can have at most: the machine's physical memory
+    (sysconf SC_PHYS_PAGES x SC_PAGE_SIZE), or its cgroup's limit where that is lower
+    (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`; see the Linux kernel's
+    Documentation/admin-guide/cgroup-v2.rst). An upper bound: what one step, batch or
+    array may need before it certainly cannot run here."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def check_memory(nbytes: int, what: str, hint: str = "") -> None:
+    """Raise `KzooError` if `nbytes` (what `what` holds at least) exceed `memory_bytes()`:
+    refused in one line before an allocation that cannot succeed (a TensorFlow OOM
+    traceback, or the kernel's OOM killer)."""
+    limit = memory_bytes()
+    if nbytes > limit:
+        raise KzooError(f"{what} needs at least {nbytes:,} bytes of memory, more than the "
+                        f"{limit:,} bytes this machine has" + (f"; {hint}" if hint else ""))
+
+
+def memory_error_line(error: BaseException) -> str | None:
+    """The one `error: ...` line for an allocation that failed (numpy's MemoryError,
+    TensorFlow's `ResourceExhaustedError: OOM when allocating tensor ...`), else None."""
+    text = str(error)
+    if isinstance(error, MemoryError) or (
+            type(error).__name__ == "ResourceExhaustedError" and "OOM when allocating" in text):
+        detail = re.search(r"OOM when allocating tensor with shape\[[\d,]*\] and type \w+", text)
+        what = detail.group(0) if detail else (text.splitlines() or [type(error).__name__])[0][:200]
+        return (f"error: out of memory ({what}); this machine has {memory_bytes():,} bytes: "
+                "use smaller sizes or batches")
+    return None

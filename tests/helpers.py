@@ -21,3 +21,38 @@ def compile_adam(model, jit_compile=False, lr=1e-3):
     model.compile(g_optimizer=keras.optimizers.Adam(lr), d_optimizer=keras.optimizers.Adam(lr),
                   jit_compile=jit_compile)
     return model
+
+
+def dead_pid():
+    """The pid of a process that has already exited (a killed run's leftovers name it)."""
+    import subprocess
+    import sys
+
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout)
+
+
+def leftovers(parent, *names, age=0.0):
+    """Make folders `names` in `parent`, each holding a file, last modified `age` s ago."""
+    import os
+    import time
+    from pathlib import Path
+
+    made = []
+    for name in names:
+        folder = Path(parent) / name
+        folder.mkdir(parents=True)
+        (folder / "part.bin").write_bytes(b"x" * 100)
+        when = time.time() - age
+        os.utime(folder, (when, when))
+        made.append(folder)
+    return made
+
+
+def modes(root):
+    """{relative path: permission bits} of `root` and everything in it."""
+    import stat
+    from pathlib import Path
+
+    root = Path(root)
+    return {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}

@@ -13,6 +13,7 @@ the working directory was added, removed or changed. A handful of cases run real
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -126,6 +127,35 @@ def test_recipe_flags(work, capsys, argv, match):
     _check(argv, work, capsys, match)
 
 
+# Values that parse but cannot run: bounded by the machine's memory (24 GB here, the issue's
+# machine: `kzoo.io.memory_bytes` is patched so the cases do not depend on this one) and the
+# optimizer's int64 step counter. They used to be TensorFlow OOM tracebacks or a run of 1e23 epochs.
+SIZE_CASES = {
+    "image-size": (["train", "dcgan", "--image-size", "100000"],
+                   "--image-size 100000 (one batch of 64 100000x100000 float32 images) needs at least "
+                   "2,560,000,000,000 bytes of memory, more than the 24,000,000,000 bytes this machine has"),
+    "image-size-batch": (["train", "vae", "--preset", "quick", "--image-size", "20000", "--batch-size", "16"],
+                         "--image-size 20000 (one batch of 16 20000x20000 float32 images) needs at least"),
+    "latent-dim": (["train", "dcgan", "--latent-dim", "1000000000"],
+                   "--latent-dim 1000000000 (one batch of 64 float32 latent vectors) needs at least "
+                   "256,000,000,000 bytes"),
+    "epochs": (["train", "dcgan", "--epochs", "99999999999999999999999"],
+               "--epochs 99999999999999999999999 x --steps-per-epoch 100 is 9,999,999,999,999,999,999,999,900 "
+               "optimizer steps, more than the 9,223,372,036,854,775,807 its step counter can count"),
+    "epochs-times-steps": (["train", "cgan", "--epochs", "10000000000", "--steps-per-epoch", "1000000000"],
+                           "is 10,000,000,000,000,000,000 optimizer steps, more than"),
+    # passes the batch bound (2.3 GB), but the whole dataset resized would not fit (48 GB)
+    "image-size-data": (["train", "dcgan", "--image-size", "3000"],
+                        "resizing 1347 images to 3000x3000 (float32) needs at least 48,492,000,000 bytes"),
+}
+
+
+@pytest.mark.parametrize("argv,match", SIZE_CASES.values(), ids=SIZE_CASES)
+def test_sizes_over_the_machine(work, capsys, monkeypatch, argv, match):
+    monkeypatch.setattr("kzoo.io.memory_bytes", lambda: 24_000_000_000)
+    _check(argv, work, capsys, match)
+
+
 # --- resume with flags that change the run --------------------------------------------
 
 RESUME_CASES = {
@@ -164,7 +194,11 @@ EXPORT_CASES = {
     "no-format": (["export", "model_less_run", "--formats", ","], "unknown export format(s) (none)"),
     "opset-low": (["export", "model_less_run", "--opset", "3"], "argument --opset: must be >= 7, got 3"),
     "opset-not-int": (["export", "model_less_run", "--opset", "x"], "argument --opset: invalid int value: 'x'"),
-    "version-zero": (["export", "model_less_run", "--version", "0"], "argument --version: must be >= 1, got 0"),
+    "version-zero": (["export", "model_less_run", "--version", "0"], "argument --version: must be between 1 and "
+                                                                     "9223372036854775807 (an int64"),
+    # TF Serving reads a version folder's name with safe_strto64: a larger one is never served
+    "version-over-int64": (["export", "model_less_run", "--version", str(2**63)],
+                           "argument --version: must be between 1 and 9223372036854775807"),
     "fp16-without-onnx": (["export", "model_less_run", "--formats", "savedmodel", "--fp16"],
                           "--fp16 converts the ONNX model"),
     "out-is-a-file": (["export", "model_less_run", "--out", "a_file"], "cannot write a_file"),
@@ -237,6 +271,31 @@ PREDICT_CASES = {
 def test_predict(work, capsys, image_export, bad_images, argv, match):
     argv = [str(image_export) if a == "MODEL" else a.replace("IMAGES", str(bad_images)) for a in argv]
     _check(argv, work, capsys, match)
+
+
+@pytest.fixture(scope="module")
+def generator_export(tmp_path_factory):
+    """An exported tiny cGAN generator (16x16 gray images from a latent and a label)."""
+    from kzoo.export import export
+
+    from tests.export.common import tiny_cgan
+
+    out = tmp_path_factory.mktemp("exports")
+    export(tiny_cgan(), name="cgan", out=out, formats="onnx")
+    return out / "cgan"
+
+
+def test_predict_num_beyond_the_disk(work, capsys, monkeypatch, generator_export):
+    """`--num 1000000000` used to build every latent at once (a traceback); now it is generated
+    in batches of the export's max_batch_size, and a count whose files cannot fit the disk
+    (16x16 gray: 256 bytes an image at least) is refused before any work, with the bytes."""
+    usage = shutil.disk_usage(work)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=9_400_000_000))
+    _check(["predict", generator_export, "--num", "1000000000"], work, capsys,
+           "cannot write predictions: it needs 256,016,777,216 bytes free (256,000,000,000 to write + "
+           "16,777,216 kept free) but only 9,400,000,000 bytes are free on that disk (ENOSPC)")
+    assert cli.main(["predict", str(generator_export), "--num", "70", "--out", "many"]) == 0  # 2 batches
+    assert len(list((work / "many").glob("image_*_label*.png"))) == 70
 
 
 # --- serve -----------------------------------------------------------------------
@@ -356,7 +415,11 @@ def test_checkpoint_on_a_full_disk_is_one_line_not_a_crash(tmp_path):
     ([sys.executable, "-m", "kzoo.recipes.dcgan", "--seed", "-1"], "--seed must be between 0"),
     ([sys.executable, "-m", "kzoo.cli", "serve", "--port", "99999"], "--port must be a TCP port"),
     ([sys.executable, "-m", "kzoo.cli", "predict", "no/such/export"], "does not exist"),
-], ids=["recipe", "serve", "predict"])
+    ([sys.executable, "-m", "kzoo.recipes.dcgan", "--preset", "quick", "--image-size", "100000"],
+     "--image-size 100000 (one batch of 64 100000x100000 float32 images) needs at least"),
+    ([sys.executable, "-m", "kzoo.recipes.vae", "--preset", "quick", "--epochs", "99999999999999999999999"],
+     "optimizer steps, more than the 9,223,372,036,854,775,807 its step counter can count"),
+], ids=["recipe", "serve", "predict", "recipe-image-size", "recipe-epochs"])
 def test_entry_points(tmp_path, argv, match):
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -51,6 +51,18 @@ def test_generate_with_labels(exported):
         model.generate(2, label=10)
 
 
+def test_generate_in_batches_gives_the_same_items(exported):
+    """`kzoo predict --num N` generates in batches (bounded memory for any N): item i does
+    not depend on the batch size; labels keep cycling through the classes."""
+    model = OnnxModel(exported / "cgan")
+    whole, feeds = model.generate(5, seed=3)
+    parts = list(model.generate_batches(5, seed=3, batch=2))
+    assert [(start, len(out["image"])) for start, out, _ in parts] == [(0, 2), (2, 2), (4, 1)]
+    np.testing.assert_array_equal(np.concatenate([out["image"] for _, out, _ in parts]), whole["image"])
+    assert [int(v) for _, _, f in parts for v in f["label"]] == list(feeds["label"]) == [0, 1, 2, 3, 4]
+    assert model.output_nbytes() == 16 * 16 * 1  # one uint8 16x16 gray image
+
+
 def test_image_model_pre_and_post_processing(exported):
     model = OnnxModel(exported / "fcn" / "1" / "model.onnx")
     img = np.random.default_rng(0).integers(0, 256, (10, 6, 3), dtype=np.uint8)
@@ -216,6 +228,12 @@ def test_ddpm_samples_on_onnxruntime_like_keras(tmp_path):
         want = np.clip(np.rint((want + 1) / 2 * 255), 0, 255)
         assert got.shape == want.shape and got.dtype == np.uint8
         assert np.abs(got.astype(int) - want).max() <= 1
+    from unittest import mock
+
+    with mock.patch("kzoo.io.memory_bytes", return_value=10**9), pytest.raises(
+            KzooError, match=r"--num 1000000000 \(1000000000 float32 images of 8x8x1 sampled together\) "
+                             r"needs at least 256,000,000,000 bytes of memory, more than the 1,000,000,000"):
+        onnx.diffusion_sample(10**9, steps=5)
     with pytest.raises(KzooError, match="--steps must be between 1 and T = 20"):
         onnx.diffusion_sample(1, steps=21)
     paths = predict(tmp_path / "ddpm", out=tmp_path / "gen", num=2, steps=4)

@@ -4,14 +4,15 @@ import re
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from kzoo.errors import KzooError
-from kzoo.io import (atomic_path, check_free_space, make_dirs, remove_stale_temps, save_png,
-                     write_bytes, write_json)
+from kzoo.io import (atomic_path, check_free_space, make_dirs, remove_stale_dirs, remove_stale_temps,
+                     save_png, write_bytes, write_json)
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
@@ -108,9 +109,10 @@ def test_read_only_places(tmp_path, monkeypatch):
 def test_free_space_is_checked_before_large_writes(tmp_path, monkeypatch):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=3 << 20))
-    with pytest.raises(KzooError, match=r"needs 5.2 MB but only 3.1 MB are free.*ENOSPC"):
+    with pytest.raises(KzooError, match=r"needs 22,020,096 bytes free \(5,242,880 to write \+ "
+                       r"16,777,216 kept free\) but only 3,145,728 bytes are free on that disk \(ENOSPC\)$"):
         write_bytes(tmp_path / "big.bin", b"\0" * (5 << 20))
-    with pytest.raises(KzooError, match="needs 20.0 MB"):
+    with pytest.raises(KzooError, match=r"needs 36,777,216 bytes free \(20,000,000 to write"):
         check_free_space(tmp_path / "not" / "yet" / "there", 20_000_000)
     write_bytes(tmp_path / "small.bin", b"\0" * 1000)  # small writes are not checked
     assert _files(tmp_path) == ["small.bin"]
@@ -181,3 +183,76 @@ def test_output_errors_reported_in_a_message_only():
     assert as_output_error(OSError(errno.ENOSPC, "full")).errno == errno.ENOSPC
     assert as_output_error(OSError(errno.ECONNRESET, "reset")) is None  # a source's error
     assert as_output_error(ValueError("width must be a power of two")) is None
+
+
+def test_temp_dirs_of_killed_processes_are_swept_live_ones_stay(tmp_path):
+    from kzoo.io import STALE_SECONDS, temp_dir
+
+    from tests.helpers import dead_pid, leftovers
+
+    dead, live = dead_pid(), os.getpid()
+    gone = leftovers(tmp_path, f".out.kzoo-{dead}-abcd1234", f".other.kzoo-{dead}-zz_9y8x7")
+    gone += leftovers(tmp_path, ".out.q1w2e3r4", age=STALE_SECONDS + 60)  # no pid (older kzoo), old
+    kept = leftovers(tmp_path, f".out.kzoo-{live}-abcd1234",  # a concurrent run's
+                     ".out.a1b2c3d4",  # no pid, recent: may still be written
+                     ".other.q1w2e3r4", ".config.abcdefgh", "out")  # not ours to judge
+    kept += leftovers(tmp_path, ".cache.abcdefgh", age=STALE_SECONDS + 60)
+    new = temp_dir(tmp_path, "out")
+    assert new.name.startswith(f".out.kzoo-{live}-")
+    assert not any(p.exists() for p in gone)
+    assert all(p.exists() for p in kept)
+    assert remove_stale_dirs(tmp_path) == [] and new.exists()  # its own pid is alive
+    assert remove_stale_dirs(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize("umask, folder, file", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600),
+                                                  (0o002, 0o775, 0o664)])
+def test_published_folders_take_the_umask_not_mkdtemps_0700(tmp_path, umask, folder, file):
+    from kzoo.io import publish_dir, temp_dir
+
+    from tests.helpers import modes
+
+    old = os.umask(umask)
+    try:
+        tmp = temp_dir(tmp_path, "out")
+        inner = Path(tempfile.mkdtemp(dir=tmp))  # 0700, as archive extraction makes them
+        fd, name = tempfile.mkstemp(dir=inner)  # 0600
+        os.close(fd)
+        (tmp / "run.sh").write_text("#!/bin/sh\n")
+        os.chmod(tmp / "run.sh", 0o700)
+        write_bytes(tmp / "a.bin", b"a")  # atomic_path: 0666 & ~umask already
+        publish_dir(tmp, tmp_path / "out")
+    finally:
+        os.umask(old)
+    got = modes(tmp_path / "out")
+    assert got.pop("run.sh") == 0o777 & ~umask
+    assert got == {
+        ".": folder, inner.name: folder, f"{inner.name}/{Path(name).name}": file, "a.bin": file}
+
+
+def test_failed_allocations_are_one_line(monkeypatch):
+    """What no bound foresaw still ends in one line: TensorFlow's OOM (its text says which
+    tensor) and numpy's MemoryError; other errors stay tracebacks (bugs)."""
+    from kzoo.io import check_memory, error_line, memory_bytes
+
+    class ResourceExhaustedError(Exception):  # tf.errors.ResourceExhaustedError's name and text
+        pass
+
+    monkeypatch.setattr("kzoo.io.memory_bytes", lambda: 24_000_000_000)
+    oom = ResourceExhaustedError("{{function_node __wrapped__StatelessRandomNormalV2_device_/job:localhost/"
+                                 "replica:0/task:0/device:CPU:0}} OOM when allocating tensor with "
+                                 "shape[4,4,128,1000000000] and type float on /job:localhost/replica:0/"
+                                 "task:0/device:CPU:0 by allocator cpu [Op:StatelessRandomNormalV2]")
+    assert error_line(oom) == ("error: out of memory (OOM when allocating tensor with shape[4,4,128,"
+                               "1000000000] and type float); this machine has 24,000,000,000 bytes: use "
+                               "smaller sizes or batches")
+    assert error_line(MemoryError("Unable to allocate 2.0 TiB")).startswith(
+        "error: out of memory (Unable to allocate 2.0 TiB); this machine has 24,000,000,000 bytes")
+    assert error_line(ResourceExhaustedError("too many open sessions")) is None
+    assert error_line(ValueError("a bug")) is None
+    with pytest.raises(KzooError, match=r"^a batch needs at least 24,000,000,001 bytes of memory, more than "
+                                        r"the 24,000,000,000 bytes this machine has; make it smaller$"):
+        check_memory(24_000_000_001, "a batch", "make it smaller")
+    check_memory(24_000_000_000, "a batch")
+    monkeypatch.undo()
+    assert 0 < memory_bytes() <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

@@ -100,8 +100,14 @@ _BUILTINS = {"digits": _digits, "faces": _faces}
 
 
 def resize_numpy(x, size):
-    """Bilinear (antialiased) resize of a float NHWC array with TensorFlow."""
+    """Bilinear (antialiased) resize of a float NHWC array with TensorFlow (refused in
+    one line when the resized float32 array cannot fit the machine's memory)."""
     import tensorflow as tf
+
+    from kzoo.io import check_memory
+
+    check_memory(len(x) * size * size * x.shape[-1] * 4, f"resizing {len(x)} images to {size}x{size} "
+                 "(float32)", "lower --image-size")
 
     return tf.image.resize(x, (size, size), method="bilinear", antialias=True).numpy()
 

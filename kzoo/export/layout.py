@@ -26,9 +26,18 @@ import uuid
 from pathlib import Path
 
 from kzoo.errors import KzooError
+from kzoo.io import apply_umask, pid_alive, remove_stale_dirs
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+# The largest version a server reads from a version folder's name: TF Serving parses it
+# with strings::safe_strto64 into an int64_t and skips names that do not parse
+# (tensorflow/serving, tensorflow_serving/sources/storage_path/
+# file_system_storage_path_source.cc, ParseVersionNumber); a larger folder is never served.
+MAX_VERSION = 2**63 - 1
 STAGING = ".staging-"
+# `.staging-<version>-<pid>-<random>` (or `.staging-old<version>-<pid>-replaced`); a name
+# without a pid is removed at once.
+STAGING_NAME = re.compile(r"^\.staging-(?:[^-]*-(?P<pid>\d+)-.*|.*)$")
 
 
 def check_name(name):
@@ -49,7 +58,11 @@ def versions(model_dir):
 
 def next_version(model_dirs):
     """One more than the highest version in any of `model_dirs` (endpoints stay in step)."""
-    return max((v for d in model_dirs for v in versions(d)), default=0) + 1
+    version = max((v for d in model_dirs for v in versions(d)), default=0) + 1
+    if version > MAX_VERSION:
+        raise KzooError(f"the next version of {', '.join(map(str, model_dirs))} would be {version}, "
+                        f"over TF Serving's largest, {MAX_VERSION} (int64); give --version")
+    return version
 
 
 def staging_dir(model_dir, version):
@@ -61,26 +74,13 @@ def staging_dir(model_dir, version):
 
 def remove_stale(model_dir):
     """Delete staging directories whose export process no longer runs."""
-    for p in Path(model_dir).glob(f"{STAGING}*"):
-        parts = p.name[len(STAGING):].split("-")
-        pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
-        if pid is None or not _alive(pid):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    remove_stale_dirs(model_dir, STAGING_NAME)
 
 
 def publish(staged, final, *, force=False):
     """Rename the complete `staged` directory to `final` (replacing it only with `force`)."""
     staged, final = Path(staged), Path(final)
+    apply_umask(staged)  # mkdtemp made it 0700: a shared export is readable as the umask says
     _fsync_tree(staged)
     old = None
     if final.exists():
@@ -118,8 +118,9 @@ def _fsync_dir(path):
 
 def check_version(model_dirs, version, force):
     """Refuse an explicit `version` that exists unless `force`."""
-    if version < 1:
-        raise KzooError(f"--version must be >= 1, got {version}")
+    if not 1 <= version <= MAX_VERSION:
+        raise KzooError(f"--version must be between 1 and {MAX_VERSION} (TF Serving reads a "
+                        f"version folder's name as an int64), got {version}")
     taken = [str(Path(d) / str(version)) for d in model_dirs if (Path(d) / str(version)).exists()]
     if taken and not force:
         raise KzooError(f"{', '.join(taken)} already exists; pass --force to replace it "
@@ -164,5 +165,5 @@ def remove_incomplete_groups(model_dirs):
             if not isinstance(group, dict) or group_complete(path, info):
                 continue
             pid = str(group.get("id", "")).split("-")[0]
-            if not pid.isdigit() or not _alive(int(pid)):
+            if not pid.isdigit() or not pid_alive(int(pid)):
                 shutil.rmtree(path, ignore_errors=True)

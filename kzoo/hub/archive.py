@@ -20,14 +20,14 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
 from kzoo.errors import KzooError
 from kzoo.hub import schema
-from kzoo.io import atomic_path, check_free_space, is_output_error, make_dirs, output_error, writing
+from kzoo.io import (atomic_path, check_free_space, current_umask, is_output_error, output_error,
+                     publish_dir, temp_dir)
 
 SUFFIXES = (".tar.gz", ".tgz", ".zip")
 _EPOCH = 315532800  # 1980-01-01, the earliest time a zip entry can hold
@@ -62,9 +62,7 @@ def pack(src_dir, archive) -> Path:
                     info.size, info.mtime, info.mode = p.stat().st_size, _EPOCH, 0o644
                     with open(p, "rb") as f:
                         tf.addfile(info, f)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(archive, 0o644 & ~umask)  # mkstemp made it private; an archive is for sharing
+    os.chmod(archive, 0o644 & ~current_umask())  # mkstemp made it private; an archive is for sharing
     return archive
 
 
@@ -219,9 +217,7 @@ def extract(archive, dest, *, budget: int | None = None) -> Path:
     budget = budget or max_preset_bytes()
     if dest.exists():
         raise KzooError(f"{dest} already exists")
-    make_dirs(dest.parent)
-    with writing(dest):
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    tmp = temp_dir(dest.parent, dest.name)
     try:
         try:
             if zipfile.is_zipfile(archive):
@@ -239,8 +235,7 @@ def extract(archive, dest, *, budget: int | None = None) -> Path:
             if is_output_error(e):
                 raise output_error(dest, e) from None
             raise KzooError(f"{archive}: not a readable preset archive ({_one_line(e)})") from None
-        with writing(dest):
-            os.replace(tmp, dest)
+        publish_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -10,6 +10,11 @@ as soon as it exceeds the size it should have (the catalog's, else the server's
 Content-Length, else the `KZOO_MAX_PRESET_BYTES` cap): a server cannot fill the disk.
 `KZOO_OFFLINE=1` uses only what is already cached.
 
+An entry is filled in `presets/.../.fill.kzoo-PID-XXXXXXXX/` and renamed into place
+(`kzoo.hub.loader._install`, with the umask's permissions); what a killed process
+left there and in `downloads/` is removed by the next load of any entry beside it
+(`kzoo.hub.loader.sweep`, `kzoo.io.remove_stale_dirs`).
+
 Only `https://` URLs are fetched from the network. Plain `http://` is allowed for
 127.0.0.1 / localhost only, and only when asked for (`allow_http=True` or
 `KZOO_ALLOW_HTTP_LOCALHOST=1`, for tests and local mirrors).

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import urllib.parse
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from kzoo.errors import KzooError
 from kzoo.hub import archive, cache, catalog, hf
+from kzoo.io import STALE_SECONDS, publish_dir, remove_stale_dirs, remove_stale_temps, scratch_dir
 from kzoo.hub.preset import MODEL_FILES, ChecksumError, read_metadata, sha256_file, verify
 
 
@@ -153,6 +155,7 @@ def _install(key, obtain, *, what, how, needs_network=True) -> Path:
     """The verified cache entry `key`, filled by `obtain(new_folder)` under the lock."""
     entry = cache.entry_dir(key)
     with cache.lock(key):
+        sweep(entry)
         if entry.exists():
             root = archive.preset_root(entry)
             try:
@@ -165,15 +168,19 @@ def _install(key, obtain, *, what, how, needs_network=True) -> Path:
         if needs_network and cache.offline():
             raise KzooError(f"KZOO_OFFLINE=1 and {what} is not in the cache ({cache.home()}); "
                             f"run `{how}` once with network access (or unset KZOO_OFFLINE)")
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=".fill.", dir=entry.parent))
-        try:
+        with scratch_dir(entry.parent, "fill") as work:
             obtain(work / "preset")
             verify(archive.preset_root(work / "preset"))
-            os.replace(work / "preset", entry)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+            publish_dir(work / "preset", entry)
     return archive.preset_root(entry)
+
+
+def sweep(entry: Path):
+    """Remove what killed fills left: the temporary folders beside cache entry `entry`
+    (`.fill.kzoo-PID-*` of dead processes; pid-less `.fill.XXXXXXXX` of older kzoo
+    versions after `kzoo.io.STALE_SECONDS`) and unfinished downloads."""
+    remove_stale_dirs(entry.parent, legacy=re.compile(r"^\.fill\.[a-z0-9_]{8}$"))
+    remove_stale_temps(cache.home() / "downloads", older_than=STALE_SECONDS)
 
 
 def metadata(ref, **kwargs) -> dict:

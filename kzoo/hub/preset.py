@@ -35,7 +35,7 @@ from pathlib import Path
 
 from kzoo.errors import KzooError
 from kzoo.hub.modelcard import readme
-from kzoo.io import write_json, write_text
+from kzoo.io import publish_dir, temp_dir, write_json, write_text
 
 FORMAT = "kzoo-preset"
 FORMAT_VERSION = 1
@@ -263,14 +263,13 @@ def _write_folder(out: Path, meta: dict, fill) -> Path:
     """Make the preset folder `out` atomically: `fill(tmp)` writes the models and samples.png
     into a temporary sibling and returns the README text; the file list with sizes and
     sha256 goes into metadata.json, then the folder is renamed into place (or removed)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = temp_dir(out.parent, out.name)
     try:
         write_text(tmp / "README.md", fill(tmp))
         meta["files"] = {f: {"sha256": sha256_file(tmp / f), "size": (tmp / f).stat().st_size}
                          for f in FILES}
         write_json(tmp / "metadata.json", meta)
-        tmp.rename(out)
+        publish_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

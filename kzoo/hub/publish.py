@@ -46,16 +46,31 @@ def publish(run_dir, *, name, to="presets", version="1", license=DEFAULT_LICENSE
 
 
 def copy_to(folder, dest):
-    """Copy a (cached) preset folder to `dest` (for `kzoo hub download --to`)."""
-    dest = Path(dest)
+    """Copy a (cached) preset folder to `dest` (for `kzoo hub download --to`).
+
+    The free space is checked first (`kzoo.io.check_free_space`); the copy is made in a
+    temporary folder beside `dest` and renamed into place (`kzoo.io.publish_dir`), so a
+    full disk or a kill leaves no half copy, and a failure is one `KzooError` line
+    naming the file (not shutil.copytree's list of every failed file).
+    """
+    from kzoo.io import check_free_space, output_error, publish_dir, temp_dir
+
+    folder, dest = Path(folder), Path(dest)
     if dest.exists():
         raise KzooError(f"{dest} already exists")
-    from kzoo.io import writing
-
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file()]
+    check_free_space(dest, sum(p.stat().st_size for p in files))
+    tmp = temp_dir(dest.parent, dest.name)
     try:
-        with writing(dest):
-            shutil.copytree(folder, dest)
+        for src in files:
+            target = tmp / src.relative_to(folder)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, target)
+            except OSError as e:
+                raise output_error(dest / src.relative_to(folder), e) from None
+        publish_dir(tmp, dest)
     except BaseException:
-        shutil.rmtree(dest, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest

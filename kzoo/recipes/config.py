@@ -740,6 +740,41 @@ def validate(cfg):
     """Bad options of a resolved config (flags, preset or record) -> KzooError, before
     anything runs."""
     check_values(dataclasses.asdict(cfg))
+    check_bounds(cfg)
+
+
+# The optimizer counts its steps in a Keras variable of dtype "int": int64 on TensorFlow,
+# int32 on JAX (keras/src/optimizers/base_optimizer.py, BaseOptimizer.__init__, Keras 3.15);
+# Keras takes the backend from KERAS_BACKEND first (keras/src/backend/config.py).
+def max_steps() -> int:
+    """The most optimizer steps a run can count (its step counter's largest value)."""
+    return 2**31 - 1 if os.environ.get("KERAS_BACKEND") == "jax" else 2**63 - 1
+
+
+def check_bounds(cfg):
+    """Upper bounds of the size and schedule options, from the machine and the
+    optimizer (KzooError): the steps the optimizer can count (`max_steps`), and what
+    one training batch certainly holds -- `batch_size` images of `image_size`^2 float32
+    pixels (one channel at least), `batch_size` latent vectors of `latent_dim` float32
+    -- within the machine's memory (`kzoo.io.memory_bytes`). The model's own
+    activations and weights are larger still; these bounds only refuse what cannot run."""
+    from kzoo.io import check_memory
+
+    steps = cfg.epochs * (cfg.steps_per_epoch or 1)
+    if steps > max_steps():
+        raise KzooError(f"--epochs {cfg.epochs}" + (f" x --steps-per-epoch {cfg.steps_per_epoch}"
+                                                    if cfg.steps_per_epoch else "")
+                        + f" is {steps:,} optimizer steps, more than the {max_steps():,} its step "
+                        "counter can count")
+    batch = cfg.batch_size
+    if cfg.image_size:
+        size = cfg.image_size
+        check_memory(batch * size * size * 4, f"--image-size {size} (one batch of {batch} {size}x{size} "
+                     "float32 images)", "lower --image-size or --batch-size")
+    latent = cfg.model.get("latent_dim")
+    if isinstance(latent, int) and latent > 0:
+        check_memory(batch * latent * 4, f"--latent-dim {latent} (one batch of {batch} float32 latent "
+                     "vectors)", "lower --latent-dim or --batch-size")
 
 
 def model_args(cfg, name: str, **args) -> dict:

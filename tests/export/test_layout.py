@@ -50,8 +50,13 @@ def test_names_and_versions_are_checked(tmp_path):
     with pytest.raises(KzooError, match="already exists"):
         layout.check_version([tmp_path / "m"], 2, force=False)
     layout.check_version([tmp_path / "m"], 2, force=True)
-    with pytest.raises(KzooError, match=">= 1"):
+    with pytest.raises(KzooError, match="between 1 and 9223372036854775807"):
         layout.check_version([tmp_path / "m"], 0, force=True)
+    with pytest.raises(KzooError, match="between 1 and 9223372036854775807"):
+        layout.check_version([tmp_path / "m"], 2**63, force=True)
+    (tmp_path / "m" / str(2**63 - 1)).mkdir()  # TF Serving's largest: the next one cannot be
+    with pytest.raises(KzooError, match="would be 9223372036854775808, over TF Serving's largest"):
+        layout.next_version([tmp_path / "m"])
 
 
 def _member(root, name, version, group):
@@ -82,3 +87,22 @@ def test_an_incomplete_group_of_a_dead_export_is_removed(tmp_path):
     layout.remove_incomplete_groups([tmp_path / m for m in members])
     assert layout.versions(tmp_path / "vae_encoder") == [2, 3]
     assert layout.versions(tmp_path / "vae_decoder") == [3]
+
+
+@pytest.mark.parametrize("umask, folder, file", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
+def test_published_versions_take_the_umask(tmp_path, umask, folder, file):
+    """mkdtemp makes the staging folder 0700: a published version would be unreadable to
+    the server's user. It gets the umask's permissions, as a plain mkdir would."""
+    from tests.helpers import modes
+
+    old = os.umask(umask)
+    try:
+        staged = layout.staging_dir(tmp_path / "m", 1)
+        (staged / "variables").mkdir()
+        (staged / "variables" / "v.data").write_bytes(b"v")
+        (staged / "kzoo.json").write_text("{}")
+        layout.publish(staged, tmp_path / "m" / "1")
+    finally:
+        os.umask(old)
+    got = modes(tmp_path / "m" / "1")
+    assert got == {".": folder, "variables": folder, "variables/v.data": file, "kzoo.json": file}

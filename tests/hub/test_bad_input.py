@@ -8,10 +8,12 @@ exactly one line on stderr, starting `error:`, no traceback, and that no file wa
 added to KZOO_HOME (lock files aside) or to the folder the command writes to.
 """
 
+import errno
 import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -410,3 +412,92 @@ def _fails(capsys, argv, message, *roots):
     others = [line for line in out.err.splitlines() if line.strip() and not line.startswith("error:")]
     assert all(line.startswith("downloading ") for line in others), out.err  # a progress bar
     assert _snapshot(*roots) == before
+
+
+# --- what killed runs leave, a full disk under --to, permissions --------------------------
+
+def _packed(tiny_preset_dir, tmp_path):
+    from kzoo.hub import archive
+
+    return archive.pack(tiny_preset_dir, tmp_path / "src" / "tiny.tar.gz")
+
+
+def test_leftovers_of_killed_downloads_are_swept_by_the_next_one(tiny_preset_dir, tmp_path, capsys,
+                                                                 kzoo_home):
+    """kill -9 during a fill leaves `.fill.*` folders beside the entry and a partial file
+    in downloads/: the next download of any entry there removes those of dead processes
+    (and pid-less ones of older kzoo versions after a day), never a live one's."""
+    from kzoo.hub.preset import sha256_file
+    from kzoo.io import STALE_SECONDS
+
+    from tests.helpers import dead_pid, leftovers
+
+    packed = _packed(tiny_preset_dir, tmp_path)
+    parent = kzoo_home / "presets" / "sha256"
+    dead, live = dead_pid(), os.getpid()
+    gone = leftovers(parent, f".fill.kzoo-{dead}-abcd1234", f".fill.kzoo-{dead}-efgh5678")
+    gone += leftovers(parent, ".fill.k2j3h4g5", age=STALE_SECONDS + 60)
+    kept = leftovers(parent, f".fill.kzoo-{live}-abcd1234", ".fill.a1b2c3d4")
+    partial = kzoo_home / "downloads" / ".0123456789abcdef.tar.gz.q1w2e3r4.tar.gz"
+    partial.parent.mkdir()
+    partial.write_bytes(b"half")
+    os.utime(partial, (0, 0))
+    assert cli.main(["hub", "download", str(packed)]) == 0
+    entry = Path(capsys.readouterr().out.strip())
+    assert entry == parent / sha256_file(packed)[:16]
+    assert not any(p.exists() for p in gone) and not partial.exists()
+    assert all(p.exists() for p in kept)
+    assert sorted(p.name for p in parent.iterdir()) == sorted([entry.name, *(p.name for p in kept)])
+    shutil.rmtree(kept[0])
+    gone = leftovers(parent, f".fill.kzoo-{dead}-zzzz9999")  # a cached entry sweeps too
+    assert cli.main(["hub", "download", str(packed)]) == 0
+    assert not gone[0].exists()
+
+
+@pytest.mark.parametrize("umask, folder, file", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
+def test_cache_entries_and_copies_take_the_umask(tiny_preset_dir, tmp_path, capsys, kzoo_home, umask,
+                                                 folder, file):
+    from tests.helpers import modes
+
+    packed = _packed(tiny_preset_dir, tmp_path)
+    old = os.umask(umask)
+    try:
+        assert cli.main(["hub", "download", str(packed), "--to", str(tmp_path / "copy")]) == 0
+    finally:
+        os.umask(old)
+    entry = next((kzoo_home / "presets" / "sha256").iterdir())
+    for root in (entry, tmp_path / "copy"):
+        got = modes(root)
+        assert got.pop(".") == folder, root
+        assert set(got.values()) == {file}, (root, got)
+
+
+def test_download_to_a_full_disk_is_one_line_with_the_bytes_it_needs(tiny_preset_dir, tmp_path, capsys,
+                                                                      kzoo_home, monkeypatch):
+    from kzoo.io import FREE_SPACE_MARGIN_BYTES
+
+    packed = _packed(tiny_preset_dir, tmp_path)
+    assert cli.main(["hub", "download", str(packed)]) == 0  # cached: only --to can fail now
+    size = sum(p.stat().st_size for p in Path(capsys.readouterr().out.strip()).iterdir())
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=9_400_000))
+    monkeypatch.setattr("kzoo.io.FREE_SPACE_CHECK_BYTES", 0)  # the tiny preset is 0.1 MB
+    _fails(capsys, ["hub", "download", str(packed), "--to", str(tmp_path / "copy")],
+           rf"cannot write .*copy: it needs {size + FREE_SPACE_MARGIN_BYTES:,} bytes free \({size:,} to "
+           rf"write \+ {FREE_SPACE_MARGIN_BYTES:,} kept free\) but only 9,400,000 bytes are free on that "
+           r"disk \(ENOSPC\)$", tmp_path)
+    monkeypatch.undo()
+    monkeypatch.setenv("KZOO_HOME", str(kzoo_home))
+    real = shutil.copyfile
+    calls = []
+
+    def full_after_one(src, dst, **kwargs):  # the disk fills up during the copy
+        calls.append(dst)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+        return real(src, dst, **kwargs)
+
+    monkeypatch.setattr(shutil, "copyfile", full_after_one)
+    _fails(capsys, ["hub", "download", str(packed), "--to", str(tmp_path / "copy")],
+           r"^error: cannot write .*copy/[a-z_.]+: No space left on device \(ENOSPC\)$", tmp_path)
+    assert len(calls) == 2 and not (tmp_path / "copy").exists()

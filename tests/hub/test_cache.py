@@ -173,7 +173,8 @@ def test_a_content_length_other_than_the_catalog_size_is_refused(stream_server, 
 
 
 def test_a_huge_announced_download_checks_the_free_space_first(stream_server, tmp_path):
-    with pytest.raises(KzooError, match="needs 1000000000.0 MB but only"):  # a petabyte
+    with pytest.raises(KzooError, match="needs 1,000,000,016,777,216 bytes free "
+                       r"\(1,000,000,000,000,000 to write \+ 16,777,216 kept free\) but only"):  # a petabyte
         cache.download(f"{stream_server}/lying/{10 ** 15}", tmp_path / "c" / "p.tar.gz",
                        sha256="0" * 64, allow_http=True, progress=False)
     assert list((tmp_path / "c").iterdir()) == []

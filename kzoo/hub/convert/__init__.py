@@ -29,9 +29,11 @@ upstream source, its sha256, the paper and the licence.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -41,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from kzoo.errors import KzooError
+from kzoo.io import remove_stale_dirs
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -413,7 +416,8 @@ def convert(source, *, out, arch=None, name=None, reverse=None, progress=True) -
     arch = arch or ref_arch
     entry = _catalog_upstream(base)
     reverse = reverse or (entry["upstream"].get("reverse") if entry else None)
-    with tempfile.TemporaryDirectory(prefix="kzoo-convert-") as tmp:
+    remove_stale_dirs(out.parent, legacy=re.compile(rf"^\.{re.escape(out.name)}\.[a-z0-9_]{{8}}$"))
+    with _scratch() as tmp:
         local, src, sha, new, name = _obtain(base, Path(tmp), arch, digest, name, progress)
         fetched = dict(new)
         back = {}
@@ -429,6 +433,23 @@ def convert(source, *, out, arch=None, name=None, reverse=None, progress=True) -
                                load_as=base if entry else None, **back)
     record(fetched)  # only for files that converted: a failure leaves nothing behind
     return folder
+
+
+# The download folders of `convert` (in the system's temporary folder): named by their pid
+# so that the next convert removes those of killed processes.
+SCRATCH_NAME = re.compile(r"^kzoo-convert-(?P<pid>\d+)-[a-z0-9_]{8}$")
+
+
+@contextlib.contextmanager
+def _scratch():
+    """A private folder for downloads, in the system's temporary folder, removed at the
+    end; those that killed converts left there are removed first."""
+    remove_stale_dirs(tempfile.gettempdir(), SCRATCH_NAME)
+    tmp = tempfile.mkdtemp(prefix=f"kzoo-convert-{os.getpid()}-")
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _catalog_arch(base):

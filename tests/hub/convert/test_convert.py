@@ -277,3 +277,33 @@ def test_init_from_accepts_an_upstream_reference(kzoo_home):
     with pytest.raises(KzooError, match="different architecture options"):
         kzoo.hub.init_weights(Pix2Pix(image_size=64, width=2, levels=6),
                               f"{FIXTURES / 'unet_batch_dropout.pth'}#arch=unet_64")
+
+
+def test_convert_sweeps_what_killed_converts_left_and_publishes_with_the_umask(tmp_path, capsys,
+                                                                              monkeypatch):
+    """kill -9 during `kzoo hub convert` leaves `conv/.NAME.kzoo-PID-*` beside the destination
+    and `kzoo-convert-PID-*` in the temporary folder: the next convert removes those of dead
+    processes, never a live one's; the preset it writes is readable as the umask says."""
+    import os
+    import tempfile
+
+    from tests.helpers import dead_pid, leftovers, modes
+
+    conv, scratch = tmp_path / "conv", tmp_path / "system-tmp"
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    dead, live = dead_pid(), os.getpid()
+    gone = leftovers(conv, f".facades.kzoo-{dead}-abcd1234", f".zebra.kzoo-{dead}-q1w2e3r4")
+    gone += leftovers(scratch, f"kzoo-convert-{dead}-abcd1234")
+    kept = leftovers(conv, f".facades.kzoo-{live}-abcd1234")
+    kept += leftovers(scratch, f"kzoo-convert-{live}-abcd1234", "kzoo-convert-abcd1234")
+    old = os.umask(0o022)
+    try:
+        assert main(["hub", "convert", str(FIXTURES / "unet_batch_dropout.pth"), "--arch", "unet_64",
+                     "--out", str(conv / "facades"), "--name", "tiny-unet"]) == 0
+    finally:
+        os.umask(old)
+    assert not any(p.exists() for p in gone) and all(p.exists() for p in kept)
+    assert sorted(p.name for p in conv.iterdir()) == [kept[0].name, "facades"]
+    assert sorted(p.name for p in scratch.iterdir()) == sorted(p.name for p in kept[1:])
+    got = modes(conv / "facades")
+    assert got.pop(".") == 0o755 and set(got.values()) == {0o644}, got
