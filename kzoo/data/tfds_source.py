@@ -76,8 +76,14 @@ def read_error(name: str, split: str, error: BaseException) -> KzooError:
     """The one-line `KzooError` for `error`, raised while tfds read `name` split `split`."""
     what = f"tfds:{name}"
     if isinstance(error, ModuleNotFoundError):
+        import re
+
+        # tfds' lazy imports re-raise it with a longer message and no `.name`
+        # (tensorflow_datasets/core/lazy_imports_lib.py, `_try_import`).
+        m = re.search(r"No module named '([^']+)'", str(error))
+        module = (error.name or (m.group(1) if m else "?")).split(".")[0]
         return KzooError(f"cannot prepare {what}: tensorflow-datasets needs the Python module "
-                         f"{error.name!r}, which is not installed (pip install {error.name})")
+                         f"{module!r}, which is not installed (pip install {module})")
     url = failed_url(error)
     if url is not None:
         return KzooError(f"cannot download {what} from {url}: {_download_reason(error)}")
@@ -130,9 +136,10 @@ def _download_reason(error: BaseException) -> str:
         return "the downloaded file does not have the checksum tensorflow-datasets expects"
     if "GDrive" in text:
         return "Google Drive did not hand out the file (no download confirmation page)"
-    m = re.search(r"Caused by \w+\('?(.*)\)\)?$", text)
+    m = re.search(r"\(Caused by (.*)$", text)
     if m:  # requests: "...Max retries exceeded with url: /x (Caused by ProxyError('...', OSError('...')))"
-        inner = re.findall(r"'([^']+)'", m.group(1))
+        inner = [re.sub(r"^<[^>]*>: ", "", said)  # urllib3 prefixes "<...Connection object at 0x..>: "
+                 for _, said in re.findall(r"\w+\((['\"])(.*?)\1[,)]", m.group(1))]
         if inner:
             return "the network is unreachable (" + "; ".join(inner) + ")"
     return first_line(error)
