@@ -11,7 +11,10 @@ honours `HTTPS_PROXY`/`HTTP_PROXY`/`REQUESTS_CA_BUNDLE`
 (tensorflow_datasets/core/download/downloader.py, `_Downloader._sync_download`).
 When the network is closed, tfds's downloader retries each URL 10 times with
 exponential back-off (`MAX_RETRIES = 10`, `backoff_factor=0.2` in
-`_open_with_requests`): about 3.5 minutes before the error appears.
+`_open_with_requests`), and urllib3 logs each retry: measured with
+tensorflow-datasets 4.9.10 on a machine without DNS, 204 s of retries before
+the error line (271 s for `python -m kzoo.recipes.dcgan --preset
+recipes/dcgan-cifar10.toml` in all).
 """
 
 from __future__ import annotations
@@ -138,7 +141,9 @@ def _download_reason(error: BaseException) -> str:
         return "Google Drive did not hand out the file (no download confirmation page)"
     m = re.search(r"\(Caused by (.*)$", text)
     if m:  # requests: "...Max retries exceeded with url: /x (Caused by ProxyError('...', OSError('...')))"
-        inner = [re.sub(r"^<[^>]*>: ", "", said)  # urllib3 prefixes "<...Connection object at 0x..>: "
+        # urllib3 prefixes the connection: "<...HTTPSConnection object at 0x..>: " or
+        # "HTTPSConnection(host='h', port=443): "
+        inner = [re.sub(r"^(<[^>]*>|\w*Connection\([^)]*\)): ", "", said)
                  for _, said in re.findall(r"\w+\((['\"])(.*?)\1[,)]", m.group(1))]
         if inner:
             return "the network is unreachable (" + "; ".join(inner) + ")"
