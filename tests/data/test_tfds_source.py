@@ -133,19 +133,40 @@ def test_every_tfds_preset_ends_at_the_network_in_one_line(internet, tmp_path):
         assert module in report["modules"]
 
 
-def test_the_issue_command_ends_in_one_line(internet, tmp_path):
-    """`python -m kzoo.recipes.dcgan --preset recipes/dcgan-cifar10.toml` (issue 24), offline:
-    exit 2 and one final line naming the CIFAR-10 download."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "kzoo.recipes.dcgan", "--preset", str(REPO / "recipes" / "dcgan-cifar10.toml"),
-         "--out", str(tmp_path / "run")],
-        cwd=tmp_path, env=_child_env(internet, tmp_path), capture_output=True, text=True, timeout=TIMEOUT)
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
-    # The URL tfds registers for cifar10 (tensorflow_datasets/url_checksums/cifar10.txt).
-    assert proc.stderr.strip().splitlines()[-1] == (
-        "error: cannot download tfds:cifar10 from https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz:"
-        " the server answered HTTP 404")
+def _readme_commands():
+    """The indented command lines of recipes/README.md that use a tfds preset."""
+    commands = []
+    for line in (REPO / "recipes" / "README.md").read_text().splitlines():
+        text = line.split("  #")[0].strip()
+        if line.startswith("    ") and text.startswith(("python -m kzoo", "kzoo ")) and "--preset recipes/" in text:
+            commands.append(text)
+    return commands
+
+
+def test_recipes_readme_commands_end_at_the_network(internet, tmp_path):
+    """recipes/README.md's commands, as written (run in a folder holding recipes/), offline:
+    exit 2 and one final line naming the dataset's download, the first being issue 24's
+    `python -m kzoo.recipes.dcgan --preset recipes/dcgan-cifar10.toml`."""
+    import shlex
+
+    commands = _readme_commands()
+    assert commands[0] == "python -m kzoo.recipes.dcgan --preset recipes/dcgan-cifar10.toml"
+    assert len(commands) >= 2
+    (tmp_path / "recipes").symlink_to(REPO / "recipes")
+    for command in commands:
+        argv = shlex.split(command)
+        argv = [sys.executable, *argv[1:]] if argv[0] == "python" else [sys.executable, "-m", "kzoo.cli", *argv[1:]]
+        proc = subprocess.run(argv, cwd=tmp_path, env=_child_env(internet, tmp_path), capture_output=True,
+                              text=True, timeout=TIMEOUT)
+        assert proc.returncode == 2, (command, proc.stderr[-3000:])
+        assert "Traceback" not in proc.stderr, command
+        preset = REPO / argv[argv.index("--preset") + 1]
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: cannot download tfds:{_tfds_name(preset)} from https://"), (command, last)
+        if preset.stem == "dcgan-cifar10":  # the URL tfds registers (url_checksums/cifar10.txt)
+            assert last == ("error: cannot download tfds:cifar10 from "
+                            "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz: the server answered HTTP 404")
+    assert not (tmp_path / "runs").exists()  # the default run folder: nothing written before the data
 
 
 # --- the translation of tfds' errors, on the exceptions it raises ---------------------
