@@ -138,29 +138,19 @@ def _convert_channels(x, channels):
 
 def _from_tfds(name, split, image_size, channels, labels):
     import tensorflow as tf
-    import tensorflow_datasets as tfds
+
+    from kzoo.data.tfds_source import get_builder, load_split
 
     if ":" in name:
         name, split = name.split(":", 1)
-    if not name:
-        raise KzooError("tfds: needs a dataset name, e.g. tfds:mnist")
-    try:
-        builder = tfds.builder(name)
-    except Exception as e:  # DatasetNotFoundError and friends
-        raise KzooError(f"unknown tfds dataset {name!r}: {str(e).splitlines()[0]}") from None
+    builder = get_builder(name)
     features = builder.info.features
     image_key = next((k for k in ("image", "img") if k in features), None)
     if image_key is None:
         raise KzooError(f"tfds dataset {name!r} has no 'image' feature")
     label_key = "label" if labels and "label" in features else None
     num_classes = features[label_key].num_classes if label_key else None
-    try:
-        ds = tfds.load(name, split=split, shuffle_files=False)
-        num_examples = int(ds.cardinality())
-        if num_examples < 0:
-            num_examples = builder.info.splits[split].num_examples
-    except Exception as e:
-        raise KzooError(f"cannot read tfds:{name} split {split!r}: {str(e).splitlines()[0]}") from None
+    ds, num_examples = load_split(name, split)
     src_channels = features[image_key].shape[-1]
     channels = channels or src_channels
 

@@ -259,9 +259,9 @@ def _cyclegan_folder(folder, image_size, split):
 
 def _tfds(spec, image_size, split):
     import tensorflow as tf
-    import tensorflow_datasets as tfds
 
     from kzoo.data.images import _prepare_image
+    from kzoo.data.tfds_source import load_split
 
     name = spec[5:]
     if not name.startswith("cycle_gan/"):
@@ -270,11 +270,7 @@ def _tfds(spec, image_size, split):
     prefix = "train" if split == "train" else "test"
     out = []
     for d in "AB":
-        try:
-            ds = tfds.load(name, split=f"{prefix}{d}", shuffle_files=False)
-        except Exception as e:  # DatasetNotFoundError, missing files, ...
-            raise KzooError(f"cannot read {spec} split {prefix}{d}: {str(e).splitlines()[0]}") from None
-        n = int(ds.cardinality())
+        ds, n = load_split(name, f"{prefix}{d}")
         if n == 0:
             raise KzooError(f"{spec} split {prefix}{d} is empty")
         out.append((ds.map(lambda ex: _prepare_image(ex["image"], image_size, 3),

@@ -139,7 +139,8 @@ def _distinct_colour(rng, ref, min_distance=0.35):
 
 def _from_tfds(name, split, image_size):
     import tensorflow as tf
-    import tensorflow_datasets as tfds
+
+    from kzoo.data.tfds_source import load_split
 
     if ":" in name:
         name, split = name.split(":", 1)
@@ -147,13 +148,7 @@ def _from_tfds(name, split, image_size):
         raise KzooError(f"no segmentation mapping for tfds:{name}; known: "
                         f"{', '.join('tfds:' + k for k in TFDS_SEGMENTATION)}")
     mask_key, num_classes, offset = TFDS_SEGMENTATION[name]
-    try:
-        ds = tfds.load(name, split=split, shuffle_files=False)
-        num_examples = int(ds.cardinality())
-        if num_examples < 0:
-            num_examples = tfds.builder(name).info.splits[split].num_examples
-    except Exception as e:
-        raise KzooError(f"cannot read tfds:{name} split {split!r}: {str(e).splitlines()[0]}") from None
+    ds, num_examples = load_split(name, split)
 
     def prepare(ex):
         image = _prepare_image(ex["image"], image_size, 3)

@@ -191,20 +191,14 @@ def _from_folder(spec, split, patch_size):
 
 def _from_tfds(name, split, patch_size):
     import tensorflow as tf
-    import tensorflow_datasets as tfds
+
+    from kzoo.data.tfds_source import load_split
 
     name = name.split(":", 1)[0]
     if not name.startswith("div2k"):
         raise KzooError(f"super-resolution reads tfds:div2k[/CONFIG], not tfds:{name}")
     tfds_split = "train" if split == "train" else "validation"
-    try:
-        builder = tfds.builder(name)
-        ds = tfds.load(name, split=tfds_split, shuffle_files=split == "train")
-        count = int(ds.cardinality())
-        if count < 0:
-            count = builder.info.splits[tfds_split].num_examples
-    except Exception as e:  # DatasetNotFoundError and friends
-        raise KzooError(f"cannot read tfds:{name} split {tfds_split!r}: {str(e).splitlines()[0]}") from None
+    ds, count = load_split(name, tfds_split, shuffle_files=split == "train")
     ds = ds.map(lambda ex: ex["hr"])
     if patch_size:
         ds = ds.filter(lambda img: tf.reduce_min(tf.shape(img)[:2]) >= patch_size)
