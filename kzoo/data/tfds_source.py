@@ -14,12 +14,40 @@ exponential back-off (`MAX_RETRIES = 10`, `backoff_factor=0.2` in
 `_open_with_requests`), and urllib3 logs each retry: measured with
 tensorflow-datasets 4.9.10 on a machine without DNS, 204 s of retries before
 the error line (271 s for `python -m kzoo.recipes.dcgan --preset
-recipes/dcgan-cifar10.toml` in all).
+recipes/dcgan-cifar10.toml` in all), with ten urllib3 "Retrying" warnings. While
+kzoo downloads through tfds it lowers that count to `DOWNLOAD_RETRIES` (tfds
+reads the module constant each time it opens a URL) and keeps urllib3's retry
+warnings out of the user's terminal (they remain at DEBUG), so an offline user gets
+the error line in seconds; a server error (HTTP 5xx) is still retried that often.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 from kzoo.errors import KzooError
+
+DOWNLOAD_RETRIES = 3
+
+
+@contextlib.contextmanager
+def _short_retries():
+    """tfds's downloader with `DOWNLOAD_RETRIES` retries a URL and urllib3's retry
+    warnings hidden, restored afterwards (see the module docstring)."""
+    from tensorflow_datasets.core.download import downloader
+
+    pool_log = logging.getLogger("urllib3.connectionpool")
+    saved = (getattr(downloader, "MAX_RETRIES", None), pool_log.level)
+    if saved[0] is not None:
+        downloader.MAX_RETRIES = min(saved[0], DOWNLOAD_RETRIES)
+    pool_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        if saved[0] is not None:
+            downloader.MAX_RETRIES = saved[0]
+        pool_log.setLevel(saved[1])
 
 
 def get_builder(name: str):
@@ -61,7 +89,8 @@ def load_split(name: str, split: str, *, shuffle_files: bool = False):
 
     builder = get_builder(name)
     try:
-        ds = tfds.load(name, split=split, shuffle_files=shuffle_files)
+        with _short_retries():
+            ds = tfds.load(name, split=split, shuffle_files=shuffle_files)
         n = int(ds.cardinality())
         if n < 0:
             n = int(builder.info.splits[split].num_examples)
