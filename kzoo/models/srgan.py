@@ -243,6 +243,18 @@ def srgan_discriminator(*, image_size=96, channels=3, width=64, dense_units=1024
 
 # --- feature networks for the content loss ----------------------------------------
 
+def vgg19_weights_path(weights="imagenet"):
+    """The VGG19 "notop" weights file `weights` names ("imagenet": Keras' cached copy in
+    `$KERAS_HOME/models/` or `~/.keras/models/`); KzooError if it does not exist."""
+    if weights == "imagenet":
+        home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+        weights = os.path.join(home, "models", VGG19_NOTOP_FILE)
+    if not os.path.isfile(weights):
+        raise KzooError(f"VGG19 weights {weights!r} not found (kzoo never downloads them: give the "
+                        f"path of {VGG19_NOTOP_FILE}, or use the offline random feature network)")
+    return weights
+
+
 def vgg19_features(weights="imagenet", layer="block5_conv4"):
     """The paper's VGG54 feature network: VGG19 up to `layer` (after its ReLU), frozen.
 
@@ -253,12 +265,7 @@ def vgg19_features(weights="imagenet", layer="block5_conv4"):
     Raises:
         KzooError: the weights file does not exist.
     """
-    if weights == "imagenet":
-        home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-        weights = os.path.join(home, "models", VGG19_NOTOP_FILE)
-    if not os.path.isfile(weights):
-        raise KzooError(f"VGG19 weights {weights!r} not found (kzoo never downloads them: give the "
-                        f"path of {VGG19_NOTOP_FILE}, or use the offline random feature network)")
+    weights = vgg19_weights_path(weights)
     base = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
     base.load_weights(weights)
     base.trainable = False

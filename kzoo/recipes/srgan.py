@@ -92,6 +92,11 @@ def load_data(cfg):
         raise KzooError(f"--feature-network must be random or vgg19, got {cfg.feature_network!r}")
     if cfg.init_from:
         _init_path(cfg.init_from)
+    if cfg.stage == "srgan" and cfg.feature_network == "vgg19" and \
+            cfg.model["content_loss"] == "features":
+        from kzoo.models.srgan import vgg19_weights_path
+
+        vgg19_weights_path(cfg.feature_weights)  # before the data: DIV2K is gigabytes
     data = load_sr(cfg.data, patch_size=cfg.image_size, scale=_scale(cfg))
     heldout = _heldout(cfg, cfg.eval_samples, cfg.eval_size) if cfg.eval_samples != 0 else None
     return data, heldout
