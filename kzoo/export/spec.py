@@ -18,25 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kzoo.card import ModelCard, sample_inputs
+from kzoo.card import sample_inputs
 from kzoo.errors import KzooError
-
-
-def card_of(model) -> ModelCard:
-    """The `ModelCard` that `model.card()` declares; a `KzooError` saying what to declare if none."""
-    hook = getattr(model, "card", None)
-    if not callable(hook):
-        raise KzooError(
-            f"{type(model).__name__} has no model card: export needs a model that defines "
-            "`card(self) -> kzoo.card.ModelCard` declaring, for each endpoint of "
-            "`inference_parts()` (a plain keras.Model is its own endpoint 'model'), its inputs and "
-            "outputs (name, role, shape, dtype, value range) and whether height/width are dynamic "
-            "(`size_multiple`, `base_size`); see kzoo/card.py")
-    card = hook()
-    if not isinstance(card, ModelCard):
-        raise KzooError(f"{type(model).__name__}.card() returned a {type(card).__name__}, "
-                        "not a kzoo.card.ModelCard")
-    return card
 
 
 def input_names(part):

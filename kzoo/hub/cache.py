@@ -24,7 +24,9 @@ import http.client
 import io
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -209,3 +211,35 @@ def download(url: str, dest, *, sha256: str | None, size: int | None = None, all
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         raise KzooError(f"{url}: download failed ({e}); nothing was cached") from None
     return dest
+
+
+def install(key, obtain, *, what, how, needs_network=True) -> Path:
+    """The verified preset folder of cache entry `key`, filled by `obtain(new_folder)` under
+    its lock when absent (`what` and `how` name the source and the command that fetches it
+    in the error lines: a corrupted entry is removed; offline, a missing one is refused)."""
+    from kzoo.hub.archive import preset_root
+    from kzoo.hub.preset import ChecksumError, verify
+
+    entry = entry_dir(key)
+    with lock(key):
+        if entry.exists():
+            root = preset_root(entry)
+            try:
+                verify(root)
+            except ChecksumError as e:
+                shutil.rmtree(entry, ignore_errors=True)
+                raise KzooError(f"the cached copy of {what} is corrupted and was removed from the "
+                                f"cache ({e}); load it again to fetch a fresh copy") from None
+            return root
+        if needs_network and offline():
+            raise KzooError(f"KZOO_OFFLINE=1 and {what} is not in the cache ({home()}); "
+                            f"run `{how}` once with network access (or unset KZOO_OFFLINE)")
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".fill.", dir=entry.parent))
+        try:
+            obtain(work / "preset")
+            verify(preset_root(work / "preset"))
+            os.replace(work / "preset", entry)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return preset_root(entry)

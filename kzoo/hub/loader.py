@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 import urllib.parse
 import urllib.request
@@ -39,7 +38,7 @@ def fetch(ref, *, allow_http: bool = False, progress: bool = True, arch=None) ->
     ref = str(ref)
     if ref.startswith("hf://"):
         key = hf.cache_key(ref)
-        return _install(key, lambda dest: _hf_preset(ref, dest),
+        return cache.install(key, lambda dest: _hf_preset(ref, dest),
                         what=ref, how=f"kzoo hub download {ref}")
     if convert.is_upstream(ref):
         return convert.fetch(ref, arch=arch, progress=progress)
@@ -68,7 +67,7 @@ def fetch(ref, *, allow_http: bool = False, progress: bool = True, arch=None) ->
     key = f"{entry['name']}/{entry['version']}-{entry['sha256'][:12]}"
     how = f"kzoo hub download {entry['name']}@{entry['version']}"
     if "path" in entry:
-        return _install(key, lambda dest: _extract_checked(Path(entry["path"]), entry["sha256"], dest),
+        return cache.install(key, lambda dest: _extract_checked(Path(entry["path"]), entry["sha256"], dest),
                         what=ref, how=how, needs_network=False)
     return _from_url(key, entry["url"], entry["sha256"], allow_http, progress, how=how,
                      size=entry["size"])
@@ -127,7 +126,7 @@ def _local(path: Path, digest):
     if not path.is_file():
         raise KzooError(f"{path}: no such preset folder or archive")
     digest = digest or sha256_file(path)
-    return _install(f"sha256/{digest[:16]}", lambda dest: _extract_checked(path, digest, dest),
+    return cache.install(f"sha256/{digest[:16]}", lambda dest: _extract_checked(path, digest, dest),
                     what=str(path), how="", needs_network=False)
 
 
@@ -143,34 +142,7 @@ def _from_url(key, url, digest, allow_http, progress, *, how, size=None):
         finally:
             tmp.unlink(missing_ok=True)
 
-    return _install(key, obtain, what=url, how=how)
-
-
-def _install(key, obtain, *, what, how, needs_network=True) -> Path:
-    """The verified cache entry `key`, filled by `obtain(new_folder)` under the lock."""
-    entry = cache.entry_dir(key)
-    with cache.lock(key):
-        if entry.exists():
-            root = archive.preset_root(entry)
-            try:
-                verify(root)
-            except ChecksumError as e:
-                shutil.rmtree(entry, ignore_errors=True)
-                raise KzooError(f"the cached copy of {what} is corrupted and was removed from the "
-                                f"cache ({e}); load it again to fetch a fresh copy") from None
-            return root
-        if needs_network and cache.offline():
-            raise KzooError(f"KZOO_OFFLINE=1 and {what} is not in the cache ({cache.home()}); "
-                            f"run `{how}` once with network access (or unset KZOO_OFFLINE)")
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=".fill.", dir=entry.parent))
-        try:
-            obtain(work / "preset")
-            verify(archive.preset_root(work / "preset"))
-            os.replace(work / "preset", entry)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return archive.preset_root(entry)
+    return cache.install(key, obtain, what=url, how=how)
 
 
 def metadata(ref, **kwargs) -> dict:
@@ -181,8 +153,7 @@ def metadata(ref, **kwargs) -> dict:
 def card(ref, **kwargs):
     """The `kzoo.card.ModelCard` of preset `ref`: from its metadata.json, or -- a preset
     published before cards were recorded -- from its full model's `card()`."""
-    from kzoo.card import ModelCard
-    from kzoo.export.spec import card_of
+    from kzoo.card import ModelCard, card_of
 
     meta = metadata(ref, **kwargs)
     if meta.get("card"):

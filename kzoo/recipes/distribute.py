@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from kzoo.cli import import_tensorflow  # the first import of TensorFlow in a run: quiet
+from kzoo.backend import import_tensorflow  # the first import of TensorFlow in a run: quiet
 from kzoo.errors import KzooError
 
 
