@@ -10,8 +10,12 @@ input and output names, dtypes and known dimensions), so a card that drifts from
 its network fails at export instead of in a client.
 
 Example:
->>> card = card_of(model)                     # doctest: +SKIP
->>> spec = describe("generator", model.inference_parts()["generator"], card)  # doctest: +SKIP
+>>> from kzoo.card import card_of
+>>> from kzoo.zoo import create_model, tiny_overrides
+>>> model = create_model("cgan", **tiny_overrides("cgan"))
+>>> spec = describe("generator", model.inference_parts()["generator"], card_of(model))
+>>> [(t["name"], t["role"], t["shape"]) for t in spec["inputs"]]
+[('z', 'latent', [None, 8]), ('label', 'label', [None])]
 """
 
 from __future__ import annotations

@@ -163,8 +163,9 @@ def download(url: str, dest, *, sha256: str | None, size: int | None = None, all
         upstream_http: allow plain http to any host (upstream checkpoints served only
             so, pinned by sha256 after their first download).
 
-    Example:
-    >>> download(entry["url"], tmp, sha256=entry["sha256"], size=entry["size"])
+    Example::
+
+        download(entry["url"], tmp, sha256=entry["sha256"], size=entry["size"])
     """
     from kzoo.hub.archive import max_preset_bytes
 

@@ -178,9 +178,10 @@ def load(ref, *, part: str = "inference", compile: bool = True, **kwargs):
     Returns:
         A `keras.Model`.
 
-    Example:
-    >>> generator = kzoo.hub.load("cgan-digits")
-    >>> images = generator.predict([z, labels])  # in [-1, 1]
+    Example::
+
+        generator = kzoo.hub.load("cgan-digits")
+        images = generator.predict([z, labels])  # in [-1, 1]
     """
     if part not in MODEL_FILES:
         raise KzooError(f"part must be one of {', '.join(MODEL_FILES)}, got {part!r}")

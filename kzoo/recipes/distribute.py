@@ -53,10 +53,10 @@ class KerasDataParallel:
     global batch -- batch-norm statistics included, which are over the global
     batch, unlike tf.distribute's per-replica ones.
 
-    Example:
-    >>> strategy = KerasDataParallel()  # doctest: +SKIP
-    >>> strategy.num_replicas_in_sync  # doctest: +SKIP
-    2
+    Example (with `KERAS_BACKEND=jax` and two devices)::
+
+        strategy = KerasDataParallel()
+        strategy.num_replicas_in_sync  # 2
     """
 
     def __init__(self):

@@ -389,9 +389,10 @@ def convert(source, *, out, arch=None, name=None, reverse=None, progress=True) -
             zebra2horse.pth for horse2zebra.pth) for `generator_ba`; a catalog entry
             names its own (`upstream.reverse`).
 
-    Example:
-    >>> convert("horse2zebra.pth", arch="resnet_9blocks", out="presets/horse2zebra",
-    ...         reverse="zebra2horse.pth")
+    Example::
+
+        convert("horse2zebra.pth", arch="resnet_9blocks", out="presets/horse2zebra",
+                reverse="zebra2horse.pth")
     """
     out = Path(out)
     if out.exists():
