@@ -70,7 +70,10 @@ def import_tensorflow():
 
 
 def _quiet_python_logging():
-    logging.getLogger("absl").setLevel(logging.ERROR)
+    """absl's and TensorFlow's Python loggers: errors only (set once they exist: absl
+    makes its own logger class for "absl" when it is first imported)."""
+    if "absl.logging" in sys.modules:
+        logging.getLogger("absl").setLevel(logging.ERROR)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
@@ -122,7 +125,7 @@ class _QuietLoader(importlib.abc.Loader):
             module.__spec__.loader = self.loader
         with _Silenced():
             self.loader.exec_module(module)
-        if module.__name__ == "tensorflow":
+        if module.__name__ in QUIET_PACKAGES:
             _quiet_python_logging()
 
 
