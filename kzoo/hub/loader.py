@@ -39,7 +39,7 @@ def fetch(ref, *, allow_http: bool = False, progress: bool = True, arch=None) ->
     if ref.startswith("hf://"):
         key = hf.cache_key(ref)
         return cache.install(key, lambda dest: _hf_preset(ref, dest),
-                        what=ref, how=f"kzoo hub download {ref}")
+                             what=ref, how=f"kzoo hub download {ref}")
     if convert.is_upstream(ref):
         return convert.fetch(ref, arch=arch, progress=progress)
     if ref.startswith("file://"):
@@ -68,7 +68,7 @@ def fetch(ref, *, allow_http: bool = False, progress: bool = True, arch=None) ->
     how = f"kzoo hub download {entry['name']}@{entry['version']}"
     if "path" in entry:
         return cache.install(key, lambda dest: _extract_checked(Path(entry["path"]), entry["sha256"], dest),
-                        what=ref, how=how, needs_network=False)
+                             what=ref, how=how, needs_network=False)
     return _from_url(key, entry["url"], entry["sha256"], allow_http, progress, how=how,
                      size=entry["size"])
 
@@ -127,7 +127,7 @@ def _local(path: Path, digest):
         raise KzooError(f"{path}: no such preset folder or archive")
     digest = digest or sha256_file(path)
     return cache.install(f"sha256/{digest[:16]}", lambda dest: _extract_checked(path, digest, dest),
-                    what=str(path), how="", needs_network=False)
+                         what=str(path), how="", needs_network=False)
 
 
 def _from_url(key, url, digest, allow_http, progress, *, how, size=None):
