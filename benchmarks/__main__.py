@@ -1,6 +1,12 @@
-"""`python -m benchmarks [--suites peak,train] [--recipes ...] [--paper-sizes]`.
+"""`python -m benchmarks [--suites peak,train] [--recipes ...] [--paper-sizes] [--write]`.
 
-Writes benchmarks/results.json and regenerates benchmarks/RESULTS.md.
+Each run writes a new folder, `benchmarks/runs/<UTC time>/` (git-ignored), with its
+`results.json` and `RESULTS.md`; the tracked `benchmarks/results.json` and
+`benchmarks/RESULTS.md` are left alone unless `--write` (or, later,
+`python -m benchmarks.report benchmarks/runs/<time>/results.json`) merges the run
+into them. Every row keeps the run that measured it -- its date, command, machine and
+the matmul peak measured in that run -- so merging a run of some suites replaces
+those suites' rows and leaves the others, with their own peak, as they were.
 """
 
 from __future__ import annotations
@@ -8,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -39,18 +44,24 @@ def main(argv=None):
                    help="training variants: fp32 (no XLA), xla (fp32 + XLA), mixed (mixed precision)")
     p.add_argument("--infer-repeats", type=int, default=12,
                    help="timed rounds per inference row (default 12; each round calls every backend once)")
-    p.add_argument("--out", default=str(HERE / "results.json"))
-    p.add_argument("--report", default=str(HERE / "RESULTS.md"))
+    p.add_argument("--runs", default=str(HERE / "runs"), help="where the run's folder is made "
+                   "(default benchmarks/runs/)")
+    p.add_argument("--write", action="store_true",
+                   help="also merge the run into --out and regenerate --report (the tracked files)")
+    p.add_argument("--out", default=str(HERE / "results.json"), help="stored results that --write merges into")
+    p.add_argument("--report", default=str(HERE / "RESULTS.md"), help="report --write regenerates")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and C++ log messages")
     args = p.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from kzoo.backend import quiet_tensorflow
 
+    quiet_tensorflow(args.verbose)
     from benchmarks import machine
 
     suites = set(args.suites.split(","))
-    # A run of some suites keeps the other suites' last results (each suite records its command).
-    results = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
-    results.update({"command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "date": datetime.date.today().isoformat(), "machine": machine.describe()})
+    now = datetime.datetime.now(datetime.timezone.utc)
+    args.folder = _new_folder(Path(args.runs), now.strftime("%Y%m%d-%H%M%S"))
+    results = {"command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "date": now.date().isoformat(), "machine": machine.describe()}
     if "peak" in suites:
         results["peak"] = machine.matmul_peak()
         p = results["peak"]
@@ -94,17 +105,36 @@ def main(argv=None):
     if serving.is_file():  # written by `python benchmarks/serving.py` (the load test)
         results["serving"] = json.loads(serving.read_text())
     _write(args, results)
-    print(f"wrote {args.out} and {args.report}")
+    print(f"wrote {args.folder}", flush=True)
+    if args.write:
+        from benchmarks import report
+
+        report.record([args.folder / "results.json"], args.out, args.report)
+        print(f"merged into {args.out} and {args.report}")
     return 0
 
 
+def _new_folder(runs: Path, name: str) -> Path:
+    """`runs/name`, or `runs/name-2`, ... if a run already took it this second."""
+    for n in range(1, 1000):
+        folder = runs / (name if n == 1 else f"{name}-{n}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"{runs}: no free run folder named {name}")
+
+
 def _write(args, results):
+    """The run's own results.json (in the stored form, `benchmarks.report.as_stored`) and
+    RESULTS.md, in its folder."""
     from benchmarks import report
     from kzoo.io import write_json, write_text
 
-    results["notes"] = NOTES
-    write_json(args.out, results)
-    write_text(args.report, report.render(results) + "\n")
+    stored = report.as_stored(args.folder.name, dict(results, notes=NOTES))
+    write_json(args.folder / "results.json", stored)
+    write_text(args.folder / "RESULTS.md", report.render(stored) + "\n")
 
 
 if __name__ == "__main__":

@@ -321,3 +321,39 @@ def sample_inputs(inputs, batch, rng, size=None):
         else:
             feeds[e["name"]] = rng.standard_normal(shape).astype(e["dtype"])
     return feeds
+
+
+def card_of(model) -> ModelCard:
+    """The `ModelCard` that `model.card()` declares; a `KzooError` saying what to declare if none."""
+    hook = getattr(model, "card", None)
+    if not callable(hook):
+        raise KzooError(
+            f"{type(model).__name__} has no model card: export needs a model that defines "
+            "`card(self) -> kzoo.card.ModelCard` declaring, for each endpoint of "
+            "`inference_parts()` (a plain keras.Model is its own endpoint 'model'), its inputs and "
+            "outputs (name, role, shape, dtype, value range) and whether height/width are dynamic "
+            "(`size_multiple`, `base_size`); see kzoo/card.py")
+    card = hook()
+    if not isinstance(card, ModelCard):
+        raise KzooError(f"{type(model).__name__}.card() returned a {type(card).__name__}, "
+                        "not a kzoo.card.ModelCard")
+    return card
+
+
+def inference_parts(model):
+    """{endpoint: functional model}; a model without `inference_parts` is its own endpoint."""
+    import keras
+
+    hook = getattr(model, "inference_parts", None)
+    parts = dict(hook()) if callable(hook) else {"model": model}
+    if not parts:
+        raise KzooError(f"{type(model).__name__}.inference_parts() returned no endpoints")
+    for endpoint, part in parts.items():
+        try:
+            functional = isinstance(part, keras.Model) and bool(part.inputs) and part.output is not None
+        except (AttributeError, ValueError):
+            functional = False
+        if not functional:
+            raise KzooError(f"endpoint {endpoint!r} of {type(model).__name__} is not a functional "
+                            "keras.Model with named inputs; inference_parts() must return those")
+    return parts

@@ -3,25 +3,25 @@
 
 Every argument is parsed and range-checked before TensorFlow is imported (a bad flag
 answers at once), every error is one `error: ...` line with exit status 2, and
-TensorFlow's start-up messages are hidden unless `--verbose`.
+TensorFlow's start-up messages are hidden unless `--verbose` (`kzoo.backend`).
+`kzoo list` and every `--help` import neither TensorFlow nor JAX (tested).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 
+from kzoo.backend import import_tensorflow, quiet_tensorflow
 from kzoo.errors import ArgumentParser, KzooError
 
 
 def _cmd_list(args):
     from kzoo.recipes.registry import list_recipes
-    from kzoo.zoo import list_models
+    from kzoo.zoo import model_names
 
-    print("models: " + ", ".join(list_models()))
+    print("models: " + ", ".join(model_names()))
     print("recipes: " + ", ".join(list_recipes()))
     return 0
 
@@ -126,68 +126,6 @@ def _add_verbose(p):
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and C++ log messages")
 
 
-# --- TensorFlow's start-up messages ---------------------------------------------------
-
-def quiet_tensorflow(verbose: bool = False):
-    """Hide TensorFlow's start-up chatter unless `verbose`.
-
-    Sets `TF_CPP_MIN_LOG_LEVEL=3` (unless the environment already sets it) before
-    TensorFlow is imported; `import_tensorflow` then also drops what its C++
-    libraries print while they load (absl's "All log messages before
-    absl::InitializeLog()" lines, which no setting silences), and Python-side absl
-    logging shows errors only.
-    """
-    if verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        _quiet_absl()
-
-
-def _quiet_absl():
-    import logging
-
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-
-
-def import_tensorflow():
-    """`import tensorflow`, quietly when `TF_CPP_MIN_LOG_LEVEL` >= 1 (`quiet_tensorflow`):
-    what its libraries write to the stderr file descriptor while loading is captured
-    and dropped (or shown, if the import fails). Returns the module.
-
-    Example:
-    >>> tf = import_tensorflow()
-    """
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    try:
-        quiet = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) >= 1
-    except ValueError:
-        quiet = False
-    if not quiet:
-        import tensorflow as tf
-
-        return tf
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            import tensorflow as tf
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-    _quiet_absl()
-    return tf
-
-
 def _add_export(sub):
     from kzoo.export.onnx_model import DEFAULT_OPSET
 
@@ -273,7 +211,8 @@ def _add_serve(sub):
     _add_verbose(p)
 
 
-def main(argv=None):
+def build_parser():
+    """The `kzoo` argument parser (building it imports neither TensorFlow nor JAX)."""
     parser = ArgumentParser(prog="kzoo", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the registered models and recipes")
@@ -286,17 +225,20 @@ def main(argv=None):
     from kzoo.hub.cli import add_parser as add_hub_parser
 
     _add_verbose(add_hub_parser(sub))
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     try:
         args, rest = parser.parse_known_args(argv)
-        if args.command == "list":
-            if rest:
-                raise KzooError(f"kzoo list: unexpected arguments {' '.join(rest)}")
-            return _cmd_list(args)
         if args.command == "train":
             return _cmd_train(args, rest)  # the recipe's own entry point: its flags, its errors
         if rest:
             raise KzooError(f"kzoo {args.command}: unexpected arguments {' '.join(rest)}")
-        quiet_tensorflow(args.verbose)
+        quiet_tensorflow(getattr(args, "verbose", False))
+        if args.command == "list":
+            return _cmd_list(args)
         if args.command == "hub":
             from kzoo.hub.cli import main as hub_main
 

@@ -18,7 +18,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
     Example:
     >>> p = ArgumentParser(prog="kzoo export")
-    >>> p.add_argument("--opset", type=int)
+    >>> _ = p.add_argument("--opset", type=int)
     >>> p.parse_args(["--opset", "x"])
     Traceback (most recent call last):
     kzoo.errors.KzooError: kzoo export: argument --opset: invalid int value: 'x'

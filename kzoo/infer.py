@@ -7,13 +7,12 @@ among those onnxruntime offers (or the caller's list), and does the model's pre-
 and post-processing from `kzoo.json`: uint8 images <-> the value range of each
 image input/output, latents ~ N(0, I), class labels.
 
-Example:
->>> model = OnnxModel("export/dcgan")  # an exported model   # doctest: +SKIP
->>> model.provider                                  # doctest: +SKIP
-'CPUExecutionProvider'
->>> images, feeds = model.generate(8, seed=0)       # doctest: +SKIP
->>> images["image"].shape                           # doctest: +SKIP
-(8, 64, 64, 3)
+Example (an exported model; `kzoo export` writes one)::
+
+    model = OnnxModel("export/dcgan")
+    model.provider                     # 'CPUExecutionProvider'
+    images, feeds = model.generate(8, seed=0)
+    images["image"].shape              # (8, 64, 64, 3)
 
 Importing this module never imports TensorFlow (tested).
 """

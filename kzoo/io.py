@@ -98,8 +98,10 @@ def writing(path):
     `output_error(path)`.
 
     Example:
-    >>> with writing(run_dir):
-    ...     run_dir.mkdir(parents=True, exist_ok=True)
+    >>> with writing("/proc/kzoo-run"):
+    ...     os.mkdir("/proc/kzoo-run")
+    Traceback (most recent call last):
+    kzoo.errors.KzooError: cannot write /proc/kzoo-run: ...
     """
     try:
         yield
@@ -188,8 +190,12 @@ def atomic_path(path, suffix="", *, size: int | None = None):
             the free space first.
 
     Example:
-    >>> with atomic_path(run_dir / "model.keras") as tmp:
-    ...     model.save(tmp)
+    >>> import tempfile
+    >>> run_dir = Path(tempfile.mkdtemp())
+    >>> with atomic_path(run_dir / "notes.txt") as tmp:  # model.save(tmp) for a model.keras
+    ...     _ = tmp.write_text("done")
+    >>> [p.name for p in run_dir.iterdir()], (run_dir / "notes.txt").read_text()
+    (['notes.txt'], 'done')
     """
     path = Path(path)
     with writing(path):
@@ -266,7 +272,12 @@ def remove_stale_temps(folder, *, older_than: float = 0.0) -> list[Path]:
     Returns the removed paths.
 
     Example:
-    >>> remove_stale_temps(run_dir / "model")  # before resuming a killed run
+    >>> import tempfile
+    >>> model_dir = Path(tempfile.mkdtemp())  # before resuming a killed run:
+    >>> _ = (model_dir / ".model.keras.k3x9q2ab.keras").write_bytes(b"half a file")
+    >>> _ = (model_dir / "model.keras").write_bytes(b"a whole file")
+    >>> [p.name for p in remove_stale_temps(model_dir)], [p.name for p in model_dir.iterdir()]
+    (['.model.keras.k3x9q2ab.keras'], ['model.keras'])
     """
     folder = Path(folder)
     removed = []

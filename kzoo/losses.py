@@ -84,19 +84,6 @@ def gradient_penalty(critic, real, fake, alpha):
     return ops.mean(ops.square(norms - 1.0))
 
 
-def scale_for_replicas(loss):
-    """Divide by the number of replicas in sync (tf.distribute), else identity."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        n = tf.distribute.get_strategy().num_replicas_in_sync
-        if n > 1:
-            return loss / float(n)
-    return loss
-
-
 # --- segmentation ---
 
 def masked_sparse_categorical_crossentropy(labels, logits, *, ignore_label=255, class_weights=None):

@@ -48,7 +48,6 @@ import numpy as np
 from keras import ops
 
 from kzoo.errors import KzooError
-from kzoo.losses import scale_for_replicas
 
 
 # --- the backend seam ----------------------------------------------------------------
@@ -228,6 +227,17 @@ def value_and_grad(fn, variables):
     (9.0, 'aux', 6.0)
     """
     return _backend(0)(fn, variables)
+
+
+def scale_for_replicas(loss):
+    """Divide by the number of replicas in sync (tf.distribute), else identity."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        n = tf.distribute.get_strategy().num_replicas_in_sync
+        if n > 1:
+            return loss / float(n)
+    return loss
 
 
 def value_and_input_grad(fn, inputs):

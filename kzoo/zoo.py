@@ -2,7 +2,8 @@
 
 Each entry point is a tiny function that merges its defaults with the caller's
 overrides and builds a model; `create_model(name, **overrides)` calls it,
-`list_models()` lists every name, so tests can be parametrized over the zoo, and
+`list_models()` lists every name, so tests can be parametrized over the zoo
+(`model_names()` lists them without importing Keras, for `kzoo list`), and
 `model_class(name)` names the class an entry point builds (the recipes derive their
 model options from its constructor). Recipes have their registry beside this one,
 `kzoo.recipes.registry`.
@@ -10,9 +11,11 @@ model options from its constructor). Recipes have their registry beside this one
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import pkgutil
+from pathlib import Path
 
 _REGISTRY: dict[str, callable] = {}
 _TINY: dict[str, dict] = {}
@@ -62,6 +65,27 @@ def list_models() -> list[str]:
     """Names of every registered model, sorted."""
     _load_all()
     return sorted(_REGISTRY)
+
+
+def model_names() -> list[str]:
+    """`list_models()` without importing the families (no Keras, no TensorFlow): the
+    functions decorated `@register_model` in the modules of `kzoo.models`, read with
+    `ast`, plus any entry point registered elsewhere that is already imported."""
+    names = set(_REGISTRY)
+    package = Path(importlib.import_module("kzoo.models").__path__[0])
+    for info in pkgutil.iter_modules([str(package)]):
+        if info.name.startswith("_"):
+            continue
+        tree = ast.parse((package / f"{info.name}.py").read_text())
+        names.update(node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                     and any(_names_register_model(d) for d in node.decorator_list))
+    return sorted(names)
+
+
+def _names_register_model(decorator) -> bool:
+    if isinstance(decorator, ast.Call):
+        decorator = decorator.func
+    return getattr(decorator, "id", getattr(decorator, "attr", None)) == register_model.__name__
 
 
 def _entry(name: str):

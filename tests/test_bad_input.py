@@ -389,7 +389,7 @@ def test_checkpoint_on_a_full_disk_is_one_line_not_a_crash(tmp_path):
     full disk used to crash the process at exit, status 139); no temporary file is left
     and the earlier files stay whole."""
     with _tmpfs(tmp_path / "full", "size=100k") as full:
-        code = ("from kzoo.cli import import_tensorflow\nimport_tensorflow()\n"
+        code = ("from kzoo.backend import import_tensorflow\nimport_tensorflow()\n"
                 "import sys, keras, numpy as np\n"
                 "from pathlib import Path\n"
                 "from kzoo.errors import KzooError\n"

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from kzoo.card import (Endpoint, ModelCard, Tensor, concrete_shape, docstring_references, image,
-                       image_to_image, label, label_map, latent, probabilities, sample_inputs,
-                       timestep)
+from kzoo.card import (Endpoint, ModelCard, Tensor, card_of, concrete_shape, docstring_references,
+                       image, image_to_image, inference_parts, label, label_map, latent, probabilities,
+                       sample_inputs, timestep)
 from kzoo.errors import KzooError
 
 
@@ -127,3 +127,26 @@ def test_docstring_references_one_string_per_entry():
         'Adversarial Network", CVPR 2017.',
         'Shi et al., "Real-Time Sub-Pixel Convolution", CVPR 2016.')
     assert docstring_references(Endpoint) == ()
+
+
+def test_a_model_without_a_card_is_told_what_to_declare():
+    from tests.export.common import image_model
+
+    with pytest.raises(KzooError, match=r"Functional has no model card.*card\(self\) -> "
+                                        r"kzoo.card.ModelCard.*size_multiple"):
+        card_of(image_model())
+
+
+def test_endpoints_must_be_functional():
+    import keras
+
+    class Sub(keras.Model):
+        def call(self, x):
+            return x
+
+    class Owner(keras.Model):
+        def inference_parts(self):
+            return {"net": Sub()}
+
+    with pytest.raises(KzooError, match="functional keras.Model"):
+        inference_parts(Owner())

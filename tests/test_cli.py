@@ -137,3 +137,42 @@ def test_flags_are_checked_before_tensorflow_is_imported():
 def test_bad_subcommand_is_one_line_exit_2(capsys):
     assert main(["frobnicate"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+_LIGHT_COMMANDS = r"""
+import argparse, contextlib, io, json, sys
+from kzoo.cli import build_parser, main
+from kzoo.recipes.registry import list_recipes
+
+def commands(parser, prefix=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from commands(sub, prefix + (name,))
+    yield prefix
+
+argvs = [["list"]] + [[*c, "--help"] for c in commands(build_parser()) if c != ("train",)]
+argvs += [["train", r, "--help"] for r in list_recipes()]
+for argv in argvs:
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        try:
+            code = main(argv)
+        except SystemExit as e:
+            code = e.code
+    assert code in (0, None) and out.getvalue(), (argv, code)
+print(json.dumps({"argvs": argvs, "heavy": sorted(m for m in ("tensorflow", "jax", "keras") if m in sys.modules)}))
+"""
+
+
+def test_list_and_every_help_are_light_and_quiet():
+    """`kzoo list` and every `--help` (each subcommand's, each recipe's) import neither
+    TensorFlow, JAX nor Keras, and print nothing on stderr."""
+    proc = subprocess.run([sys.executable, "-c", _LIGHT_COMMANDS], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["heavy"] == []
+    ran = {" ".join(a) for a in result["argvs"]}
+    assert {"list", "--help", "export --help", "predict --help", "serve --help", "hub --help",
+            "hub convert --help", "train dcgan --help"} <= ran

@@ -20,10 +20,6 @@ def test_wasserstein_and_lsgan():
     assert float(losses.lsgan_g_loss(np.zeros(2))) == pytest.approx(1.0)
 
 
-def test_scale_for_replicas_is_identity_without_strategy():
-    assert float(losses.scale_for_replicas(np.float32(3.0))) == 3.0
-
-
 def test_l1_and_mse_average_every_element_in_float32():
     a = np.array([[1.0, -2.0], [0.5, 3.0]], "float16")
     b = np.zeros((2, 2), "float32")

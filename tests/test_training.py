@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 
 from kzoo.errors import KzooError
-from kzoo.training import (TrainingModel, minimize, per_replica_logs, split_batch, steps_per_epoch,
-                           unpack)
+from kzoo.training import (TrainingModel, minimize, per_replica_logs, scale_for_replicas, split_batch,
+                           steps_per_epoch, unpack)
 
 
 class Noise(TrainingModel):
@@ -57,6 +57,10 @@ def test_minimize_applies_one_update_and_returns_logs():
     opt = keras.optimizers.SGD(0.5)
     logs = minimize(opt, [w], lambda: (w * w, {"w2": w * w}))
     assert float(logs["w2"]) == 9.0 and float(w.numpy()) == pytest.approx(3.0 - 0.5 * 6.0)
+
+
+def test_scale_for_replicas_is_identity_without_strategy():
+    assert float(scale_for_replicas(np.float32(3.0))) == 3.0
 
 
 def test_minimize_divides_by_replicas():

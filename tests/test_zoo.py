@@ -1,5 +1,9 @@
 """Every registered model, tiny: forward pass and config round trip (timm-style)."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -34,3 +38,11 @@ def test_every_model_builds_and_round_trips_its_config(name):
         else:
             out = part([zeros[t.name] for t in part.inputs] if len(zeros) > 1 else next(iter(zeros.values())))
         assert all(np.isfinite(np.asarray(o)).all() for o in (out.values() if isinstance(out, dict) else [out]))
+
+
+def test_model_names_are_the_registered_models_without_importing_keras():
+    code = ("import sys, json\nfrom kzoo.zoo import model_names\n"
+            "print(json.dumps([model_names(), 'keras' in sys.modules]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    names, keras_imported = json.loads(proc.stdout)
+    assert names == list_models() and not keras_imported

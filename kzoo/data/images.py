@@ -210,7 +210,14 @@ def readable_images(paths, channels: int = 0):
         (the decodable paths in their order, the number skipped).
 
     Example:
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> Image.new("RGB", (4, 4)).save(folder / "a.png")
+    >>> _ = (folder / "b.png").write_bytes(b"not an image")
     >>> paths, skipped = readable_images(list_images(folder), channels=3)
+    >>> [p.name for p in paths], skipped
+    (['a.png'], 1)
     """
     import tensorflow as tf
 

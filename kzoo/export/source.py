@@ -23,6 +23,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+from kzoo.card import card_of, inference_parts
 from kzoo.errors import KzooError
 
 
@@ -58,33 +59,12 @@ def export_name(name):
 
 
 def _source(model, metadata, name, description):
-    from kzoo.export.spec import card_of
-
     parts = inference_parts(model)
     card = card_of(model)
     if set(card.names) != set(parts):
         raise KzooError(f"{type(model).__name__}.card() declares endpoints {sorted(card.names)} but "
                         f"inference_parts() returns {sorted(parts)}")
     return Source(model, parts, card, metadata, export_name(name), description)
-
-
-def inference_parts(model):
-    """{endpoint: functional model}; a model without `inference_parts` is its own endpoint."""
-    import keras
-
-    hook = getattr(model, "inference_parts", None)
-    parts = dict(hook()) if callable(hook) else {"model": model}
-    if not parts:
-        raise KzooError(f"{type(model).__name__}.inference_parts() returned no endpoints")
-    for endpoint, part in parts.items():
-        try:
-            functional = isinstance(part, keras.Model) and bool(part.inputs) and part.output is not None
-        except (AttributeError, ValueError):
-            functional = False
-        if not functional:
-            raise KzooError(f"endpoint {endpoint!r} of {type(model).__name__} is not a functional "
-                            "keras.Model with named inputs; inference_parts() must return those")
-    return parts
 
 
 def _load_keras(path):

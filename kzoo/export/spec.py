@@ -10,33 +10,20 @@ input and output names, dtypes and known dimensions), so a card that drifts from
 its network fails at export instead of in a client.
 
 Example:
->>> card = card_of(model)                     # doctest: +SKIP
->>> spec = describe("generator", model.inference_parts()["generator"], card)  # doctest: +SKIP
+>>> from kzoo.card import card_of
+>>> from kzoo.zoo import create_model, tiny_overrides
+>>> model = create_model("cgan", **tiny_overrides("cgan"))
+>>> spec = describe("generator", model.inference_parts()["generator"], card_of(model))
+>>> [(t["name"], t["role"], t["shape"]) for t in spec["inputs"]]
+[('z', 'latent', [None, 8]), ('label', 'label', [None])]
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from kzoo.card import ModelCard, sample_inputs
+from kzoo.card import sample_inputs
 from kzoo.errors import KzooError
-
-
-def card_of(model) -> ModelCard:
-    """The `ModelCard` that `model.card()` declares; a `KzooError` saying what to declare if none."""
-    hook = getattr(model, "card", None)
-    if not callable(hook):
-        raise KzooError(
-            f"{type(model).__name__} has no model card: export needs a model that defines "
-            "`card(self) -> kzoo.card.ModelCard` declaring, for each endpoint of "
-            "`inference_parts()` (a plain keras.Model is its own endpoint 'model'), its inputs and "
-            "outputs (name, role, shape, dtype, value range) and whether height/width are dynamic "
-            "(`size_multiple`, `base_size`); see kzoo/card.py")
-    card = hook()
-    if not isinstance(card, ModelCard):
-        raise KzooError(f"{type(model).__name__}.card() returned a {type(card).__name__}, "
-                        "not a kzoo.card.ModelCard")
-    return card
 
 
 def input_names(part):

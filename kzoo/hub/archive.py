@@ -210,8 +210,9 @@ def extract(archive, dest, *, budget: int | None = None) -> Path:
     Returns:
         The folder holding the preset files (`dest`, or its single top-level folder).
 
-    Example:
-    >>> root = extract("cgan-digits-2.tar.gz", cache / "cgan-digits")
+    Example::
+
+        root = extract("cgan-digits-2.tar.gz", cache / "cgan-digits")
     """
     archive, dest = Path(archive), Path(dest)
     budget = budget or max_preset_bytes()

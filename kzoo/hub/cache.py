@@ -11,9 +11,9 @@ Content-Length, else the `KZOO_MAX_PRESET_BYTES` cap): a server cannot fill the 
 `KZOO_OFFLINE=1` uses only what is already cached.
 
 An entry is filled in `presets/.../.fill.kzoo-PID-XXXXXXXX/` and renamed into place
-(`kzoo.hub.loader._install`, with the umask's permissions); what a killed process
+(`install`, with the umask's permissions); what a killed process
 left there and in `downloads/` is removed by the next load of any entry beside it
-(`kzoo.hub.loader.sweep`, `kzoo.io.remove_stale_dirs`).
+(`sweep`, `kzoo.io.remove_stale_dirs`).
 
 Only `https://` URLs are fetched from the network. Plain `http://` is allowed for
 127.0.0.1 / localhost only, and only when asked for (`allow_http=True` or
@@ -29,6 +29,7 @@ import http.client
 import io
 import os
 import re
+import shutil
 import sys
 import time
 import urllib.error
@@ -37,7 +38,8 @@ import urllib.request
 from pathlib import Path
 
 from kzoo.errors import KzooError
-from kzoo.io import atomic_path, writing
+from kzoo.io import (STALE_SECONDS, atomic_path, publish_dir, remove_stale_dirs, remove_stale_temps,
+                     scratch_dir, writing)
 
 
 def home() -> Path:
@@ -166,8 +168,9 @@ def download(url: str, dest, *, sha256: str | None, size: int | None = None, all
         upstream_http: allow plain http to any host (upstream checkpoints served only
             so, pinned by sha256 after their first download).
 
-    Example:
-    >>> download(entry["url"], tmp, sha256=entry["sha256"], size=entry["size"])
+    Example::
+
+        download(entry["url"], tmp, sha256=entry["sha256"], size=entry["size"])
     """
     from kzoo.hub.archive import max_preset_bytes
 
@@ -214,3 +217,40 @@ def download(url: str, dest, *, sha256: str | None, size: int | None = None, all
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         raise KzooError(f"{url}: download failed ({e}); nothing was cached") from None
     return dest
+
+
+def install(key, obtain, *, what, how, needs_network=True) -> Path:
+    """The verified preset folder of cache entry `key`, filled by `obtain(new_folder)` under
+    its lock when absent (`what` and `how` name the source and the command that fetches it
+    in the error lines: a corrupted entry is removed; offline, a missing one is refused)."""
+    from kzoo.hub.archive import preset_root
+    from kzoo.hub.preset import ChecksumError, verify
+
+    entry = entry_dir(key)
+    with lock(key):
+        sweep(entry)
+        if entry.exists():
+            root = preset_root(entry)
+            try:
+                verify(root)
+            except ChecksumError as e:
+                shutil.rmtree(entry, ignore_errors=True)
+                raise KzooError(f"the cached copy of {what} is corrupted and was removed from the "
+                                f"cache ({e}); load it again to fetch a fresh copy") from None
+            return root
+        if needs_network and offline():
+            raise KzooError(f"KZOO_OFFLINE=1 and {what} is not in the cache ({home()}); "
+                            f"run `{how}` once with network access (or unset KZOO_OFFLINE)")
+        with scratch_dir(entry.parent, "fill") as work:
+            obtain(work / "preset")
+            verify(preset_root(work / "preset"))
+            publish_dir(work / "preset", entry)
+    return preset_root(entry)
+
+
+def sweep(entry: Path):
+    """Remove what killed fills left: the temporary folders beside cache entry `entry`
+    (`.fill.kzoo-PID-*` of dead processes; pid-less `.fill.XXXXXXXX` of older kzoo
+    versions after `kzoo.io.STALE_SECONDS`) and unfinished downloads."""
+    remove_stale_dirs(entry.parent, legacy=re.compile(r"^\.fill\.[a-z0-9_]{8}$"))
+    remove_stale_temps(home() / "downloads", older_than=STALE_SECONDS)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import shutil
 import tempfile
 import urllib.parse
 import urllib.request
@@ -29,7 +27,6 @@ from pathlib import Path
 
 from kzoo.errors import KzooError
 from kzoo.hub import archive, cache, catalog, hf
-from kzoo.io import STALE_SECONDS, publish_dir, remove_stale_dirs, remove_stale_temps, scratch_dir
 from kzoo.hub.preset import MODEL_FILES, ChecksumError, read_metadata, sha256_file, verify
 
 
@@ -41,8 +38,8 @@ def fetch(ref, *, allow_http: bool = False, progress: bool = True, arch=None) ->
     ref = str(ref)
     if ref.startswith("hf://"):
         key = hf.cache_key(ref)
-        return _install(key, lambda dest: _hf_preset(ref, dest, progress),
-                        what=ref, how=f"kzoo hub download {ref}")
+        return cache.install(key, lambda dest: _hf_preset(ref, dest, progress),
+                             what=ref, how=f"kzoo hub download {ref}")
     if convert.is_upstream(ref):
         return convert.fetch(ref, arch=arch, progress=progress)
     if ref.startswith("file://"):
@@ -70,8 +67,8 @@ def fetch(ref, *, allow_http: bool = False, progress: bool = True, arch=None) ->
     key = f"{entry['name']}/{entry['version']}-{entry['sha256'][:12]}"
     how = f"kzoo hub download {entry['name']}@{entry['version']}"
     if "path" in entry:
-        return _install(key, lambda dest: _extract_checked(Path(entry["path"]), entry["sha256"], dest),
-                        what=ref, how=how, needs_network=False)
+        return cache.install(key, lambda dest: _extract_checked(Path(entry["path"]), entry["sha256"], dest),
+                             what=ref, how=how, needs_network=False)
     return _from_url(key, entry["url"], entry["sha256"], allow_http, progress, how=how,
                      size=entry["size"])
 
@@ -132,8 +129,8 @@ def _local(path: Path, digest):
     if not path.is_file():
         raise KzooError(f"{path}: no such preset folder or archive")
     digest = digest or sha256_file(path)
-    return _install(f"sha256/{digest[:16]}", lambda dest: _extract_checked(path, digest, dest),
-                    what=str(path), how="", needs_network=False)
+    return cache.install(f"sha256/{digest[:16]}", lambda dest: _extract_checked(path, digest, dest),
+                         what=str(path), how="", needs_network=False)
 
 
 def _from_url(key, url, digest, allow_http, progress, *, how, size=None):
@@ -148,39 +145,7 @@ def _from_url(key, url, digest, allow_http, progress, *, how, size=None):
         finally:
             tmp.unlink(missing_ok=True)
 
-    return _install(key, obtain, what=url, how=how)
-
-
-def _install(key, obtain, *, what, how, needs_network=True) -> Path:
-    """The verified cache entry `key`, filled by `obtain(new_folder)` under the lock."""
-    entry = cache.entry_dir(key)
-    with cache.lock(key):
-        sweep(entry)
-        if entry.exists():
-            root = archive.preset_root(entry)
-            try:
-                verify(root)
-            except ChecksumError as e:
-                shutil.rmtree(entry, ignore_errors=True)
-                raise KzooError(f"the cached copy of {what} is corrupted and was removed from the "
-                                f"cache ({e}); load it again to fetch a fresh copy") from None
-            return root
-        if needs_network and cache.offline():
-            raise KzooError(f"KZOO_OFFLINE=1 and {what} is not in the cache ({cache.home()}); "
-                            f"run `{how}` once with network access (or unset KZOO_OFFLINE)")
-        with scratch_dir(entry.parent, "fill") as work:
-            obtain(work / "preset")
-            verify(archive.preset_root(work / "preset"))
-            publish_dir(work / "preset", entry)
-    return archive.preset_root(entry)
-
-
-def sweep(entry: Path):
-    """Remove what killed fills left: the temporary folders beside cache entry `entry`
-    (`.fill.kzoo-PID-*` of dead processes; pid-less `.fill.XXXXXXXX` of older kzoo
-    versions after `kzoo.io.STALE_SECONDS`) and unfinished downloads."""
-    remove_stale_dirs(entry.parent, legacy=re.compile(r"^\.fill\.[a-z0-9_]{8}$"))
-    remove_stale_temps(cache.home() / "downloads", older_than=STALE_SECONDS)
+    return cache.install(key, obtain, what=url, how=how)
 
 
 def metadata(ref, **kwargs) -> dict:
@@ -191,8 +156,7 @@ def metadata(ref, **kwargs) -> dict:
 def card(ref, **kwargs):
     """The `kzoo.card.ModelCard` of preset `ref`: from its metadata.json, or -- a preset
     published before cards were recorded -- from its full model's `card()`."""
-    from kzoo.card import ModelCard
-    from kzoo.export.spec import card_of
+    from kzoo.card import ModelCard, card_of
 
     meta = metadata(ref, **kwargs)
     if meta.get("card"):
@@ -217,9 +181,10 @@ def load(ref, *, part: str = "inference", compile: bool = True, **kwargs):
     Returns:
         A `keras.Model`.
 
-    Example:
-    >>> generator = kzoo.hub.load("cgan-digits")
-    >>> images = generator.predict([z, labels])  # in [-1, 1]
+    Example::
+
+        generator = kzoo.hub.load("cgan-digits")
+        images = generator.predict([z, labels])  # in [-1, 1]
     """
     if part not in MODEL_FILES:
         raise KzooError(f"part must be one of {', '.join(MODEL_FILES)}, got {part!r}")

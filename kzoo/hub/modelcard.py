@@ -5,10 +5,14 @@ value ranges) and its references come from the `kzoo.card.ModelCard` the model
 declares (`metadata["card"]`); how it was trained, its metrics and versions from
 the run. Nothing here knows a model family.
 
-Example:
->>> text = readme(read_metadata("presets/cgan-digits"))   # doctest: +SKIP
->>> text.splitlines()[0]                                   # doctest: +SKIP
-'# cgan-digits'
+Example (the packaged wgan-gp-digits preset's metadata.json, read from its archive):
+>>> import json, tarfile
+>>> from pathlib import Path
+>>> archive = Path(__file__).parent / "presets" / "wgan-gp-digits-2.tar.gz"
+>>> with tarfile.open(archive) as tar:
+...     meta = json.load(tar.extractfile("metadata.json"))
+>>> readme(meta).splitlines()[0]
+'# wgan-gp-digits'
 """
 
 from __future__ import annotations

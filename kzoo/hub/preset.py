@@ -215,7 +215,7 @@ def build_preset(run_dir, out, *, name, version="1", license=DEFAULT_LICENSE) ->
 
     import kzoo
     from kzoo import zoo
-    from kzoo.export.spec import card_of
+    from kzoo.card import card_of
 
     _check_name(name)
     run_dir, model_dir, run_meta, run_cfg, final, samples = _read_run(run_dir)
@@ -360,7 +360,7 @@ def build_from_models(out, *, full, inference, meta: dict, readme_text: str, sam
     import tensorflow as tf
 
     import kzoo
-    from kzoo.export.spec import card_of
+    from kzoo.card import card_of
     from kzoo.io import save_png
 
     _check_name(meta["name"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from kzoo.cli import import_tensorflow  # the first import of TensorFlow in a run: quiet
+from kzoo.backend import import_tensorflow  # the first import of TensorFlow in a run: quiet
 from kzoo.errors import KzooError
 
 
@@ -53,10 +53,10 @@ class KerasDataParallel:
     global batch -- batch-norm statistics included, which are over the global
     batch, unlike tf.distribute's per-replica ones.
 
-    Example:
-    >>> strategy = KerasDataParallel()  # doctest: +SKIP
-    >>> strategy.num_replicas_in_sync  # doctest: +SKIP
-    2
+    Example (with `KERAS_BACKEND=jax` and two devices)::
+
+        strategy = KerasDataParallel()
+        strategy.num_replicas_in_sync  # 2
     """
 
     def __init__(self):

@@ -214,7 +214,7 @@ def main(recipe: Recipe, argv=None):
 
     TensorFlow's start-up and C++ log messages are hidden unless `--verbose`.
     """
-    from kzoo.cli import quiet_tensorflow
+    from kzoo.backend import quiet_tensorflow
 
     logging.basicConfig(level=logging.WARNING, format="kzoo: %(message)s")
     args = sys.argv[1:] if argv is None else argv

@@ -8,12 +8,13 @@ NumPy out; `predict_images` sends and returns pictures through the
 number or a version label (`"stable"`, from models.config). Only the protocol is
 used, so the same code works against the `tensorflow/serving` container.
 
-Example:
->>> client = Client("http://127.0.0.1:8501")
->>> client.predict("cgan", {"z": np.zeros((2, 100), "float32"), "label": np.array([3, 4])})["image"].shape
-(2, 32, 32, 1)
->>> client.predict_images("pix2pix", [photo])["image_png_bytes"][0].shape     # uint8 HxWxC
-(256, 256, 3)
+Example::
+
+    client = Client("http://127.0.0.1:8501")
+    client.predict("cgan", {"z": np.zeros((2, 100), "float32"), "label": np.array([3, 4])})["image"].shape
+    # (2, 32, 32, 1)
+    client.predict_images("pix2pix", [photo])["image_png_bytes"][0].shape     # uint8 HxWxC
+    # (256, 256, 3)
 """
 
 from __future__ import annotations

@@ -208,10 +208,11 @@ class Repository:
         on_load: optional `fn(servable)` called on each newly loaded version before
             it becomes visible (the server attaches its batcher there).
 
-    Example:
-    >>> repo = Repository("export", policy=("all",))
-    >>> repo.get("dcgan").version, repo.get("dcgan", 1).version
-    (2, 1)
+    Example::
+
+        repo = Repository("export", policy=("all",))
+        repo.get("dcgan").version, repo.get("dcgan", 1).version
+        # (2, 1)
     """
 
     def __init__(self, root="export", backend="onnx", *, config_file=None, policy=LATEST, on_load=None):

@@ -12,11 +12,12 @@ load new versions (in that thread, while the old ones keep serving), switch,
 and unload removed ones; every `model_config_file_poll_wait_seconds` it re-reads
 `models.config`.
 
-Example:
->>> server = ModelServer("export", port=0, grpc_port=0).start()   # in a thread
->>> server.rest_url, server.grpc_url
-('http://127.0.0.1:41235', 'grpc://127.0.0.1:40121')
->>> server.stop()
+Example::
+
+    server = ModelServer("export", port=0, grpc_port=0).start()   # in a thread
+    server.rest_url, server.grpc_url
+    # ('http://127.0.0.1:41235', 'grpc://127.0.0.1:40121')
+    server.stop()
 
 `kzoo serve` runs `ModelServer(...).run()` in the foreground (Ctrl-C stops it).
 

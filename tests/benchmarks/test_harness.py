@@ -14,8 +14,16 @@ def test_harness_writes_results_and_report(tmp_path, monkeypatch):
         "n": 8, "dtype": "float32", "repeats": 1, "tensorflow_gflops": 1.0, "numpy_gflops": 0.5,
         "gflops": 1.0, "source": "tensorflow"})
     out, report = tmp_path / "r.json", tmp_path / "R.md"
+    runs = tmp_path / "runs"
+    # by default a run writes only its own folder
+    assert main(["--suites", "peak", "--runs", str(runs), "--out", str(out), "--report", str(report)]) == 0
+    (first,) = runs.iterdir()
+    assert sorted(p.name for p in first.iterdir()) == ["RESULTS.md", "results.json"]
+    assert not out.exists() and not report.exists()
     assert main(["--suites", "peak,train,infer", "--recipes", "dcgan", "--steps", "1", "--variants", "fp32,mixed",
-                 "--out", str(out), "--report", str(report)]) == 0
+                 "--runs", str(runs), "--write", "--out", str(out), "--report", str(report)]) == 0
+    second = max(runs.iterdir())
+    assert second != first and json.loads((second / "results.json").read_text()) == json.loads(out.read_text())
     results = json.loads(out.read_text())
     rows = results["train"]
     assert len(rows) == 2 and all("error" not in r for r in rows), rows
@@ -31,7 +39,9 @@ def test_harness_writes_results_and_report(tmp_path, monkeypatch):
     text = report.read_text()
     assert "fp16 and int8 quality" in text and "NumPy (0.5 GFLOP/s)" in text
     assert "FLOPs per step are the analytic count" in text and " % |" in text.split("## Inference")[0]
-    assert "Inference latency" in text and "Training throughput" in text and "dcgan" in text and results["machine"]["cpu"] in text
+    (run,) = results["runs"].values()
+    assert all(r["run"] == second.name for r in rows + infer + [results["peak"]])
+    assert "Inference latency" in text and "Training throughput" in text and "dcgan" in text and run["machine"]["cpu"] in text
 
 
 def test_ddpm_sampling_benchmark_rows():

@@ -8,7 +8,8 @@ import pytest
 from kzoo.errors import KzooError
 from kzoo.export import onnx_model
 from kzoo.export.dynamic import spatially_dynamic
-from kzoo.export.spec import card_of, describe
+from kzoo.card import card_of
+from kzoo.export.spec import describe
 from tests.export.common import image_card, image_model, tiny_cgan
 
 

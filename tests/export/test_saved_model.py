@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from kzoo.export.saved_model import load_signature, write_saved_model
-from kzoo.export.spec import card_of, describe
+from kzoo.card import card_of
+from kzoo.export.spec import describe
 from tests.export.common import image_card, image_model, tiny_cgan
 
 

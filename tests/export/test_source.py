@@ -4,7 +4,7 @@ import keras
 import pytest
 
 from kzoo.errors import KzooError
-from kzoo.export.source import export_name, inference_parts, resolve
+from kzoo.export.source import export_name, resolve
 from tests.export.common import carded, fcn, image_card, image_model, save_preset, save_run, tiny_cgan
 
 
@@ -59,19 +59,6 @@ def test_the_card_must_cover_the_endpoints():
 def test_bad_sources(tmp_path, make, match):
     with pytest.raises(KzooError, match=match):
         resolve(make(tmp_path))
-
-
-def test_endpoints_must_be_functional():
-    class Sub(keras.Model):
-        def call(self, x):
-            return x
-
-    class Owner(keras.Model):
-        def inference_parts(self):
-            return {"net": Sub()}
-
-    with pytest.raises(KzooError, match="functional keras.Model"):
-        inference_parts(Owner())
 
 
 def test_hub_references(tmp_path, monkeypatch):

@@ -245,7 +245,7 @@ def diffusers_models(folder: Path):
         raise KzooError("this kzoo has no diffusers converter (kzoo.hub.convert.diffusers)") \
             from None
     full = convert_diffusers(state, config, scheduler)
-    from kzoo.export.source import inference_parts
+    from kzoo.card import inference_parts
 
     inference = next(iter(inference_parts(full).values()))
     info = {"format": "diffusers", "arch": str(config.get("_class_name", "UNet2DModel")),
@@ -322,7 +322,7 @@ def write(full, inference, info, size, out, *, name, source, source_sha256, tofu
                        + (f" --reverse {reverse['source']}" if reverse else "")}
     if reverse:
         meta["upstream"]["reverse"] = dict(reverse)
-    from kzoo.export.spec import card_of
+    from kzoo.card import card_of
     import kzoo
 
     meta_for_readme = dict(meta, card=card_of(full).to_dict(), model_class=type(full).__name__,
@@ -405,9 +405,10 @@ def convert(source, *, out, arch=None, name=None, reverse=None, progress=True) -
             zebra2horse.pth for horse2zebra.pth) for `generator_ba`; a catalog entry
             names its own (`upstream.reverse`).
 
-    Example:
-    >>> convert("horse2zebra.pth", arch="resnet_9blocks", out="presets/horse2zebra",
-    ...         reverse="zebra2horse.pth")
+    Example::
+
+        convert("horse2zebra.pth", arch="resnet_9blocks", out="presets/horse2zebra",
+                reverse="zebra2horse.pth")
     """
     out = Path(out)
     if out.exists():
@@ -514,7 +515,7 @@ def fetch(ref, *, arch=None, progress=True) -> Path:
     A conversion that fails leaves nothing in the cache. For a URL, the cached preset's
     recorded source sha256 is checked against the pin at every load.
     """
-    from kzoo.hub.loader import _install
+    from kzoo.hub.cache import install
 
     base, ref_arch, digest = split_ref(str(ref))
     arch = arch or ref_arch or _catalog_arch(base)
@@ -523,7 +524,7 @@ def fetch(ref, *, arch=None, progress=True) -> Path:
     def obtain(dest):
         convert(ref, out=dest, arch=arch, progress=progress)
 
-    root = _install(key, obtain, what=str(ref), how=f"kzoo hub download '{ref}'",
+    root = install(key, obtain, what=str(ref), how=f"kzoo hub download '{ref}'",
                     needs_network="://" in base or _catalog_upstream(base) is not None)
     source = json.loads((root / "metadata.json").read_text()).get("upstream", {})
     expected = pinned(source.get("source", ""))

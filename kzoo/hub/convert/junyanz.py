@@ -19,9 +19,10 @@ compute the same gradient-of-correlation, so no spatial flip). Padding: PyTorch'
 ResNet's 3x3 stride-2 convs and `output_padding=1` transposed convs do not, so the
 exact builders pad and crop explicitly (see `kzoo.models.cyclegan.resnet_generator`).
 
-Example:
->>> from kzoo.hub.convert.torchfile import load_state_dict
->>> generator = convert_junyanz(load_state_dict("facades_label2photo.pth"), "unet_256")
+Example::
+
+    from kzoo.hub.convert.torchfile import load_state_dict
+    generator = convert_junyanz(load_state_dict("facades_label2photo.pth"), "unet_256")
 """
 
 from __future__ import annotations

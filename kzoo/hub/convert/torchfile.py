@@ -294,10 +294,11 @@ def load_torch(path) -> dict:
         KzooError: the file is larger than `KZOO_MAX_PRESET_BYTES`, not a torch
             file, damaged, or its pickle names anything but tensor rebuilding.
 
-    Example:
-    >>> state = load_torch("latest_net_G.pth")
-    >>> state["model.1.weight"].shape
-    (64, 3, 7, 7)
+    Example::
+
+        state = load_torch("latest_net_G.pth")
+        state["model.1.weight"].shape
+        # (64, 3, 7, 7)
     """
     path = Path(path)
     budget = _check_size(path)
