@@ -394,7 +394,11 @@ def remove_stale_dirs(parent, pattern=TEMP_DIR_NAME, *, legacy=None,
     modified more than `older_than` seconds ago. Returns the removed paths.
 
     Example:
-    >>> remove_stale_dirs(cache.home() / "presets" / "cgan-digits")
+    >>> import tempfile
+    >>> parent = Path(tempfile.mkdtemp())
+    >>> (parent / ".export.kzoo-999999999-abcdefgh").mkdir()   # no such pid: a killed run's
+    >>> [p.name for p in remove_stale_dirs(parent)]
+    ['.export.kzoo-999999999-abcdefgh']
     """
     parent = Path(parent)
     removed = []

@@ -82,8 +82,9 @@ def load_split(name: str, split: str, *, shuffle_files: bool = False):
             URL and why); a Python module tfds needs that is missing; any other
             failure to read the split.
 
-    Example:
-    >>> ds, n = load_split("cifar10", "train")
+    Example::
+
+        ds, n = load_split("cifar10", "train")   # downloads on first use
     """
     import tensorflow_datasets as tfds
 
