@@ -15,6 +15,7 @@ import sys
 import tempfile
 
 from kzoo.errors import ArgumentParser, KzooError
+from kzoo.hub.cli import add_mode_argument
 
 
 def _cmd_list(args):
@@ -42,7 +43,7 @@ def _cmd_export(args):
 
     results = export(args.source, name=args.name, version=args.version, out=args.out,
                      formats=args.formats, opset=args.opset, fp16=args.fp16, force=args.force,
-                     image_signature=args.image_signature, log=_log)
+                     image_signature=args.image_signature, mode=args.mode, log=_log)
     for r in results:
         print(f"{r.path}: {', '.join(sorted(r.info['files'].values()))}, kzoo.json")
     return 0
@@ -57,7 +58,7 @@ def _cmd_predict(args):
     paths = predict(args.model, args.inputs, args.out, num=args.num, seed=args.seed,
                     label=args.label, providers=providers, endpoint=args.endpoint,
                     fp16=args.fp16, sampler=args.sampler, steps=args.steps, eta=args.eta,
-                    tile=args.tile, overlap=args.overlap, log=_log)
+                    tile=args.tile, overlap=args.overlap, mode=args.mode, log=_log)
     print(f"wrote {len(paths)} file(s) to {args.out}")
     return 0
 
@@ -202,6 +203,7 @@ def _add_export(sub):
     p.add_argument("--force", action="store_true", help="replace an existing --version")
     p.add_argument("--image-signature", action="store_true",
                    help="add a SavedModel signature taking/returning encoded images")
+    add_mode_argument(p)
     _add_verbose(p)
 
 
@@ -230,6 +232,7 @@ def _add_predict(sub):
                    help="diffusion models: DDIM (default) or the ancestral DDPM sampler")
     p.add_argument("--steps", type=at_least(1), default=50, help="diffusion models: denoising steps (default 50)")
     p.add_argument("--eta", type=finite_float(0.0, 1.0), default=0.0, help="diffusion models: DDIM eta (default 0)")
+    add_mode_argument(p)
     _add_verbose(p)
 
 
