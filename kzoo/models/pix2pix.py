@@ -202,6 +202,9 @@ class Pix2Pix(AdversarialModel):
     """
 
     loss_names = ("d_loss", "g_loss", "g_gan", "g_l1")
+    # what an option implies for the recipes' option resolution (`kzoo.recipes.config.implied`):
+    # the authors' UnetGenerator upsamples by transposed convs
+    implied_options = {"exact": {"junyanz": {"upsample": "transpose"}}}
 
     def __init__(self, *, image_size=256, input_channels=3, output_channels=3, width=64, levels=None,
                  n_layers=3, l1_weight=100.0, color="rgb", upsample="transpose", seed=None, norm="batch",
