@@ -301,6 +301,21 @@ def _option_type(default, doc_type):
     return _SCALARS.get(base), optional
 
 
+def _class_literal(module: str, class_name: str, attribute: str):
+    """The literal value of class attribute `attribute` (e.g. `implied_options = {...}`),
+    read from the source of the class or its kzoo parents; None if it has none."""
+    found = _find_class(module, class_name)
+    while found is not None:
+        module, node = found
+        for item in node.body:
+            if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attribute
+                                                    for t in item.targets):
+                return ast.literal_eval(item.value)
+        bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+        found = _find_class(module, bases[0]) if bases else None
+    return None
+
+
 def model_source(name: str) -> tuple[str, str]:
     """(module, class name) of the model class that registered model `name` builds,
     read from the source of `kzoo.models` (the one class its entry point calls),
@@ -641,12 +656,13 @@ def init_source(recipe, ref, options=None) -> tuple[dict, dict]:
     for fine-tuning is the preset's. Empty when the preset holds another model class
     (the copy of the weights then names the mismatch). The resolution order is recipe
     defaults -> recipe preset -> these -> flags."""
+    from kzoo.cli import import_tensorflow
     from kzoo.hub.loader import model_config
-    from kzoo.zoo import model_class
 
     options = recipe_options(recipe) if options is None else options
+    import_tensorflow()  # quietly: converting a catalog entry builds Keras models
     name, config = model_config(ref)
-    if name != model_class(recipe.model).__name__:
+    if name != model_source(recipe.model)[1]:
         return {}, {}
     table = {k: config[k] for k in ("image_size",)
              if k in config and k in train_fields(recipe.config_cls)}
@@ -658,10 +674,9 @@ def implied(recipe, model: dict, explicit=()) -> dict:
     """`model` options with the values other options imply: a model class declares
     `implied_options = {option: {value: {other option: value}}}` (e.g. `exact="junyanz"`
     implies the authors' transposed-conv upsampling); an option given as a flag
-    (`explicit`) keeps its value, so a contradiction is still reported by the model."""
-    from kzoo.zoo import model_class
-
-    rules = getattr(model_class(recipe.model), "implied_options", {})
+    (`explicit`) keeps its value, so a contradiction is still reported by the model.
+    The declaration is read from the source (a literal), like the options themselves."""
+    rules = _class_literal(*model_source(recipe.model), "implied_options") or {}
     out = dict(model)
     for option, by_value in rules.items():
         for key, value in by_value.get(out.get(option), {}).items():
