@@ -13,8 +13,12 @@ train mode at test time (`authors`):
   batch_size = 1";
 - options/test_options.py: `--eval`, action='store_true', "use eval mode during test
   time." (off unless given);
-- models/base_model.py: `eval()` calls `net.eval()` on each network; `test()` runs
-  `forward()` under `torch.no_grad()` only, which changes neither batch norm nor dropout.
+- models/base_model.py:91-96 `eval()` calls `net.eval()` on each network; :105-113
+  `test()` runs `forward()` under `torch.no_grad()` only, which changes neither batch
+  norm nor dropout (line numbers of the copy at commit 07cff558 of the search index);
+- models/pix2pix_model.py builds its generator with `not opt.no_dropout` and
+  options/base_options.py's `--no_dropout` is off by default: the published pix2pix
+  generators (unet_256) have dropout, which train mode applies.
   (`no_grad` does not stop train-mode batch norm from updating its running statistics,
   which train mode never reads.)
 
