@@ -34,7 +34,9 @@ image, as test.py's batch of one gives, so a batch of N images returns what N ca
 test.py would (and a batch of N copies of one image is N independent draws).
 
 Instance norm (CycleGAN's ResNet generators, `unet_*_instance`) has no running
-statistics (`track_running_stats=False`): it behaves the same in both modes. The
+statistics (`track_running_stats=False`): it behaves the same in both modes, so such a
+network differs between the modes only by its dropout (a `unet_*_instance` with
+dropout blocks drops out in authors mode). The
 authors' CycleGAN generators have no dropout either (`cycle_gan_model.py`:
 `parser.set_defaults(no_dropout=True)  # default CycleGAN did not use dropout`; test.py's
 docstring tests the pretrained ones with `--model test --no_dropout`): for them the two
