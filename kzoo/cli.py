@@ -15,6 +15,7 @@ import sys
 
 from kzoo.backend import import_tensorflow, quiet_tensorflow
 from kzoo.errors import ArgumentParser, KzooError
+from kzoo.hub.cli import add_mode_argument
 
 
 def _cmd_list(args):
@@ -42,7 +43,7 @@ def _cmd_export(args):
 
     results = export(args.source, name=args.name, version=args.version, out=args.out,
                      formats=args.formats, opset=args.opset, fp16=args.fp16, force=args.force,
-                     image_signature=args.image_signature, log=_log)
+                     image_signature=args.image_signature, mode=args.mode, log=_log)
     for r in results:
         print(f"{r.path}: {', '.join(sorted(r.info['files'].values()))}, kzoo.json")
     return 0
@@ -57,7 +58,8 @@ def _cmd_predict(args):
     paths = predict(args.model, args.inputs, args.out, num=args.num, seed=args.seed,
                     label=args.label, providers=providers, endpoint=args.endpoint,
                     fp16=args.fp16, sampler=args.sampler, steps=args.steps, eta=args.eta,
-                    use_clipped_model_output=args.use_clipped_model_output, tile=args.tile, overlap=args.overlap, log=_log)
+                    use_clipped_model_output=args.use_clipped_model_output, tile=args.tile,
+                    overlap=args.overlap, mode=args.mode, log=_log)
     print(f"wrote {len(paths)} file(s) to {args.out}")
     return 0
 
@@ -145,6 +147,7 @@ def _add_export(sub):
     p.add_argument("--force", action="store_true", help="replace an existing --version")
     p.add_argument("--image-signature", action="store_true",
                    help="add a SavedModel signature taking/returning encoded images")
+    add_mode_argument(p)
     _add_verbose(p)
 
 
@@ -176,6 +179,7 @@ def _add_predict(sub):
     p.add_argument("--use-clipped-model-output", action=argparse.BooleanOptionalAction, default=None,
                    help="diffusion models: DDIM re-derives the noise from the clipped x_0 "
                         "(diffusers' DDIMPipeline argument; default: the model's kzoo.json option)")
+    add_mode_argument(p)
     _add_verbose(p)
 
 

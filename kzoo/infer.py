@@ -520,10 +520,14 @@ def cache_dir():
     return Path(os.environ.get("KZOO_HOME") or Path.home() / ".cache" / "kzoo") / "exports"
 
 
-def resolve_model(source, endpoint=None):
+def resolve_model(source, endpoint=None, mode=None):
     """An exported version for `source`: an export dir as is; a preset (or hub reference:
     catalog name, archive, URL), run dir or .keras file is exported (ONNX only) into the
-    cache first -- that step needs TensorFlow."""
+    cache first -- that step needs TensorFlow.
+
+    `mode`: the test-time mode of a junyanz network, "eval" or "authors"
+    (`kzoo.layers.test_mode`); None: the source's. An export was made in one mode: asking
+    it for the other is refused with the `kzoo export --mode` command that makes it."""
     from kzoo.hub.loader import hub_folder
 
     preset = hub_folder(source) if not Path(source).is_dir() else None
@@ -532,21 +536,28 @@ def resolve_model(source, endpoint=None):
         raise KzooError(f"{source} does not exist; give an exported model (export/<name>) or a "
                         "preset / run directory")
     try:
-        return find_version(path)
+        version = find_version(path)
     except KzooError:
         keras_file = path if path.suffix == ".keras" else next(
             (p for p in (path / "model.keras", path / "model" / "model.keras") if p.is_file()), None)
         if keras_file is None:
             raise
+    else:
+        made = json.loads((version / "kzoo.json").read_text()).get("test_mode", {}).get("mode", "eval")
+        if mode is not None and mode != made:
+            raise KzooError(f"{version} was exported in {made} mode; export the source again with "
+                            f"`kzoo export SOURCE --mode {mode}` to predict in {mode} mode")
+        return version
     import hashlib
 
     digest = hashlib.sha256(keras_file.read_bytes()).hexdigest()[:16]
-    root = cache_dir() / digest
+    root = cache_dir() / (digest if mode is None else f"{digest}-{mode}")
     models = sorted(p for p in root.glob("*/1") if (p / "kzoo.json").is_file()) if root.is_dir() else []
     if not models:
         from kzoo.export import export
 
-        models = [r.path for r in export(path, out=root, formats=("onnx",), version=1, force=True)]
+        models = [r.path for r in export(path, out=root, formats=("onnx",), version=1, force=True,
+                                         mode=mode)]
     if len(models) == 1:
         return models[0]
     ends = {json.loads((m / "kzoo.json").read_text())["endpoint"]: m for m in models}
@@ -558,15 +569,16 @@ def resolve_model(source, endpoint=None):
 
 def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, providers=None,
             endpoint=None, fp16=False, sampler="ddim", steps=50, eta=0.0, use_clipped_model_output=None,
-            tile=None, overlap=OVERLAP, log=None):
+            tile=None, overlap=OVERLAP, mode=None, log=None):
     """What `kzoo predict` does: run `source` on `inputs` (or generate `num`); returns paths.
 
     Diffusion eps-models are sampled with `sampler` ("ddim" or "ddpm") in `steps` steps,
     with the sampler options of their kzoo.json (`use_clipped_model_output` overrides one).
-    Image models take `tile` and `overlap` (see `OnnxModel.predict_image`).
+    Image models take `tile` and `overlap` (see `OnnxModel.predict_image`). `mode`: the
+    test-time mode of a junyanz network (`resolve_model`).
     """
     log = log or (lambda msg: None)
-    model = OnnxModel(resolve_model(source, endpoint), providers=providers, fp16=fp16)
+    model = OnnxModel(resolve_model(source, endpoint, mode), providers=providers, fp16=fp16)
     log(f"{model.name} version {model.info.get('version')} on onnxruntime {model.provider}")
     out = Path(out)
     written = []

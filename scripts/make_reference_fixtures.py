@@ -12,6 +12,16 @@ weights -- batch norm with non-trivial running statistics -- and writes, in eval
     junyanz_legacy.pth   one state dict in the pre-1.6 stream format (reader test)
     junyanz_full_size.json   {arch: [[name, shape], ...]} of the published architectures
                              (ngf 64: unet_256, unet_128, resnet_9blocks, resnet_6blocks)
+    unet_batch_dropout_authors.npz   the same network on the same inputs in the authors'
+        default test mode (test.py without --eval: train mode, one image per batch):
+        `batch_stats` -- the outputs with batch-norm batch statistics and dropout disabled
+        (exact), and for the first input `dropout_mean` / `dropout_std` (float16) over
+        `draws` dropout draws
+    unet_256_tiny.pth   an 8-level unet_256 state dict at ngf 1 (the published layout at
+        a tiny width): what the local stand-in for the authors' host serves in tests
+
+`--only authors` writes just the authors-mode files, from the committed
+unet_batch_dropout.pth and .npz (the other fixtures stay byte for byte).
 
 The torch modules below mirror networks.py's `UnetGenerator`/`UnetSkipConnectionBlock`
 and `ResnetGenerator`/`ResnetBlock` module for module (same nesting, hence the same
@@ -198,12 +208,62 @@ def make_junyanz(out: Path):
     (out / "junyanz_full_size.json").write_text(json.dumps(full, indent=0) + "\n")
 
 
+AUTHORS_DRAWS = 2000
+
+
+def authors_mode(net, x):
+    """`net` on each image of `x` alone in the authors' default test mode: test.py
+    without --eval leaves the model in train mode (`model.eval()` only under `if
+    opt.eval:`) and runs one image per batch (`opt.batch_size = 1`)."""
+    net.train()
+    with torch.no_grad():
+        return torch.cat([net(x[i:i + 1]) for i in range(len(x))])
+
+
+def make_authors(out: Path):
+    """unet_batch_dropout in train mode: batch statistics without dropout (exact), and
+    the per-output mean and std over many dropout draws (statistical comparison)."""
+    import copy
+
+    cls, config, _ = SMALL["unet_batch_dropout"]
+    net = cls(**config)
+    net.load_state_dict(torch.load(out / "unet_batch_dropout.pth"))
+    data = np.load(out / "unet_batch_dropout.npz")
+    x = torch.from_numpy(data["input"]).permute(0, 3, 1, 2).contiguous()
+    no_dropout = copy.deepcopy(net)
+    for m in no_dropout.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+    batch_stats = authors_mode(no_dropout, x)
+    torch.manual_seed(1234)
+    draws = torch.stack([authors_mode(net, x[:1])[0] for _ in range(AUTHORS_DRAWS)])
+    mean, std = draws.mean(0), draws.std(0)
+    np.savez_compressed(out / "unet_batch_dropout_authors.npz",
+                        batch_stats=batch_stats.permute(0, 2, 3, 1).numpy(),
+                        dropout_mean=mean.permute(1, 2, 0).numpy(),
+                        dropout_std=std.permute(1, 2, 0).numpy().astype(np.float16),  # a spread
+                        draws=AUTHORS_DRAWS)
+    eval_out = torch.from_numpy(data["output"]).permute(0, 3, 1, 2)
+    print(f"unet_batch_dropout authors mode: batch statistics differ from eval by up to "
+          f"{(batch_stats - eval_out).abs().max():.3f}; dropout std mean {std.mean():.4f}, "
+          f"max {std.max():.4f} over {AUTHORS_DRAWS} draws")
+    tiny = UnetGenerator(input_nc=3, output_nc=3, num_downs=8, ngf=1, norm="batch", use_dropout=True)
+    randomize(tiny, seed=200)
+    torch.save(tiny.state_dict(), out / "unet_256_tiny.pth")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--only", choices=("authors",), help="write only these fixtures")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # small networks: threads only contend
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only == "authors":
+        make_authors(args.out)
+        return 0
     make_junyanz(args.out)
+    make_authors(args.out)
     helper = Path(__file__).with_name("reference_fixtures_diffusers.py")
     if helper.is_file():
         spec = importlib.util.spec_from_file_location("reference_fixtures_diffusers", helper)

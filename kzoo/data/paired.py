@@ -113,6 +113,33 @@ def load_pairs(spec: str, *, image_size: int, split: str = "train", paired: bool
     return pairs
 
 
+def with_channels(pairs: ImagePairs, input_channels=None, channels=None) -> ImagePairs:
+    """`pairs` with gray (1-channel) domains repeated to `input_channels` (A) / `channels` (B).
+
+    A gray image is the RGB image whose three channels are equal; the junyanz authors
+    load every pix2pix pair that way (pytorch-CycleGAN-and-pix2pix `data/aligned_dataset.py`:
+    `AB = Image.open(AB_path).convert('RGB')`), so an RGB model fine-tunes on gray inputs
+    such as builtin:photos/gray2color or edges2photo. Other channel counts are refused.
+    """
+    changes = {}
+    for key, have, want in (("a", pairs.input_channels, input_channels),
+                            ("b", pairs.channels, channels)):
+        if want is None or want == have:
+            continue
+        if have != 1:
+            raise KzooError(f"{pairs.name}: domain {key.upper()} has {have} channels, the model "
+                            f"takes {want}; only gray (1-channel) images are repeated to more")
+        changes[key] = getattr(pairs, key).map(lambda x, n=int(want): _repeat(x, n))
+        changes["input_channels" if key == "a" else "channels"] = int(want)
+    return dataclasses.replace(pairs, **changes) if changes else pairs
+
+
+def _repeat(x, n):
+    import tensorflow as tf
+
+    return tf.repeat(x, n, axis=-1)
+
+
 # --- builtin (offline), from kzoo.data.photos -------------------------------------
 
 def warm_grade(rgb01):

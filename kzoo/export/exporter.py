@@ -58,7 +58,7 @@ class Exported:
 def export(source, *, name=None, version=None, out="export", formats=FORMATS, opset=DEFAULT_OPSET,
            fp16=False, force=False, image_signature=False, tolerance=TOLERANCE,
            serving_root=serving_config.SERVING_ROOT, max_batch_size=serving_config.MAX_BATCH_SIZE,
-           log=None):
+           mode=None, log=None):
     """Export every endpoint of `source` into `out/<name>/<version>/`.
 
     Args:
@@ -75,6 +75,8 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
         force: bool. Replace an existing version.
         image_signature: bool. Add a `serving_images` signature (encoded images in/out).
         tolerance: float. Largest fp32 error allowed, relative to the output range.
+        mode: str or None. Test-time mode of junyanz networks: "eval" or "authors"
+            (`kzoo.export.source`; None: the source's recorded mode, else "eval").
         log: optional `fn(str)` for progress lines.
 
     Returns:
@@ -85,9 +87,9 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
     if fp16 and "onnx" not in formats:
         raise KzooError("--fp16 converts the ONNX model: include onnx in --formats")
     from kzoo.export.dynamic import spatially_dynamic
-    from kzoo.export.source import resolve
+    from kzoo.export.source import in_mode, resolve
 
-    src = resolve(source)
+    src = in_mode(resolve(source), mode)
     name = layout.check_name(name or src.name)
     root = Path(out)
     served = {ep: name if len(src.parts) == 1 else f"{name}_{ep}" for ep in src.parts}
@@ -123,8 +125,11 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
             info = build_version(part, spec, staged[ep],
                                  formats=formats, opset=opset, fp16=fp16, tolerance=tolerance,
                                  image_signature=image_signature, metadata=src.metadata, log=log)
+            from kzoo.layers.test_mode import ABOUT
+
             info.update(name=served[ep], version=version, source=src.description,
-                        model_class=type(src.model).__name__, task=src.card.task)
+                        model_class=type(src.model).__name__, task=src.card.task,
+                        test_mode={"mode": src.mode, "about": ABOUT[src.mode]})
             schedule = diffusion_schedule(src.model)
             if schedule is not None:
                 info["diffusion"] = schedule
@@ -189,11 +194,18 @@ def _check_formats(formats):
 def same_as_built(built, dynamic, spec, tolerance=TOLERANCE):
     """Raise a `KzooError` unless the spatially dynamic rebuild of a network gives the
     network's own outputs at the card's base size (the rebuild swaps layers, see
-    `kzoo.export.dynamic`); parity is then measured against the rebuild at every size."""
-    feeds = sample_inputs(spec["inputs"], 2, np.random.default_rng(PARITY_SEED),
-                          size=spec["dynamic"]["spatial_size"]["base"])
-    bad = parity.failures(parity.compare(_keras_outputs(built, feeds, spec),
-                                         _keras_outputs(dynamic, feeds, spec), spec), tolerance)
+    `kzoo.export.dynamic`); parity is then measured against the rebuild at every size.
+    A network that drops out at test time is compared by distribution (`draw_case`)."""
+    from kzoo.layers.test_mode import dropout_rate
+
+    if dropout_rate(built) > 0:
+        feeds, compare = draw_case(spec)["feeds"][0], parity.compare_draws
+    else:
+        feeds = sample_inputs(spec["inputs"], 2, np.random.default_rng(PARITY_SEED),
+                              size=spec["dynamic"]["spatial_size"]["base"])
+        compare = parity.compare
+    bad = parity.failures(compare(_keras_outputs(built, feeds, spec),
+                                  _keras_outputs(dynamic, feeds, spec), spec), tolerance)
     if bad:
         raise KzooError(f"endpoint {spec['endpoint']!r}: its network rebuilt with dynamic "
                         f"height/width differs from the network: {'; '.join(bad)}")
@@ -229,7 +241,10 @@ def build_version(part, spec, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET, 
             **spec, "files": {}, "parity": {}, "tolerance": tolerance,
             "versions": _versions(), "metadata": _public_metadata(metadata),
             "processing": PROCESSING}
-    cases = parity_inputs(part, spec, metadata)
+    from kzoo.layers.test_mode import dropout_rate
+
+    stochastic = dropout_rate(part) > 0  # a new dropout mask at every call: compare distributions
+    cases = {"draws": draw_case(spec)} if stochastic else parity_inputs(part, spec, metadata)
     info["parity_inputs"] = {k: v["about"] for k, v in cases.items()}
     reference = {k: [_keras_outputs(part, f, spec) for f in v["feeds"]] for k, v in cases.items()}
     runners = {}
@@ -253,7 +268,8 @@ def build_version(part, spec, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET, 
     for fmt, run in runners.items():
         info["parity"][fmt] = {}
         for case, c in cases.items():
-            figures = parity.merge(*(parity.compare(ref, run(**f), spec)
+            compare = parity.compare_draws if case == "draws" else parity.compare
+            figures = parity.merge(*(compare(ref, run(**f), spec)
                                      for f, ref in zip(c["feeds"], reference[case])))
             info["parity"][fmt][case] = figures
             limit = FP16_WARN if fmt == "onnx_fp16" else tolerance
@@ -262,12 +278,32 @@ def build_version(part, spec, out_dir, *, formats=FORMATS, opset=DEFAULT_OPSET, 
                 problems += [f"{fmt} ({case} inputs) {b}" for b in bad]
             elif bad:
                 log(f"warning: fp16 ONNX is coarse: {'; '.join(bad)}")
-        worst = max((f.get("max_rel", 0.0) for c in info["parity"][fmt].values() for f in c.values()),
-                    default=0.0)
-        log(f"  {fmt}: max error {worst:.2g} of the output range")
+        figures = [f for c in info["parity"][fmt].values() for f in c.values()]
+        if stochastic:
+            log(f"  {fmt}: over {DRAWS} dropout draws, mean z^2 "
+                f"{max(f.get('mean_z2', 0.0) for f in figures):.2g}, spread ratio "
+                + ", ".join(f"{f.get('spread_ratio', 0.0):.3g}" for f in figures))
+        else:
+            worst = max((f.get("max_rel", 0.0) for f in figures), default=0.0)
+            log(f"  {fmt}: max error {worst:.2g} of the output range")
     if problems:
         raise ParityError("export failed the parity check, nothing was written: " + "; ".join(problems))
     return info
+
+
+DRAWS = 64
+
+
+def draw_case(spec, draws=DRAWS):
+    """The parity inputs of a network that drops out at test time: one seeded input
+    repeated `draws` times (authors-mode batch norm normalizes each image on its own, so
+    the rows are independent draws of the same input)."""
+    one = sample_inputs(spec["inputs"], 1, np.random.default_rng(PARITY_SEED),
+                        size=(spec["dynamic"].get("spatial_size") or {}).get("base"))
+    feeds = {k: np.repeat(v, draws, axis=0) for k, v in one.items()}
+    return {"feeds": [feeds], "about": f"one seeded input repeated {draws} times: dropout is "
+                                       "random, so the distributions of the outputs are compared "
+                                       "(kzoo.export.parity.compare_draws)"}
 
 
 def onnx_runner(path):

@@ -5,6 +5,16 @@ range of the Keras output (max - min over the batch). For int outputs (argmax la
 elements that differ. An artifact passes when every float output's relative
 error is within `tolerance` and at most `LABEL_MISMATCH` of its labels differ
 (argmax may flip where two classes are within rounding of each other).
+
+A network that drops out at test time (the junyanz authors' mode,
+`kzoo.layers.test_mode`) gives a new output at every call, so its artifacts are
+compared by distribution (`compare_draws`): for N draws of the same input from each
+side, the per-element means must agree within their standard errors (the mean of
+z^2 = (mean difference)^2 / (var_a / N + var_b / N) over elements is about 1 for equal
+distributions; it must be at most `DRAW_Z2`) and the average spread must agree
+(ratio of mean standard deviations within `DRAW_SPREAD`). An artifact that lost
+its dropout has spread ratio 0; one that lost the batch statistics moves the means
+by many standard errors.
 """
 
 from __future__ import annotations
@@ -12,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 LABEL_MISMATCH = 0.01
+DRAW_Z2 = 2.0
+DRAW_SPREAD = (0.8, 1.25)
 
 
 def compare(reference, candidate, spec):
@@ -31,6 +43,29 @@ def compare(reference, candidate, spec):
         err = float(np.max(np.abs(ref - got))) if ref.size else 0.0
         figures[e["name"]] = {"max_abs": err, "max_rel": err / span, "output_range": span,
                               "finite": bool(np.all(np.isfinite(got)))}
+    return figures
+
+
+def compare_draws(reference, candidate, spec):
+    """{output: figures} of N draws of one input from each side (see module docstring)."""
+    figures = {}
+    for e in spec["outputs"]:
+        ref = np.asarray(reference[e["name"]], np.float64)
+        got = np.asarray(candidate[e["name"]], np.float64)
+        if ref.shape != got.shape:
+            figures[e["name"]] = {"shape_mismatch": [list(ref.shape), list(got.shape)]}
+            continue
+        n = len(ref)
+        span = max(float(ref.max() - ref.min()), 1e-6)
+        var_r, var_g = ref.var(0, ddof=1), got.var(0, ddof=1)
+        diff = ref.mean(0) - got.mean(0)
+        floor = (1e-6 * span) ** 2  # elements that do not vary (saturated tanh) compare exactly
+        spread = float(np.sqrt(var_r).mean())
+        figures[e["name"]] = {
+            "draws": n, "mean_z2": float(np.mean(diff ** 2 / ((var_r + var_g) / n + floor))),
+            "spread_ratio": float(np.sqrt(var_g).mean() / spread) if spread > 0 else 1.0,
+            "max_abs_mean": float(np.abs(diff).max()), "spread": spread, "output_range": span,
+            "finite": bool(np.all(np.isfinite(got)))}
     return figures
 
 
@@ -61,6 +96,14 @@ def failures(figures, tolerance):
                 bad.append(f"{name}: {f['mismatch_fraction']:.2%} of labels differ")
         elif not f["finite"]:
             bad.append(f"{name}: non-finite values")
+        elif "mean_z2" in f:
+            lo, hi = DRAW_SPREAD
+            if f["mean_z2"] > DRAW_Z2:
+                bad.append(f"{name}: over {f['draws']} dropout draws the mean outputs differ by "
+                           f"{f['mean_z2']:.3g} squared standard errors on average (at most {DRAW_Z2})")
+            if not lo <= f["spread_ratio"] <= hi:
+                bad.append(f"{name}: the outputs vary {f['spread_ratio']:.3g} times as much as "
+                           f"Keras' over {f['draws']} dropout draws (allowed {lo}..{hi})")
         elif f["max_rel"] > tolerance:
             bad.append(f"{name}: max error {f['max_abs']:.3g} = {f['max_rel']:.3g} of the output "
                        f"range (tolerance {tolerance:g})")

@@ -15,6 +15,12 @@ export name is a preset's name (`srresnet-photos`), a run's recipe, a file's ste
 else the model class in snake case.
 
 Models load in Keras safe mode: nothing in the file is executed.
+
+`mode` picks the test-time mode of the endpoints (`kzoo.layers.test_mode`): "eval"
+(batch norm's running statistics, no dropout: Keras inference) or "authors" (the
+junyanz authors' default test.py: batch statistics and dropout on), for networks
+converted from junyanz/pytorch-CycleGAN-and-pix2pix (`exact="junyanz"`) only. None:
+the mode the source recorded (a converted preset's `test_mode`), else "eval".
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class Source:
         metadata: the run's/preset's metadata.json (empty for a bare file).
         name: the default export name.
         description: where it came from (for kzoo.json).
+        mode: the endpoints' test-time mode, "eval" or "authors".
     """
 
     model: object
@@ -46,6 +53,7 @@ class Source:
     metadata: dict
     name: str
     description: str
+    mode: str = "eval"
 
 
 def _snake(name):
@@ -65,6 +73,22 @@ def _source(model, metadata, name, description):
         raise KzooError(f"{type(model).__name__}.card() declares endpoints {sorted(card.names)} but "
                         f"inference_parts() returns {sorted(parts)}")
     return Source(model, parts, card, metadata, export_name(name), description)
+
+
+def in_mode(src: Source, mode=None) -> Source:
+    """`src` with its endpoints in test-time `mode` (see module docstring)."""
+    from kzoo.layers.test_mode import check_mode, with_test_mode
+
+    recorded = src.metadata.get("test_mode") if isinstance(src.metadata, dict) else None
+    mode = check_mode(mode or recorded or "eval")
+    if mode == "eval":
+        return dataclasses.replace(src, mode="eval")
+    if getattr(src.model, "exact", None) != "junyanz":
+        raise KzooError(f"--mode {mode} runs the junyanz authors' test.py behaviour: it is for "
+                        f"networks converted from junyanz/pytorch-CycleGAN-and-pix2pix "
+                        f"(exact='junyanz'), not this {type(src.model).__name__}")
+    parts = {ep: with_test_mode(part, mode) for ep, part in src.parts.items()}
+    return dataclasses.replace(src, parts=parts, mode=mode)
 
 
 def _load_keras(path):

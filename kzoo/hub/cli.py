@@ -33,7 +33,18 @@ def add_parser(sub):
     conv.add_argument("--name", help="preset name (default: from the source)")
     conv.add_argument("--reverse", help="CycleGAN: the other direction's generator (e.g. "
                       "zebra2horse.pth for horse2zebra.pth), loaded into generator_ba")
+    add_mode_argument(conv, default="eval")
     return hub  # sub-parsers of kzoo.errors.ArgumentParser: errors are one KzooError line
+
+
+def add_mode_argument(parser, default=None):
+    """`--mode eval|authors`: the test-time mode of junyanz networks (`kzoo.layers.test_mode`)."""
+    parser.add_argument("--mode", choices=("eval", "authors"), default=default,
+                        help="junyanz pix2pix/CycleGAN test-time mode: eval (batch norm running "
+                             "statistics, no dropout; test.py --eval) or authors (the authors' "
+                             "default test.py: each image's own batch statistics, dropout on); "
+                             + ("default eval" if default else
+                                "default: the source's recorded mode, else eval"))
 
 
 def main(args):
@@ -62,10 +73,11 @@ def main(args):
         from kzoo.hub import convert
 
         folder = convert.convert(args.source, out=args.out, arch=args.arch, name=args.name,
-                                 reverse=args.reverse)
+                                 reverse=args.reverse, mode=args.mode)
         meta = json.loads((folder / "metadata.json").read_text())
         print(f"converted {meta['upstream']['source']} ({meta['upstream']['arch']}, sha256 "
-              f"{meta['upstream']['sha256']}) into {folder}\n"
+              f"{meta['upstream']['sha256']}) into {folder}"
+              + (f", {meta['test_mode']} mode" if meta.get("test_mode") else "") + "\n"
               f"load it with kzoo.hub.load({str(folder)!r})")
         return 0
     from kzoo.hub.publish import publish

@@ -19,6 +19,7 @@ loaded, and the models are loaded in Keras safe mode.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import urllib.parse
@@ -199,6 +200,28 @@ def load(ref, *, part: str = "inference", compile: bool = True, **kwargs):
         return keras.saving.load_model(path, safe_mode=True, compile=compile)
     except (ValueError, TypeError) as e:
         raise KzooError(f"{path}: cannot be loaded safely: {e}") from None
+
+
+def model_config(ref) -> tuple[str, dict]:
+    """`(class name, constructor config)` of preset `ref`'s full model, read from its
+    `model.keras` (the archive's `config.json`) without building or loading anything."""
+    import zipfile
+
+    from kzoo.hub import schema
+
+    root = fetch(ref)
+    path = root / MODEL_FILES["full"]
+    try:
+        with zipfile.ZipFile(path) as z, z.open("config.json") as f:
+            text = f.read(schema.MAX_METADATA_BYTES + 1)
+        if len(text) > schema.MAX_METADATA_BYTES:
+            raise KzooError(f"{path}: config.json is over {schema.MAX_METADATA_BYTES} bytes")
+        record = json.loads(text)
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+        raise KzooError(f"{path}: cannot read the model's config ({e})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise KzooError(f"{path}: config.json holds no model config")
+    return str(record.get("class_name", "")), record["config"]
 
 
 def init_weights(model, ref):

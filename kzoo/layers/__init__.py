@@ -6,6 +6,7 @@
 - `diffusion`: time embedding, time-conditioned residual block, spatial attention.
 - `aspp`: Atrous Spatial Pyramid Pooling.
 - `preprocessing`: ImageNet (Caffe-style) input conversion.
+- `test_mode`: eval vs the junyanz authors' train-mode inference (batch statistics, dropout).
 
 A layer that only one family uses lives in that family's model file
 (`ImageHistoryPool` in `kzoo.models.cyclegan`, `ArgMax` in
@@ -19,10 +20,11 @@ from kzoo.layers.diffusion import SinusoidalTimeEmbedding, SpatialSelfAttention,
 from kzoo.layers.patchgan import check_patchgan_size, patchgan_discriminator, receptive_field
 from kzoo.layers.preprocessing import IMAGENET_BGR_MEAN, CaffeImageInput
 from kzoo.layers.sampling import PixelShuffle, ReflectionPadding2D
+from kzoo.layers.test_mode import BatchStatNormalization, TestTimeDropout, with_test_mode
 
 __all__ = [
-    "IMAGENET_BGR_MEAN", "CaffeImageInput", "PixelShuffle", "ReflectionPadding2D",
-    "SinusoidalTimeEmbedding", "SpatialSelfAttention", "TimeResidualBlock", "activation_layer",
+    "IMAGENET_BGR_MEAN", "BatchStatNormalization", "CaffeImageInput", "PixelShuffle", "ReflectionPadding2D",
+    "SinusoidalTimeEmbedding", "SpatialSelfAttention", "TestTimeDropout", "TimeResidualBlock", "activation_layer",
     "aspp", "check_patchgan_size", "conv_block", "conv_norm_act", "dcgan_init", "normalization",
-    "patchgan_discriminator", "receptive_field",
+    "patchgan_discriminator", "receptive_field", "with_test_mode",
 ]

@@ -302,6 +302,9 @@ class CycleGAN(AdversarialModel):
     """
 
     loss_names = ("d_loss", "d_a", "d_b", "g_loss", "g_gan", "g_cycle", "g_identity")
+    # what an option implies for the recipes' option resolution (`kzoo.recipes.config.implied`):
+    # the authors' ResnetGenerator upsamples by transposed convs and has no input skip
+    implied_options = {"exact": {"junyanz": {"upsample": "transpose", "input_skip": False}}}
     generator_first = True  # the authors' order: G_A and G_B, then D_A and D_B
 
     def __init__(self, *, image_size=256, channels=3, width=64, num_blocks=None, n_layers=3,

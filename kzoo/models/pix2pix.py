@@ -57,7 +57,9 @@ def unet_generator(*, input_channels=3, output_channels=3, width=64, levels=8, d
     every conv has one), the last up-conv always has one; the innermost block has
     no norm on its down conv; dropout (`dropout`, 0 for none) follows the norm of
     the `levels - 5` decoder blocks next to the innermost. Batch norm uses its
-    running statistics at inference, as `net.eval()` does.
+    running statistics at inference, as `net.eval()` does; the authors' default
+    test.py (no `--eval`) keeps train mode instead, which
+    `kzoo.layers.test_mode.with_test_mode(generator, "authors")` reproduces.
 
     Args:
         norm: str. "batch" (the paper's) or "instance" (junyanz's `--norm instance`).
@@ -150,7 +152,9 @@ class Pix2Pix(AdversarialModel):
     and mirroring (the recipe's defaults). Batches are `(input, target)` pairs.
 
     At inference dropout is off (deterministic outputs), where the authors keep
-    it on as the generator's only noise source.
+    it on as the generator's only noise source (their test.py without `--eval`;
+    `kzoo export --mode authors` exports that behaviour for `exact="junyanz"`,
+    see `kzoo.layers.test_mode`).
 
     `color="lab"` is the paper's colourisation set-up (Isola et al., 2017,
     Sec. 4; Zhang et al., 2016): the U-Net (`ab_generator`) maps the lightness
@@ -202,6 +206,9 @@ class Pix2Pix(AdversarialModel):
     """
 
     loss_names = ("d_loss", "g_loss", "g_gan", "g_l1")
+    # what an option implies for the recipes' option resolution (`kzoo.recipes.config.implied`):
+    # the authors' UnetGenerator upsamples by transposed convs
+    implied_options = {"exact": {"junyanz": {"upsample": "transpose"}}}
 
     def __init__(self, *, image_size=256, input_channels=3, output_channels=3, width=64, levels=None,
                  n_layers=3, l1_weight=100.0, color="rgb", upsample="transpose", seed=None, norm="batch",

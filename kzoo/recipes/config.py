@@ -301,6 +301,21 @@ def _option_type(default, doc_type):
     return _SCALARS.get(base), optional
 
 
+def _class_literal(module: str, class_name: str, attribute: str):
+    """The literal value of class attribute `attribute` (e.g. `implied_options = {...}`),
+    read from the source of the class or its kzoo parents; None if it has none."""
+    found = _find_class(module, class_name)
+    while found is not None:
+        module, node = found
+        for item in node.body:
+            if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attribute
+                                                    for t in item.targets):
+                return ast.literal_eval(item.value)
+        bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+        found = _find_class(module, bases[0]) if bases else None
+    return None
+
+
 def model_source(name: str) -> tuple[str, str]:
     """(module, class name) of the model class that registered model `name` builds,
     read from the source of `kzoo.models` (the one class its entry point calls),
@@ -614,11 +629,60 @@ def resolve_config(recipe, argv=None, *, has_gpu=None):
                              "paper schedule)")
         train, model = load_preset(recipe, preset)
         train["preset"] = preset
+        if args.get("init_from") and recipe.init_weights is None:
+            source_train, source_model = init_source(recipe, args["init_from"], options)
+            changed = sorted(k for k, v in {**source_train, **source_model}.items()
+                             if {**train, **model}.get(k, v) != v and k not in args
+                             and k not in model_flags)
+            if changed:
+                notes.append(f"--init-from {args['init_from']}: its "
+                             f"{', '.join(flag_text(k, {**source_train, **source_model}[k]) for k in changed)} "
+                             f"replace the {preset} preset's (flags still win)")
+            train.update(source_train)
+            model.update(source_model)
     train.update(args)
     model.update(model_flags)
+    if not resume:
+        model = implied(recipe, model, explicit=set(model_flags))
     cfg = make_config(recipe, train, model, options)
     validate(cfg)
     return cfg, out, resume, notes
+
+
+def init_source(recipe, ref, options=None) -> tuple[dict, dict]:
+    """(training, model) values that `--init-from ref` brings: the options its full model
+    was built with (read from the preset's model.keras, `kzoo.hub.loader.model_config`;
+    fetching a catalog entry downloads and converts it), so that the network built
+    for fine-tuning is the preset's. Empty when the preset holds another model class
+    (the copy of the weights then names the mismatch). The resolution order is recipe
+    defaults -> recipe preset -> these -> flags."""
+    from kzoo.backend import import_tensorflow
+    from kzoo.hub.loader import model_config
+
+    options = recipe_options(recipe) if options is None else options
+    import_tensorflow()  # quietly: converting a catalog entry builds Keras models
+    name, config = model_config(ref)
+    if name != model_source(recipe.model)[1]:
+        return {}, {}
+    table = {k: config[k] for k in ("image_size",)
+             if k in config and k in train_fields(recipe.config_cls)}
+    table["model"] = {k: v for k, v in config.items() if k in options}
+    return _split(recipe, table, f"--init-from {ref}", options)
+
+
+def implied(recipe, model: dict, explicit=()) -> dict:
+    """`model` options with the values other options imply: a model class declares
+    `implied_options = {option: {value: {other option: value}}}` (e.g. `exact="junyanz"`
+    implies the authors' transposed-conv upsampling); an option given as a flag
+    (`explicit`) keeps its value, so a contradiction is still reported by the model.
+    The declaration is read from the source (a literal), like the options themselves."""
+    rules = _class_literal(*model_source(recipe.model), "implied_options") or {}
+    out = dict(model)
+    for option, by_value in rules.items():
+        for key, value in by_value.get(out.get(option), {}).items():
+            if key not in explicit:
+                out[key] = value
+    return out
 
 
 def check_data_flag(spec: str):

@@ -87,6 +87,22 @@ def versus(label, scores, prefix, baseline, baseline_prefix):
             f"{base['psnr']:.2f} dB / {base['ssim']:.3f} — {verdict(model, base)}")
 
 
+def init_channels(cfg, data_args):
+    """(input channels, output channels) of the `--init-from` preset's model, or (None,
+    None): the data's gray domains are then repeated to them (`kzoo.data.paired.with_channels`)."""
+    if not cfg.init_from:
+        return None, None
+    from kzoo.hub.loader import model_config
+
+    try:
+        _, config = model_config(cfg.init_from)
+    except KzooError:
+        return None, None  # not a preset (e.g. a run of another recipe): the weight copy says why
+    if "channels" in data_args:
+        return config.get("channels"), config.get("channels")
+    return config.get("input_channels"), config.get("output_channels")
+
+
 def img2img_recipe(name, config_cls, *, model, paired, build, sample_columns, evaluate, data_args,
                    tiny=TINY, summary=None):
     """A `Recipe` for an image-to-image model.
@@ -103,12 +119,13 @@ def img2img_recipe(name, config_cls, *, model, paired, build, sample_columns, ev
     """
 
     def load(cfg, split):
-        from kzoo.data.paired import load_pairs
+        from kzoo.data.paired import load_pairs, with_channels
 
         if cfg.eval_samples == 0 and split == "test":
             return None
-        return load_pairs(cfg.data, image_size=cfg.image_size, split=split, paired=paired,
-                          direction=cfg.direction, num_crops=cfg.num_crops)
+        pairs = load_pairs(cfg.data, image_size=cfg.image_size, split=split, paired=paired,
+                           direction=cfg.direction, num_crops=cfg.num_crops)
+        return with_channels(pairs, *init_channels(cfg, data_args)) if pairs is not None else None
 
     def load_data(cfg):
         if cfg.direction not in ("AtoB", "BtoA"):

@@ -127,3 +127,19 @@ def test_tfds_cycle_gan_with_mock_data():
         assert held.arrays(2)[0].shape == (2, 16, 16, 3)
     with pytest.raises(KzooError, match="cycle_gan"):
         load_pairs("tfds:mnist", image_size=16, paired=False)
+
+
+def test_gray_domains_repeat_to_the_models_channels():
+    """`with_channels`: gray A repeated to RGB (as junyanz's `.convert('RGB')`); a
+    domain of other channels than 1 is refused with one line."""
+    from kzoo.data.paired import with_channels
+
+    pairs = load_pairs("builtin:photos/gray2color", image_size=16, num_crops=2)
+    rgb = with_channels(pairs, 3, 3)
+    assert (rgb.input_channels, rgb.channels) == (3, 3)
+    a, b = rgb.arrays()
+    gray, _ = pairs.arrays()
+    assert a.shape == (2, 16, 16, 3) and np.array_equal(a, np.repeat(gray, 3, -1))
+    assert with_channels(pairs, None, None) is pairs
+    with pytest.raises(KzooError, match="domain B has 3 channels, the model takes 1"):
+        with_channels(pairs, 3, 1)

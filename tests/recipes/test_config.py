@@ -321,3 +321,41 @@ def test_every_recipe_variant_resolves(path):
     assert cfg.data == table["data"] and cfg.preset == str(path)
     assert cfg.data.startswith("tfds:") or not cfg.data.startswith(("builtin:", "/"))  # real data
     assert all(cfg.model[k] == v or list(cfg.model[k]) == v for k, v in table.get("model", {}).items())
+
+
+def test_exact_junyanz_implies_the_authors_upsampling_unless_a_flag_says_otherwise():
+    """The quick presets decode with resize-convs; `--exact junyanz` means the authors'
+    transposed convs (and for CycleGAN no input skip), an explicit flag still wins."""
+    cfg, _, _, _ = resolve_config(pix2pix.RECIPE, ["--exact", "junyanz"], has_gpu=False)
+    assert (cfg.model["exact"], cfg.model["upsample"]) == ("junyanz", "transpose")
+    cfg, _, _, _ = resolve_config(pix2pix.RECIPE, ["--preset", "quick"], has_gpu=False)
+    assert cfg.model["upsample"] == "resize"
+    cfg, _, _, _ = resolve_config(pix2pix.RECIPE, ["--exact", "junyanz", "--upsample", "resize"],
+                                  has_gpu=False)
+    assert cfg.model["upsample"] == "resize"  # the model then names the contradiction
+    cfg, _, _, _ = resolve_config(cyclegan.RECIPE, ["--preset", "quick", "--exact", "junyanz"])
+    assert (cfg.model["upsample"], cfg.model["input_skip"]) == ("transpose", False)
+
+
+def test_init_from_brings_the_presets_model_options(tmp_path, monkeypatch):
+    """`--init-from PRESET`: its model's recorded options replace the recipe preset's,
+    flags still win, and a note lists what changed."""
+    import numpy as np
+
+    from kzoo.hub.preset import build_from_models
+    from kzoo.models.pix2pix import Pix2Pix
+
+    monkeypatch.setenv("KZOO_HOME", str(tmp_path / "home"))
+    model = Pix2Pix(image_size=32, input_channels=3, output_channels=3, width=2, levels=5,
+                    n_layers=2, exact="junyanz")
+    build_from_models(tmp_path / "preset", full=model, inference=model.generator,
+                      meta={"name": "tiny-junyanz", "version": "1"}, readme_text="# tiny\n",
+                      sample=np.zeros((8, 8, 3), np.uint8))
+    cfg, _, _, notes = resolve_config(pix2pix.RECIPE, ["--init-from", str(tmp_path / "preset"),
+                                                       "--n-layers", "1"], has_gpu=False)
+    assert cfg.image_size == 32 and cfg.preset == "quick"
+    m = cfg.model
+    assert (m["width"], m["levels"], m["exact"], m["upsample"], m["color"], m["n_layers"]) == \
+        (2, 5, "junyanz", "transpose", "rgb", 1)
+    assert any(n.startswith(f"--init-from {tmp_path / 'preset'}: its ") and "--width 2" in n
+               and "--n-layers" not in n for n in notes)

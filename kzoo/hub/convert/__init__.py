@@ -25,6 +25,12 @@ A SOURCE is
 `Pix2Pix`, `CycleGAN` or `DDPM` whose networks are the exact upstream ones, for
 fine-tuning with `--init-from`) and the inference network, and its metadata names the
 upstream source, its sha256, the paper and the licence.
+
+`--mode` picks the inference network's test-time mode (`kzoo.layers.test_mode`):
+`eval` (the default: batch norm's running statistics, no dropout, as the authors'
+`test.py --eval`) or `authors` (test.py's default: batch statistics of each image,
+dropout on). The preset records it (`test_mode` in metadata.json, its README); the
+full model is the same in both.
 """
 
 from __future__ import annotations
@@ -180,8 +186,11 @@ def read_diffusers(folder: Path):
             schema.read_json(scheduler) if scheduler else None, weights)
 
 
-def junyanz_models(state, arch=None, reverse=None):
+def junyanz_models(state, arch=None, reverse=None, mode="eval"):
     """`(full model, inference network, info, image size)` of a junyanz generator state dict.
+
+    `mode`: the inference network's test-time mode, "eval" or "authors"
+    (`kzoo.layers.test_mode.with_test_mode`).
 
     `reverse`: for a CycleGAN (ResNet) generator, the state dict of the other direction's
     generator (the authors publish one file a direction, e.g. horse2zebra.pth and
@@ -231,9 +240,12 @@ def junyanz_models(state, arch=None, reverse=None):
                     "directions; both discriminators are untrained (the upstream files hold "
                     "generators only)")
     full.generator.set_weights(generator.get_weights())
+    from kzoo.layers.test_mode import with_test_mode
+
     info = {"format": "junyanz", "arch": arch, "code": junyanz.UPSTREAM,
-            "paper": junyanz.PAPERS[kind], "license": junyanz.LICENSE, "note": note}
-    return full, full.generator, info, size
+            "paper": junyanz.PAPERS[kind], "license": junyanz.LICENSE, "note": note,
+            "test_mode": mode}
+    return full, with_test_mode(full.generator, mode), info, size
 
 
 def diffusers_models(folder: Path):
@@ -293,7 +305,14 @@ def _readme(meta, info) -> str:
              + (" (recorded on first download: trust on first use; every later download "
                 "is checked against it)" if up.get("trust_on_first_use") else ""),
              f"- paper: {info['paper']}", f"- licence: {info['license']}",
-             f"- converted by kzoo {meta['kzoo_version']}: {info['note']}", "",
+             f"- converted by kzoo {meta['kzoo_version']}: {info['note']}"]
+    if "test_mode" in info:
+        from kzoo.layers.test_mode import ABOUT
+
+        lines.append(f"- test-time mode of the inference network: `{info['test_mode']}`, "
+                     f"{ABOUT[info['test_mode']]} (`kzoo export --mode eval|authors` exports "
+                     "either)")
+    lines += ["",
              "## Usage", "", "```python", "import kzoo.hub",
              f'model = kzoo.hub.load("{up["load"]}")  # converted once, then cached',
              f'full = kzoo.hub.load("{up["load"]}", part="full")  # for --init-from / fine-tuning',
@@ -319,7 +338,10 @@ def write(full, inference, info, size, out, *, name, source, source_sha256, tofu
                          "code": info["code"], "paper": info["paper"], "note": info["note"]},
             "config": {"arch": info["arch"]},
             "command": f"kzoo hub convert {source} --arch {info['arch']}"
-                       + (f" --reverse {reverse['source']}" if reverse else "")}
+                       + (f" --reverse {reverse['source']}" if reverse else "")
+                       + (f" --mode {info['test_mode']}" if "test_mode" in info else "")}
+    if "test_mode" in info:
+        meta["test_mode"] = meta["upstream"]["test_mode"] = info["test_mode"]
     if reverse:
         meta["upstream"]["reverse"] = dict(reverse)
     from kzoo.card import card_of
@@ -342,7 +364,7 @@ def _digest_of(paths) -> str:
 
 def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
                   source_sha256=None, tofu=False, load_as=None, reverse=None,
-                  reverse_source=None, reverse_sha256=None) -> Path:
+                  reverse_source=None, reverse_sha256=None, mode="eval") -> Path:
     """Convert the local weights file or diffusers folder `path` into the preset `out`
     (`reverse`: a local file of a CycleGAN's other direction, see `junyanz_models`)."""
     from kzoo.hub.convert.torchfile import load_state_dict
@@ -350,7 +372,13 @@ def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
     path = Path(path)
     if reverse is not None and is_diffusers_folder(path):
         raise KzooError(f"{path} is a diffusers folder: --reverse is for CycleGAN generator files")
+    from kzoo.layers.test_mode import check_mode
+
+    check_mode(mode)
     if is_diffusers_folder(path):
+        if mode != "eval":
+            raise KzooError(f"{path} is a diffusers folder: --mode {mode} is for junyanz generators "
+                            "(a DDPM has no batch norm or dropout)")
         if arch not in (None, "diffusers", "UNet2DModel"):
             raise KzooError(f"{path} is a diffusers folder: --arch {arch} is for .pth files")
         full, inference, info, size = diffusers_models(path)
@@ -362,7 +390,8 @@ def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
             if not reverse.is_file():
                 raise KzooError(f"{reverse}: no such weights file (--reverse)")
             back = load_state_dict(reverse)
-        full, inference, info, size = junyanz_models(load_state_dict(path), arch, reverse=back)
+        full, inference, info, size = junyanz_models(load_state_dict(path), arch, reverse=back,
+                                                     mode=mode)
         weights = [path]
     else:
         raise KzooError(f"{path}: no such weights file or diffusers folder")
@@ -392,7 +421,7 @@ def _default_name(source: str, arch: str) -> str:
     return f"{stem}-{arch.lower()}"[:64].strip("-._") if arch else stem[:64].strip("-._")
 
 
-def convert(source, *, out, arch=None, name=None, reverse=None, progress=True) -> Path:
+def convert(source, *, out, arch=None, name=None, reverse=None, progress=True, mode="eval") -> Path:
     """What `kzoo hub convert SOURCE --arch NAME --out DIR` does; returns `out`.
 
     Args:
@@ -404,12 +433,17 @@ def convert(source, *, out, arch=None, name=None, reverse=None, progress=True) -
         reverse: a CycleGAN's other direction (a file, URL or catalog name, e.g.
             zebra2horse.pth for horse2zebra.pth) for `generator_ba`; a catalog entry
             names its own (`upstream.reverse`).
+        mode: the inference network's test-time mode: "eval" (default) or "authors"
+            (`kzoo.layers.test_mode`).
 
     Example::
 
         convert("horse2zebra.pth", arch="resnet_9blocks", out="presets/horse2zebra",
                 reverse="zebra2horse.pth")
     """
+    from kzoo.layers.test_mode import check_mode
+
+    check_mode(mode)
     out = Path(out)
     if out.exists():
         raise KzooError(f"{out} already exists; remove it or choose another destination")
@@ -431,7 +465,7 @@ def convert(source, *, out, arch=None, name=None, reverse=None, progress=True) -
             fetched.update(rnew)
         folder = convert_local(local, out, arch=arch or _catalog_arch(base), name=name,
                                source=src, source_sha256=sha, tofu=bool(new),
-                               load_as=base if entry else None, **back)
+                               load_as=base if entry else None, mode=mode, **back)
     record(fetched)  # only for files that converted: a failure leaves nothing behind
     return folder
 

@@ -290,7 +290,8 @@ def convert_junyanz(state: dict, arch: str, *, image_size=None):
 
     Returns:
         A functional `keras.Model` (image in [-1, 1] -> image in [-1, 1]), equal to the
-        reference network in eval mode.
+        reference network in eval mode (`kzoo.layers.test_mode.with_test_mode(net,
+        "authors")` gives the authors' default test.py behaviour: train mode).
 
     Raises:
         KzooError: one line naming the first mismatched name or shape and the closest

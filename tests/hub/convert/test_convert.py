@@ -307,3 +307,81 @@ def test_convert_sweeps_what_killed_converts_left_and_publishes_with_the_umask(t
     assert sorted(p.name for p in scratch.iterdir()) == sorted(p.name for p in kept[1:])
     got = modes(conv / "facades")
     assert got.pop(".") == 0o755 and set(got.values()) == {0o644}, got
+
+
+def test_convert_records_the_test_mode_and_export_refuses_it_for_other_models(tmp_path, capsys,
+                                                                           tiny_preset):
+    """`kzoo hub convert --mode authors`: the inference network runs in the authors' mode,
+    metadata and README say so, the full model is unchanged; `kzoo export --mode
+    authors` of a model that is not a junyanz network is one line, exit 2."""
+    from kzoo.layers.test_mode import mode_of
+
+    out = tmp_path / "facades-authors"
+    assert main(["hub", "convert", str(FIXTURES / "unet_batch_dropout.pth"), "--arch", "unet_64",
+                 "--out", str(out), "--mode", "authors"]) == 0
+    assert "authors mode" in capsys.readouterr().out
+    meta = kzoo.hub.preset.verify(out)
+    assert meta["test_mode"] == meta["upstream"]["test_mode"] == "authors"
+    assert meta["command"].endswith("--mode authors")
+    assert "test-time mode of the inference network: `authors`" in (out / "README.md").read_text()
+    assert mode_of(kzoo.hub.load(out)) == "authors"
+    assert mode_of(kzoo.hub.load(out, part="full", compile=False).generator) == "eval"
+    authors = np.load(FIXTURES / "unet_batch_dropout_authors.npz")
+    data = np.load(FIXTURES / "unet_batch_dropout.npz")
+    first, second = (np.asarray(kzoo.hub.load(out)(data["input"], training=False)) for _ in range(2))
+    assert np.abs(first - second).max() > 0.1  # dropout draws a new mask at every call
+    assert np.abs(first - authors["batch_stats"]).max() < np.abs(first - data["output"]).max()
+    assert main(["export", str(tiny_preset), "--mode", "authors", "--out", str(tmp_path / "e")]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and "--mode authors" in line and "not this ConditionalGAN" in line
+    assert main(["hub", "convert", str(FIXTURES / "unet_batch_dropout.pth"), "--out",
+                 str(tmp_path / "x"), "--mode", "train"]) == 2
+    assert "invalid choice: 'train'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_authors_mode_exports_with_dropout_and_batch_statistics(tmp_path, capsys):
+    """The exported authors-mode network really drops out and normalizes per image, in the
+    SavedModel and in ONNX (~2 min): the export's own parity compares 64 dropout draws by
+    distribution; with dropout forced to zero every artifact equals PyTorch's train mode
+    exactly; `kzoo predict --mode` refuses an export made in the other mode."""
+    import onnx
+    import onnxruntime as ort
+
+    from kzoo.export import export
+    from kzoo.export.exporter import build_version, onnx_runner
+    from kzoo.export.saved_model import load_signature
+    from kzoo.export.spec import describe
+    from kzoo.export.source import in_mode, resolve
+    from kzoo.layers.test_mode import with_test_mode
+
+    ref = f"{FIXTURES / 'unet_batch_dropout.pth'}#arch=unet_64"
+    (result,) = export(ref, out=tmp_path / "export", version=1, mode="authors")
+    info = result.info
+    assert info["test_mode"]["mode"] == "authors"
+    for fmt in ("savedmodel", "onnx"):
+        figures = info["parity"][fmt]["draws"]["output"]
+        assert figures["draws"] == 64 and figures["mean_z2"] <= 2.0, figures
+        assert 0.8 <= figures["spread_ratio"] <= 1.25, figures
+    graph = onnx.load(str(result.path / "model.onnx")).graph
+    assert "RandomUniformLike" in {n.op_type for n in graph.node}
+    data = np.load(FIXTURES / "unet_batch_dropout.npz")
+    authors = np.load(FIXTURES / "unet_batch_dropout_authors.npz")
+    session = ort.InferenceSession(str(result.path / "model.onnx"), providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: data["input"]}
+    assert np.abs(session.run(None, feed)[0] - session.run(None, feed)[0]).max() > 0.1
+    # dropout forced to zero: batch statistics only, compared exactly
+    src = in_mode(resolve(ref))
+    network = with_test_mode(src.parts["generator"], "authors", dropout=0.0)
+    spec = describe("generator", network, src.card)
+    build_version(network, spec, tmp_path / "rate0")
+    want = authors["batch_stats"]
+    for run in (load_signature(tmp_path / "rate0"), onnx_runner(tmp_path / "rate0" / "model.onnx")):
+        got = run(image=data["input"])["output"]
+        assert np.abs(got - want).max() <= 1e-5 * np.ptp(want)
+    # an export is in one mode: predicting it in the other names the command that makes it
+    from kzoo.infer import resolve_model
+
+    with pytest.raises(KzooError, match=r"exported in authors mode; .*kzoo export SOURCE --mode eval"):
+        resolve_model(str(result.path.parent), mode="eval")
+    assert resolve_model(str(result.path.parent), mode="authors") == result.path

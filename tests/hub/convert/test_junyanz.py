@@ -104,3 +104,69 @@ def test_kzoo_layout_stays_the_default():
     assert not resnet.get_layer("c7s1_conv").use_bias
     with pytest.raises(ValueError, match="exact must be None or 'junyanz'"):
         resnet_generator(exact="other")
+
+
+# --- the authors' default test mode (kzoo.layers.test_mode) -------------------------
+
+def _authors_fixture():
+    state = load_state_dict(FIXTURES / "unet_batch_dropout.pth")
+    return (junyanz.convert_junyanz(state, VARIANTS["unet_batch_dropout"]),
+            np.load(FIXTURES / "unet_batch_dropout.npz"),
+            np.load(FIXTURES / "unet_batch_dropout_authors.npz"))
+
+
+def test_authors_mode_batch_statistics_equal_pytorch_train_mode():
+    """Dropout forced off, authors mode is PyTorch's train mode on one image at a time:
+    equal within float32 rounding, and far from eval mode (so not trivially)."""
+    from kzoo.layers.test_mode import mode_of, with_test_mode
+
+    generator, data, authors = _authors_fixture()
+    network = with_test_mode(generator, "authors", dropout=0.0)
+    assert mode_of(network) == "authors" and mode_of(generator) == "eval"
+    got = np.asarray(network(data["input"], training=False))
+    want = authors["batch_stats"]
+    assert np.abs(got - want).max() <= 1e-5 * np.ptp(want)
+    assert np.abs(data["output"] - want).max() > 1.0  # eval mode is another network
+    alone = np.asarray(network(data["input"][1:], training=False))  # statistics are per image
+    assert np.abs(alone - want[1:]).max() <= 1e-5 * np.ptp(want)
+    # the rebuilt network holds copies of the weights: eval mode is unchanged
+    np.testing.assert_allclose(np.asarray(generator(data["input"], training=False)),
+                               data["output"], atol=1e-4 * np.ptp(data["output"]))
+
+
+def test_authors_mode_dropout_matches_pytorch_over_many_draws():
+    """With dropout on, each call draws new masks: over N draws of one input the
+    per-output means agree with PyTorch's (2,000 draws) within their standard errors
+    (mean z^2 about 1, every |z| < 6) and so do the spreads (within 10 %)."""
+    import keras
+
+    from kzoo.layers.test_mode import with_test_mode
+
+    keras.utils.set_random_seed(0)
+    generator, data, authors = _authors_fixture()
+    network = with_test_mode(generator, "authors")
+    n = 1000
+    x = np.repeat(data["input"][:1], 250, axis=0)  # per-image statistics: rows are independent draws
+    draws = np.concatenate([np.asarray(network(x, training=False)) for _ in range(n // 250)])
+    mean, std = draws.mean(0), draws.std(0, ddof=1)
+    ref_mean, ref_std, m = authors["dropout_mean"], authors["dropout_std"].astype(np.float64), int(authors["draws"])
+    z = (mean - ref_mean) / np.sqrt(ref_std ** 2 / m + std ** 2 / n + 1e-12)
+    assert np.mean(z ** 2) < 1.5 and np.abs(z).max() < 6, (np.mean(z ** 2), np.abs(z).max())
+    assert 0.9 < std.mean() / ref_std.mean() < 1.1
+    assert ref_std.mean() > 0.05  # dropout moves the outputs: the comparison has power
+    # eval mode (no dropout, running statistics) fails the same comparison by far
+    still = np.asarray(generator(data["input"][:1], training=False))[0]
+    assert np.mean(((still - ref_mean) / np.sqrt(ref_std ** 2 / m + 1e-12)) ** 2) > 100
+
+
+def test_instance_norm_networks_are_the_same_in_both_modes():
+    """CycleGAN's generators (instance norm, no dropout): authors mode changes nothing."""
+    from kzoo.layers.test_mode import with_test_mode
+
+    for fixture in ("resnet_instance", "unet_instance"):
+        state = load_state_dict(FIXTURES / f"{fixture}.pth")
+        data = np.load(FIXTURES / f"{fixture}.npz")
+        generator = junyanz.convert_junyanz(state, VARIANTS[fixture])
+        authors = with_test_mode(generator, "authors")
+        np.testing.assert_array_equal(np.asarray(authors(data["input"], training=False)),
+                                      np.asarray(generator(data["input"], training=False)))
