@@ -104,7 +104,7 @@ def test_readme_fine_tune_command_downloads_converts_and_trains(tmp_path):
     preset's options (over the quick preset's resize decoder, Lab colour, width and size),
     the gray builtin inputs are repeated to RGB, and training starts from the weights.
     One step of training, without evaluation, keeps the test short (~1 min)."""
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "hub.md").read_text()  # where README's hub section points
     assert README_FINE_TUNE in readme
     _AuthorsHost.files = {FACADES_URL: TINY_UNET_256.read_bytes()}
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AuthorsHost)
