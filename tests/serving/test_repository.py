@@ -17,7 +17,7 @@ def test_savedmodel_backend_equals_onnx(export_tree, cgan_inputs):
     assert saved.status("fcn")[0]["state"] == "END"
     sm = saved.get("cgan")
     feeds = sm.prepare("serving_default", cgan_inputs)
-    np.testing.assert_allclose(sm.run(feeds)["image"], onnx.run(onnx.prepare(None, cgan_inputs))["image"],
+    np.testing.assert_allclose(sm.run(*feeds)["image"], onnx.run(*onnx.prepare(None, cgan_inputs))["image"],
                                atol=1e-4)
 
 
@@ -33,7 +33,7 @@ def test_versions_and_signatures(export_tree, cgan_inputs):
     with pytest.raises(ServingError, match="serving_nope"):
         fcn.signature("serving_nope")
     cgan = repo.get("cgan")
-    out = cgan.finish("serving_images", cgan.run(cgan.prepare("serving_images", cgan_inputs)))
+    out = cgan.finish("serving_images", cgan.run(*cgan.prepare("serving_images", cgan_inputs)))
     assert set(out) == {"image_png_bytes"} and out["image_png_bytes"][0][:4] == b"\x89PNG"
 
 
