@@ -411,8 +411,9 @@ class OnnxModel:
         fixed = {"decoded image": pixels * channels * 9,  # uint8, float32, its scaled copy
                  "outputs": 2 * self.profile.output_bytes(1, pixels)}  # and post-processed
         tiles = bool(size) and self._maps_only()
+        auto = tile is None and tile_overlap(self.info) is not None
         if tile is None:
-            tile = TILE if tile_overlap(self.info) is not None else 0
+            tile = TILE if auto else 0
         if tile and max(height, width) <= tile:
             tile = 0
         what = f"{source} ({width}x{height})"
@@ -423,9 +424,14 @@ class OnnxModel:
             except KzooError as err:
                 hint = "; --tile N runs it in N x N tiles" if tiles else ""
                 raise KzooError(f"{err}{hint}") from None
-        plan = plan_run(self.profile, 1, pixels, fixed, budget, chunk_rows=1, what=what, limit_name=limit_name,
-                        tile_multiple=m if tiles else None, overlap=overlap, tile=tile)
-        return plan.tile
+        args = dict(chunk_rows=1, what=what, limit_name=limit_name, tile_multiple=m if tiles else None,
+                    overlap=overlap)
+        try:
+            return plan_run(self.profile, 1, pixels, fixed, budget, tile=tile, **args).tile
+        except KzooError:
+            if not auto:
+                raise
+        return plan_run(self.profile, 1, pixels, fixed, budget, **args).tile or 0  # a smaller tile
 
     def _maps_only(self):
         """Every output is an image or a per-pixel map (batch, height, width, ...)."""

@@ -128,8 +128,10 @@ class ModelServer:
                                  ("--body-timeout-seconds", body_timeout_s, 0.001),
                                  ("--header-timeout-seconds", header_timeout_s, 0.001),
                                  ("--model-config-file-poll-wait-seconds", model_config_file_poll_wait_seconds, 0)):
-            if not (value >= low and math.isfinite(value)):  # (nan too)
-                raise KzooError(f"{flag} must be a finite number >= {low}, got {value}")
+            if not value >= low:  # (nan too)
+                raise KzooError(f"{flag} must be >= {low}, got {value}")
+            if not math.isfinite(value):
+                raise KzooError(f"{flag} must be a finite number, got {value}")
         if grpc_max_message_bytes > GRPC_MAX_MESSAGE:
             raise KzooError(f"--grpc-max-message-bytes must be <= {GRPC_MAX_MESSAGE}, got {grpc_max_message_bytes}")
         self.host, self.port, self.grpc_port = host, port, grpc_port
