@@ -308,6 +308,7 @@ def abuse(export_root, clients, workdir, flags=()):
             while not done.is_set():
                 stats = run_load(f"{rest}/v1/models/cgan:predict", normal_body, requests=clients * 10, clients=clients)
                 total["ok"] += stats["ok"]
+                total["first_error"] = total.get("first_error") or stats["first_error"]
                 total["errors"] += stats["errors"]
                 total["rounds"] += 1
                 for k, v in stats["statuses"].items():
@@ -345,13 +346,62 @@ def abuse(export_root, clients, workdir, flags=()):
             proc.wait()
         log.close()
     peak = max([r["peak_rss_mb"] for r in results] + [round(sampler.peak / 2**20)])
+    stopped = [line.strip() for line in open(Path(workdir) / "serve.log") if "stopped" in line]
     report = {"clients": clients, "seconds": round(time.time() - started, 1), "server_alive": alive,
               "machine_memory_mb": round(physical_memory_bytes() / 2**20),
               "request_budget_mb": round(default_request_budget() / 2**20), "flags": list(flags),
-              "idle_rss_mb": round(idle_rss / 2**20), "peak_rss_mb": peak, "hostile": results, "normal_clients": load}
+              "idle_rss_mb": round(idle_rss / 2**20), "peak_rss_mb": peak, "hostile": results, "normal_clients": load,
+              "server_log_stopped": stopped}
     print(f"server alive: {alive}; peak RSS {peak} MiB (idle {report['idle_rss_mb']}); normal clients: "
           f"{load.get('ok')} ok, {load.get('errors')} errors {load.get('statuses')}", flush=True)
     return report
+
+
+ARENA_PROBE = """
+import sys, numpy as np, onnxruntime as ort
+from kzoo.infer import session_options
+from kzoo.memory import rss_bytes, release_memory
+path, mode, side = sys.argv[1], sys.argv[2], int(sys.argv[3])
+opts = session_options(arena=mode != "arena off")
+s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+run = ort.RunOptions()
+if mode == "arena + shrinkage":
+    run.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+i = s.get_inputs()[0]
+s.run(None, {i.name: np.zeros((1, 64, 64, i.shape[-1]), np.float32)})
+r0, _ = rss_bytes()
+open("/proc/self/clear_refs", "w").write("5")  # resets the peak (VmHWM)
+out = s.run(None, {i.name: np.zeros((1, side, side, i.shape[-1]), np.float32)}, run)
+_, peak = rss_bytes()
+del out
+release_memory()
+r2, _ = rss_bytes()
+print((peak - r0) >> 20, (r2 - r0) >> 20)
+"""
+
+
+def arena(model_dir, side):
+    """Peak and kept RSS of one `side` x `side` run of an image model on onnxruntime, with
+    the CPU arena (kzoo's former setting), the arena and its shrinkage run option
+    (`memory.enable_memory_arena_shrinkage`, onnxruntime_run_options_config_keys.h), and
+    without the arena (what kzoo serve and kzoo predict run with now); a process each."""
+    import subprocess
+
+    from kzoo.infer import read_info
+    from kzoo.memory import activation_profile
+
+    path = Path(model_dir) / "model.onnx"
+    estimate = activation_profile(path, read_info(model_dir)).peak(1, side * side) >> 20
+    rows = []
+    for mode in ("arena", "arena + shrinkage", "arena off"):
+        out = subprocess.run([sys.executable, "-c", ARENA_PROBE, str(path), mode, str(side)], capture_output=True,
+                             text=True, check=True, env={**__import__("os").environ,
+                                                         "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        peak, kept = map(int, out.stdout.split()[-2:])
+        rows.append({"mode": mode, "side": side, "peak_mb": peak, "kept_after_mb": kept, "estimate_mb": estimate})
+        print(f"{mode}: {side}x{side} peak +{peak} MiB (estimated {estimate}), kept after the run +{kept} MiB",
+              flush=True)
+    return rows
 
 
 def abuse_export(out):
@@ -392,6 +442,7 @@ def main(argv=None):
     p.add_argument("--abuse-export", help="tree with full-size cgan and unet (default: exported into a temp dir)")
     p.add_argument("--abuse-clients", type=int, default=4, help="normal clients during the abuse run")
     p.add_argument("--abuse-out", default="benchmarks/serving_abuse.json")
+    p.add_argument("--arena-side", type=int, default=1024, help="image side of the arena comparison (U-Net)")
     p.add_argument("--abuse-budget", type=int, default=2 << 30,
                    help="the server's --max-request-memory-bytes in the abuse run (default 2 GiB, so that the "
                         "U-Net requests it serves finish in seconds on 2 cores; 0: the machine-derived default)")
@@ -402,7 +453,8 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(args.abuse_export) if args.abuse_export else abuse_export(Path(tmp) / "export")
             flags = ("--max-request-memory-bytes", str(args.abuse_budget)) if args.abuse_budget else ()
-            report = abuse(root, args.abuse_clients, tmp, flags)
+            report = {"arena": arena(next((root / "unet").glob("*/kzoo.json")).parent, args.arena_side)}
+            report.update(abuse(root, args.abuse_clients, tmp, flags))
         report.update(benchmark="kzoo serve load-and-abuse (issue 25)", date=time.strftime("%Y-%m-%d %H:%M:%S"),
                       machine={"platform": platform.platform(), "python": platform.python_version(),
                                "cpus": __import__("os").cpu_count()})

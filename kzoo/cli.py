@@ -65,8 +65,16 @@ def _cmd_predict(args):
 def _cmd_serve(args):
     if args.backend == "savedmodel":
         import_tensorflow()
+    import logging
+
     from kzoo.serving.config import parse_policy
     from kzoo.serving.server import ModelServer
+
+    handler = logging.StreamHandler(sys.stderr)  # loads, failed versions, stopped requests
+    handler.setFormatter(logging.Formatter("kzoo serve: %(message)s"))
+    serving_log = logging.getLogger("kzoo.serving")
+    serving_log.addHandler(handler)
+    serving_log.setLevel(logging.INFO)
 
     server = ModelServer(args.export, backend=args.backend, host=args.host, port=args.port,
                          grpc_port=args.grpc_port or None, max_batch=args.max_batch,

@@ -94,10 +94,17 @@ def image_signature(info):
 
 
 # Bytes per element of a REST (JSON) response: its text (a float32 written by Python takes
-# up to 24 characters with its comma) and the Python objects built first (`tolist`: a float
-# object of 24 bytes and an 8-byte list slot); PNG bytes travel base64-encoded (4/3).
+# up to 24 characters with its comma; held twice, as str and as bytes) and the Python
+# objects built first (`tolist`: a 24-byte float, an 8-byte list slot, and the nested
+# lists' headers -- 27 bytes per element for images of 3 channels). Measured in
+# benchmarks/serving_abuse.json: 1,000 rows of the cGAN (12.3 M floats) took 1.47 GB of
+# RSS for a 279 MB body, 120 bytes per element. PNG bytes travel base64-encoded (4/3).
 JSON_TEXT_BYTES = 24
-JSON_OBJECT_BYTES = 32
+JSON_OBJECT_BYTES = 64
+# Copies of a gRPC output tensor while its answer is built: the contiguous array's bytes,
+# TensorProto.tensor_content, the copy into PredictResponse, grpc's serialized message
+# (measured: 2,000 cGAN rows, a 98 MB answer, took 426 MB of RSS).
+PROTO_COPIES = 4
 
 
 class Servable:
@@ -208,7 +215,8 @@ class Servable:
                 building += elements * 9 + png + 2 * size
             else:
                 size = elements * JSON_TEXT_BYTES if encoding == "json" else nbytes
-                building += (elements * JSON_OBJECT_BYTES if encoding == "json" else 0) + 2 * size
+                building += (elements * JSON_OBJECT_BYTES + 2 * size if encoding == "json"
+                             else PROTO_COPIES * size)
             body += size
         fixed["response"] = int(building)
         overlap = tile_overlap(self.info)

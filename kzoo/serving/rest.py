@@ -195,7 +195,7 @@ def create_app(server):
                     return signature, feeds
 
                 def encode(servable, signature, outputs):
-                    return codec.dumps(codec.predict_response(outputs, form["form"]))
+                    return codec.predict_response_bytes(outputs, form["form"])
 
                 _, _, data = await unless_disconnected(request, server.predict(
                     name, version, decode, label=label, encode=encode, encoding="json"))

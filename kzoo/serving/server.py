@@ -227,7 +227,12 @@ class ModelServer:
                                    "retry later", "RESOURCE_EXHAUSTED")
             return signature, feeds, plan
 
-        signature, feeds, plan = await loop.run_in_executor(self.executor, prepare)
+        try:
+            signature, feeds, plan = await loop.run_in_executor(self.executor, prepare)
+        except ServingError as err:
+            if err.code == "RESOURCE_EXHAUSTED":  # a refused big request: hand its decoded body back
+                self.executor.submit(release_memory)
+            raise
         try:
             try:
                 outputs = await servable.batcher.submit(feeds, plan)
