@@ -253,9 +253,11 @@ def abuse(export_root, clients, workdir, flags=()):
         sampler = RssSampler(proc.pid).start()
         idle_rss = sampler.now()
         rng = np.random.default_rng(0)
+        info = json.loads(next(Path(export_root, "cgan").glob("*/kzoo.json")).read_text())
+        latent = next(e["shape"][1] for e in info["inputs"] if e["name"] == "z")
 
         def cgan_json(n):
-            return json.dumps({"inputs": {"z": rng.standard_normal((n, 100)).round(3).tolist(),
+            return json.dumps({"inputs": {"z": rng.standard_normal((n, latent)).round(3).tolist(),
                                           "label": (np.arange(n) % 10).tolist()}}).encode()
 
         def images_json(data):
@@ -269,7 +271,7 @@ def abuse(export_root, clients, workdir, flags=()):
         def grpc_call(n, timeout=600):
             req = predict_pb2.PredictRequest()
             req.model_spec.name = "cgan"
-            req.inputs["z"].CopyFrom(codec.tensor_proto(rng.standard_normal((n, 100)).astype(np.float32)))
+            req.inputs["z"].CopyFrom(codec.tensor_proto(rng.standard_normal((n, latent)).astype(np.float32)))
             req.inputs["label"].CopyFrom(codec.tensor_proto((np.arange(n) % 10).astype(np.int32)))
             with grpc.insecure_channel(f"127.0.0.1:{grpc_port}", options=[
                     ("grpc.max_send_message_length", 2**31 - 1), ("grpc.max_receive_message_length", 2**31 - 1)]) as ch:

@@ -220,19 +220,19 @@ class ModelServer:
             signature, feeds = decode(servable)
             signature, _ = servable.signature(signature)
             feeds, plan = servable.prepare(signature, feeds, encoding, output_filter)
-            need = plan.estimate.total
-            if not self.pool.reserve(need):
-                raise ServingError(f"the server is busy with other large requests ({fmt_bytes(self.pool.used)} of "
-                                   f"{fmt_bytes(self.pool.total)} in use, this one needs {fmt_bytes(need)}); "
-                                   "retry later", "RESOURCE_EXHAUSTED")
             return signature, feeds, plan
 
         try:
             signature, feeds, plan = await loop.run_in_executor(self.executor, prepare)
         except ServingError as err:
             if err.code == "RESOURCE_EXHAUSTED":  # a refused big request: hand its decoded body back
-                self.executor.submit(release_memory)
+                self._release_memory()
             raise
+        need = plan.estimate.total  # reserved here, in the loop: no await before the try below
+        if not self.pool.reserve(need):
+            raise ServingError(f"the server is busy with other large requests ({fmt_bytes(self.pool.used)} of "
+                               f"{fmt_bytes(self.pool.total)} in use, this one needs {fmt_bytes(need)}); "
+                               "retry later", "RESOURCE_EXHAUSTED")
         try:
             try:
                 outputs = await servable.batcher.submit(feeds, plan)
@@ -253,7 +253,13 @@ class ModelServer:
             self.pool.release(plan.estimate.total)
             if plan.estimate.total > RELEASE_AFTER_BYTES:
                 feeds = outputs = None
-                self.executor.submit(release_memory)
+                self._release_memory()
+
+    def _release_memory(self):
+        try:
+            self.executor.submit(release_memory)
+        except RuntimeError:  # the pool is shut down: the server is stopping
+            pass
 
     def model_label(self, name):
         """The metrics label for a request naming `name` (unknown names share one label)."""

@@ -27,7 +27,8 @@ BUDGET = 96 << 20
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory, export_tree):
     """cgan (from the shared tree), a tiny U-Net (segmentation) and a tiny SRResNet behind a
-    server with a 96 MiB request budget, 8 MiB responses, batches of 16 rows."""
+    server with a 96 MiB request budget (the U-Net's serving.json: 32 MiB), 8 MiB responses,
+    batches of 16 rows."""
     from kzoo.export import export
     from kzoo.serving.server import ModelServer
     from kzoo.zoo import create_model, tiny_overrides
@@ -37,6 +38,7 @@ def limited(tmp_path_factory, export_tree):
     (root / "cgan").symlink_to(export_tree / "cgan")
     for zoo, name in (("unet", "unet"), ("srresnet", "sr")):
         export(create_model(zoo, **tiny_overrides(zoo)), name=name, out=root, formats="onnx")
+    (root / "unet" / "serving.json").write_text(json.dumps({"max_request_memory_bytes": 32 << 20}))
     s = ModelServer(root, port=0, grpc_port=0, max_batch=16, batch_wait_ms=2, max_body_bytes=8 << 20,
                     max_request_memory_bytes=BUDGET, max_response_bytes=8 << 20,
                     file_system_poll_wait_seconds=-1).start(timeout=120)
@@ -84,8 +86,8 @@ def test_big_png_to_a_segmentation_model_is_refused_before_decoding(limited, mon
     assert len(big) < 100_000
     r = post(limited, "unet", images_body(big))
     assert r.status_code == 400, r.text
-    assert re.search(r"1 image\(s\) of 4096x4096 for unet needs about .* over the limit of 96\.0 MiB "
-                     r"for one request \(--max-request-memory-bytes\)", r.json()["error"])
+    assert re.search(r"1 image\(s\) of 4096x4096 for unet needs about .* over the limit of 32\.0 MiB "
+                     r"for one request \(max_request_memory_bytes of \S+/unet/serving.json\)", r.json()["error"])
     assert decoded == []
     still_serving(limited)
 
