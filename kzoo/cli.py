@@ -59,7 +59,8 @@ def _cmd_predict(args):
                     label=args.label, providers=providers, endpoint=args.endpoint,
                     fp16=args.fp16, sampler=args.sampler, steps=args.steps, eta=args.eta,
                     use_clipped_model_output=args.use_clipped_model_output, tile=args.tile,
-                    overlap=args.overlap, mode=args.mode, log=_log)
+                    overlap=args.overlap, mode=args.mode, max_memory_bytes=args.max_memory_bytes,
+                    log=_log)
     print(f"wrote {len(paths)} file(s) to {args.out}")
     return 0
 
@@ -67,8 +68,16 @@ def _cmd_predict(args):
 def _cmd_serve(args):
     if args.backend == "savedmodel":
         import_tensorflow()
+    import logging
+
     from kzoo.serving.config import parse_policy
     from kzoo.serving.server import ModelServer
+
+    handler = logging.StreamHandler(sys.stderr)  # loads, failed versions, stopped requests
+    handler.setFormatter(logging.Formatter("kzoo serve: %(message)s"))
+    serving_log = logging.getLogger("kzoo.serving")
+    serving_log.addHandler(handler)
+    serving_log.setLevel(logging.INFO)
 
     server = ModelServer(args.export, backend=args.backend, host=args.host, port=args.port,
                          grpc_port=args.grpc_port or None, max_batch=args.max_batch,
@@ -79,7 +88,9 @@ def _cmd_serve(args):
                          model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
                          grpc_max_message_bytes=args.grpc_max_message_bytes,
                          max_tensor_bytes=args.max_tensor_bytes, body_timeout_s=args.body_timeout_seconds,
-                         header_timeout_s=args.header_timeout_seconds)
+                         header_timeout_s=args.header_timeout_seconds,
+                         max_request_memory_bytes=args.max_request_memory_bytes,
+                         max_response_bytes=args.max_response_bytes)
 
     def ready(s):
         models = ", ".join(f"{n} (versions {', '.join(map(str, sorted(v)))})"
@@ -172,6 +183,9 @@ def _add_predict(sub):
     p.add_argument("--overlap", type=at_least(0), default=OVERLAP,
                    help=f"context around each tile in input pixels (default {OVERLAP}, SRResNet's "
                         "receptive radius)")
+    p.add_argument("--max-memory-bytes", type=at_least(1 << 20),
+                   help="most memory one image or --num batch may need, estimated before it is decoded or "
+                        "run (default: 1/4 of the machine's memory); larger ones are refused")
     p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim",
                    help="diffusion models: DDIM (default) or the ancestral DDPM sampler")
     p.add_argument("--steps", type=at_least(1), default=50, help="diffusion models: denoising steps (default 50)")
@@ -192,7 +206,7 @@ def _add_serve(sub):
     p.add_argument("--backend", choices=("onnx", "savedmodel"), default="onnx",
                    help="onnxruntime (default) or the TensorFlow SavedModel")
     p.add_argument("--max-batch", type=int, default=32, help="most rows batched together (1: off)")
-    p.add_argument("--batch-wait-ms", type=float, default=2.0, help="how long a request waits for others")
+    p.add_argument("--batch-wait-ms", type=finite_float(0.0), default=2.0, help="how long a request waits for others")
     p.add_argument("--max-queue", type=int, default=256,
                    help="waiting requests per version before 429 / RESOURCE_EXHAUSTED")
     p.add_argument("--max-body-bytes", type=int, default=16 << 20, help="largest REST body (default 16 MiB)")
@@ -202,16 +216,23 @@ def _add_serve(sub):
                    help="policy of the models found in the tree: latest[:N] (default), all, specific:V1,V2")
     p.add_argument("--file-system-poll-wait-seconds", type=finite_float(), default=1.0,
                    help="poll for new/removed versions every N s (default 1; 0: once; <0: never)")
-    p.add_argument("--model-config-file-poll-wait-seconds", type=float, default=0.0,
+    p.add_argument("--model-config-file-poll-wait-seconds", type=finite_float(0.0), default=0.0,
                    help="re-read --model-config-file every N s (default 0: never)")
     p.add_argument("--grpc-max-message-bytes", type=int, default=2**31 - 1,
                    help="largest gRPC message in and out (default 2 GiB - 1, as TF Serving)")
     p.add_argument("--max-tensor-bytes", type=int, default=1 << 30,
                    help="most bytes one request's tensors may decode to (default 1 GiB)")
-    p.add_argument("--body-timeout-seconds", type=float, default=30.0,
+    p.add_argument("--body-timeout-seconds", type=finite_float(0.001), default=30.0,
                    help="REST body read timeout (default 30)")
-    p.add_argument("--header-timeout-seconds", type=float, default=10.0,
+    p.add_argument("--header-timeout-seconds", type=finite_float(0.001), default=10.0,
                    help="REST request header timeout (default 10)")
+    p.add_argument("--max-request-memory-bytes", type=int,
+                   help="most memory one request may need, estimated from the model before it is decoded "
+                        "or run (default: 1/4 of the machine's memory; a model's serving.json may set its "
+                        "own); larger requests get 400 / RESOURCE_EXHAUSTED naming the limit")
+    p.add_argument("--max-response-bytes", type=int,
+                   help="largest response body / message, refused before it is built (default: the "
+                        "--grpc-max-message-bytes limit)")
     _add_verbose(p)
 
 

@@ -29,11 +29,12 @@ from kzoo.card import IMAGE_RANGE, ModelCard
 from kzoo.errors import KzooError
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+GENERATE_BATCH = 64  # rows kzoo predict runs together (generators)
 TILE = 256  # super-resolution inputs larger than this (LR pixels) are run in tiles of this size
 OVERLAP = 40  # context around each tile, >= SRResNet's receptive radius (39.5 LR px, 16 blocks)
 
 
-def session_options(threads=None):
+def session_options(threads=None, arena=True):
     """The ONNX Runtime session options kzoo runs exported models with.
 
     All graph optimizations (constant folding, Conv+Add/BN/activation fusion, the NCHWc
@@ -44,8 +45,15 @@ def session_options(threads=None):
     same shapes repeat call after call). Measured against onnxruntime's defaults in
     benchmarks/RESULTS.md ("ONNX untuned").
 
+    `arena=False` turns the CPU arena off, as `kzoo serve` and `kzoo predict` run: the
+    arena grows in powers of two and keeps what it took, so one big run left a U-Net
+    export at twice its activations' size, held after the run (measured in
+    serving/README.md, "Memory"); without it the peak is the activations' liveness peak
+    (`kzoo.memory.activation_profile`) and the memory goes back to the system.
+
     Args:
         threads: int or None. Intra-op threads; None: `os.cpu_count()`.
+        arena: bool. Keep onnxruntime's CPU memory arena.
     """
     import onnxruntime as ort
 
@@ -55,7 +63,7 @@ def session_options(threads=None):
     opts.intra_op_num_threads = int(threads or os.cpu_count() or 1)
     opts.inter_op_num_threads = 1
     opts.enable_mem_pattern = True
-    opts.enable_cpu_mem_arena = True
+    opts.enable_cpu_mem_arena = bool(arena)
     opts.log_severity_level = 3
     return opts
 
@@ -111,17 +119,18 @@ class OnnxModel:
         path: an exported version dir, a model dir (latest version) or its model.onnx.
         providers: optional list of execution providers, best first.
         fp16: bool. Use `model.fp16.onnx` (exported with `--fp16`).
+        arena: bool. onnxruntime's CPU arena (see `session_options`).
 
     Attributes:
         info: the `kzoo.json` content. provider: the execution provider in use.
         inputs / outputs: {name: kzoo.json entry}.
     """
 
-    def __init__(self, path, providers=None, fp16=False):
+    def __init__(self, path, providers=None, fp16=False, arena=True):
         import onnxruntime as ort
 
         self.path = find_version(path)
-        self.info = json.loads((self.path / "kzoo.json").read_text())
+        self.info = read_info(self.path)
         key = "onnx_fp16" if fp16 else "onnx"
         filename = self.info.get("files", {}).get(key)
         if not filename or not (self.path / filename).is_file():
@@ -132,13 +141,28 @@ class OnnxModel:
         self.inputs = {e["name"]: e for e in self.info["inputs"]}
         self.outputs = {e["name"]: e for e in self.info["outputs"]}
         chosen = choose_providers(ort.get_available_providers(), providers)
-        opts = session_options()
+        opts = session_options(arena=arena)
+        self.onnx_path = self.path / filename
         try:
-            self.session = ort.InferenceSession(str(self.path / filename), opts, providers=chosen)
+            self.session = ort.InferenceSession(str(self.onnx_path), opts, providers=chosen)
         except Exception as e:
             raise KzooError(f"onnxruntime cannot open {self.path / filename}: {_first_line(e)}") from None
+        takes = {i.name for i in self.session.get_inputs()}
+        if takes != set(self.inputs):
+            raise KzooError(f"{self.path}: kzoo.json lists inputs {', '.join(sorted(self.inputs))} but "
+                            f"{filename} takes {', '.join(sorted(takes))}")
         self.providers = self.session.get_providers()
         self.provider = self.providers[0]
+        self._profile = None
+
+    @property
+    def profile(self):
+        """The model's `kzoo.memory.ActivationProfile` (measured at the first use, once)."""
+        if self._profile is None:
+            from kzoo.memory import activation_profile
+
+            self._profile = activation_profile(self.onnx_path, self.info)
+        return self._profile
 
     def __repr__(self):
         return f"OnnxModel({str(self.path)!r}, provider={self.provider!r})"
@@ -174,6 +198,24 @@ class OnnxModel:
                 raise KzooError(f"{self.name}: labels must be in 0..{e['num_classes'] - 1}, "
                                 f"got {x.min()}..{x.max()}")
             out[name] = x.astype(e["dtype"], copy=False)
+        return out
+
+    def run_rows(self, feeds, chunk_rows, should_stop=None):
+        """Run checked `feeds` `chunk_rows` rows at a time (the model's batch size), into
+        preallocated outputs; `should_stop()` is asked before each chunk (raises `Stopped`)."""
+        rows = len(next(iter(feeds.values())))
+        if rows <= chunk_rows:
+            if should_stop is not None and should_stop():
+                raise Stopped(f"{self.name}: stopped before running (the caller went away)")
+            return self.run(**feeds)
+        out = {}
+        for i in range(0, rows, chunk_rows):
+            if should_stop is not None and should_stop():
+                raise Stopped(f"{self.name}: stopped after {i} of {rows} rows (the caller went away)")
+            for k, v in self.run(**{k: v[i:i + chunk_rows] for k, v in feeds.items()}).items():
+                if k not in out:
+                    out[k] = np.empty((rows, *v.shape[1:]), v.dtype)
+                out[k][i:i + len(v)] = v
         return out
 
     def run(self, **feeds):
@@ -257,27 +299,45 @@ class OnnxModel:
                 raise KzooError(f"{self.name} needs input {name!r} ({e['role']}); give it explicitly")
         return feeds
 
-    def generate(self, num, seed=0, label=None):
-        """For models without image inputs: `num` outputs from seeded latents (post-processed)."""
+    def generate(self, num, seed=0, label=None, max_memory_bytes=None, chunk_rows=GENERATE_BATCH):
+        """For models without image inputs: `num` outputs from seeded latents (post-processed),
+        run `chunk_rows` at a time; refused (one `KzooError` line) when the estimated peak
+        is over `max_memory_bytes` (default: `kzoo.memory.default_request_budget()`)."""
+        from kzoo.memory import check_budget, plan_run
+
         if self.image_inputs:
             raise KzooError(f"{self.name} transforms images: give input images, not --num")
         if num < 1:
             raise KzooError(f"--num must be >= 1, got {num}")
+        budget = check_budget(max_memory_bytes, "--max-memory-bytes")
+        fixed = {"inputs": int(sum(num * a for a, _ in self.profile.inputs.values())),
+                 "outputs": 2 * self.profile.output_bytes(num)}  # float outputs, then uint8 images
+        plan_run(self.profile, num, 0, fixed, budget, chunk_rows=chunk_rows, what=f"--num {num}",
+                 limit_name="--max-memory-bytes")
         feeds = self.sample(num, seed, label)
-        return self.postprocess(self.run(**feeds)), feeds
+        return self.postprocess(self.run_rows(self.check_feeds(feeds), chunk_rows)), feeds
 
-    def generate_batches(self, num, seed=0, label=None, batch=None):
+    def generate_batches(self, num, seed=0, label=None, batch=None, max_memory_bytes=None):
         """`generate`, `batch` items per model call (default: the export's Triton
         `max_batch_size`): yields `(start, outputs, feeds)`, so that any `num` runs in
-        the memory of one batch. Item i is the same whatever the batch size when the
-        model has one latent input (its rows are drawn in order from one generator)."""
+        the memory of one batch, whose estimated peak is checked against
+        `max_memory_bytes` first (as `generate` checks all of them). Item i is the same
+        whatever the batch size when the model has one latent input (its rows are drawn
+        in order from one generator)."""
         from kzoo.export.serving_config import MAX_BATCH_SIZE
+        from kzoo.memory import check_budget, plan_run
 
         if self.image_inputs:
             raise KzooError(f"{self.name} transforms images: give input images, not --num")
         if num < 1:
             raise KzooError(f"--num must be >= 1, got {num}")
         batch = batch or MAX_BATCH_SIZE
+        rows = min(batch, num)
+        fixed = {"inputs": int(sum(rows * a for a, _ in self.profile.inputs.values())),
+                 "outputs": 2 * self.profile.output_bytes(rows)}
+        plan_run(self.profile, rows, 0, fixed, check_budget(max_memory_bytes, "--max-memory-bytes"),
+                 chunk_rows=rows, what=f"--num {num} ({rows} at a time)",
+                 limit_name="--max-memory-bytes")
         rng = np.random.default_rng(seed)
         for start in range(0, num, batch):
             feeds = self.sample(min(batch, num - start), seed, label, rng=rng, start=start)
@@ -391,7 +451,7 @@ class OnnxModel:
             img = np.pad(img, pad, mode=mode)
         x = self.preprocess(img, e["name"], source)
         if tile is None:
-            tile = TILE if self.info.get("task") == "super-resolution" else 0
+            tile = TILE if tile_overlap(self.info) is not None else 0
         if tile and max(x.shape[:2]) > tile:
             outputs = self.run_tiled(x, tile, overlap, seed=seed, label=label)
         else:
@@ -399,18 +459,57 @@ class OnnxModel:
         outputs = {k: _crop(v, x.shape[:2], (height, width)) for k, v in outputs.items()}
         return {k: v[0] for k, v in self.postprocess(outputs).items()}
 
+    def plan_image(self, height, width, budget, tile=None, overlap=OVERLAP, source="image",
+                   limit_name="--max-memory-bytes"):
+        """The tile size (0: whole image) to run one `height` x `width` image with, so that
+        the estimated peak stays within `budget` bytes -- known from the image's header,
+        before it is decoded. `tile` as in `predict_image` (None: super-resolution models
+        in tiles of `TILE`, others whole); an image that does not fit is refused with one
+        `KzooError` line naming the limit (and `--tile` where the model takes any size)."""
+        from kzoo.memory import plan_run
+
+        size = self.info.get("dynamic", {}).get("spatial_size")
+        m = size["multiple"] if size else 1
+        pixels = (-(-height // m) * m) * (-(-width // m) * m)
+        channels = self.image_inputs[0]["shape"][-1]
+        fixed = {"decoded image": pixels * channels * 9,  # uint8, float32, its scaled copy
+                 "outputs": 2 * self.profile.output_bytes(1, pixels)}  # and post-processed
+        tiles = bool(size) and self._maps_only()
+        auto = tile is None and tile_overlap(self.info) is not None
+        if tile is None:
+            tile = TILE if auto else 0
+        if tile and max(height, width) <= tile:
+            tile = 0
+        what = f"{source} ({width}x{height})"
+        if not tile:
+            try:
+                plan_run(self.profile, 1, pixels, fixed, budget, chunk_rows=1, what=what, limit_name=limit_name)
+                return 0
+            except KzooError as err:
+                hint = "; --tile N runs it in N x N tiles" if tiles else ""
+                raise KzooError(f"{err}{hint}") from None
+        args = dict(chunk_rows=1, what=what, limit_name=limit_name, tile_multiple=m if tiles else None,
+                    overlap=overlap)
+        try:
+            return plan_run(self.profile, 1, pixels, fixed, budget, tile=tile, **args).tile
+        except KzooError:
+            if not auto:
+                raise
+        return plan_run(self.profile, 1, pixels, fixed, budget, **args).tile or 0  # a smaller tile
+
     def _maps_only(self):
         """Every output is an image or a per-pixel map (batch, height, width, ...)."""
         return all(len(e["shape"]) >= 3 for e in self.outputs.values())
 
-    def run_tiled(self, x, tile, overlap=OVERLAP, seed=0, label=None):
+    def run_tiled(self, x, tile, overlap=OVERLAP, seed=0, label=None, should_stop=None):
         """Run a fully convolutional model on one preprocessed HxWxC input `x` in tiles.
 
         Each `tile` x `tile` block is run with `overlap` input pixels of context on every
         side (less at the image border), and only the block's own part of the output is
         kept: no blending, no seams. Where `overlap` covers the network's receptive radius
         the result equals the untiled output up to float rounding. Sizes are rounded up to
-        the model's size multiple; returns {output: array with batch 1}.
+        the model's size multiple; returns {output: array with batch 1}. `should_stop()`
+        is asked before each tile (raises `Stopped`).
         """
         size = self.info.get("dynamic", {}).get("spatial_size")
         if not size or not self._maps_only():
@@ -422,6 +521,8 @@ class OnnxModel:
         out = {}
         for y0 in range(0, height, tile):
             for x0 in range(0, width, tile):
+                if should_stop is not None and should_stop():
+                    raise Stopped(f"{self.name}: stopped between tiles (the caller went away)")
                 y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
                 ya, xa = max(y0 - overlap, 0), max(x0 - overlap, 0)
                 yb, xb = min(y1 + overlap, height), min(x1 + overlap, width)
@@ -437,6 +538,44 @@ class OnnxModel:
                     out[k][:, y0 * sy:y1 * sy, x0 * sx:x1 * sx] = v[
                         :, (y0 - ya) * sy:(y1 - ya) * sy, (x0 - xa) * sx:(x1 - xa) * sx]
         return out
+
+
+class Stopped(KzooError):
+    """A run given up between chunks or tiles because its caller went away."""
+
+
+def tile_overlap(info):
+    """The context (input pixels) a model described by `kzoo.json` `info` is tiled with, or
+    None when it is not tiled: only super-resolution models are run in tiles unasked --
+    their receptive radius (`OVERLAP`) is small, so tiles give the untiled result; a
+    U-Net's or DeepLab's reaches across the image, so tiling would change the answer."""
+    size = (info.get("dynamic") or {}).get("spatial_size")
+    maps = all(len(e["shape"]) >= 3 for e in info["outputs"])
+    return OVERLAP if info.get("task") == "super-resolution" and size and maps else None
+
+
+def read_info(path):
+    """The `kzoo.json` of an exported version, checked: one `KzooError` line when it is
+    truncated, not JSON, or an entry lacks a field."""
+    path = Path(path)
+    try:
+        info = json.loads((path / "kzoo.json").read_text())
+    except OSError as err:
+        raise KzooError(f"cannot read {path / 'kzoo.json'}: {err.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise KzooError(f"{path / 'kzoo.json'} is not valid JSON (truncated?): {err}") from None
+    if not isinstance(info, dict):
+        raise KzooError(f"{path / 'kzoo.json'} is not a JSON object")
+    for kind in ("inputs", "outputs"):
+        entries = info.get(kind)
+        if not isinstance(entries, list) or not entries:
+            raise KzooError(f"{path / 'kzoo.json'} has no {kind} list")
+        for i, e in enumerate(entries):
+            missing = [f for f in ("name", "dtype", "shape", "role") if not isinstance(e, dict) or f not in e]
+            if missing:
+                raise KzooError(f"{path / 'kzoo.json'}: {kind}[{i}] has no {', '.join(missing)} "
+                                "(a kzoo.json of another format version?)")
+    return info
 
 
 def _crop(value, padded, original):
@@ -460,6 +599,21 @@ def endpoint_of(info, name=None):
 def _first_line(e):
     text = str(e).strip()
     return text.splitlines()[-1][:500] if text else type(e).__name__
+
+
+def image_size(path):
+    """(width, height) of an image file, from its header (nothing is decoded)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except FileNotFoundError:
+        raise KzooError(f"input image {path} does not exist") from None
+    except Image.DecompressionBombError as e:
+        raise KzooError(f"image {path} is too large to decode: {_first_line(e)}") from None
+    except Exception as e:
+        raise KzooError(f"cannot read image {path}: {_first_line(e)}") from None
 
 
 def load_image(path):
@@ -569,16 +723,23 @@ def resolve_model(source, endpoint=None, mode=None):
 
 def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, providers=None,
             endpoint=None, fp16=False, sampler="ddim", steps=50, eta=0.0, use_clipped_model_output=None,
-            tile=None, overlap=OVERLAP, mode=None, log=None):
+            tile=None, overlap=OVERLAP, mode=None, max_memory_bytes=None, log=None):
     """What `kzoo predict` does: run `source` on `inputs` (or generate `num`); returns paths.
 
     Diffusion eps-models are sampled with `sampler` ("ddim" or "ddpm") in `steps` steps,
     with the sampler options of their kzoo.json (`use_clipped_model_output` overrides one).
     Image models take `tile` and `overlap` (see `OnnxModel.predict_image`). `mode`: the
-    test-time mode of a junyanz network (`resolve_model`).
+    test-time mode of a junyanz network (`resolve_model`). Each image's and each generated
+    batch's estimated peak is checked against `max_memory_bytes` (default:
+    `kzoo.memory.default_request_budget()`) before anything is decoded or run
+    (`OnnxModel.plan_image`), as `kzoo serve` checks a request.
     """
+    from kzoo.memory import check_budget
+
     log = log or (lambda msg: None)
-    model = OnnxModel(resolve_model(source, endpoint, mode), providers=providers, fp16=fp16)
+    budget = check_budget(max_memory_bytes, "--max-memory-bytes")
+    model = OnnxModel(resolve_model(source, endpoint, mode), providers=providers, fp16=fp16,
+                      arena=False)
     log(f"{model.name} version {model.info.get('version')} on onnxruntime {model.provider}")
     out = Path(out)
     written = []
@@ -594,9 +755,14 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
     if model.image_inputs:
         if not inputs:
             raise KzooError(f"{model.name} transforms images: give one or more INPUT image files")
+        if len(model.image_inputs) != 1:
+            raise KzooError(f"{model.name} takes {len(model.image_inputs)} images; "
+                            "kzoo predict feeds models with exactly one image input")
         for i, src in enumerate(inputs):
+            width, height = image_size(src)
+            use = model.plan_image(height, width, budget, tile, overlap, source=str(src))
             result = model.predict_image(load_image(src), seed=seed + i, label=label, source=str(src),
-                                         tile=tile, overlap=overlap)
+                                         tile=use, overlap=overlap)
             for name, value in result.items():
                 stem = Path(src).stem if len(result) == 1 else f"{Path(src).stem}_{name}"
                 written.append(save_output(out / stem, value, model.outputs[name]))
@@ -611,7 +777,8 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
 
         check_free_space(out, num * per_item)  # e.g. --num 1000000000: refused before any work
     label_name = next((n for n, e in model.inputs.items() if e["role"] == "label"), None)
-    for start, result, feeds in model.generate_batches(num, seed=seed, label=label):
+    for start, result, feeds in model.generate_batches(num, seed=seed, label=label,
+                                                          max_memory_bytes=budget):
         for name, values in result.items():
             for i, value in enumerate(values, start):
                 tag = f"_label{int(feeds[label_name][i - start])}" if label_name else ""

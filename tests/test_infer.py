@@ -280,3 +280,41 @@ def test_predict_tiles_as_asked(sr, tmp_path):
                  "--out", str(tmp_path / "cli")]) == 0
     assert np.abs(np.asarray(Image.open(tmp_path / "cli" / "lr.png")).astype(int) - whole).max() <= 1
     assert main(["predict", str(sr.path), str(tmp_path / "lr.png"), "--tile", "-1"]) == 2
+
+
+def test_predict_checks_the_memory_budget_before_decoding(exported, sr, tmp_path, monkeypatch):
+    """`kzoo predict --max-memory-bytes`: an image over the budget is refused from its header
+    (never decoded), with `--tile` named for models of any size; super-resolution tiles to fit;
+    a generator's --num is refused or run in batches."""
+    import kzoo.infer as infer
+    from kzoo.cli import main
+    from kzoo.errors import KzooError
+
+    Image.new("RGB", (2048, 2048)).save(tmp_path / "big.png")
+    decoded = []
+    real_load = infer.load_image
+    monkeypatch.setattr(infer, "load_image", lambda p: decoded.append(p) or real_load(p))
+    with pytest.raises(KzooError, match=r"big.png \(2048x2048\) needs about .* over the limit of 16\.0 MiB for one "
+                                        r"request \(--max-memory-bytes\); --tile N runs it in N x N tiles"):
+        predict(exported / "fcn", [tmp_path / "big.png"], tmp_path / "out", max_memory_bytes=16 << 20)
+    assert decoded == []
+    assert main(["predict", str(exported / "fcn"), str(tmp_path / "big.png"), "--out", str(tmp_path / "o"),
+                 "--max-memory-bytes", str(16 << 20)]) == 2
+    # the same image in tiles fits (its outputs and the decoded image are counted whole)
+    (path,) = predict(exported / "fcn", [tmp_path / "big.png"], tmp_path / "out", max_memory_bytes=256 << 20,
+                      tile=256)
+    assert np.asarray(Image.open(path)).shape == (2048, 2048, 3)
+    # super-resolution chooses a tile that fits
+    model = OnnxModel(sr.path)
+    assert 0 < model.plan_image(300, 300, 64 << 20) < 256
+    with pytest.raises(KzooError, match="over the limit of 2.0 MiB"):
+        model.plan_image(300, 300, 2 << 20)
+    # generators: refused over the budget, else in batches of GENERATE_BATCH rows
+    with pytest.raises(KzooError, match=r"--num 1000000000 needs about .* over the limit"):
+        predict(exported / "cgan", [], tmp_path / "g", num=1_000_000_000)
+    gen = OnnxModel(exported / "cgan")
+    calls = []
+    run = gen.run
+    gen.run = lambda **f: calls.append(len(f["z"])) or run(**f)
+    images, _ = gen.generate(150, chunk_rows=64)
+    assert calls == [64, 64, 22] and len(images["image"]) == 150

@@ -264,6 +264,32 @@ def predict_response(outputs, form):
     return {"predictions": [{k: v[i] for k, v in values.items()} for i in range(n)]}
 
 
+def predict_response_bytes(outputs, form):
+    """`dumps(predict_response(outputs, form))`, built one row (batch entry) at a time: the
+    Python objects of one row exist at once, not those of the whole answer, and other
+    threads -- the event loop answering other clients -- run between rows instead of
+    waiting for one long `json.dumps`."""
+    arrays = {k: v if isinstance(v, np.ndarray) else np.asarray(v) for k, v in outputs.items()}
+
+    def rows(k):
+        a, binary = arrays[k], k.endswith("_bytes")
+        return (dumps(_json_value(a[i:i + 1], binary)[0]) for i in range(len(a)))
+
+    def array(k):
+        return b"[" + b",".join(rows(k)) + b"]"
+
+    if form == "columnar":
+        if len(arrays) == 1:
+            return b'{"outputs":' + array(next(iter(arrays))) + b"}"
+        return b'{"outputs":{' + b",".join(dumps(k) + b":" + array(k) for k in arrays) + b"}}"
+    if len(arrays) == 1:
+        return b'{"predictions":' + array(next(iter(arrays))) + b"}"
+    columns = {k: rows(k) for k in arrays}
+    n = len(next(iter(arrays.values())))
+    return b'{"predictions":[' + b",".join(
+        b"{" + b",".join(dumps(k) + b":" + next(columns[k]) for k in arrays) + b"}" for _ in range(n)) + b"]}"
+
+
 def dumps(obj):
     return json.dumps(obj, separators=(",", ":"), allow_nan=True).encode("utf-8")
 

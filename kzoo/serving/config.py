@@ -6,6 +6,11 @@ the text-proto file with the official `tensorflow_serving.config.model_server_co
 `tree_config` is what `kzoo serve EXPORT` serves without one: every model directory of
 the tree with TF Serving's default policy, the latest version.
 
+kzoo's own per-model settings, which TF Serving's `ModelConfig` has no field for, are
+read from `serving.json` in the model's base path (beside its version directories):
+`{"max_request_memory_bytes": N}` bounds the estimated memory of one request to that
+model (`kzoo.memory`), overriding `kzoo serve --max-request-memory-bytes`.
+
 `aspired(policy, versions)` is the version policy of TF Serving's
 `FileSystemStoragePathSource`: `latest` (the N highest, default N=1), `all`, or
 `specific` (the listed versions that exist).
@@ -21,6 +26,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from kzoo.errors import KzooError
@@ -37,12 +43,42 @@ class ModelConfig:
         base_path: Path. Directory holding `<version>/` subdirectories.
         policy: tuple. `("latest", n)`, `("all",)` or `("specific", (v, ...))`.
         labels: tuple of (label, version) pairs.
+        max_request_memory_bytes: int or None. The model's request memory budget
+            (`serving.json`); None: the server's.
     """
 
     name: str
     base_path: Path
     policy: tuple = LATEST
     labels: tuple = ()
+    max_request_memory_bytes: int | None = None
+
+
+SETTINGS_FILE = "serving.json"
+SETTINGS = {"max_request_memory_bytes"}
+
+
+def model_settings(base_path):
+    """The kzoo settings of a model directory (`serving.json`, see module docstring) as
+    ModelConfig fields; {} when there is none. A bad file is one `KzooError` line."""
+    from kzoo.memory import check_budget
+
+    path = Path(base_path) / SETTINGS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except OSError as err:
+        raise KzooError(f"cannot read {path}: {err.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise KzooError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict) or set(data) - SETTINGS:
+        raise KzooError(f"{path} must be a JSON object with the keys {', '.join(sorted(SETTINGS))}; got "
+                        f"{sorted(data) if isinstance(data, dict) else type(data).__name__}")
+    if "max_request_memory_bytes" in data:
+        data["max_request_memory_bytes"] = check_budget(data["max_request_memory_bytes"],
+                                                        f"{path}: max_request_memory_bytes")
+    return data
 
 
 def aspired(policy, versions):
@@ -81,6 +117,8 @@ def read_config(path):
         text = path.read_text()
     except OSError as err:
         raise KzooError(f"cannot read the model config {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise KzooError(f"{path} is not a TF Serving ModelServerConfig: not a text file") from None
     try:
         proto = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
     except text_format.ParseError as err:
@@ -97,8 +135,9 @@ def read_config(path):
         if c.model_platform not in ("", "tensorflow", "onnx"):
             raise KzooError(f"{path}: model {c.name} requests unsupported platform {c.model_platform}")
         base = Path(c.base_path)
-        models.append(ModelConfig(c.name, base if base.is_absolute() else path.parent / base,
-                                  _policy(c.model_version_policy), tuple(sorted(c.version_labels.items()))))
+        base = base if base.is_absolute() else path.parent / base
+        models.append(ModelConfig(c.name, base, _policy(c.model_version_policy),
+                                  tuple(sorted(c.version_labels.items())), **model_settings(base)))
     return models
 
 
@@ -107,7 +146,7 @@ def tree_config(root):
     root = Path(root)
     if not root.is_dir():
         raise KzooError(f"{root} is not a directory; give an export tree (kzoo export writes export/)")
-    return [ModelConfig(p.name, p) for p in sorted(root.iterdir())
+    return [ModelConfig(p.name, p, **model_settings(p)) for p in sorted(root.iterdir())
             if p.is_dir() and not p.name.startswith(".")]
 
 

@@ -8,11 +8,15 @@ models and versions get NOT_FOUND, an unknown `version_label` INVALID_ARGUMENT,
 a full queue RESOURCE_EXHAUSTED, exactly the codes TF Serving answers with.
 Messages may be as large as the server's `grpc_max_message_bytes` (TF Serving:
 2 GiB - 1, in and out); each input's declared shape is checked against the
-signature and the request's memory budget before it is decoded.
+signature and the request's memory budget before it is decoded; a request over
+its memory budget or a response over the response limit gets RESOURCE_EXHAUSTED
+(`Servable.plan`). grpc.aio cancels a call's task when its client cancels or its
+deadline passes; the request is then dropped or stopped at its next chunk or tile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import grpc
@@ -49,6 +53,9 @@ class Service:
                 raise ServingError(f"cannot parse {request_class.DESCRIPTOR.name}: {err}") from None
             name = request.model_spec.name
             return await handler(request)
+        except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+            status = "CANCELLED"
+            raise
         except Exception as err:
             err = as_serving_error(err)
             status = err.code
@@ -79,15 +86,19 @@ class Service:
                     k: codec.from_tensor_proto(v, f"input {k}", entries.get(k), budget)
                     for k, v in request.inputs.items()}
 
+            def encode(servable, signature, outputs):
+                response = self.predict_pb2.PredictResponse()
+                response.model_spec.name = servable.name
+                response.model_spec.version.value = servable.version
+                response.model_spec.signature_name = signature
+                for k, v in outputs.items():
+                    response.outputs[k].CopyFrom(codec.tensor_proto(v))
+                return response
+
             version, label = self._version(request.model_spec)
-            servable, signature, outputs = await self.server.predict(
-                request.model_spec.name, version, decode, request.output_filter, label=label)
-            response = self.predict_pb2.PredictResponse()
-            response.model_spec.name = servable.name
-            response.model_spec.version.value = servable.version
-            response.model_spec.signature_name = signature
-            for k, v in outputs.items():
-                response.outputs[k].CopyFrom(codec.tensor_proto(v))
+            _, _, response = await self.server.predict(
+                request.model_spec.name, version, decode, request.output_filter, label=label,
+                encode=encode, encoding="proto")
             return response
 
         return await self._call(self.predict_pb2.PredictRequest, raw, context, handle, "Predict")

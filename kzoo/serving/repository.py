@@ -12,9 +12,18 @@ the signatures clients call:
   --image-signature` adds to the SavedModel, done here with the pre/post-processing
   of `kzoo.json`, so a client sends pictures and gets pictures whatever the backend.
 
-`Servable.prepare` validates a request's inputs and turns them into model feeds
-(per request, so one bad request never fails a batch); `Servable.run` runs a
-(batched) set of feeds; `Servable.finish` post-processes a request's outputs.
+`Servable.prepare` validates a request's inputs, plans it within the memory budget
+and turns it into model feeds (per request, so one bad request never fails a
+batch); `Servable.run` runs a (batched) set of feeds; `Servable.finish`
+post-processes a request's outputs.
+
+Memory: each version's `kzoo.memory.ActivationProfile` is measured when it loads.
+`Servable.plan` estimates a request's peak -- decoded images (their size read from
+the image headers, before anything is decoded), activations, outputs, the response
+in its encoding -- and runs it in chunks of the model's batch size, in tiles (only
+models `kzoo.infer.tile_overlap` tiles), or refuses it: RESOURCE_EXHAUSTED, REST
+400, naming the limit. A response larger than `max_response_bytes` is refused the
+same way before it is built.
 """
 
 from __future__ import annotations
@@ -33,7 +42,8 @@ import numpy as np
 from kzoo.errors import KzooError
 from kzoo.export.layout import group_complete, versions
 from kzoo.export.saved_model import SERVING_DEFAULT, SERVING_IMAGES, has_images, load_signature
-from kzoo.infer import OnnxModel
+from kzoo.infer import OVERLAP, OnnxModel, Stopped, endpoint_of, read_info, tile_overlap
+from kzoo.memory import ActivationProfile, activation_profile, default_request_budget, plan_run
 from kzoo.serving.config import LATEST, aspired, read_config, tree_config
 from kzoo.serving.errors import ServingError, not_found, unknown_label
 
@@ -49,7 +59,7 @@ class SavedModelRunner(OnnxModel):
         import json
 
         self.path = Path(path)
-        self.info = json.loads((self.path / "kzoo.json").read_text())
+        self.info = read_info(self.path)
         if not (self.path / "saved_model.pb").is_file():
             raise KzooError(f"{self.path} has no SavedModel (export it with --formats savedmodel)")
         self.name = self.info.get("name", self.path.parent.name)
@@ -57,11 +67,21 @@ class SavedModelRunner(OnnxModel):
         self.outputs = {e["name"]: e for e in self.info["outputs"]}
         self._signature = load_signature(self.path, SERVING_DEFAULT)
         self.provider = "tensorflow"
+        self.endpoint = endpoint_of(self.info, self.name)
 
     def run(self, **feeds):
         feeds = self.check_feeds(feeds)
         values = self._signature(**feeds)
-        return {k: values[k] for k in self.outputs}
+        return {k: np.asarray(values[k]) for k in self.outputs}
+
+    @property
+    def profile(self):
+        """Measured on the version's ONNX model when it has one; else only the tensors."""
+        onnx = self.info.get("files", {}).get("onnx")
+        if onnx and (self.path / onnx).is_file():
+            return activation_profile(self.path / onnx, self.info)
+        return ActivationProfile(0.0, 0.0, {e["name"]: (0.0, 0.0) for e in self.info["outputs"]},
+                                 {e["name"]: (0.0, 0.0) for e in self.info["inputs"]})
 
 
 def image_signature(info):
@@ -73,16 +93,39 @@ def image_signature(info):
     return {"inputs": swap(info["inputs"], "_bytes"), "outputs": swap(info["outputs"], "_png_bytes")}
 
 
+# Bytes per element of a REST (JSON) response: its text (a float32 written by Python takes
+# up to 24 characters with its comma; held twice, as str and as bytes) and the Python
+# objects built first (`tolist`: a 24-byte float, an 8-byte list slot, and the nested
+# lists' headers -- 27 bytes per element for images of 3 channels). Measured in
+# benchmarks/serving_abuse.json: 1,000 rows of the cGAN (12.3 M floats) took 1.47 GB of
+# RSS for a 279 MB body, 120 bytes per element. PNG bytes travel base64-encoded (4/3).
+JSON_TEXT_BYTES = 24
+JSON_OBJECT_BYTES = 64
+# Copies of a gRPC output tensor while its answer is built: the contiguous array's bytes,
+# TensorProto.tensor_content, the copy into PredictResponse, grpc's serialized message
+# (measured: 2,000 cGAN rows, a 98 MB answer, took 426 MB of RSS).
+PROTO_COPIES = 4
+
+
 class Servable:
-    """One exported version on one backend (see module docstring)."""
+    """One exported version on one backend (see module docstring).
+
+    Attributes set by the server: `budget` (bytes one request may use), `budget_name`
+    (what sets it, for messages), `chunk_rows` (the model's batch size),
+    `max_response_bytes`.
+    """
 
     def __init__(self, path, backend="onnx", name=None):
         if backend not in BACKENDS:
             raise KzooError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         self.path = Path(path)
         self.backend = backend
-        self.model = OnnxModel(self.path, providers=["cpu"]) if backend == "onnx" else SavedModelRunner(self.path)
+        self.model = (OnnxModel(self.path, providers=["cpu"], arena=False) if backend == "onnx"
+                      else SavedModelRunner(self.path))
         self.info = self.model.info
+        self.profile = self.model.profile  # measured now, not on the first request
+        self.budget, self.budget_name = default_request_budget(), "--max-request-memory-bytes"
+        self.chunk_rows, self.max_response_bytes = 32, 2**31 - 1
         self.name = name or self.path.parent.name  # the served name (models.config may rename)
         self.version = int(self.path.name)
         self.signatures = {SERVING_DEFAULT: {"inputs": self.info["inputs"], "outputs": self.info["outputs"]}}
@@ -96,8 +139,9 @@ class Servable:
                                f"this model has {', '.join(sorted(self.signatures))}")
         return name, self.signatures[name]
 
-    def prepare(self, signature, feeds):
-        """Validated model feeds ({name: array}, all of one batch) for one request."""
+    def prepare(self, signature, feeds, encoding="json", output_filter=()):
+        """(validated model feeds ({name: array}, all of one batch), `RunPlan`) for one request
+        whose response is sent as `encoding` ("json" or "proto")."""
         _, sig = self.signature(signature)
         names = [e["name"] for e in sig["inputs"]]
         missing = [n for n in names if n not in feeds]
@@ -112,32 +156,130 @@ class Servable:
                 raise ServingError(f"Expects input {e['name']} to be {e['dtype']} but "
                                    f"{'string' if got == object else got} is provided")
         try:
+            encoded = [e for e in sig["inputs"] if e["role"] == "encoded_image"]
+            if encoded:  # sizes from the headers, planned before anything is decoded
+                sizes = {self._image_size(feeds[e["name"]], e) for e in encoded}
+                if len(sizes) > 1:
+                    raise ServingError("the image inputs of one request must have one size; got "
+                                       + ", ".join(f"{w}x{h}" for n, h, w in sorted(sizes)))
+                rows, height, width = sizes.pop()
+                plan = self.plan(signature, rows, height * width, encoding, output_filter,
+                                 images=sum(self.model.inputs[e["image"]]["shape"][-1] for e in encoded),
+                                 what=f"{rows} image(s) of {width}x{height}")
             out = {e.get("image", e["name"]): (self._decode_images(feeds[e["name"]], e)
                                                if e["role"] == "encoded_image" else feeds[e["name"]])
                    for e in sig["inputs"]}
-            return self.model.check_feeds(out)
+            out = self.model.check_feeds(out)
+            if not encoded:
+                rows, pixels = len(next(iter(out.values()))), self._pixels(out)
+                plan = self.plan(signature, rows, pixels, encoding, output_filter, what=f"{rows} row(s)"
+                                 + (f" of {int(pixels ** 0.5)}x{int(pixels ** 0.5)} pixels" if pixels else ""))
+            return out, plan
         except ServingError:
             raise
         except (KzooError, ValueError, TypeError) as err:
             raise ServingError(str(err)) from None
 
-    def _decode_images(self, value, e):
+    def _pixels(self, feeds):
+        """Height x width of the request's image-like input (0 for models of fixed size)."""
+        if not (self.info.get("dynamic") or {}).get("spatial"):
+            return 0
+        for name, e in self.model.inputs.items():
+            if len(e["shape"]) >= 3:
+                return int(feeds[name].shape[1]) * int(feeds[name].shape[2])
+        return 0
+
+    def plan(self, signature, rows, pixels, encoding="json", output_filter=(), images=0, what="request"):
+        """The `RunPlan` of a request of `rows` rows of `pixels` pixels (see module docstring);
+        `images`: channels of the encoded images it decodes (0: raw tensors)."""
+        from kzoo.memory import fmt_bytes
+
+        prof = self.profile
+        _, sig = self.signature(signature)
+        fixed = {}
+        if images:  # uint8, float32 and its scaled copy of every image, then the stacked batch
+            fixed["decoded images"] = int(rows * pixels * images * 9 + pixels * images * 12)
+        else:
+            fixed["inputs"] = int(sum(rows * (a + b * pixels) for a, b in prof.inputs.values()))
+        fixed["outputs"] = prof.output_bytes(rows, pixels)
+        body = building = 0
+        for e in sig["outputs"]:
+            if output_filter and e["name"] not in output_filter:
+                continue
+            raw = e.get("image", e["name"])
+            nbytes = prof.output_bytes(rows, pixels, {raw})
+            elements = nbytes / np.dtype(self.model.outputs[raw]["dtype"]).itemsize
+            if e["role"] == "encoded_image":  # uint8 after float temporaries; PNG about the raw size
+                png = elements * 1.01 + rows * 1024
+                size = png * 4 / 3 if encoding == "json" else png
+                building += elements * 9 + png + 2 * size
+            else:
+                size = elements * JSON_TEXT_BYTES if encoding == "json" else nbytes
+                building += (elements * JSON_OBJECT_BYTES + 2 * size if encoding == "json"
+                             else PROTO_COPIES * size)
+            body += size
+        fixed["response"] = int(building)
+        overlap = tile_overlap(self.info)
+        tiles = overlap is not None and len(self.model.image_inputs) == 1 and len(self.model.inputs) == 1
+        size = (self.info.get("dynamic") or {}).get("spatial_size") or {}
+        try:
+            plan = plan_run(prof, rows, pixels, fixed, self.budget, chunk_rows=self.chunk_rows,
+                            what=f"{what} for {self.name}", limit_name=self.budget_name,
+                            tile_multiple=size.get("multiple") if tiles else None, overlap=overlap or 0)
+        except KzooError as err:
+            raise ServingError(str(err), "RESOURCE_EXHAUSTED", 400) from None
+        if body > self.max_response_bytes:
+            raise ServingError(f"the response to {what} for {self.name} would be about {fmt_bytes(body)}, over "
+                               f"the limit of {fmt_bytes(self.max_response_bytes)} (--max-response-bytes)",
+                               "RESOURCE_EXHAUSTED", 400)
+        return plan
+
+    def _image_size(self, value, e):
+        """(images, height, width) of a batch of encoded images, from their headers."""
         value = np.asarray(value, dtype=object)
         if value.ndim != 1:
             raise ServingError(f"{e['name']} takes a batch (list) of encoded images; got shape {value.shape}")
+        if not len(value):
+            raise ServingError(f"{e['name']} is empty")
+        sizes = {_image_header(b, f"{e['name']}[{i}]") for i, b in enumerate(value)}
+        if len(sizes) > 1:
+            raise ServingError(f"{e['name']}: the images of one request must have one size; got "
+                               + ", ".join(f"{w}x{h}" for w, h in sorted(sizes)))
+        width, height = sizes.pop()
+        try:
+            self.model.endpoint.check_size(height, width)
+        except KzooError as err:
+            raise ServingError(f"{e['name']}: {err}") from None
+        return len(value), height, width
+
+    def _decode_images(self, value, e):
+        value = np.asarray(value, dtype=object)
         images = [self.model.preprocess(_decode_image(b, e["name"], self.model.inputs[e["image"]]),
                                         e["image"], source=f"{e['name']}[{i}]")
                   for i, b in enumerate(value)]
-        if len({x.shape for x in images}) > 1:
-            raise ServingError(f"{e['name']}: the images of one request must have one size; got "
-                               + ", ".join(f"{x.shape[1]}x{x.shape[0]}" for x in images))
-        if not images:
-            raise ServingError(f"{e['name']} is empty")
         return np.stack(images)
 
-    def run(self, feeds):
-        """Run the model on prepared (possibly batched) feeds -> {output: array}."""
-        return self.model.run(**feeds)
+    def run(self, feeds, plan=None, should_stop=None):
+        """Run the model on prepared (possibly batched) feeds -> {output: array}: in chunks of
+        `chunk_rows`, or image by image in tiles when `plan` says so; `should_stop()` is
+        asked before each chunk or tile (`kzoo.infer.Stopped`)."""
+        try:
+            return self._run(feeds, plan, should_stop)
+        except Stopped as err:
+            log.info("%s version %d: %s", self.name, self.version, err)
+            raise
+
+    def _run(self, feeds, plan, should_stop):
+        if plan is None or not plan.tile:
+            return self.model.run_rows(feeds, plan.chunk_rows if plan else self.chunk_rows, should_stop)
+        (name, x), = feeds.items()
+        out = {}
+        for i in range(len(x)):
+            for k, v in self.model.run_tiled(x[i], plan.tile, OVERLAP, should_stop=should_stop).items():
+                if k not in out:
+                    out[k] = np.empty((len(x), *v.shape[1:]), v.dtype)
+                out[k][i] = v[0]
+        return out
 
     def finish(self, signature, outputs, output_filter=()):
         """A request's outputs as its signature names them (PNG bytes for `serving_images`)."""
@@ -157,6 +299,22 @@ class Servable:
         return result
 
 
+def _image_header(data, name):
+    """(width, height) of one encoded image, read from its header only."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(data, (bytes, bytearray)):
+        raise ServingError(f"{name} takes encoded images (send {{\"b64\": \"...\"}}); got {type(data).__name__}")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Image.DecompressionBombError as err:
+        raise ServingError(f"{name}: image is too large: {str(err).splitlines()[0][:200]}",
+                           "RESOURCE_EXHAUSTED", 400) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise ServingError(f"{name}: cannot decode image ({str(err).splitlines()[0][:200]})") from None
+
+
 def _decode_image(data, name, entry):
     from PIL import Image, UnidentifiedImageError
 
@@ -165,7 +323,7 @@ def _decode_image(data, name, entry):
     try:
         with Image.open(io.BytesIO(data)) as img:
             return np.asarray(img.convert("L" if entry["shape"][-1] == 1 else "RGB"))
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise ServingError(f"{name}: cannot decode image ({str(err).splitlines()[0][:200]})") from None
 
 
@@ -259,10 +417,12 @@ class Repository:
             return list(self.events)[before:] if len(self.events) > before else []
 
     def _on_disk(self, cfg, loaded):
-        """{version: path} of the versions that may be served: complete ones, and loaded
+        """({version: path} of the versions that may be served: complete ones, and loaded
         ones still on disk (a loaded version is not reloaded when its directory changes,
-        as in TF Serving, nor dropped while `--force` re-exports its group)."""
-        found = {}
+        as in TF Serving, nor dropped while `--force` re-exports its group); {version:
+        error} of those whose `kzoo.json` is there but unreadable (kzoo writes it
+        atomically, so it is broken, not half-written))."""
+        found, broken = {}, {}
         for v in versions(cfg.base_path):
             path = cfg.base_path / str(v)
             if v in loaded:
@@ -270,18 +430,29 @@ class Repository:
                 continue
             try:
                 info = json.loads((path / "kzoo.json").read_text())
-            except (OSError, ValueError):
-                continue  # not (yet) a complete kzoo export
-            if group_complete(path, info):
+            except FileNotFoundError:
+                continue  # not (yet) a kzoo export
+            except (OSError, ValueError) as err:
+                broken[v] = (path, f"{path / 'kzoo.json'} is not valid JSON (truncated?): "
+                                   f"{getattr(err, 'strerror', None) or err}")
+                continue
+            if not isinstance(info, dict):
+                broken[v] = (path, f"{path / 'kzoo.json'} is not a JSON object")
+            elif group_complete(path, info):
                 found[v] = path
-        return found
+        return found, broken
 
     def _poll_model(self, cfg):
         name = cfg.name
         loaded = self.models.get(name, {})
-        found = self._on_disk(cfg, loaded)
+        found, broken = self._on_disk(cfg, loaded)
         failed = {v: m for v, m in self.failed.get(name, {}).items()
                   if v in found and self._stamps.get((name, v)) == _stamp(found[v])}
+        for v, (path, message) in broken.items():
+            old = self.failed.get(name, {}).get(v)
+            if old is None or self._stamps.get((name, v)) != _stamp(path):
+                self._failed(name, v, path, message)
+            failed[v] = message
         new = {}
         while True:
             want = aspired(cfg.policy, [v for v in found if v not in failed])
@@ -302,17 +473,21 @@ class Repository:
         self.loading = {**self.loading, name: self.loading.get(name, set()) | {v}}
         try:
             servable = Servable(path, self.backend, name)
+            servable.config = self.configs.get(name)
             if self.on_load is not None:
                 self.on_load(servable)
             return servable
         except Exception as err:  # a broken version is reported, never served
             message = str(err) if isinstance(err, KzooError) else f"{type(err).__name__}: {err}"
-            log.warning("cannot load %s: %s", path, message)
-            self._stamps[name, v] = _stamp(path)
-            self.events.append((time.time(), name, v, "failed"))
-            return message
+            return self._failed(name, v, path, message)
         finally:
             self.loading = {**self.loading, name: self.loading[name] - {v}}
+
+    def _failed(self, name, v, path, message):
+        log.warning("cannot load %s: %s", path, message)
+        self._stamps[name, v] = _stamp(path)
+        self.events.append((time.time(), name, v, "failed"))
+        return message
 
     def _switch(self, name, serving):
         old = self.models.get(name, {})

@@ -9,8 +9,17 @@
 
 Errors are `{"error": "..."}` with TF Serving's HTTP status: 400 for a bad
 request (also an unknown version label, or a path TF Serving's URL grammar does
-not match, e.g. `/versions/-1`), 404 for an unknown model or version, 429 when
-the queue is full. Limits of a good server: a body over `max_body_bytes` is read
+not match, e.g. `/versions/-1`, and a request over its memory budget or response
+limit), 404 for an unknown model or version, 429 when the queue is full or the
+server's memory pool is busy. The URL grammar matches case-insensitively, as TF
+Serving's `(?i)` regexes do (http_rest_api_util.cc, `kPredictionApiGegex` and
+`kModelStatusApiRegex`), but its handler then dispatches on the verb and the
+`metadata` subresource as written (`*method == "predict"`, `model_subresource ==
+"metadata"` in http_rest_api_handler.cc): `/V1/MODELS/m:predict` is a predict,
+`/v1/models/m:PREDICT` is "Malformed request" (400) there and here, and
+`/v1/models/m/METADATA` answers the model's status.
+
+A client that hangs up while its predict runs cancels it (see `kzoo.serving.batching`). Limits of a good server: a body over `max_body_bytes` is read
 and discarded (up to `DISCARD_LIMIT`, within the body timeout) and answered 413
 with `Connection: close`, so a client that sends its whole body before reading
 (Python's http.client) sees the 413, not a reset; a body that does not arrive
@@ -39,7 +48,7 @@ from kzoo.serving.metrics import CONTENT_TYPE
 
 # TF Serving's grammar: versions are digits, labels anything but '/' and ':'.
 URL = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
-                 r"(?:/(?P<meta>metadata)|:(?P<verb>[A-Za-z]+))?/?$")
+                 r"(?:/(?P<meta>metadata)|:(?P<verb>[A-Za-z]+))?/?$", re.IGNORECASE)
 STATIC = {"index.html": "text/html; charset=utf-8", "demo.js": "text/javascript; charset=utf-8",
           "demo.css": "text/css; charset=utf-8"}
 DISCARD_LIMIT = 64 << 20  # most bytes of an oversized body read and dropped before closing
@@ -80,6 +89,33 @@ async def read_body(request, limit, timeout_s):
     except asyncio.TimeoutError:
         raise ServingError(f"the request body did not arrive within {timeout_s:g} s",
                            "DEADLINE_EXCEEDED", 408) from None
+
+
+async def unless_disconnected(request, coro):
+    """Await `coro`, cancelling it (and raising `ClientDisconnect`) if the client hangs up
+    first: once the body is read, the next ASGI message is the disconnect."""
+    task = asyncio.ensure_future(coro)
+
+    async def watch():
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    try:
+        await task
+    except BaseException:  # its cancellation, or what it failed with meanwhile
+        pass
+    raise ClientDisconnect()
 
 
 def header_timeout_protocol(seconds):
@@ -139,6 +175,7 @@ def create_app(server):
             if not m:
                 raise ServingError(f"Malformed request: {request.method} {request.url.path}")
             name, version, label, meta, verb = m["name"], m["version"], m["label"], m["meta"], m["verb"]
+            meta = meta if meta == "metadata" else None  # TF Serving: the subresource as written
             if request.method == "GET" and not verb:
                 if meta:
                     method = "GetModelMetadata"
@@ -149,7 +186,7 @@ def create_app(server):
                                               servable.signatures)}})
                 method = "GetModelStatus"
                 return json_response({"model_version_status": repo.status(name, version, label)})
-            if request.method == "POST" and verb == "predict" and not meta:
+            if request.method == "POST" and verb == "predict" and not m["meta"]:
                 form = {}
 
                 def decode(servable):
@@ -157,8 +194,12 @@ def create_app(server):
                         body, servable.signatures, max_bytes=server.max_tensor_bytes)
                     return signature, feeds
 
-                _, _, outputs = await server.predict(name, version, decode, label=label)
-                return json_response(codec.predict_response(outputs, form["form"]))
+                def encode(servable, signature, outputs):
+                    return codec.predict_response_bytes(outputs, form["form"])
+
+                _, _, data = await unless_disconnected(request, server.predict(
+                    name, version, decode, label=label, encode=encode, encoding="json"))
+                return Response(data, media_type="application/json")
             if request.method == "POST" and verb in ("classify", "regress"):
                 raise ServingError(f"{verb} is not supported by kzoo serve models (use :predict)")
             raise ServingError(f"Malformed request: {request.method} {request.url.path}")
@@ -171,6 +212,11 @@ def create_app(server):
             return error_response(err)
         finally:
             server.observe(name, "rest", status, started, method)
+
+    async def v1_any_case(request):  # /v1/, /V1/: TF Serving's kPathRegex is "(?i)/v1/.*"
+        if request.path_params["v1"].lower() != "v1":
+            return await not_found(request, None)
+        return await v1(request)
 
     async def metrics(request):
         return Response(server.metrics.text(), media_type=CONTENT_TYPE)
@@ -193,7 +239,7 @@ def create_app(server):
 
     routes = [Route("/", static), Route("/static/{filename}", static),
               Route("/kzoo/models", models), Route("/monitoring/prometheus/metrics", metrics),
-              Route("/v1/{path:path}", v1, methods=["GET", "POST"])]
+              Route("/{v1}/{path:path}", v1_any_case, methods=["GET", "POST"])]
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: _method_not_allowed})
 
 

@@ -2,9 +2,19 @@
 
 One asyncio event loop runs uvicorn (the REST app of `kzoo.serving.rest`) and a
 grpc.aio server (`kzoo.serving.grpc_service`); both call `ModelServer.predict`,
-which decodes and validates a request in the thread pool, queues it on the
-version's `Batcher` (dynamic batching, bounded queue) and post-processes the
-outputs in the thread pool. The event loop itself only moves bytes.
+which decodes, validates and plans a request in the thread pool, queues it on the
+version's `Batcher` (dynamic batching, bounded queue), post-processes the outputs
+and encodes the response in the thread pool. The event loop itself only moves bytes.
+
+Memory: every request is planned within its model's budget before anything large
+is decoded or run (`Servable.plan`: `max_request_memory_bytes`, default 1/4 of the
+machine's memory, or the model's `serving.json`); the estimates of the requests
+running at once share a pool of `max_memory_bytes` (default 1/2 of the machine's
+memory; a request that does not fit now gets RESOURCE_EXHAUSTED / 429, retry
+later). After a request of more than `RELEASE_AFTER_BYTES` the freed heap is
+handed back to the system (`kzoo.memory.release_memory`). A request whose client
+is gone (gRPC deadline or cancel, REST hang-up) is cancelled: dropped from the
+queue, or stopped at its next chunk or tile.
 
 A background thread keeps the served versions in step with the file system, as
 TF Serving does: every `file_system_poll_wait_seconds` it lets the `Repository`
@@ -30,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import threading
@@ -37,6 +48,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from kzoo.errors import KzooError
+from kzoo.infer import Stopped
+from kzoo.memory import MemoryPool, check_budget, fmt_bytes, physical_memory_bytes, release_memory
 from kzoo.serving.batching import Batcher
 from kzoo.serving.config import LATEST
 from kzoo.serving.errors import ServingError, as_serving_error
@@ -47,6 +60,7 @@ log = logging.getLogger("kzoo.serving")
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 GRPC_MAX_MESSAGE = 2**31 - 1  # TF Serving: grpc ServerBuilder::SetMaxMessageSize(kint32max)
 DEFAULT_MAX_TENSOR_BYTES = 1 << 30
+RELEASE_AFTER_BYTES = 64 << 20  # requests estimated above this hand freed memory back after
 
 
 def _uvicorn_server_class():
@@ -91,13 +105,20 @@ class ModelServer:
         body_timeout_s: float. Time allowed for a REST body to arrive (408 after).
         header_timeout_s: float. Time allowed for a request's headers (the
             connection is closed after).
+        max_request_memory_bytes: int or None. Estimated memory one request may use
+            (None: 1/4 of the machine's memory; a model's `serving.json` overrides it).
+        max_memory_bytes: int or None. Estimated memory of all requests running at
+            once (None: the larger of 1/2 of the machine's memory and one request's).
+        max_response_bytes: int or None. Largest response (REST body or gRPC message),
+            refused before it is built (None: `grpc_max_message_bytes`).
     """
 
     def __init__(self, root="export", *, backend="onnx", host="127.0.0.1", port=8501, grpc_port=8500,
                  max_batch=32, batch_wait_ms=2.0, max_queue=256, max_body_bytes=DEFAULT_MAX_BODY,
                  threads=None, config_file=None, version_policy=LATEST, file_system_poll_wait_seconds=1.0,
                  model_config_file_poll_wait_seconds=0.0, grpc_max_message_bytes=GRPC_MAX_MESSAGE,
-                 max_tensor_bytes=DEFAULT_MAX_TENSOR_BYTES, body_timeout_s=30.0, header_timeout_s=10.0):
+                 max_tensor_bytes=DEFAULT_MAX_TENSOR_BYTES, body_timeout_s=30.0, header_timeout_s=10.0,
+                 max_request_memory_bytes=None, max_memory_bytes=None, max_response_bytes=None):
         for flag, value in (("--port", port), ("--grpc-port", grpc_port)):
             if value is not None and not (isinstance(value, int) and 0 <= value <= 65535):
                 raise KzooError(f"{flag} must be a TCP port from 0 (any free) to 65535, got {value}")
@@ -110,11 +131,20 @@ class ModelServer:
                                  ("--model-config-file-poll-wait-seconds", model_config_file_poll_wait_seconds, 0)):
             if not value >= low:  # (nan too)
                 raise KzooError(f"{flag} must be >= {low}, got {value}")
+            if not math.isfinite(value):
+                raise KzooError(f"{flag} must be a finite number, got {value}")
         if grpc_max_message_bytes > GRPC_MAX_MESSAGE:
             raise KzooError(f"--grpc-max-message-bytes must be <= {GRPC_MAX_MESSAGE}, got {grpc_max_message_bytes}")
         self.host, self.port, self.grpc_port = host, port, grpc_port
         self.max_body_bytes, self.max_tensor_bytes = int(max_body_bytes), int(max_tensor_bytes)
         self.grpc_max_message_bytes = int(grpc_max_message_bytes)
+        self.max_request_memory_bytes = check_budget(max_request_memory_bytes, "--max-request-memory-bytes")
+        self.pool = MemoryPool(max(self.max_request_memory_bytes, check_budget(
+            max_memory_bytes if max_memory_bytes is not None else physical_memory_bytes() // 2,
+            "--max-memory-bytes")))
+        if max_response_bytes is not None and not (isinstance(max_response_bytes, int) and max_response_bytes >= 1):
+            raise KzooError(f"--max-response-bytes must be a whole number >= 1, got {max_response_bytes}")
+        self.max_response_bytes = int(max_response_bytes or grpc_max_message_bytes)
         self.body_timeout_s, self.header_timeout_s = float(body_timeout_s), float(header_timeout_s)
         self.poll_s, self.config_poll_s = file_system_poll_wait_seconds, model_config_file_poll_wait_seconds
         self.batching = dict(max_batch=max_batch, wait_s=batch_wait_ms / 1000.0, max_queue=max_queue)
@@ -129,9 +159,16 @@ class ModelServer:
         self._error = None
 
     def _attach_batcher(self, servable):
-        """Each loaded version gets its own batcher; requests queued on an unloaded
-        version's batcher still run (they hold the servable)."""
+        """Each loaded version gets its own batcher and its memory limits; requests queued
+        on an unloaded version's batcher still run (they hold the servable)."""
         name = servable.name
+        cfg = getattr(servable, "config", None)
+        own = getattr(cfg, "max_request_memory_bytes", None)
+        servable.budget = own or self.max_request_memory_bytes
+        servable.budget_name = (f"max_request_memory_bytes of {cfg.base_path / 'serving.json'}" if own
+                                else "--max-request-memory-bytes")
+        servable.chunk_rows = self.batching["max_batch"]
+        servable.max_response_bytes = self.max_response_bytes
         servable.batcher = Batcher(servable.run, self.executor, on_batch=self.metrics.batch.labels(name).observe,
                                    **self.batching)
         self.metrics.queue.labels(name).set_function(
@@ -170,25 +207,60 @@ class ModelServer:
                 log.exception("version poll failed")
 
     # --- the request path shared by REST and gRPC ----------------------------------
-    async def predict(self, name, version, decode, output_filter=(), label=None):
+    async def predict(self, name, version, decode, output_filter=(), label=None, encode=None, encoding="json"):
         """Run one request: `decode(servable) -> (signature, raw feeds)` is called in the
-        thread pool; returns (servable, signature, {output: array})."""
+        thread pool, then (planned, see module docstring) the request is queued; returns
+        (servable, signature, {output: array}), or `encode(servable, signature, outputs)`
+        (run in the thread pool) in place of the outputs. Cancelling the calling task
+        cancels the request (see `Batcher`)."""
         servable = self.repo.get(name, version, label)
         loop = asyncio.get_running_loop()
+        output_filter = tuple(output_filter)
 
         def prepare():
             signature, feeds = decode(servable)
             signature, _ = servable.signature(signature)
-            return signature, servable.prepare(signature, feeds)
+            feeds, plan = servable.prepare(signature, feeds, encoding, output_filter)
+            return signature, feeds, plan
 
-        signature, feeds = await loop.run_in_executor(self.executor, prepare)
         try:
-            outputs = await servable.batcher.submit(feeds)
-        except Exception as err:
-            raise as_serving_error(err) from None
-        result = await loop.run_in_executor(self.executor, servable.finish, signature, outputs,
-                                            tuple(output_filter))
-        return servable, signature, result
+            signature, feeds, plan = await loop.run_in_executor(self.executor, prepare)
+        except ServingError as err:
+            if err.code == "RESOURCE_EXHAUSTED":  # a refused big request: hand its decoded body back
+                self._release_memory()
+            raise
+        need = plan.estimate.total  # reserved here, in the loop: no await before the try below
+        if not self.pool.reserve(need):
+            raise ServingError(f"the server is busy with other large requests ({fmt_bytes(self.pool.used)} of "
+                               f"{fmt_bytes(self.pool.total)} in use, this one needs {fmt_bytes(need)}); "
+                               "retry later", "RESOURCE_EXHAUSTED")
+        try:
+            try:
+                outputs = await servable.batcher.submit(feeds, plan)
+            except Stopped as err:
+                log.info("%s: %s", servable.name, err)
+                raise ServingError(str(err), "CANCELLED", 499) from None
+            except Exception as err:
+                raise as_serving_error(err) from None
+            del feeds
+
+            def finish():
+                result = servable.finish(signature, outputs, output_filter)
+                return encode(servable, signature, result) if encode else result
+
+            result = await loop.run_in_executor(self.executor, finish)
+            return servable, signature, result
+        finally:
+            self.pool.release(plan.estimate.total)
+            if plan.estimate.total > RELEASE_AFTER_BYTES:
+                feeds = outputs = None
+                self._release_memory()
+
+    def _release_memory(self):
+        try:
+            self.executor.submit(release_memory)
+        except RuntimeError:  # the pool is shut down: the server is stopping
+            pass
 
     def model_label(self, name):
         """The metrics label for a request naming `name` (unknown names share one label)."""

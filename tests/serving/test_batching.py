@@ -15,7 +15,7 @@ class Recorder:
     def __init__(self, gate=None):
         self.sizes, self.threads, self.gate = [], set(), gate
 
-    def __call__(self, feeds):
+    def __call__(self, feeds, plan=None, should_stop=None):
         if self.gate:
             self.gate.wait(10)
         self.sizes.append(len(feeds["x"]))
@@ -94,7 +94,7 @@ def test_full_queue_is_resource_exhausted_and_recovers():
 def test_a_failing_batch_fails_its_requests_not_the_batcher():
     calls = []
 
-    def flaky(f):
+    def flaky(f, plan=None, should_stop=None):
         calls.append(len(f["x"]))
         if len(calls) == 1:
             raise RuntimeError("boom")

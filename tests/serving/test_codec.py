@@ -151,3 +151,16 @@ def test_budget_is_per_request_and_booleans_are_not_numbers():
     assert codec.to_array([1, 2], label, "inputs", codec.Budget(None, booleans=False)).tolist() == [1, 2]
     flag = {"name": "flag", "dtype": "bool", "shape": [None]}
     assert codec.to_array([True, False], flag, "inputs").tolist() == [True, False]
+
+
+def test_predict_response_bytes_equal_the_whole_json():
+    from kzoo.serving.codec import dumps, predict_response, predict_response_bytes
+
+    rng = np.random.default_rng(0)
+    cases = [{"y": rng.standard_normal((3, 2, 2)).astype(np.float32)},
+             {"y": rng.standard_normal((2, 4)), "n": np.arange(2, dtype=np.int32)},
+             {"img_png_bytes": np.array([b"\x89PNG\x00", b"\xff"], dtype=object), "t": np.array([b"a", b"\xfe"], dtype=object)},
+             {"y": np.array([[np.nan, np.inf]], np.float32)}]
+    for outputs in cases:
+        for form in ("row", "columnar"):
+            assert predict_response_bytes(outputs, form) == dumps(predict_response(outputs, form))

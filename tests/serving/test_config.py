@@ -65,3 +65,27 @@ def test_tree_config_skips_hidden_and_files(tmp_path):
     assert [c.name for c in tree_config(tmp_path)] == ["m"]
     with pytest.raises(KzooError, match="is not a directory"):
         tree_config(tmp_path / "nope")
+
+
+def test_per_model_memory_budget_from_serving_json(tmp_path):
+    import json
+
+    import pytest
+
+    from kzoo.errors import KzooError
+    from kzoo.serving.config import read_config, tree_config
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "serving.json").write_text(json.dumps({"max_request_memory_bytes": 64 << 20}))
+    assert {c.name: c.max_request_memory_bytes for c in tree_config(tmp_path)} == {"a": 64 << 20, "b": None}
+    (tmp_path / "models.config").write_text('model_config_list { config { name: "x" base_path: "a" } }')
+    assert read_config(tmp_path / "models.config")[0].max_request_memory_bytes == 64 << 20
+    for bad, match in (({"max_request_memory_bytes": 5}, "must be a whole number of bytes >= 1 MiB"),
+                       ({"memory": 1}, "must be a JSON object with the keys max_request_memory_bytes")):
+        (tmp_path / "a" / "serving.json").write_text(json.dumps(bad))
+        with pytest.raises(KzooError, match=match):
+            tree_config(tmp_path)
+    (tmp_path / "a" / "serving.json").write_text("{")
+    with pytest.raises(KzooError, match="serving.json is not valid JSON"):
+        tree_config(tmp_path)

@@ -223,3 +223,18 @@ def test_a_full_queue_is_429(export_tree):
     statuses = {r.status_code for r in codes}
     assert statuses <= {200, 429} and 429 in statuses and 200 in statuses, statuses
     assert "queue is full" in next(r for r in codes if r.status_code == 429).json()["error"]
+
+
+def test_url_grammar_is_case_insensitive_as_tf_serving(server, cgan_inputs):
+    """TF Serving's regexes are (?i) (http_rest_api_util.cc) but its handler dispatches on
+    the verb as written (http_rest_api_handler.cc: `*method == "predict"`)."""
+    body = {"inputs": {k: v.tolist() for k, v in cgan_inputs.items()}}
+    r = requests.post(url(server, "/V1/MODELS/cgan/VERSIONS/1:predict"), json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    r = requests.post(url(server, "/v1/models/cgan:PREDICT"), json=body, timeout=30)
+    assert r.status_code == 400 and r.json()["error"] == "Malformed request: POST /v1/models/cgan:PREDICT"
+    r = requests.get(url(server, "/V1/Models/cgan"), timeout=10)
+    assert r.status_code == 200 and "model_version_status" in r.json()
+    r = requests.get(url(server, "/v1/models/cgan/METADATA"), timeout=10)
+    assert r.status_code == 200 and "model_version_status" in r.json()  # TF Serving: the status
+    assert requests.get(url(server, "/v2/models/cgan"), timeout=10).status_code == 404

@@ -59,7 +59,11 @@ def test_cli_serve_starts_answers_and_stops(export_tree):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
+    import pytest
+
     from kzoo.cli import main
+    from kzoo.errors import KzooError
+    from kzoo.serving.server import ModelServer
 
     assert main(["serve", str(tmp_path / "nope"), "--port", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -70,6 +74,18 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "--version-policy must be latest[:N], all or specific" in capsys.readouterr().err
     assert main(["serve", "--model-config-file", str(tmp_path / "models.config")]) == 2
     assert "cannot read the model config" in capsys.readouterr().err
+    (tmp_path / "some.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe binary")
+    assert main(["serve", "--model-config-file", str(tmp_path / "some.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a TF Serving ModelServerConfig: not a text file" in err[0]
+    for flag in ("--header-timeout-seconds", "--body-timeout-seconds", "--batch-wait-ms"):
+        assert main(["serve", str(tmp_path), flag, "inf"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert "a finite number" in err[-1] and "Traceback" not in "".join(err)
+    with pytest.raises(KzooError, match="--header-timeout-seconds must be a finite number, got inf"):
+        ModelServer(tmp_path, header_timeout_s=float("inf"))
+    assert main(["serve", str(tmp_path), "--max-request-memory-bytes", "12"]) == 2
+    assert "--max-request-memory-bytes must be a whole number of bytes >= 1 MiB" in capsys.readouterr().err
 
 
 def test_port_in_use_is_a_clear_error(export_tree, server):
