@@ -313,9 +313,9 @@ def test_predict_checks_the_memory_budget_before_decoding(exported, sr, tmp_path
     # fills, checked first), each batch checked against the budget
     with pytest.raises(KzooError, match=r"bytes free .*\(ENOSPC\)"):
         predict(exported / "cgan", [], tmp_path / "g", num=1_000_000_000)
-    with pytest.raises(KzooError, match=r"--num 1000 \(64 at a time\) needs about .* over the limit"):
-        predict(exported / "cgan", [], tmp_path / "g", num=1000, max_memory_bytes=1 << 10)
     gen = OnnxModel(exported / "cgan")
+    with pytest.raises(KzooError, match=r"--num 1000000 \(1000000 at a time\) needs about .* over the limit"):
+        next(gen.generate_batches(10**6, batch=10**6, max_memory_bytes=1 << 20))
     calls = []
     run = gen.run
     gen.run = lambda **f: calls.append(len(f["z"])) or run(**f)
