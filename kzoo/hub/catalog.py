@@ -80,7 +80,7 @@ def _read(path: Path) -> list[dict]:
     return out
 
 
-UPSTREAM_FORMATS = ("junyanz", "diffusers")
+UPSTREAM_FORMATS = ("junyanz", "diffusers", "realesrgan", "edsr")
 
 
 PIN_ON_FIRST_DOWNLOAD = "pinned on first download"

@@ -80,6 +80,14 @@ def is_arch(arch) -> bool:
     return True
 
 
+def claims(state, arch=None) -> bool:
+    """Whether this module converts `state`: `arch` names an SR architecture, or (no
+    `arch`) the state dict matches one exactly."""
+    if arch is not None:
+        return is_arch(arch)
+    return detect(state)[1] == 0
+
+
 def _shape(state, name, axis, default):
     value = state.get(name)
     return int(value.shape[axis]) if isinstance(value, np.ndarray) and value.ndim == 4 else default
@@ -203,7 +211,7 @@ def check(arch, state):
         other, m = junyanz.closest_arch(state)
         if m == 0:
             n, close = 0, other
-    hint = (f"; it is a {close} state dict (--arch {close})" if n == 0 else
+    hint = (f"; it matches {close} exactly (--arch {close})" if n == 0 else
             f"; the closest architecture is {close} ({n} mismatches)")
     raise KzooError(f"the state dict does not match --arch {arch}: {problems[0]} "
                     f"({len(problems)} mismatch{'' if len(problems) == 1 else 'es'} in all){hint}")
