@@ -26,6 +26,20 @@ channels of RRDBNet's `conv_first` after the x2 pixel unshuffle. PReLU's `weight
 Keras' `alpha` (1, 1, C). Value ranges: the Keras networks take and give [-1, 1] and map it
 inside to what the weights were trained on ([0, 1]; EDSR [0, 255]).
 
+Tiling: `kzoo predict` runs super-resolution images larger than `kzoo.infer.TILE` in tiles
+(`kzoo.infer.OnnxModel.run_tiled`), cut as Real-ESRGAN's `RealESRGANer.tile_process`
+(`realesrgan/utils.py`) cuts them: tiles of `tile` LR pixels from the top left, each run
+with `overlap` (the authors' `tile_pad`) pixels of context clipped at the image border,
+and only the tile's own part of the output kept (no blending). The output equals the
+untiled one where the context covers the receptive radius (RRDBNet x4plus's is hundreds of
+LR pixels, so the authors' default `tile_pad=10` -- and kzoo's 40 -- trade exactness for
+memory there). What differs: kzoo rounds `tile` and `overlap` up to the network's size
+multiple (2 for RRDBNet x2), pads the image to that multiple by reflection as
+`RealESRGANer.pre_process`'s mod pad does but without its `pre_pad` (10 reflected pixels
+at the bottom and right in `RealESRGANer`'s default, 0 in `inference_realesrgan.py`), runs
+in float32 (the authors' script defaults to fp16) and tiles by default above 256 LR pixels
+(the authors' `--tile 0`: never).
+
 Example:
 >>> from kzoo.hub.convert.torchfile import load_state_dict
 >>> model = convert_sr(load_state_dict("RealESRGAN_x4plus.pth"))   # arch detected: RRDBNet

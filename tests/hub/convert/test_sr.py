@@ -181,6 +181,19 @@ def test_converted_preset_exports_with_parity_and_tiles_as_the_authors_do(tmp_pa
     assert np.abs(authors - whole).max() > 5 * exact  # tile_pad 10 < the receptive radius
     seams = model.run_tiled(img[0], tile=16, overlap=0)["sr"]
     assert np.abs(seams - whole).max() > 1e-3  # the test can tell
+    # served (kzoo serve, TF Serving REST protocol): the same numbers
+    import requests
+
+    from kzoo.serving.server import ModelServer
+
+    server = ModelServer(tmp_path / "export", port=0, grpc_port=None).start(timeout=120)
+    try:
+        r = requests.post(f"{server.rest_url}/v1/models/{result.path.parent.name}:predict", timeout=60,
+                          json={"inputs": {"lr": img.tolist()}})
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose(np.asarray(r.json()["outputs"], np.float32), whole, atol=1e-5)
+    finally:
+        server.stop()
 
 
 def test_catalog_entries_download_pin_and_convert(http_server, kzoo_home, monkeypatch, tmp_path):
