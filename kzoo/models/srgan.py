@@ -510,6 +510,9 @@ class SRGAN(AdversarialModel):
         upsampled_skip: bool. Generator adds the bilinear upsampled input (see `SRResNet`).
         content_loss: str. "features" (paper) or "mse".
         adversarial_weight: float. Weight of the adversarial term (1e-3).
+        adversarial_loss: str. "standard" (the paper's -log D(G(lr))) or "relativistic":
+            ESRGAN's relativistic average GAN losses for both networks
+            (`kzoo.losses.relativistic_average_d_loss` / `_g_loss`; Wang et al., 2018).
         feature_extractor: keras.Model or None. [-1, 1] RGB -> feature map; None
             builds `random_vgg_features()` when `content_loss="features"`.
         feature_scale: float. Multiplies the feature MSE (1/12.75^2 for VGG19).
@@ -537,9 +540,12 @@ class SRGAN(AdversarialModel):
     def __init__(self, *, image_size=96, scale=4, channels=3, width=64, num_blocks=16,
                  discriminator_width=64, dense_units=1024, norm="batch", upsampled_skip=False,
                  content_loss="features", adversarial_weight=1e-3, feature_extractor=None,
-                 feature_scale=VGG_FEATURE_SCALE, seed=None, **kwargs):
+                 feature_scale=VGG_FEATURE_SCALE, adversarial_loss="standard", seed=None, **kwargs):
         if content_loss not in ("features", "mse"):
             raise ValueError(f"content_loss must be 'features' or 'mse', got {content_loss!r}")
+        if adversarial_loss not in ("standard", "relativistic"):
+            raise ValueError(f"adversarial_loss must be 'standard' or 'relativistic', got "
+                             f"{adversarial_loss!r}")
         if image_size % scale:
             raise ValueError(f"image_size {image_size} must be a multiple of the scale {scale}")
         # === Layers ===
@@ -569,6 +575,7 @@ class SRGAN(AdversarialModel):
         self.content_loss = content_loss
         self.adversarial_weight = adversarial_weight
         self.feature_scale = feature_scale
+        self.adversarial_loss = adversarial_loss
 
     def content(self, sr, hr):
         """The content loss between SR outputs and HR targets."""
@@ -585,15 +592,22 @@ class SRGAN(AdversarialModel):
 
     def discriminator_loss(self, data, fakes, training):
         _, hr = unpack(data)
-        loss = losses.nonsaturating_d_loss(self.discriminator(hr, training=training),
-                                           self.discriminator(fakes, training=training))
+        d_loss = (losses.relativistic_average_d_loss if self.adversarial_loss == "relativistic"
+                  else losses.nonsaturating_d_loss)
+        loss = d_loss(self.discriminator(hr, training=training),
+                      self.discriminator(fakes, training=training))
         return loss, {"d_loss": loss}
 
     def generator_loss(self, data, fakes, training):
         _, hr = unpack(data)
         sr = fakes
         content = self.content(sr, hr)
-        adversarial = losses.nonsaturating_g_loss(self.discriminator(sr, training=training))
+        fake_logits = self.discriminator(sr, training=training)
+        if self.adversarial_loss == "relativistic":
+            adversarial = losses.relativistic_average_g_loss(
+                self.discriminator(hr, training=training), fake_logits)
+        else:
+            adversarial = losses.nonsaturating_g_loss(fake_logits)
         loss = content + self.adversarial_weight * adversarial
         return loss, {"g_loss": loss, "content_loss": content, "adversarial_loss": adversarial}
 
@@ -610,7 +624,7 @@ class SRGAN(AdversarialModel):
             dense_units=self.dense_units, norm=self.norm, upsampled_skip=self.upsampled_skip,
             content_loss=self.content_loss,
             adversarial_weight=self.adversarial_weight, feature_scale=self.feature_scale,
-            feature_extractor=None)
+            adversarial_loss=self.adversarial_loss, feature_extractor=None)
         if self.feature_extractor is not None:
             # Through JSON, as in a saved file (tuples become lists), so configs compare equal.
             config["feature_extractor"] = json.loads(json.dumps(
