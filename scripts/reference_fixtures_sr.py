@@ -280,7 +280,14 @@ def make_fixtures(out_dir: Path):
     for name, (cls, config) in FULL_SIZE.items():
         net = cls(**config)
         full[name] = [[k, list(v.shape)] for k, v in net.state_dict().items()]
-    (Path(out_dir) / "sr_full_size.json").write_text(json.dumps(full, indent=0) + "\n")
+    (Path(out_dir) / "sr_full_size.json").write_text(full_size_json(full))
+
+
+def full_size_json(full):
+    """{name: [[param, shape], ...]} with one parameter a line."""
+    return "{\n" + ",\n".join(
+        f"{json.dumps(name)}: [\n" + ",\n".join(json.dumps(p) for p in params) + "\n]"
+        for name, params in full.items()) + "\n}\n"
 
 
 def main(argv=None):
