@@ -44,6 +44,24 @@ def nonsaturating_g_loss(fake_logits):
     return ops.mean(ops.softplus(-_f32(fake_logits)))
 
 
+def relativistic_average_d_loss(real_logits, fake_logits):
+    """The relativistic average discriminator loss on logits (Jolicoeur-Martineau, ICLR 2019),
+    as ESRGAN trains it (Wang et al., ECCV Workshops 2018, Eq. 1-2; xinntao/BasicSR
+    `basicsr/models/esrgan_model.py` lines 70-81, `gan_type: vanilla`): 0.5 * (BCE(C(x_r) -
+    E[C(x_f)], real) + BCE(C(x_f) - E[C(x_r)], fake)), the other side's mean held constant."""
+    r, f = _f32(real_logits), _f32(fake_logits)
+    mean_r, mean_f = ops.stop_gradient(ops.mean(r)), ops.stop_gradient(ops.mean(f))
+    return 0.5 * (ops.mean(ops.softplus(-(r - mean_f))) + ops.mean(ops.softplus(f - mean_r)))
+
+
+def relativistic_average_g_loss(real_logits, fake_logits):
+    """ESRGAN's relativistic average generator loss (BasicSR `esrgan_model.py` lines 41-47):
+    the mean of BCE(C(x_r) - E[C(x_f)], fake) and BCE(C(x_f) - E[C(x_r)], real), the real
+    logits held constant -- the generator gains from real images looking less real too."""
+    r, f = ops.stop_gradient(_f32(real_logits)), _f32(fake_logits)
+    return 0.5 * (ops.mean(ops.softplus(r - ops.mean(f))) + ops.mean(ops.softplus(-(f - ops.mean(r)))))
+
+
 def wasserstein_d_loss(real_scores, fake_scores):
     """E[C(G(z))] - E[C(x)]: the WGAN critic loss (Arjovsky et al., 2017)."""
     return ops.mean(_f32(fake_scores)) - ops.mean(_f32(real_scores))

@@ -27,7 +27,8 @@ The torch modules below mirror networks.py's `UnetGenerator`/`UnetSkipConnection
 and `ResnetGenerator`/`ResnetBlock` module for module (same nesting, hence the same
 state-dict names); they are fixture generators, not kzoo code. If the diffusers helper
 `scripts/reference_fixtures_diffusers.py` is present, its `make_fixtures(out_dir)` adds
-the DDPM fixtures to the same folder.
+the DDPM fixtures to the same folder, and `scripts/reference_fixtures_sr.py` the
+super-resolution ones (Real-ESRGAN, EDSR).
 """
 
 from __future__ import annotations
@@ -264,12 +265,13 @@ def main(argv=None):
         return 0
     make_junyanz(args.out)
     make_authors(args.out)
-    helper = Path(__file__).with_name("reference_fixtures_diffusers.py")
-    if helper.is_file():
-        spec = importlib.util.spec_from_file_location("reference_fixtures_diffusers", helper)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.make_fixtures(args.out)
+    for stem in ("reference_fixtures_diffusers", "reference_fixtures_sr"):
+        helper = Path(__file__).with_name(f"{stem}.py")
+        if helper.is_file():
+            spec = importlib.util.spec_from_file_location(stem, helper)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            module.make_fixtures(args.out)
     total = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
     print(f"{args.out}: {total / 1e6:.2f} MB")
     return 0

@@ -26,3 +26,22 @@ def test_l1_and_mse_average_every_element_in_float32():
     assert float(losses.l1(a, b)) == pytest.approx(6.5 / 4)
     assert float(losses.mse(a, b)) == pytest.approx((1 + 4 + 0.25 + 9) / 4)
     assert losses.l1(a, b).dtype == "float32" and losses.mse(a, b).dtype == "float32"
+
+
+def test_relativistic_average_losses_are_esrgans():
+    """BasicSR esrgan_model.py with gan_type vanilla: BCE on logits minus the other side's mean."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(5, 1)).astype("float32"), rng.normal(size=(5, 1)).astype("float32") - 1
+    bce = lambda x, label: np.mean(np.log1p(np.exp(-x)) if label else np.log1p(np.exp(x)))  # noqa: E731
+    d = 0.5 * (bce(real - fake.mean(), 1) + bce(fake - real.mean(), 0))
+    g = 0.5 * (bce(real - fake.mean(), 0) + bce(fake - real.mean(), 1))
+    assert float(losses.relativistic_average_d_loss(real, fake)) == pytest.approx(d, rel=1e-5)
+    assert float(losses.relativistic_average_g_loss(real, fake)) == pytest.approx(g, rel=1e-5)
+    # the real logits are constants of the generator loss (BasicSR detaches them)
+    r, f = tf.Variable(real), tf.Variable(fake)
+    with tf.GradientTape() as tape:
+        loss = losses.relativistic_average_g_loss(r, f)
+    grad_r, grad_f = tape.gradient(loss, [r, f])
+    assert grad_r is None or not np.any(grad_r.numpy()) and np.any(grad_f.numpy())

@@ -37,6 +37,12 @@ repository's main branch resolves to on the first download is then recorded in
                   "revision": "30eb34ce06e995c15ec349bc188a86d6bd0d5359",
                   "provenance": "google/ddpm-cifar10-32 README.md (the model card)"}}
 
+Super-resolution entries (`kzoo.hub.convert.sr`) have format "realesrgan" (the GitHub
+release files that xinntao/Real-ESRGAN's `inference_realesrgan.py` model table names) or
+"edsr" (the files of the `url` dict in sanghyun-son/EDSR-PyTorch `src/model/edsr.py`), and
+`arch` `RRDBNet`, `SRVGGNetCompact` or `EDSR` (widths, depths and scale are read from the
+state dict).
+
 `KZOO_CATALOG=/path/to/catalog.json` adds entries (the same name and version
 there replaces the shipped one), e.g. for a private mirror.
 """
@@ -80,7 +86,7 @@ def _read(path: Path) -> list[dict]:
     return out
 
 
-UPSTREAM_FORMATS = ("junyanz", "diffusers")
+UPSTREAM_FORMATS = ("junyanz", "diffusers", "realesrgan", "edsr")
 
 
 PIN_ON_FIRST_DOWNLOAD = "pinned on first download"

@@ -1,4 +1,4 @@
-"""Resampling layers: sub-pixel upsampling (PixelShuffle) and reflection padding."""
+"""Resampling layers: sub-pixel upsampling (PixelShuffle), its inverse (PixelUnshuffle) and reflection padding."""
 
 from __future__ import annotations
 
@@ -62,6 +62,50 @@ class PixelShuffle(keras.layers.Layer):
         b, h, w, ch = input_shape
         r = self.scale
         return (b, None if h is None else h * r, None if w is None else w * r, ch // (r * r))
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class PixelUnshuffle(keras.layers.Layer):
+    """The inverse of `PixelShuffle`: space to depth by a factor `scale`.
+
+    (B, H * r, W * r, C) -> (B, H, W, C * r**2), channels in TensorFlow's
+    `space_to_depth` order `(i*r + j) * C + c` (PyTorch's `F.pixel_unshuffle` and
+    BasicSR's `pixel_unshuffle` give `c * r**2 + i*r + j`: a converter permutes the
+    next conv's input channels). Real-ESRGAN's x2 `RRDBNet` feeds its input through
+    it (r = 2) so that the x4 trunk upscales by 2 overall.
+
+    Args:
+        scale: int. Downsampling factor r >= 1; height and width must be multiples of it.
+
+    Example:
+    >>> PixelUnshuffle(2)(keras.ops.zeros((1, 6, 10, 2))).shape
+    TensorShape([1, 3, 5, 8])
+    """
+
+    def __init__(self, scale, **kwargs):
+        super().__init__(**kwargs)
+        if int(scale) < 1:
+            raise ValueError(f"scale must be >= 1, got {scale}")
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        from keras import ops
+
+        r = self.scale
+        c = inputs.shape[-1]
+        shape = ops.shape(inputs)
+        b, h, w = shape[0], shape[1] // r, shape[2] // r
+        x = ops.reshape(inputs, (b, h, r, w, r, c))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))  # (b, h, w, i, j, c)
+        return ops.reshape(x, (b, h, w, r * r * c))
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, ch = input_shape
+        r = self.scale
+        return (b, None if h is None else h // r, None if w is None else w // r, ch * r * r)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}

@@ -32,7 +32,7 @@ from keras import layers
 
 from kzoo import losses
 from kzoo.errors import KzooError
-from kzoo.layers import CaffeImageInput, PixelShuffle, conv_block, normalization
+from kzoo.layers import CaffeImageInput, PixelShuffle, PixelUnshuffle, conv_block, normalization
 from kzoo.models.adversarial import AdversarialModel
 from kzoo.training import random_images, unpack
 from kzoo.zoo import register_model
@@ -77,6 +77,129 @@ def srresnet_residual_block(x, width, norm="batch", name=None):
     return layers.Add(name=f"{name}_add")([x, h])
 
 
+# --- the published successors' generators (architecture-exact, for converted weights) ---
+# Layer names are the reference modules' state-dict paths with "." -> "_", so that
+# `kzoo.hub.convert.sr` maps every PyTorch parameter onto one Keras layer by name.
+
+SR_ARCHS = ("srresnet", "rrdb", "srvgg", "edsr")
+EDSR_RGB_MEAN = (0.4488, 0.4371, 0.4040)  # EDSR-PyTorch src/model/common.py MeanShift (DIV2K mean)
+EDSR_RGB_RANGE = 255  # EDSR-PyTorch src/option.py --rgb_range default: the released models' range
+
+
+def _conv3(filters, name):
+    return layers.Conv2D(filters, 3, padding="same", name=name)
+
+
+def _lrelu(x, name):
+    return layers.LeakyReLU(negative_slope=0.2, name=name)(x)
+
+
+def _scaled_add(residual, x, factor, name):
+    """x + factor * residual (`factor` 1: a plain sum)."""
+    if factor != 1:
+        residual = layers.Rescaling(factor, name=f"{name}_scale")(residual)
+    return layers.Add(name=name)([residual, x])
+
+
+def rrdb_trunk(x, *, scale=4, channels=3, width=64, num_blocks=23, growth=32):
+    """ESRGAN's RRDBNet on images in [0, 1] (Wang et al., ECCV 2018 Workshops; BasicSR
+    `basicsr/archs/rrdbnet_arch.py`), as Real-ESRGAN uses it (Wang et al., ICCVW 2021).
+
+    conv_first; `num_blocks` residual-in-residual dense blocks (each three dense blocks
+    of five 3x3 convs, `growth` channels, LeakyReLU(0.2), no batch norm, residuals
+    scaled by 0.2); conv_body + the trunk skip; two (nearest x2 -> conv -> LeakyReLU)
+    stages; conv_hr + LeakyReLU; conv_last. For x2 (and x1) the input is first
+    pixel-unshuffled by 2 (by 4), so the x4 trunk upscales by `scale` overall.
+    """
+    if scale not in (1, 2, 4):
+        raise ValueError(f"RRDBNet upscales by 1, 2 or 4, got {scale}")
+    if scale != 4:
+        x = PixelUnshuffle(4 // scale, name="pixel_unshuffle")(x)
+    feat = _conv3(width, "conv_first")(x)
+    h = feat
+    for b in range(num_blocks):
+        block_in = h
+        for d in range(1, 4):
+            p = f"body_{b}_rdb{d}"
+            dense_in, feats = h, [h]
+            for c in range(1, 6):
+                inp = feats[0] if c == 1 else layers.Concatenate(name=f"{p}_cat{c}")(feats)
+                out = _conv3(growth if c < 5 else width, f"{p}_conv{c}")(inp)
+                if c < 5:
+                    feats.append(_lrelu(out, f"{p}_lrelu{c}"))
+            h = _scaled_add(out, dense_in, 0.2, f"{p}_add")
+        h = _scaled_add(h, block_in, 0.2, f"body_{b}_add")
+    h = layers.Add(name="trunk_add")([feat, _conv3(width, "conv_body")(h)])
+    for u in (1, 2):
+        h = layers.UpSampling2D(2, interpolation="nearest", name=f"up{u}_nearest")(h)
+        h = _lrelu(_conv3(width, f"conv_up{u}")(h), f"conv_up{u}_lrelu")
+    h = _lrelu(_conv3(width, "conv_hr")(h), "conv_hr_lrelu")
+    return _conv3(channels, "conv_last")(h)
+
+
+def srvgg_trunk(x, *, scale=4, channels=3, width=64, num_blocks=16, activation="prelu"):
+    """Real-ESRGAN's SRVGGNetCompact on images in [0, 1] (xinntao/Real-ESRGAN
+    `realesrgan/archs/srvgg_arch.py`): `num_blocks` + 1 3x3 convs with an activation
+    after each (PReLU per channel; or ReLU, LeakyReLU(0.1)), a last conv to
+    `channels * scale**2`, one pixel shuffle, plus the nearest upsampled input (the
+    network learns the residual). No conv runs at the output resolution.
+    """
+    def act(h, i):
+        if activation == "prelu":
+            return layers.PReLU(shared_axes=[1, 2], name=f"body_{i}")(h)
+        if activation == "relu":
+            return layers.ReLU(name=f"body_{i}")(h)
+        if activation == "leakyrelu":
+            return layers.LeakyReLU(negative_slope=0.1, name=f"body_{i}")(h)
+        raise ValueError(f"activation must be prelu, relu or leakyrelu, got {activation!r}")
+
+    h = x
+    for i in range(num_blocks + 1):
+        h = act(_conv3(width, f"body_{2 * i}")(h), 2 * i + 1)
+    h = _conv3(channels * scale * scale, f"body_{2 * num_blocks + 2}")(h)
+    h = PixelShuffle(scale, name="upsampler")(h)
+    base = layers.UpSampling2D(scale, interpolation="nearest", name="base_nearest")(x)
+    return layers.Add(name="base_add")([h, base])
+
+
+def edsr_trunk(x, *, scale=4, channels=3, width=64, num_blocks=16, res_scale=1.0):
+    """EDSR on images in [0, 255] (Lim et al., CVPRW 2017; sanghyun-son/EDSR-PyTorch
+    `src/model/edsr.py`, `common.py`): MeanShift (subtract the DIV2K mean, a fixed 1x1
+    conv), head conv; `num_blocks` residual blocks conv-ReLU-conv without batch norm,
+    the residual scaled by `res_scale` (1 baseline, 0.1 the paper's 32x256 model); a
+    conv and the global skip; the upsampler (conv to 4x width + pixel shuffle 2, per
+    factor 2, or conv to 9x width + pixel shuffle 3); the last conv; MeanShift back.
+    """
+    if scale & (scale - 1) and scale != 3:
+        raise ValueError(f"EDSR's upsampler builds scales 2**n and 3, got {scale}")
+    mean_in = layers.Conv2D(3, 1, name="sub_mean", trainable=False)
+    h = mean_in(x)
+    head = _conv3(width, "head_0")(h)
+    h = head
+    for b in range(num_blocks):
+        r = _conv3(width, f"body_{b}_body_0")(h)
+        r = layers.ReLU(name=f"body_{b}_body_1")(r)
+        r = _conv3(width, f"body_{b}_body_2")(r)
+        h = _scaled_add(r, h, res_scale, f"body_{b}_add")
+    h = layers.Add(name="body_add")([_conv3(width, f"body_{num_blocks}")(h), head])
+    factors = [3] if scale == 3 else [2] * (scale.bit_length() - 1)
+    for i, r in enumerate(factors):
+        h = _conv3(width * r * r, f"tail_0_{2 * i}")(h)
+        h = PixelShuffle(r, name=f"tail_0_{2 * i + 1}")(h)
+    h = _conv3(channels, "tail_1")(h)
+    return layers.Conv2D(3, 1, name="add_mean", trainable=False)(h)
+
+
+def _edsr_mean_shift(model, rgb_range=EDSR_RGB_RANGE):
+    """Set the MeanShift convs as EDSR's `MeanShift(rgb_range)` does (std 1)."""
+    import numpy as np
+
+    for name, sign in (("sub_mean", -1), ("add_mean", 1)):
+        layer = model.get_layer(name)
+        layer.kernel.assign(np.eye(3, dtype="float32").reshape(1, 1, 3, 3))
+        layer.bias.assign(sign * rgb_range * np.asarray(EDSR_RGB_MEAN, "float32"))
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
 class SRResNet(keras.Model):
     """SRResNet: the SRGAN generator (Ledig et al., 2017, Fig. 4), fully convolutional.
@@ -109,6 +232,20 @@ class SRResNet(keras.Model):
             upsampling of the input to the output, so the network learns only
             the residual detail (global residual learning, Kim et al., VDSR,
             CVPR 2016). Much faster to train; the quick preset uses it.
+        arch: str. "srresnet" (this paper's network, default) or one of its published
+            successors, built exactly as their authors' PyTorch modules so that their
+            released weights load (`kzoo.hub.convert.sr`): "rrdb" (ESRGAN's RRDBNet
+            as Real-ESRGAN ships it: `rrdb_trunk`; `width` num_feat, `num_blocks` RRDB
+            blocks, `growth` num_grow_ch; scale 4, or 2 / 1 on a pixel-unshuffled
+            input), "srvgg" (Real-ESRGAN's SRVGGNetCompact: `srvgg_trunk`;
+            `num_blocks` is its num_conv, `activation` its act_type) or "edsr" (EDSR:
+            `edsr_trunk`; `num_blocks` n_resblocks, `res_scale`). These take and give
+            [-1, 1] like the rest of the zoo and map it to the range their weights
+            were trained on ([0, 1]; EDSR [0, 255]) inside the network; `norm` and
+            `upsampled_skip` are SRResNet's only.
+        growth: int. RRDB's dense growth channels (32).
+        res_scale: float. EDSR's residual scaling (1; 0.1 for the 32-block, 256-wide model).
+        activation: str. SRVGGNetCompact's activation: "prelu", "relu" or "leakyrelu".
 
     Call arguments:
         inputs: LR images (batch, h, w, channels) in [-1, 1], any h and w.
@@ -126,12 +263,64 @@ class SRResNet(keras.Model):
         Generative Adversarial Network", CVPR 2017.
         Shi et al., "Real-Time Single Image and Video Super-Resolution Using an
         Efficient Sub-Pixel Convolutional Neural Network", CVPR 2016.
+        Wang et al., "ESRGAN: Enhanced Super-Resolution Generative Adversarial
+        Networks", ECCV Workshops 2018 (arch="rrdb").
+        Wang, Xie, Dong & Shan, "Real-ESRGAN: Training Real-World Blind
+        Super-Resolution with Pure Synthetic Data", ICCV Workshops 2021
+        (arch="rrdb" x2, arch="srvgg").
+        Lim, Son, Kim, Nah & Lee, "Enhanced Deep Residual Networks for Single
+        Image Super-Resolution", CVPR Workshops 2017 (arch="edsr").
     """
 
     def __init__(self, *, scale=4, channels=3, width=64, num_blocks=16, norm="batch",
-                 output_activation=None, upsampled_skip=False, **kwargs):
+                 output_activation=None, upsampled_skip=False, arch="srresnet", growth=32,
+                 res_scale=1.0, activation="prelu", **kwargs):
+        if arch not in SR_ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(SR_ARCHS)}, got {arch!r}")
         # === Layers / Functional Model ===
         lr = keras.Input((None, None, channels), name="lr")
+        if arch != "srresnet":
+            out = self._successor(lr, arch, scale=scale, channels=channels, width=width,
+                                  num_blocks=num_blocks, growth=growth, res_scale=res_scale,
+                                  activation=activation)
+        else:
+            out = self._srresnet(lr, scale=scale, channels=channels, width=width,
+                                 num_blocks=num_blocks, norm=norm, upsampled_skip=upsampled_skip)
+        out = layers.Activation(output_activation or "linear", dtype="float32", name="sr")(out)
+        kwargs.setdefault("name", "srresnet")
+        super().__init__(inputs=lr, outputs=out, **kwargs)
+        if arch == "edsr":
+            _edsr_mean_shift(self)
+        # === Config ===
+        self.scale = scale
+        self.channels = channels
+        self.width = width
+        self.num_blocks = num_blocks
+        self.norm = norm
+        self.output_activation = output_activation
+        self.upsampled_skip = upsampled_skip
+        self.arch = arch
+        self.growth = growth
+        self.res_scale = res_scale
+        self.activation = activation
+
+    @staticmethod
+    def _successor(lr, arch, *, growth, res_scale, activation, **kw):
+        """ESRGAN's RRDBNet / Real-ESRGAN's SRVGGNetCompact on [0, 1], EDSR on [0, 255]:
+        the [-1, 1] input is mapped to the range the published weights were trained on,
+        and the output back."""
+        top = EDSR_RGB_RANGE if arch == "edsr" else 1.0
+        x = layers.Rescaling(top / 2, offset=top / 2, name="to_upstream_range")(lr)
+        if arch == "rrdb":
+            y = rrdb_trunk(x, growth=growth, **kw)
+        elif arch == "srvgg":
+            y = srvgg_trunk(x, activation=activation, **kw)
+        else:
+            y = edsr_trunk(x, res_scale=res_scale, **kw)
+        return layers.Rescaling(2 / top, offset=-1.0, name="from_upstream_range")(y)
+
+    @staticmethod
+    def _srresnet(lr, *, scale, channels, width, num_blocks, norm, upsampled_skip):
         h = layers.Conv2D(width, 9, padding="same", name="head_conv")(lr)
         head = _prelu("head_prelu")(h)
         h = head
@@ -148,21 +337,16 @@ class SRResNet(keras.Model):
             # bilinear, not bicubic: XLA has no ResizeBicubic kernel
             up = layers.UpSampling2D(scale, interpolation="bilinear", name="upsampled_skip")(lr)
             out = layers.Add(name="residual_sr")([up, out])
-        out = layers.Activation(output_activation or "linear", dtype="float32", name="sr")(out)
-        kwargs.setdefault("name", "srresnet")
-        super().__init__(inputs=lr, outputs=out, **kwargs)
-        # === Config ===
-        self.scale = scale
-        self.channels = channels
-        self.width = width
-        self.num_blocks = num_blocks
-        self.norm = norm
-        self.output_activation = output_activation
-        self.upsampled_skip = upsampled_skip
+        return out
 
     def inference_parts(self):
         """The network itself is what a deployment runs (export and hub read this)."""
         return {"generator": self}
+
+    @property
+    def size_multiple(self):
+        """What LR heights and widths must be a multiple of (RRDBNet x2 / x1 unshuffle by 2 / 4)."""
+        return 4 // self.scale if self.arch == "rrdb" and self.scale in (1, 2) else 1
 
     def compile(self, optimizer="rmsprop", loss="mse", **kwargs):
         """Keras' `compile`, with the pixel MSE of SRResNet-MSE as the default loss."""
@@ -184,7 +368,8 @@ class SRResNet(keras.Model):
         return {"name": self.name, "trainable": self.trainable, "scale": self.scale,
                 "channels": self.channels, "width": self.width, "num_blocks": self.num_blocks,
                 "norm": self.norm, "output_activation": self.output_activation,
-                "upsampled_skip": self.upsampled_skip}
+                "upsampled_skip": self.upsampled_skip, "arch": self.arch, "growth": self.growth,
+                "res_scale": self.res_scale, "activation": self.activation}
 
     @classmethod
     def from_config(cls, config):
@@ -201,7 +386,7 @@ class SRResNet(keras.Model):
 
         linear = self.output_activation in (None, "linear")
         generator = image_to_image(
-            "generator", self.channels, self.channels, size_multiple=1,
+            "generator", self.channels, self.channels, size_multiple=self.size_multiple,
             base_size=base_size or max(96 // self.scale, 1), input_name="lr", output_name="sr",
             clip=linear)  # an image in [-1, 1]: a linear output is clipped to it by `predict` and scores
         return ModelCard(task="super-resolution",
@@ -325,6 +510,9 @@ class SRGAN(AdversarialModel):
         upsampled_skip: bool. Generator adds the bilinear upsampled input (see `SRResNet`).
         content_loss: str. "features" (paper) or "mse".
         adversarial_weight: float. Weight of the adversarial term (1e-3).
+        adversarial_loss: str. "standard" (the paper's -log D(G(lr))) or "relativistic":
+            ESRGAN's relativistic average GAN losses for both networks
+            (`kzoo.losses.relativistic_average_d_loss` / `_g_loss`; Wang et al., 2018).
         feature_extractor: keras.Model or None. [-1, 1] RGB -> feature map; None
             builds `random_vgg_features()` when `content_loss="features"`.
         feature_scale: float. Multiplies the feature MSE (1/12.75^2 for VGG19).
@@ -352,9 +540,12 @@ class SRGAN(AdversarialModel):
     def __init__(self, *, image_size=96, scale=4, channels=3, width=64, num_blocks=16,
                  discriminator_width=64, dense_units=1024, norm="batch", upsampled_skip=False,
                  content_loss="features", adversarial_weight=1e-3, feature_extractor=None,
-                 feature_scale=VGG_FEATURE_SCALE, seed=None, **kwargs):
+                 feature_scale=VGG_FEATURE_SCALE, adversarial_loss="standard", seed=None, **kwargs):
         if content_loss not in ("features", "mse"):
             raise ValueError(f"content_loss must be 'features' or 'mse', got {content_loss!r}")
+        if adversarial_loss not in ("standard", "relativistic"):
+            raise ValueError(f"adversarial_loss must be 'standard' or 'relativistic', got "
+                             f"{adversarial_loss!r}")
         if image_size % scale:
             raise ValueError(f"image_size {image_size} must be a multiple of the scale {scale}")
         # === Layers ===
@@ -384,6 +575,7 @@ class SRGAN(AdversarialModel):
         self.content_loss = content_loss
         self.adversarial_weight = adversarial_weight
         self.feature_scale = feature_scale
+        self.adversarial_loss = adversarial_loss
 
     def content(self, sr, hr):
         """The content loss between SR outputs and HR targets."""
@@ -400,15 +592,22 @@ class SRGAN(AdversarialModel):
 
     def discriminator_loss(self, data, fakes, training):
         _, hr = unpack(data)
-        loss = losses.nonsaturating_d_loss(self.discriminator(hr, training=training),
-                                           self.discriminator(fakes, training=training))
+        d_loss = (losses.relativistic_average_d_loss if self.adversarial_loss == "relativistic"
+                  else losses.nonsaturating_d_loss)
+        loss = d_loss(self.discriminator(hr, training=training),
+                      self.discriminator(fakes, training=training))
         return loss, {"d_loss": loss}
 
     def generator_loss(self, data, fakes, training):
         _, hr = unpack(data)
         sr = fakes
         content = self.content(sr, hr)
-        adversarial = losses.nonsaturating_g_loss(self.discriminator(sr, training=training))
+        fake_logits = self.discriminator(sr, training=training)
+        if self.adversarial_loss == "relativistic":
+            adversarial = losses.relativistic_average_g_loss(
+                self.discriminator(hr, training=training), fake_logits)
+        else:
+            adversarial = losses.nonsaturating_g_loss(fake_logits)
         loss = content + self.adversarial_weight * adversarial
         return loss, {"g_loss": loss, "content_loss": content, "adversarial_loss": adversarial}
 
@@ -425,7 +624,7 @@ class SRGAN(AdversarialModel):
             dense_units=self.dense_units, norm=self.norm, upsampled_skip=self.upsampled_skip,
             content_loss=self.content_loss,
             adversarial_weight=self.adversarial_weight, feature_scale=self.feature_scale,
-            feature_extractor=None)
+            adversarial_loss=self.adversarial_loss, feature_extractor=None)
         if self.feature_extractor is not None:
             # Through JSON, as in a saved file (tuples become lists), so configs compare equal.
             config["feature_extractor"] = json.loads(json.dumps(

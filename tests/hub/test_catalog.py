@@ -165,6 +165,26 @@ AUTHORS_SCRIPTS = {
 }
 
 
+# The lines of the super-resolution authors' code that name their weights' URLs, as read
+# there (xinntao/Real-ESRGAN at a4abfb2979a7; EDSR-PyTorch src/model/edsr.py's url dict).
+_REL = "https://github.com/xinntao/Real-ESRGAN/releases/download/"
+_SNU = "https://cv.snu.ac.kr/research/EDSR/models/"
+SR_AUTHORS_LINES = {
+    ("xinntao/Real-ESRGAN", "inference_realesrgan.py"): {
+        62: f"        file_url = ['{_REL}v0.1.0/RealESRGAN_x4plus.pth']",
+        74: f"        file_url = ['{_REL}v0.2.1/RealESRGAN_x2plus.pth']",
+        78: f"        file_url = ['{_REL}v0.2.5.0/realesr-animevideov3.pth']",
+        84: f"            '{_REL}v0.2.5.0/realesr-general-x4v3.pth'"},
+    ("sanghyun-son/EDSR-PyTorch", "src/model/edsr.py"): {
+        6: f"    'r16f64x2': '{_SNU}edsr_baseline_x2-1bc95232.pt',",
+        7: f"    'r16f64x3': '{_SNU}edsr_baseline_x3-abf2a44e.pt',",
+        8: f"    'r16f64x4': '{_SNU}edsr_baseline_x4-6b446fab.pt',",
+        9: f"    'r32f256x2': '{_SNU}edsr_x2-0edfb8a3.pt',",
+        10: f"    'r32f256x3': '{_SNU}edsr_x3-ea3ef2c6.pt',",
+        11: f"    'r32f256x4': '{_SNU}edsr_x4-4f62e9ef.pt'"},
+}
+
+
 def _upstream_entries():
     return [e for e in catalog._read(catalog.SHIPPED) if "upstream" in e]
 
@@ -189,6 +209,12 @@ def test_every_upstream_entry_has_the_provenance_of_its_source(entry):
             assert stem in listed and template[len("URL="):].replace("$FILE", stem) == url
         assert up["arch_provenance"].startswith(repo + " ")
         assert up["arch"] == ("unet_256" if path.endswith("pix2pix_model.sh") else "resnet_9blocks")
+    elif up["format"] in ("realesrgan", "edsr"):
+        assert f"'{up['source']}'" in SR_AUTHORS_LINES[repo, path][int(line)]
+        assert up["arch_provenance"].startswith(repo + " ")
+        assert up["arch"] == {"realesr-": "SRVGGNetCompact", "realesrg": "RRDBNet",
+                              "edsr-": "EDSR"}[next(p for p in ("realesr-", "realesrg", "edsr-")
+                                                    if entry["name"].startswith(p))]
     else:
         assert up["source"] == f"hf://{repo}" and path == "README.md"
         assert re.fullmatch(r"[0-9a-f]{40}", up["revision"]) or \

@@ -53,3 +53,17 @@ def test_reflection_padding_matches_numpy():
     out = ReflectionPadding2D(2)(x)
     np.testing.assert_array_equal(out, np.pad(x, [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect"))
     assert ReflectionPadding2D(3).compute_output_shape((None, None, 8, 3)) == (None, None, 14, 3)
+
+
+def test_pixel_unshuffle_inverts_pixel_shuffle_in_space_to_depth_order():
+    import tensorflow as tf
+
+    from kzoo.layers import PixelShuffle, PixelUnshuffle
+
+    x = np.random.default_rng(0).normal(size=(2, 6, 10, 3)).astype("float32")
+    down = np.asarray(PixelUnshuffle(2)(x))
+    assert down.shape == (2, 3, 5, 12)
+    np.testing.assert_array_equal(down, tf.nn.space_to_depth(x, 2).numpy())
+    np.testing.assert_array_equal(np.asarray(PixelShuffle(2)(down)), x)
+    layer = PixelUnshuffle.from_config(PixelUnshuffle(3).get_config())
+    assert layer.scale == 3 and layer.compute_output_shape((None, None, 9, 2)) == (None, None, 3, 18)

@@ -78,10 +78,13 @@ def test_paper_discriminator_architecture():
     assert d.get_layer("dense").units == 1024
 
 
-@pytest.mark.parametrize("content_loss", ["mse", "features"])
-def test_srgan_stage_train_step_changes_weights(content_loss):
+@pytest.mark.parametrize("content_loss,adversarial_loss", [("mse", "standard"), ("features", "standard"),
+                                                           ("mse", "relativistic")])
+def test_srgan_stage_train_step_changes_weights(content_loss, adversarial_loss):
     extractor = random_vgg_features(**TINY_FEATURES) if content_loss == "features" else None
-    model = tiny_srgan(content_loss=content_loss, feature_extractor=extractor, feature_scale=1.0)
+    model = tiny_srgan(content_loss=content_loss, feature_extractor=extractor, feature_scale=1.0,
+                       adversarial_loss=adversarial_loss)
+    assert type(model).from_config(model.get_config()).adversarial_loss == adversarial_loss
     compile_adam(model)
     lr, hr = sr_batch()
     g0, d0 = weights_of([model.generator]), weights_of([model.discriminator])

@@ -11,6 +11,8 @@ A SOURCE is
   `.pth`/`.pt`/`.bin`/`.safetensors` state dict): `kzoo.hub.convert.junyanz`; the
   architecture comes from `--arch` (or `#arch=NAME` on the reference), else the one
   named architecture the state dict matches exactly;
+- a Real-ESRGAN (`RRDBNet`, `SRVGGNetCompact`) or EDSR super-resolution state dict:
+  `kzoo.hub.convert.sr` (architecture detected, or `--arch NAME`);
 - a diffusers model folder (`config.json` with `_class_name` `UNet2DModel`, its
   `diffusion_pytorch_model.safetensors` or `.bin`, and `scheduler_config.json` beside it
   or in `scheduler/`): `kzoo.hub.convert.diffusers`;
@@ -284,6 +286,9 @@ def _sample_picture(full, inference, size):
         out = np.asarray(inference(pattern, training=False))[0]
         to8 = lambda a: np.clip((a + 1) * 127.5, 0, 255).astype(np.uint8)  # noqa: E731
         left, right = to8(pattern[0]), to8(out)
+        if left.shape[:2] != right.shape[:2]:  # super-resolution: the input at the output's size
+            fy, fx = right.shape[0] // left.shape[0], right.shape[1] // left.shape[1]
+            left = np.repeat(np.repeat(left, fy, axis=0), fx, axis=1)
         if left.shape[-1] != right.shape[-1]:
             left = np.repeat(left[..., :1], right.shape[-1], axis=-1)
             right = right if right.shape[-1] in (1, 3) else right[..., :3]
@@ -390,8 +395,16 @@ def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
             if not reverse.is_file():
                 raise KzooError(f"{reverse}: no such weights file (--reverse)")
             back = load_state_dict(reverse)
-        full, inference, info, size = junyanz_models(load_state_dict(path), arch, reverse=back,
-                                                     mode=mode)
+        state = load_state_dict(path)
+        from kzoo.hub.convert import sr
+
+        if sr.claims(state, arch):  # Real-ESRGAN / EDSR (kzoo.hub.convert.sr)
+            if back is not None:
+                raise KzooError("--reverse is for CycleGAN generators: this is a "
+                                "super-resolution network")
+            full, inference, info, size = sr.sr_models(state, arch)
+        else:
+            full, inference, info, size = junyanz_models(state, arch, reverse=back, mode=mode)
         weights = [path]
     else:
         raise KzooError(f"{path}: no such weights file or diffusers folder")
