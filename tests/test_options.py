@@ -92,15 +92,6 @@ def test_every_registered_constructor_matches_its_declaration(name):
             assert not undeclared, f"{klass.__name__}.__init__ arguments not in its declaration: {undeclared}"
 
 
-def test_recipes_name_their_models_declaration():
-    from kzoo.recipes.config import model_options
-    from kzoo.recipes.registry import get_recipe, list_recipes
-
-    for name in list_recipes():
-        recipe = get_recipe(name)
-        assert recipe.options is model_options(recipe.model), name
-
-
 def test_help_and_flags_of_every_recipe_without_keras():
     """`kzoo train NAME --help` and the flag resolution of every recipe read the
     declarations only: neither TensorFlow, Keras nor JAX is imported."""
