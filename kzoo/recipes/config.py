@@ -269,7 +269,7 @@ def load_preset(recipe, preset: str) -> tuple[dict, dict]:
         if named != recipe.name:
             raise KzooError(f"preset file {preset!r} is for the {named} recipe, not {recipe.name}")
         return _split(recipe, table, preset, options)
-    tables = tomllib.loads((PRESET_DIR / f"{recipe.name}.toml").read_text())
+    tables = tomllib.loads(Path(recipe.presets or PRESET_DIR / f"{recipe.name}.toml").read_text())
     if preset not in tables:
         raise KzooError(f"unknown preset {preset!r} for {recipe.name}; known: {', '.join(tables)} "
                         "(or a path to a .toml file)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import typing
 
 from kzoo.errors import KzooError
@@ -55,6 +56,8 @@ class Recipe:
             seconds on a CPU), on top of the quick preset.
         summary: optional `(scores) -> str or None`: the run's last line, the held-out
             result beside its trivial baseline.
+        presets: the TOML file of its named presets (`[paper]`, `[quick]`); None:
+            `kzoo/recipes/presets/<name>.toml` (a family outside kzoo names its own).
     """
 
     name: str
@@ -73,6 +76,7 @@ class Recipe:
     recipe_args: tuple = ()
     tiny: tuple = ()
     summary: typing.Callable | None = None
+    presets: "str | os.PathLike | None" = None
 
 
 def register_recipe(recipe: Recipe) -> Recipe:
