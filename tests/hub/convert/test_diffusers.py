@@ -17,7 +17,8 @@ import pytest
 from kzoo.diffusion import NoiseSchedule
 from kzoo.errors import KzooError
 from kzoo.hub.convert import diffusers as conv
-from kzoo.models.ddpm import DDPM, ddpm_unet
+from kzoo.models.ddpm import ddpm_unet
+from kzoo.options.ddpm import DDPM_OPTIONS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "reference" / "diffusers"
 VARIANTS = ("attn_heads_flip", "ho_legacy_names", "no_attention_centered")
@@ -111,7 +112,7 @@ def test_full_size_configs_are_the_papers():
     assert sorted(full) == ["google/ddpm-bedroom-256", "google/ddpm-cat-256", "google/ddpm-celebahq-256",
                             "google/ddpm-church-256", "google/ddpm-cifar10-32"]
     cifar = conv.ddpm_options(full["google/ddpm-cifar10-32"]["config"])
-    paper = DDPM.__init__.__kwdefaults__
+    paper = DDPM_OPTIONS.defaults()  # the constructor's defaults (kzoo.options.ddpm)
     assert {k: v for k, v in cifar.items() if k != "dropout"} == {
         k: paper[k] for k in cifar if k != "dropout"}
     celeba = conv.ddpm_options(full["google/ddpm-celebahq-256"]["config"])
