@@ -31,6 +31,15 @@ def test_a_declaration_extends_another_in_code():
         ModelOption("net", dict, {}, "A dict.")
 
 
+def test_implied_values_are_declared_with_the_options():
+    exact = ModelOption("exact", str, None, "Layout.", optional=True)
+    base = Options(WIDTH, NORM, exact, implied={"exact": {"junyanz": {"norm": "instance"}}})
+    child = Options(ModelOption("depth", int, 4, "Depth."), base=base, implied={"depth": {1: {"width": 8}}})
+    assert child.implied == {"exact": {"junyanz": {"norm": "instance"}}, "depth": {1: {"width": 8}}}
+    with pytest.raises(TypeError, match=r"implied rules name \['upsample'\]"):
+        Options(WIDTH, exact, implied={"exact": {"junyanz": {"upsample": "transpose"}}})
+
+
 def test_the_constructor_takes_its_defaults_from_the_declaration():
     class Base:
         @takes(Options(WIDTH, NORM))

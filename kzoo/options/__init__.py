@@ -56,7 +56,9 @@ class Options(collections.abc.Mapping):
     `Options(*own, base=OTHER, drop=names)` is a constructor that extends another's:
     its own options first, then `base`'s less the ones it redeclares and the `drop`
     names (arguments the constructor passes to its parent itself, e.g. WGAN-GP's
-    `discriminator_norm`).
+    `discriminator_norm`). `implied` holds rules `{option: {value: {other option:
+    value}}}`: values that one option's value sets for others unless given (the
+    base's rules, then these).
 
     Example:
     >>> base = Options(ModelOption("width", int, 64, "Channels."), ModelOption("norm", str, "batch", "Norm."))
@@ -64,7 +66,8 @@ class Options(collections.abc.Mapping):
     ['gp_weight', 'width']
     """
 
-    def __init__(self, *options: ModelOption, base: Options | None = None, drop: tuple = ()):
+    def __init__(self, *options: ModelOption, base: Options | None = None, drop: tuple = (),
+                 implied: dict | None = None):
         own = {}
         for o in options:
             if o.name in own:
@@ -77,6 +80,12 @@ class Options(collections.abc.Mapping):
         self._options = {**own, **{k: o for k, o in inherited.items() if k not in own and k not in drop}}
         self.base = base
         self.drop = tuple(drop)
+        self.implied = {**(base.implied if base is not None else {}), **(implied or {})}
+        unknown = sorted({k for k in self.implied if k not in self._options}
+                         | {o for rules in self.implied.values() for sets in rules.values() for o in sets
+                            if o not in self._options})
+        if unknown:
+            raise TypeError(f"implied rules name {unknown}, not options of this declaration")
 
     def __getitem__(self, name) -> ModelOption:
         return self._options[name]
