@@ -29,14 +29,15 @@ NOTES = [
     "the machine (its 1-minute load average is recorded in results.json) slows them alike; the "
     "ratios are steadier than the milliseconds. The peak is measured in the same run, before and after the inference suite (best of 8 each).",
 ]
-DEFAULT_RECIPES = ["dcgan", "wgan_gp", "cgan", "pix2pix", "cyclegan", "srgan", "vae", "unet", "deeplab", "ddpm"]
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--suites", default="peak,train,infer,kernels,ddpm",
                    help="comma list of: peak, train, infer, kernels, ddpm")
-    p.add_argument("--recipes", default=",".join(DEFAULT_RECIPES))
+    from kzoo.recipes.registry import list_recipes
+
+    p.add_argument("--recipes", default=",".join(list_recipes()), help="default: every registered recipe")
     p.add_argument("--paper-sizes", action="store_true", help="the recipes' paper configuration")
     p.add_argument("--steps", type=int, default=10,
                    help="timed steps per training row (default 10; with 20 the default set took 15.3 min on 2 cores)")

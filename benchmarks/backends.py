@@ -4,9 +4,10 @@
 
 Each backend runs in its own process (Keras fixes the backend per process):
 `KERAS_BACKEND=<b> python -m benchmarks.backends --worker` builds each family at its
-quick recipe's model size (the table below; no recipe, dataset or TensorFlow import
-is needed), compiles it as the recipes do (JAX: always `jax.jit`; TensorFlow: XLA
-off, the recipes' CPU default), and times `fit` on NumPy batches from the model's
+quick recipe's model size (`quick_model`: the model options and batch of the recipe's
+quick preset; no dataset or TensorFlow import is needed), compiles it as the recipes do
+(JAX: always `jax.jit`; TensorFlow: XLA off, the recipes' CPU default), and times `fit`
+on NumPy batches from the model's
 own `sample_batch`: the steady-state steps between the end of the warm-up and the
 last batch (tracing and compilation excluded). Backends that are not installed are
 skipped, so the script runs on a machine with JAX and no TensorFlow (only kzoo's
@@ -29,21 +30,29 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 
-# family: (registry name, model overrides, batch) -- the quick presets' model sizes and batches
-FAMILIES = {
-    "dcgan": ("dcgan_digits", {}, 64),
-    "wgan_gp": ("wgan_gp_digits", {}, 64),
-    "cgan": ("cgan_digits", {}, 64),
-    "pix2pix": ("pix2pix", {"image_size": 64, "input_channels": 1, "width": 32}, 4),
-    "cyclegan": ("cyclegan", {"image_size": 64, "width": 16, "num_blocks": 6}, 2),
-    "srgan": ("srgan", {"image_size": 64, "width": 32, "num_blocks": 4, "norm": "none",
-                        "upsampled_skip": True, "discriminator_width": 16, "dense_units": 256,
-                        "content_loss": "mse"}, 16),
-    "vae": ("vae", {}, 64),
-    "unet": ("unet_shapes", {"image_size": 64}, 16),
-    "deeplab": ("deeplab_v3_plus_shapes", {"image_size": 128}, 16),
-    "ddpm": ("ddpm_digits", {}, 64),
-}
+def registered_families() -> list[str]:
+    """Every registered recipe (`kzoo.recipes.registry`), one family each."""
+    from kzoo.recipes.registry import list_recipes
+
+    return list_recipes()
+
+
+def quick_model(family) -> tuple[str, dict, int]:
+    """(registered model, constructor arguments, batch) of `family`'s quick preset
+    (`kzoo/recipes/presets/<family>.toml`, read by `kzoo.recipes.config.load_preset`):
+    its model options and the training options the model shares (image_size, seed).
+    Arguments the data decides (channels, classes) take the values of the model's tiny
+    test overrides (`kzoo.zoo.tiny_overrides`), else its defaults: no dataset is loaded;
+    arguments the recipe computes (SRGAN's feature network) take the model's defaults."""
+    from kzoo.recipes.config import load_preset, make_config, model_args
+    from kzoo.recipes.registry import get_recipe
+    from kzoo.zoo import tiny_overrides
+
+    recipe = get_recipe(family)
+    cfg = make_config(recipe, *load_preset(recipe, "quick"))
+    tiny = tiny_overrides(recipe.model)
+    data_args = {k: tiny[k] for k in recipe.data_args if k in tiny}
+    return recipe.model, model_args(cfg, recipe.model, **data_args), cfg.batch_size
 
 
 def measure(family, *, steps=10, warmup=2):
@@ -53,9 +62,9 @@ def measure(family, *, steps=10, warmup=2):
 
     from kzoo.zoo import create_model
 
-    name, overrides, batch = FAMILIES[family]
+    name, overrides, batch = quick_model(family)
     keras.utils.set_random_seed(0)
-    model = create_model(name, **overrides, seed=0)
+    model = create_model(name, **{**overrides, "seed": 0})
     model.compile(**{n: keras.optimizers.Adam(1e-4) for n in model.optimizer_names})
     per_step = batch * getattr(model, "d_steps", 1)
     data = model.sample_batch(per_step * (warmup + steps) // getattr(model, "d_steps", 1), rng=0)
@@ -149,7 +158,7 @@ def render(result):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.backends", description=__doc__.split("\n")[0])
-    p.add_argument("--families", default=",".join(FAMILIES))
+    p.add_argument("--families", default=",".join(registered_families()), help="default: every registered recipe")
     p.add_argument("--backends", default="tensorflow,jax")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--worker", action="store_true", help="measure on this process's KERAS_BACKEND")
@@ -158,9 +167,10 @@ def main(argv=None):
     p.add_argument("--note", action="append", default=[], help="a sentence for the report (repeatable)")
     args = p.parse_args(argv)
     families = args.families.split(",")
-    unknown = set(families) - set(FAMILIES)
+    known = registered_families()
+    unknown = set(families) - set(known)
     if unknown:
-        print(f"error: unknown families {sorted(unknown)}; known: {', '.join(FAMILIES)}", file=sys.stderr)
+        print(f"error: unknown families {sorted(unknown)}; known: {', '.join(known)}", file=sys.stderr)
         return 2
     if args.worker:
         worker(families, args.steps)

@@ -4,9 +4,9 @@ Each entry point is a tiny function that merges its defaults with the caller's
 overrides and builds a model; `create_model(name, **overrides)` calls it,
 `list_models()` lists every name, so tests can be parametrized over the zoo
 (`model_names()` lists them without importing Keras, for `kzoo list`), and
-`model_class(name)` names the class an entry point builds (the recipes derive their
-model options from its constructor). Recipes have their registry beside this one,
-`kzoo.recipes.registry`.
+`model_class(name)` is the class an entry point builds, registered with it (its
+constructor's options are declared in `kzoo.options`). Recipes have their registry
+beside this one, `kzoo.recipes.registry`.
 """
 
 from __future__ import annotations
@@ -18,26 +18,35 @@ import pkgutil
 from pathlib import Path
 
 _REGISTRY: dict[str, callable] = {}
+_CLASSES: dict[str, type] = {}
 _TINY: dict[str, dict] = {}
 _loaded = False
 
 
-def register_model(fn=None, *, tiny=None):
-    """Register `fn` under its function name as a model entry point.
+def register_model(builds: type, *, tiny=None):
+    """Decorator: register the entry point under its function name; it builds a `builds`.
 
     `tiny` holds overrides that make the model small enough for a unit test
     (used by the tests parametrized over `list_models()`).
+
+    Example:
+    >>> @register_model(DCGAN, tiny=TINY)  # doctest: +SKIP
+    ... def dcgan(**overrides):
+    ...     return DCGAN(**overrides)
     """
+    if not isinstance(builds, type):
+        raise TypeError(f"register_model takes the class the entry point builds, got {builds!r}")
 
     def decorate(fn):
         name = fn.__name__
         if name in _REGISTRY and _REGISTRY[name] is not fn:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = fn
+        _CLASSES[name] = builds
         _TINY[name] = dict(tiny or {})
         return fn
 
-    return decorate(fn) if fn is not None else decorate
+    return decorate
 
 
 def tiny_overrides(name: str) -> dict:
@@ -100,20 +109,10 @@ def _entry(name: str):
 
 
 def model_class(name: str) -> type:
-    """The `keras.Model` class the entry point `name` builds (read from the entry point's
-    code: the one model class it calls), without building anything."""
-    import keras
-
-    fn = _entry(name)
-    fn = getattr(fn, "func", fn)  # functools.partial
-    if isinstance(fn, type):
-        return fn
-    found = {v for v in (fn.__globals__.get(n) for n in fn.__code__.co_names)
-             if isinstance(v, type) and issubclass(v, keras.Model)}
-    if len(found) != 1:
-        raise TypeError(f"model entry point {name!r} must build one model class, found "
-                        f"{sorted(c.__name__ for c in found) or 'none'}")
-    return found.pop()
+    """The `keras.Model` class the entry point `name` builds (registered with it), without
+    building anything."""
+    _entry(name)
+    return _CLASSES[name]
 
 
 def create_model(name: str, **overrides):

@@ -1,6 +1,6 @@
 """Retrain every shipped preset with its recipe's quick preset and republish it.
 
-    python scripts/publish_presets.py                  # every recipe in RECIPES
+    python scripts/publish_presets.py                  # every recipe in RECIPES (all registered)
     python scripts/publish_presets.py cgan dcgan       # some of them
     python scripts/publish_presets.py cgan --run cgan=runs/cgan/20261123-1330   # publish a finished run
 
@@ -36,10 +36,13 @@ SETTINGS = REPO / "recipes" / "hub.toml"
 
 
 def read_settings(path=SETTINGS):
-    """(recipes, flags per recipe, stages per recipe, max MB) of a hub settings file."""
+    """(recipes, flags per recipe, stages per recipe, max MB) of a hub settings file; without
+    a `recipes` list, every registered recipe (one preset per model family)."""
+    from kzoo.recipes.registry import list_recipes
+
     table = tomllib.loads(Path(path).read_text())
-    return (tuple(table["recipes"]), dict(table.get("args", {})), dict(table.get("stages", {})),
-            float(table["max_mb"]))
+    recipes = tuple(table["recipes"]) if "recipes" in table else tuple(list_recipes())
+    return recipes, dict(table.get("args", {})), dict(table.get("stages", {})), float(table["max_mb"])
 
 
 RECIPES, HUB_ARGS, STAGES, MAX_MB = read_settings()

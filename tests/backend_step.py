@@ -21,8 +21,9 @@ import sys
 
 import numpy as np
 
-FAMILIES = ("dcgan", "wgan_gp", "cgan", "pix2pix", "cyclegan", "srgan", "vae", "unet",
-            "deeplab_v3_plus", "ddpm")
+from kzoo.recipes.registry import get_recipe, list_recipes
+
+FAMILIES = tuple(get_recipe(name).model for name in list_recipes())  # the model of every recipe
 BATCH = 2
 _P = 46337  # prime; x * x < 2**31, so int32 arithmetic never overflows
 

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from kzoo.recipes.config import model_options
 from kzoo.zoo import create_model, list_models, model_class, tiny_overrides
 
 
@@ -21,12 +22,22 @@ def test_unknown_model_suggests_close_names():
         model_class("dcgn")
 
 
+def test_an_entry_point_names_the_class_it_builds():
+    from kzoo.models.dcgan import DCGAN
+    from kzoo.zoo import register_model
+
+    assert model_class("dcgan_digits") is DCGAN
+    with pytest.raises(TypeError, match="takes the class the entry point builds"):
+        register_model("DCGAN")
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_builds_and_round_trips_its_config(name):
     model = create_model(name, **tiny_overrides(name))
-    assert type(model) is model_class(name)  # read from the entry point without building
+    assert type(model) is model_class(name)  # registered with the entry point
     clone = type(model).from_config(model.get_config())
     assert clone.get_config() == model.get_config()
+    assert set(model_options(type(model))) <= set(model.get_config())  # every declared option is recorded
     parts = model.inference_parts()
     assert parts and all(hasattr(p, "inputs") for p in parts.values())
     size = getattr(model, "image_size", 2)  # unknown H/W of fully convolutional parts

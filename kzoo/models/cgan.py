@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 
 from kzoo.models.dcgan import DCGAN, TINY
+from kzoo.options import takes
+from kzoo.options.cgan import CGAN_OPTIONS
 from kzoo.zoo import register_model
 
 
@@ -35,19 +37,20 @@ class ConditionalGAN(DCGAN):
         Mirza & Osindero, "Conditional Generative Adversarial Nets", arXiv:1411.1784, 2014.
     """
 
-    def __init__(self, *, num_classes=10, **kwargs):
+    @takes(CGAN_OPTIONS)
+    def __init__(self, *, num_classes, **kwargs):
         if not num_classes or num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         super().__init__(num_classes=num_classes, **kwargs)
 
 
-@register_model(tiny=TINY)
+@register_model(ConditionalGAN, tiny=TINY)
 def cgan(**overrides):
     """Conditional DCGAN at 64x64 with 10 classes."""
     return ConditionalGAN(**overrides)
 
 
-@register_model(tiny=TINY)
+@register_model(ConditionalGAN, tiny=TINY)
 def cgan_digits(**overrides):
     """Conditional GAN sized for 32x32 grayscale digits (the quick recipe)."""
     return ConditionalGAN(**{"image_size": 32, "channels": 1, "latent_dim": 64, "width": 32,

@@ -10,6 +10,8 @@ from kzoo import losses
 from kzoo.layers import (ReflectionPadding2D, check_patchgan_size, conv_block, dcgan_init,
                          normalization, patchgan_discriminator)
 from kzoo.models.adversarial import AdversarialModel
+from kzoo.options import takes
+from kzoo.options.cyclegan import CYCLEGAN_OPTIONS
 from kzoo.training import random_images
 from kzoo.zoo import register_model
 
@@ -304,12 +306,12 @@ class CycleGAN(AdversarialModel):
     loss_names = ("d_loss", "d_a", "d_b", "g_loss", "g_gan", "g_cycle", "g_identity")
     # what an option implies for the recipes' option resolution (`kzoo.recipes.config.implied`):
     # the authors' ResnetGenerator upsamples by transposed convs and has no input skip
-    implied_options = {"exact": {"junyanz": {"upsample": "transpose", "input_skip": False}}}
+    implied_options = CYCLEGAN_OPTIONS.implied
     generator_first = True  # the authors' order: G_A and G_B, then D_A and D_B
 
-    def __init__(self, *, image_size=256, channels=3, width=64, num_blocks=None, n_layers=3,
-                 cycle_weight=10.0, identity_weight=0.5, pool_size=50, upsample="transpose", seed=None,
-                 norm="instance", exact=None, input_skip=False, **kwargs):
+    @takes(CYCLEGAN_OPTIONS)
+    def __init__(self, *, image_size, channels, width, num_blocks, n_layers, cycle_weight, identity_weight,
+                 pool_size, upsample, seed, norm, exact, input_skip, **kwargs):
         # === Layers ===
         blocks = num_blocks if num_blocks is not None else (9 if image_size >= 256 else 6)
         make_g = lambda name: resnet_generator(channels=channels, width=width,  # noqa: E731
@@ -431,7 +433,7 @@ class CycleGAN(AdversarialModel):
                          endpoints=endpoints, references=docstring_references(type(self)))
 
 
-@register_model(tiny=TINY)
+@register_model(CycleGAN, tiny=TINY)
 def cyclegan(**overrides):
     """CycleGAN at the paper's 256x256 configuration (9 residual blocks)."""
     return CycleGAN(**overrides)

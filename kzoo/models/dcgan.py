@@ -16,6 +16,8 @@ from kzoo import losses
 from kzoo.layers import conv_block, dcgan_init
 from kzoo.layers.conv import upsample_conv
 from kzoo.models.adversarial import AdversarialModel
+from kzoo.options import takes
+from kzoo.options.dcgan import DCGAN_OPTIONS
 from kzoo.training import random_images, unpack
 from kzoo.zoo import register_model
 
@@ -119,9 +121,9 @@ class DCGAN(AdversarialModel):
         Convolutional Generative Adversarial Networks", ICLR 2016.
     """
 
-    def __init__(self, *, image_size=64, channels=3, latent_dim=100, width=64,
-                 discriminator_norm="batch", upsample="transpose", num_classes=None, seed=None,
-                 **kwargs):
+    @takes(DCGAN_OPTIONS)
+    def __init__(self, *, image_size, channels, latent_dim, width, discriminator_norm, upsample,
+                 num_classes, seed, **kwargs):
         # === Layers ===
         generator = dcgan_generator(image_size=image_size, channels=channels, latent_dim=latent_dim,
                                     width=width, num_classes=num_classes, upsample=upsample)
@@ -188,13 +190,13 @@ class DCGAN(AdversarialModel):
         return config
 
 
-@register_model(tiny=TINY)
+@register_model(DCGAN, tiny=TINY)
 def dcgan(**overrides):
     """DCGAN at the paper's 64x64 configuration."""
     return DCGAN(**overrides)
 
 
-@register_model(tiny=TINY)
+@register_model(DCGAN, tiny=TINY)
 def dcgan_digits(**overrides):
     """DCGAN sized for 32x32 grayscale digits (the quick recipe)."""
     return DCGAN(**{"image_size": 32, "channels": 1, "latent_dim": 64, "width": 32, **overrides})

@@ -11,6 +11,8 @@ from keras import layers, ops
 
 from kzoo import diffusion, losses
 from kzoo.layers import SinusoidalTimeEmbedding, SpatialSelfAttention, TimeResidualBlock
+from kzoo.options import takes
+from kzoo.options.ddpm import DDPM_OPTIONS
 from kzoo.training import TrainingModel, random_images, unpack
 from kzoo.zoo import register_model
 
@@ -225,13 +227,11 @@ class DDPM(TrainingModel):
 
     loss_names = ("loss",)
 
-    def __init__(self, *, image_size=32, channels=3, width=128, channel_mults=(1, 2, 2, 2),
-                 num_res_blocks=2, attention_resolutions=(16,), dropout=0.1, norm_groups=32,
-                 norm_eps=1e-6, attention_head_dim=None, mid_attention=True,
-                 flip_sin_to_cos=False, freq_shift=1, downsample_padding=0,
-                 center_input_sample=False, num_timesteps=1000, beta_start=1e-4, beta_end=0.02,
-                 beta_schedule="linear", ema_decay=0.9999, variance="beta", clip_sample=True,
-                 sampler_options=None, seed=None, **kwargs):
+    @takes(DDPM_OPTIONS)
+    def __init__(self, *, image_size, channels, width, channel_mults, num_res_blocks, attention_resolutions,
+                 dropout, norm_groups, norm_eps, attention_head_dim, mid_attention, flip_sin_to_cos,
+                 freq_shift, downsample_padding, center_input_sample, num_timesteps, beta_start, beta_end,
+                 beta_schedule, ema_decay, variance, clip_sample, sampler_options, seed, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
@@ -419,13 +419,13 @@ class DDPM(TrainingModel):
                          endpoints=(eps_model,), references=docstring_references(type(self)))
 
 
-@register_model(tiny=TINY)
+@register_model(DDPM, tiny=TINY)
 def ddpm(**overrides):
     """DDPM at Ho et al.'s CIFAR-10 configuration (32x32x3, 35.7M parameters)."""
     return DDPM(**overrides)
 
 
-@register_model(tiny=TINY)
+@register_model(DDPM, tiny=TINY)
 def ddpm_digits(**overrides):
     """A small DDPM for 16x16 grayscale digits (the quick recipe)."""
     return DDPM(**{"image_size": 16, "channels": 1, "width": 32, "channel_mults": (1, 2, 2),

@@ -6,7 +6,9 @@ import keras
 from keras import layers
 
 from kzoo.layers import CaffeImageInput, aspp, conv_norm_act
-from kzoo.models.segmentation import IGNORE_LABEL, SegmentationModel
+from kzoo.models.segmentation import SegmentationModel
+from kzoo.options import takes
+from kzoo.options.deeplab import DEEPLAB_OPTIONS
 from kzoo.zoo import register_model
 
 TINY = {"image_size": 32, "channels": 3, "num_classes": 3, "blocks": (1, 1, 1, 1), "width": 4,
@@ -176,11 +178,10 @@ class DeepLabV3Plus(SegmentationModel):
         Image Segmentation", arXiv:1706.05587, 2017 (ASPP, multi-grid).
     """
 
-    def __init__(self, *, image_size=512, channels=3, num_classes=21, backbone="resnet",
-                 backbone_weights=None, blocks=(3, 4, 23, 3), width=64, multi_grid=(1, 2, 4),
-                 aspp_filters=256, aspp_rates=(6, 12, 18), low_level_filters=48,
-                 decoder_filters=256, norm="batch", class_weights=None,
-                 ignore_label=IGNORE_LABEL, **kwargs):
+    @takes(DEEPLAB_OPTIONS)
+    def __init__(self, *, image_size, channels, num_classes, backbone, backbone_weights, blocks, width,
+                 multi_grid, aspp_filters, aspp_rates, low_level_filters, decoder_filters, norm,
+                 class_weights, ignore_label, **kwargs):
         blocks, multi_grid, aspp_rates = tuple(blocks), tuple(multi_grid), tuple(aspp_rates)
         if len(blocks) != 4:
             raise ValueError(f"blocks must list 4 stages, got {blocks}")
@@ -237,13 +238,13 @@ class DeepLabV3Plus(SegmentationModel):
         return OUTPUT_STRIDE
 
 
-@register_model(tiny=TINY)
+@register_model(DeepLabV3Plus, tiny=TINY)
 def deeplab_v3_plus(**overrides):
     """DeepLabV3+ at the paper's configuration (ResNet-101 layout from scratch, OS 16)."""
     return DeepLabV3Plus(**overrides)
 
 
-@register_model(tiny=TINY)
+@register_model(DeepLabV3Plus, tiny=TINY)
 def deeplab_v3_plus_shapes(**overrides):
     """A slim DeepLabV3+ for small colour scenes (builtin:shapes, quick recipe)."""
     return DeepLabV3Plus(**{"image_size": 64, "channels": 3, "num_classes": 5,

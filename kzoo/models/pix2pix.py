@@ -14,6 +14,8 @@ from kzoo.layers import (check_patchgan_size, conv_block, dcgan_init, normalizat
 from kzoo.layers.color import AB_SCALE, L_CENTER, LabToRGB, RGBToLab, gray_to_lightness, rgb_to_lab
 from kzoo.layers.conv import upsample_conv
 from kzoo.models.adversarial import AdversarialModel
+from kzoo.options import takes
+from kzoo.options.pix2pix import PIX2PIX_OPTIONS
 from kzoo.training import random_images
 from kzoo.zoo import register_model
 
@@ -208,11 +210,11 @@ class Pix2Pix(AdversarialModel):
     loss_names = ("d_loss", "g_loss", "g_gan", "g_l1")
     # what an option implies for the recipes' option resolution (`kzoo.recipes.config.implied`):
     # the authors' UnetGenerator upsamples by transposed convs
-    implied_options = {"exact": {"junyanz": {"upsample": "transpose"}}}
+    implied_options = PIX2PIX_OPTIONS.implied
 
-    def __init__(self, *, image_size=256, input_channels=3, output_channels=3, width=64, levels=None,
-                 n_layers=3, l1_weight=100.0, color="rgb", upsample="transpose", seed=None, norm="batch",
-                 exact=None, **kwargs):
+    @takes(PIX2PIX_OPTIONS)
+    def __init__(self, *, image_size, input_channels, output_channels, width, levels, n_layers, l1_weight,
+                 color, upsample, seed, norm, exact, **kwargs):
         # === Layers ===
         depth = levels or unet_levels(image_size)
         if color not in ("rgb", "lab"):
@@ -307,13 +309,13 @@ class Pix2Pix(AdversarialModel):
                          endpoints=(generator,), references=docstring_references(type(self)))
 
 
-@register_model(tiny=TINY)
+@register_model(Pix2Pix, tiny=TINY)
 def pix2pix(**overrides):
     """pix2pix at the paper's 256x256 configuration (U-Net-256, 70x70 PatchGAN)."""
     return Pix2Pix(**overrides)
 
 
-@register_model(tiny={**TINY, "color": "lab", "upsample": "resize"})
+@register_model(Pix2Pix, tiny={**TINY, "color": "lab", "upsample": "resize"})
 def pix2pix_colorize(**overrides):
     """pix2pix as the paper's colouriser: gray L -> Lab ab at 256x256 (Isola et al. 2017, Sec. 4)."""
     return Pix2Pix(**{"input_channels": 1, "output_channels": 3, "color": "lab", **overrides})

@@ -21,9 +21,10 @@ import numpy as np
 from keras import layers, ops
 
 from kzoo.losses import masked_sparse_categorical_crossentropy
+from kzoo.options import takes
+from kzoo.options.segmentation import SEGMENTATION_OPTIONS
 from kzoo.training import TrainingModel, random_images
 
-IGNORE_LABEL = 255
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -85,8 +86,8 @@ class SegmentationModel(TrainingModel):
 
     loss_names = ("loss",)
 
-    def __init__(self, *, network, num_classes, class_weights=None, ignore_label=IGNORE_LABEL,
-                 **kwargs):
+    @takes(SEGMENTATION_OPTIONS)
+    def __init__(self, *, network, num_classes, class_weights, ignore_label, **kwargs):
         super().__init__(**kwargs)
         if class_weights is not None:
             class_weights = [float(w) for w in class_weights]

@@ -34,6 +34,8 @@ from kzoo import losses
 from kzoo.errors import KzooError
 from kzoo.layers import CaffeImageInput, PixelShuffle, PixelUnshuffle, conv_block, normalization
 from kzoo.models.adversarial import AdversarialModel
+from kzoo.options import takes
+from kzoo.options.srgan import SRGAN_OPTIONS, SRRESNET_OPTIONS
 from kzoo.training import random_images, unpack
 from kzoo.zoo import register_model
 
@@ -41,7 +43,6 @@ TINY_SRRESNET = {"width": 8, "num_blocks": 2}
 TINY = {"image_size": 16, "width": 8, "num_blocks": 2, "discriminator_width": 4, "dense_units": 16,
         "content_loss": "mse"}
 
-VGG_FEATURE_SCALE = 1.0 / 12.75 ** 2  # Ledig et al., Sec. 3.2: VGG losses scaled by 1/12.75 (~0.006 on the MSE)
 VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG19_BLOCKS = (2, 2, 4, 4, 4)  # convs per block; widths 64, 128, 256, 512, 512
 
@@ -272,9 +273,9 @@ class SRResNet(keras.Model):
         Image Super-Resolution", CVPR Workshops 2017 (arch="edsr").
     """
 
-    def __init__(self, *, scale=4, channels=3, width=64, num_blocks=16, norm="batch",
-                 output_activation=None, upsampled_skip=False, arch="srresnet", growth=32,
-                 res_scale=1.0, activation="prelu", **kwargs):
+    @takes(SRRESNET_OPTIONS)
+    def __init__(self, *, scale, channels, width, num_blocks, norm, output_activation, upsampled_skip,
+                 arch, growth, res_scale, activation, **kwargs):
         if arch not in SR_ARCHS:
             raise ValueError(f"arch must be one of {', '.join(SR_ARCHS)}, got {arch!r}")
         # === Layers / Functional Model ===
@@ -537,10 +538,10 @@ class SRGAN(AdversarialModel):
 
     loss_names = ("d_loss", "g_loss", "content_loss", "adversarial_loss")
 
-    def __init__(self, *, image_size=96, scale=4, channels=3, width=64, num_blocks=16,
-                 discriminator_width=64, dense_units=1024, norm="batch", upsampled_skip=False,
-                 content_loss="features", adversarial_weight=1e-3, feature_extractor=None,
-                 feature_scale=VGG_FEATURE_SCALE, adversarial_loss="standard", seed=None, **kwargs):
+    @takes(SRGAN_OPTIONS)
+    def __init__(self, *, image_size, scale, channels, width, num_blocks, discriminator_width, dense_units,
+                 norm, upsampled_skip, content_loss, adversarial_weight, feature_extractor, feature_scale,
+                 adversarial_loss, seed, **kwargs):
         if content_loss not in ("features", "mse"):
             raise ValueError(f"content_loss must be 'features' or 'mse', got {content_loss!r}")
         if adversarial_loss not in ("standard", "relativistic"):
@@ -641,13 +642,13 @@ class SRGAN(AdversarialModel):
         return dataclasses.replace(card, references=docstring_references(type(self)))
 
 
-@register_model(tiny=TINY_SRRESNET)
+@register_model(SRResNet, tiny=TINY_SRRESNET)
 def srresnet(**overrides):
     """SRResNet x4 at the paper's configuration (16 blocks, width 64)."""
     return SRResNet(**overrides)
 
 
-@register_model(tiny=TINY)
+@register_model(SRGAN, tiny=TINY)
 def srgan(**overrides):
     """SRGAN x4 at the paper's configuration (96x96 HR crops, feature content loss)."""
     return SRGAN(**overrides)

@@ -6,7 +6,9 @@ import keras
 from keras import layers
 
 from kzoo.layers import conv_norm_act
-from kzoo.models.segmentation import IGNORE_LABEL, SegmentationModel
+from kzoo.models.segmentation import SegmentationModel
+from kzoo.options import takes
+from kzoo.options.unet import UNET_OPTIONS
 from kzoo.zoo import register_model
 
 TINY = {"image_size": 16, "channels": 3, "num_classes": 3, "depth": 2, "width": 4}
@@ -89,8 +91,9 @@ class UNet(SegmentationModel):
         Image Segmentation", MICCAI 2015.
     """
 
-    def __init__(self, *, image_size=512, channels=1, num_classes=2, depth=4, width=64, norm=None,
-                 dropout=0.5, class_weights=None, ignore_label=IGNORE_LABEL, **kwargs):
+    @takes(UNET_OPTIONS)
+    def __init__(self, *, image_size, channels, num_classes, depth, width, norm, dropout, class_weights,
+                 ignore_label, **kwargs):
         # === Layers ===
         network = unet_network(image_size=image_size, channels=channels, num_classes=num_classes,
                                depth=depth, width=width, norm=norm, dropout=dropout)
@@ -116,13 +119,13 @@ class UNet(SegmentationModel):
         return 2 ** self.depth
 
 
-@register_model(tiny=TINY)
+@register_model(UNet, tiny=TINY)
 def unet(**overrides):
     """U-Net at the paper's configuration (depth 4, width 64)."""
     return UNet(**overrides)
 
 
-@register_model(tiny=TINY)
+@register_model(UNet, tiny=TINY)
 def unet_shapes(**overrides):
     """A small batch-normalised U-Net for 64x64 colour scenes (builtin:shapes, quick recipe)."""
     return UNet(**{"image_size": 64, "channels": 3, "num_classes": 5, "depth": 3, "width": 16,

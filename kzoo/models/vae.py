@@ -8,6 +8,8 @@ import keras
 from keras import layers, ops
 
 from kzoo import losses
+from kzoo.options import takes
+from kzoo.options.vae import VAE_OPTIONS
 from kzoo.training import TrainingModel, random_images, unpack
 from kzoo.zoo import register_model
 
@@ -101,8 +103,8 @@ class VAE(TrainingModel):
 
     loss_names = ("loss", "reconstruction", "kl")
 
-    def __init__(self, *, image_size=32, channels=1, latent_dim=20, width=32,
-                 likelihood="bernoulli", sigma=0.1, beta=1.0, seed=None, **kwargs):
+    @takes(VAE_OPTIONS)
+    def __init__(self, *, image_size, channels, latent_dim, width, likelihood, sigma, beta, seed, **kwargs):
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {likelihood!r}")
         # === Layers ===
@@ -220,13 +222,13 @@ class VAE(TrainingModel):
                          endpoints=(encoder, decoder), references=docstring_references(type(self)))
 
 
-@register_model(tiny=TINY)
+@register_model(VAE, tiny=TINY)
 def vae(**overrides):
     """Convolutional VAE for 32x32 grayscale images, latent 20 (Kingma & Welling's MNIST size)."""
     return VAE(**overrides)
 
 
-@register_model(tiny={**TINY, "channels": 3})
+@register_model(VAE, tiny={**TINY, "channels": 3})
 def vae_faces(**overrides):
     """Gaussian-likelihood VAE for 32x32 faces (the paper's Frey-faces setting)."""
     return VAE(**{"likelihood": "gaussian", "latent_dim": 20, **overrides})

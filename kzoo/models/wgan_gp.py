@@ -6,6 +6,8 @@ import keras
 
 from kzoo import losses
 from kzoo.models.dcgan import DCGAN, TINY
+from kzoo.options import takes
+from kzoo.options.wgan_gp import WGAN_GP_OPTIONS
 from kzoo.training import unpack
 from kzoo.zoo import register_model
 
@@ -42,7 +44,8 @@ class WGANGP(DCGAN):
     loss_names = ("d_loss", "g_loss", "gp", "w_distance")
     share_generator_pass = False  # Algorithm 1 samples fresh z for the generator update
 
-    def __init__(self, *, n_critic=5, gp_weight=10.0, critic_norm="layer", **kwargs):
+    @takes(WGAN_GP_OPTIONS)
+    def __init__(self, *, n_critic, gp_weight, critic_norm, **kwargs):
         if critic_norm == "batch":
             raise ValueError("WGAN-GP's penalty is per example: the critic cannot use batch norm")
         super().__init__(discriminator_norm=critic_norm, d_steps=n_critic, **kwargs)
@@ -72,13 +75,13 @@ class WGANGP(DCGAN):
         return config
 
 
-@register_model(tiny=TINY)
+@register_model(WGANGP, tiny=TINY)
 def wgan_gp(**overrides):
     """WGAN-GP on the DCGAN networks at 64x64."""
     return WGANGP(**overrides)
 
 
-@register_model(tiny=TINY)
+@register_model(WGANGP, tiny=TINY)
 def wgan_gp_digits(**overrides):
     """WGAN-GP sized for 32x32 grayscale digits (the quick recipe)."""
     return WGANGP(**{"image_size": 32, "channels": 1, "latent_dim": 64, "width": 32, **overrides})

@@ -6,12 +6,12 @@ A run is configured by two kinds of options:
   subclasses: data, epochs, batch size, optimizer, learning rate, ...) whose
   defaults are the paper's;
 - **model options**: the keyword arguments of the registered model the recipe
-  trains, read from its constructor signature (`model_options`): each default is
-  written once, in the model, and each help text comes from the `Args:` section of
-  the model's docstring. Arguments that the data decides (`channels`,
-  `num_classes`, ...) or that the recipe computes are not options. A name that is
-  both a training option and a model argument (`image_size`, `seed`) has one value,
-  passed to both.
+  trains, as its constructor declares them (`kzoo.options`, named by
+  `Recipe.options`; no Keras import): each default and help text is written once,
+  in the declaration, which the constructor takes its defaults from. Arguments
+  that the data decides (`channels`, `num_classes`, ...) or that the recipe
+  computes are not options. A name that is both a training option and a model
+  argument (`image_size`, `seed`) has one value, passed to both.
 
 The resolved configuration follows the precedence defaults -> preset -> flags. A
 preset is a table of `kzoo/recipes/presets/<recipe>.toml` (`[paper]`, `[quick]`,
@@ -28,24 +28,19 @@ options; `dataclasses.asdict(cfg)` is what `config.json` records under "config".
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import difflib
-import functools
-import importlib.util
 import inspect
 import json
 import math
-import operator
 import os
 import re
-import sys
 import tomllib
 import types
 import typing
 from pathlib import Path
 
 from kzoo.errors import ArgumentParser, KzooError
+from kzoo.options import ModelOption, Options
 
 PRESET_DIR = Path(__file__).parent / "presets"
 STRATEGIES = ("default", "data-parallel", "mirrored", "multiworker")
@@ -131,35 +126,9 @@ def total_steps(cfg, data, *, minibatches=1) -> int:
 
 # --- model options -------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class ModelOption:
-    """One keyword argument of a model constructor, as a recipe option.
-
-    Attributes:
-        name: the argument's name (flag `--name-with-dashes`, TOML key `name`).
-        type: int, float, str, bool or tuple (of numbers).
-        default: the constructor's default.
-        optional: None is a valid value (written `none`).
-        help: the argument's description in the model's `Args:` docstring section.
-    """
-
-    name: str
-    type: type
-    default: typing.Any
-    optional: bool
-    help: str
-
-    def coerce(self, value, source):
-        """`value` (from TOML or JSON) as this option's type; KzooError if it is not."""
-        return _coerce_value(self.name, self.type, self.optional, value, source)
-
-
-_SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
-
-
-def doc_section(doc, section="Args") -> dict[str, str]:
-    """`{name: text}` of a section (`Args:`, `Attributes:`) of a Google-style docstring:
-    `name: text` entries (or `a, b: text` for several names), continuation lines indented deeper."""
+def doc_section(doc, section="Attributes") -> dict[str, str]:
+    """`{name: text}` of a section (`Attributes:`) of a Google-style docstring: `name: text`
+    entries (or `a, b: text` for several names), continuation lines indented deeper."""
     lines = inspect.cleandoc(doc or "").splitlines()
     try:
         start = next(i for i, line in enumerate(lines) if line.strip() == f"{section}:") + 1
@@ -182,15 +151,6 @@ def doc_section(doc, section="Args") -> dict[str, str]:
     return entries
 
 
-def docstring_args(doc) -> dict[str, tuple[str, str]]:
-    """`{name: (type, description)}` of the `Args:` section (`name: type. description`)."""
-    out = {}
-    for name, text in doc_section(doc, "Args").items():
-        kind, _, description = text.partition(". ")
-        out[name] = (kind.strip(), description.strip())
-    return out
-
-
 def option_help(cfg_cls) -> dict[str, str]:
     """Help of each training option: the `Attributes:` of `cfg_cls` and its bases."""
     helps = {}
@@ -199,196 +159,27 @@ def option_help(cfg_cls) -> dict[str, str]:
     return helps
 
 
-# The model options are read from the model's source code (its constructor's signature
-# and docstring), not from the imported class: importing a model imports Keras and
-# TensorFlow (seconds), and the flags must be checked before that.
-
-@functools.lru_cache(maxsize=None)
-def _module_tree(module: str) -> ast.Module:
-    """The parsed source of `module` (found without importing it)."""
-    loaded = sys.modules.get(module)
-    origin = getattr(loaded, "__file__", None) or getattr(importlib.util.find_spec(module), "origin", None)
-    if not origin or not origin.endswith(".py"):
-        raise TypeError(f"cannot read the source of module {module!r}")
-    return ast.parse(Path(origin).read_text(), origin)
-
-
-def _find_class(module: str, name: str) -> tuple[str, ast.ClassDef] | None:
-    """(module, class node) of the class `name` as seen from `module`: defined there or
-    imported there (`from kzoo.models.dcgan import DCGAN`)."""
-    tree = _module_tree(module)
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == name:
-            return module, node
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for alias in node.names:
-                if (alias.asname or alias.name) == name:
-                    return _find_class(node.module, alias.name)
-    return None
-
-
-_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-              ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow,
-              ast.Mod: operator.mod, ast.USub: operator.neg, ast.UAdd: operator.pos}
-
-
-def _evaluate(module: str, node: ast.expr):
-    """The value of a constant expression of `module`: literals, tuples, arithmetic,
-    and names of module constants (`VGG_FEATURE_SCALE = 1.0 / 12.75 ** 2`)."""
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, (ast.Tuple, ast.List)):
-        return tuple(_evaluate(module, e) for e in node.elts)
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(module, node.operand))
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(module, node.left), _evaluate(module, node.right))
-    if isinstance(node, ast.Name):
-        for item in _module_tree(module).body:
-            if (isinstance(item, ast.Assign) and len(item.targets) == 1
-                    and isinstance(item.targets[0], ast.Name) and item.targets[0].id == node.id):
-                return _evaluate(module, item.value)
-            if isinstance(item, ast.ImportFrom) and item.module and not item.level:
-                for alias in item.names:
-                    if (alias.asname or alias.name) == node.id:
-                        return _evaluate(item.module, ast.Name(alias.name))
-    raise TypeError(f"{module}: default {ast.unparse(node)!r} is not a constant expression")
-
-
-def _constructor(module: str, node: ast.ClassDef) -> tuple[str, ast.ClassDef, ast.FunctionDef] | None:
-    """The `__init__` of class `node` (its own, else the first base's that has one)."""
-    for item in node.body:
-        if isinstance(item, ast.FunctionDef) and item.name == "__init__":
-            return module, node, item
-    for base in node.bases:
-        found = isinstance(base, ast.Name) and _find_class(module, base.id)
-        if found:
-            return _constructor(*found)
-    return None
-
-
-def _set_by_init(init: ast.FunctionDef) -> set[str]:
-    """Keyword arguments `init` passes to its parent itself (`super().__init__(x=...)`)."""
-    names = set()
-    for node in ast.walk(init):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "__init__" and isinstance(node.func.value, ast.Call)
-                and isinstance(node.func.value.func, ast.Name) and node.func.value.func.id == "super"):
-            names.update(k.arg for k in node.keywords if k.arg)
-    return names
-
-
-def _signature(module: str, init: ast.FunctionDef):
-    """(name, default node) of each keyword argument of `init` that has a default."""
-    args = init.args
-    positional = args.posonlyargs + args.args
-    for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults):
-        yield arg.arg, default
-    for arg, default in zip(args.kwonlyargs, args.kw_defaults):
-        if default is not None:
-            yield arg.arg, default
-
-
-def _option_type(default, doc_type):
-    """(type, optional) of an argument from its default, or from its docstring type."""
-    optional = doc_type.endswith(" or None") or default is None
-    base = doc_type.removesuffix(" or None").strip()
-    if default is not None:
-        return type(default) if type(default) in (*_SCALARS.values(), tuple) else None, optional
-    if base.startswith(("tuple", "sequence")):
-        return tuple, optional
-    return _SCALARS.get(base), optional
-
-
-def _class_literal(module: str, class_name: str, attribute: str):
-    """The literal value of class attribute `attribute` (e.g. `implied_options = {...}`),
-    read from the source of the class or its kzoo parents; None if it has none."""
-    found = _find_class(module, class_name)
-    while found is not None:
-        module, node = found
-        for item in node.body:
-            if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attribute
-                                                    for t in item.targets):
-                return ast.literal_eval(item.value)
-        bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
-        found = _find_class(module, bases[0]) if bases else None
-    return None
-
-
-def model_source(name: str) -> tuple[str, str]:
-    """(module, class name) of the model class that registered model `name` builds,
-    read from the source of `kzoo.models` (the one class its entry point calls),
-    without importing Keras. Unknown names -> KzooError with close matches."""
-    import pkgutil
-
-    import kzoo.models
-
-    entries = {}
-    for info in pkgutil.iter_modules(kzoo.models.__path__):
-        module = f"kzoo.models.{info.name}"
-        for node in _module_tree(module).body:
-            if isinstance(node, ast.FunctionDef) and any(
-                    "register_model" in ast.unparse(d) for d in node.decorator_list):
-                entries[node.name] = (module, node)
-    if name not in entries:
-        close = difflib.get_close_matches(name, entries, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise KzooError(f"unknown model {name!r}{hint}; known: {', '.join(sorted(entries))}")
-    module, fn = entries[name]
-    called = {n.func.id for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-    found = {c: _find_class(module, c) for c in sorted(called)}
-    found = {c: where for c, where in found.items() if where}
-    if len(found) != 1:
-        raise TypeError(f"model entry point {name!r} must build one model class, found {sorted(found) or 'none'}")
-    where_module, node = found.popitem()[1]
-    return where_module, node.name
-
-
-def model_options(model) -> dict[str, ModelOption]:
-    """The options of a model: its constructor's keyword arguments with defaults.
-
-    The class's own arguments, then those of the parent its `**kwargs` entry in
-    `Args:` names ("**kwargs: the `DCGAN` arguments"), less the ones the class
-    passes to that parent itself. Types come from the default (or, for a None
-    default, from the docstring's `int or None`); an argument whose type is not a
-    number, string, bool or tuple of numbers maps to `type=None` (not a flag).
-    Everything is read from the source code, so no model module (and no Keras) is
-    imported.
+def model_options(model) -> Options:
+    """The options of a model: its constructor's declaration (`kzoo.options`).
 
     Args:
-        model: a model class, or the name of a registered model (`kzoo.zoo`).
+        model: a model class, or the name of a registered model (`kzoo.zoo`; this
+            imports the model, hence Keras: a recipe's options are `Recipe.options`).
 
     Example:
-    >>> model_options("dcgan")["width"]
-    ModelOption(name='width', type=<class 'int'>, default=64, optional=False, help='...')
+    >>> model_options("dcgan")["width"].default
+    64
     """
     if isinstance(model, str):
-        return _source_options(*model_source(model))
-    return _source_options(model.__module__, model.__name__)
+        from kzoo.zoo import model_class
 
-
-@functools.lru_cache(maxsize=None)
-def _source_options(module: str, class_name: str) -> dict[str, ModelOption]:
-    options, skip = {}, set()
-    found = _find_class(module, class_name)
-    while found is not None:
-        module, node = found
-        docs = docstring_args(ast.get_docstring(node))
-        constructor = _constructor(module, node)
-        if constructor is None:
-            break
-        init_module, _, init = constructor
-        for name, default_node in _signature(init_module, init):
-            if name not in options and name not in skip:
-                default = _evaluate(init_module, default_node)
-                doc_type, help_text = docs.get(name, ("", ""))
-                t, optional = _option_type(default, doc_type)
-                options[name] = ModelOption(name, t, default, optional, help_text)
-        skip |= _set_by_init(init)
-        kwargs_doc = docs.get("**kwargs", ("", ""))
-        parent = re.search(r"`(\w+)`", kwargs_doc[1] or "") or re.search(r"`(\w+)`", kwargs_doc[0])
-        found = _find_class(module, parent.group(1)) if parent else None
+        try:
+            model = model_class(model)
+        except ValueError as e:
+            raise KzooError(str(e)) from None
+    options = getattr(model.__init__, "options", None)
+    if not isinstance(options, Options):
+        raise TypeError(f"{model.__name__}.__init__ declares no options (decorate it with kzoo.options.takes)")
     return options
 
 
@@ -428,7 +219,7 @@ def recipe_options(recipe) -> dict[str, ModelOption]:
     """The model options of `recipe`: its model's, less the arguments the data decides,
     the recipe computes, or a training option shares."""
     drop = {*recipe.data_args, *recipe.recipe_args, *train_fields(recipe.config_cls)}
-    options = {k: o for k, o in model_options(recipe.model).items() if k not in drop}
+    options = {k: o for k, o in recipe.options.items() if k not in drop}
     untyped = [k for k, o in options.items() if o.type is None]
     if untyped:
         raise TypeError(f"recipe {recipe.name}: model {recipe.model!r} arguments {untyped} have no "
@@ -454,7 +245,8 @@ def _split(recipe, table, source, options, *, nested=True):
         if key not in options:
             raise KzooError(f"{source}: unknown model option {key!r} of {recipe.model}; known: "
                             f"{', '.join(sorted(options))}")
-        model[key] = options[key].coerce(value, source)
+        o = options[key]
+        model[key] = _coerce_value(key, o.type, o.optional, value, source)
     return train, model
 
 
@@ -477,7 +269,7 @@ def load_preset(recipe, preset: str) -> tuple[dict, dict]:
         if named != recipe.name:
             raise KzooError(f"preset file {preset!r} is for the {named} recipe, not {recipe.name}")
         return _split(recipe, table, preset, options)
-    tables = tomllib.loads((PRESET_DIR / f"{recipe.name}.toml").read_text())
+    tables = tomllib.loads(Path(recipe.presets or PRESET_DIR / f"{recipe.name}.toml").read_text())
     if preset not in tables:
         raise KzooError(f"unknown preset {preset!r} for {recipe.name}; known: {', '.join(tables)} "
                         "(or a path to a .toml file)")
@@ -523,7 +315,7 @@ def parser(recipe, options=None):
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's start-up and C++ log messages")
     defaults, helps = recipe.config_cls(), option_help(recipe.config_cls)
-    shared = model_options(recipe.model)
+    shared = recipe.options
     train = p.add_argument_group("training options")
     for name in train_fields(recipe.config_cls):
         if name == "preset":
@@ -552,7 +344,7 @@ def make_config(recipe, train: dict, model: dict, options=None):
         cfg = recipe.config_cls(**train, model={**{k: o.default for k, o in options.items()}, **model})
     except TypeError as e:
         raise KzooError(f"{recipe.name}: {e}") from None
-    signature = model_options(recipe.model)
+    signature = recipe.options
     shared = {k: signature[k].default for k in train_fields(recipe.config_cls)
               if k in signature and k not in recipe.data_args and getattr(cfg, k) is None
               and signature[k].default is not None}
@@ -662,7 +454,9 @@ def init_source(recipe, ref, options=None) -> tuple[dict, dict]:
     options = recipe_options(recipe) if options is None else options
     import_tensorflow()  # quietly: converting a catalog entry builds Keras models
     name, config = model_config(ref)
-    if name != model_source(recipe.model)[1]:
+    from kzoo.zoo import model_class
+
+    if name != model_class(recipe.model).__name__:
         return {}, {}
     table = {k: config[k] for k in ("image_size",)
              if k in config and k in train_fields(recipe.config_cls)}
@@ -671,12 +465,11 @@ def init_source(recipe, ref, options=None) -> tuple[dict, dict]:
 
 
 def implied(recipe, model: dict, explicit=()) -> dict:
-    """`model` options with the values other options imply: a model class declares
-    `implied_options = {option: {value: {other option: value}}}` (e.g. `exact="junyanz"`
+    """`model` options with the values other options imply: a family's options declaration
+    holds `implied = {option: {value: {other option: value}}}` (e.g. `exact="junyanz"`
     implies the authors' transposed-conv upsampling); an option given as a flag
-    (`explicit`) keeps its value, so a contradiction is still reported by the model.
-    The declaration is read from the source (a literal), like the options themselves."""
-    rules = _class_literal(*model_source(recipe.model), "implied_options") or {}
+    (`explicit`) keeps its value, so a contradiction is still reported by the model."""
+    rules = recipe.options.implied
     out = dict(model)
     for option, by_value in rules.items():
         for key, value in by_value.get(out.get(option), {}).items():

@@ -3,6 +3,7 @@
 import dataclasses
 import sys
 
+from kzoo.options.cyclegan import CYCLEGAN_OPTIONS
 from kzoo.recipes.config import create
 from kzoo.recipes.img2img import TINY, Img2ImgConfig, img2img_recipe, predict, versus
 from kzoo.recipes.registry import register_recipe
@@ -62,7 +63,7 @@ def summary(scores):
 
 
 RECIPE = register_recipe(img2img_recipe(
-    "cyclegan", CycleGANConfig, model="cyclegan", paired=False, build=build,
+    "cyclegan", CycleGANConfig, model="cyclegan", options=CYCLEGAN_OPTIONS, paired=False, build=build,
     sample_columns=sample_columns, evaluate=evaluate, summary=summary, data_args=("channels",),
     tiny=(*TINY, "--num-blocks", "1", "--pool-size", "2")))
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from kzoo import diffusion
 from kzoo.errors import KzooError
+from kzoo.options.ddpm import DDPM_OPTIONS
 from kzoo.recipes.config import SCHEDULE, TrainConfig, create, option
 from kzoo.recipes.registry import Recipe, register_recipe
 from kzoo.recipes.runner import main
@@ -145,7 +146,7 @@ def evaluate(cfg, model, data, heldout):
 
 
 RECIPE = register_recipe(Recipe(
-    name="ddpm", config_cls=DDPMConfig, model="ddpm", load_data=load_data, build=build,
+    name="ddpm", config_cls=DDPMConfig, model="ddpm", options=DDPM_OPTIONS, load_data=load_data, build=build,
     train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
     inference_model=lambda model: model.inference_parts()["eps_model"], data_args=("channels",),
     recipe_args=("sampler_options",),  # not a flag: kzoo's own sampler (kzoo.diffusion.KZOO)

@@ -3,6 +3,7 @@
 import dataclasses
 import sys
 
+from kzoo.options.deeplab import DEEPLAB_OPTIONS
 from kzoo.recipes.registry import register_recipe
 from kzoo.recipes.runner import main
 from kzoo.recipes.segmentation import SegmentationConfig, segmentation_recipe
@@ -26,7 +27,7 @@ class DeepLabConfig(SegmentationConfig):
 
 
 RECIPE = register_recipe(segmentation_recipe(
-    "deeplab", DeepLabConfig, model="deeplab_v3_plus",
+    "deeplab", DeepLabConfig, model="deeplab_v3_plus", options=DEEPLAB_OPTIONS,
     tiny=("--blocks", "1,1,1,1", "--width", "4", "--aspp-filters", "8", "--low-level-filters", "4",
           "--decoder-filters", "8", "--multi-grid", "1")))
 

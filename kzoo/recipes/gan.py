@@ -29,8 +29,9 @@ class GANConfig(TrainConfig):
     eval_samples: int = 1000
 
 
-def gan_recipe(name, config_cls, *, model=None, conditional=False):
-    """A `Recipe` that trains the registered model `model` (default: `name`)."""
+def gan_recipe(name, config_cls, *, options, model=None, conditional=False):
+    """A `Recipe` that trains the registered model `model` (default: `name`), whose
+    constructor declares `options` (`kzoo.options`)."""
     model_name = model or name
 
     def load_data(cfg):
@@ -90,7 +91,8 @@ def gan_recipe(name, config_cls, *, model=None, conditional=False):
                                          batch_size=250, verbose=0)
         return digits_generation_scores(images, labels)
 
-    return Recipe(name=name, config_cls=config_cls, model=model_name, load_data=load_data,
+    return Recipe(name=name, config_cls=config_cls, model=model_name, options=options,
+                  load_data=load_data,
                   build=build, train_dataset=train_dataset, sample_grid=sample_grid,
                   evaluate=evaluate, inference_model=lambda model: model.generator,
                   prepare_state=prepare_state, data_args=("channels", "num_classes"),

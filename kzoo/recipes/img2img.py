@@ -103,7 +103,7 @@ def init_channels(cfg, data_args):
     return config.get("input_channels"), config.get("output_channels")
 
 
-def img2img_recipe(name, config_cls, *, model, paired, build, sample_columns, evaluate, data_args,
+def img2img_recipe(name, config_cls, *, model, options, paired, build, sample_columns, evaluate, data_args,
                    tiny=TINY, summary=None):
     """A `Recipe` for an image-to-image model.
 
@@ -163,7 +163,7 @@ def img2img_recipe(name, config_cls, *, model, paired, build, sample_columns, ev
         arrays = scored(cfg, data, heldout)
         return {} if arrays is None else evaluate(cfg, model, data, *arrays)
 
-    return Recipe(name=name, config_cls=config_cls, model=model, load_data=load_data,
+    return Recipe(name=name, config_cls=config_cls, model=model, options=options, load_data=load_data,
                   build=build_compiled, train_dataset=train_dataset, sample_grid=sample_grid,
                   evaluate=evaluate_heldout, inference_model=lambda model: model.generator,
                   prepare_state=prepare_state, data_args=data_args, tiny=tuple(tiny), summary=summary)

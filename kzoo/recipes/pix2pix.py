@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 
+from kzoo.options.pix2pix import PIX2PIX_OPTIONS
 from kzoo.recipes.config import create
 from kzoo.recipes.img2img import Img2ImgConfig, img2img_recipe, predict, versus
 from kzoo.recipes.registry import register_recipe
@@ -57,7 +58,7 @@ def summary(scores):
 
 
 RECIPE = register_recipe(img2img_recipe(
-    "pix2pix", Pix2PixConfig, model="pix2pix", paired=True, build=build,
+    "pix2pix", Pix2PixConfig, model="pix2pix", options=PIX2PIX_OPTIONS, paired=True, build=build,
     sample_columns=sample_columns, evaluate=evaluate, summary=summary,
     data_args=("input_channels", "output_channels")))
 

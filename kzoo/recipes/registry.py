@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import typing
 
 from kzoo.errors import KzooError
+
+if typing.TYPE_CHECKING:
+    from kzoo.options import Options
 
 _REGISTRY: dict[str, "Recipe"] = {}
 _loaded = False
@@ -29,8 +33,10 @@ class Recipe:
     Attributes:
         name: recipe name (`python -m kzoo.recipes.<name>`, `kzoo train <name>`).
         config_cls: a `TrainConfig` subclass whose defaults are the paper's.
-        model: the registered model (`kzoo.zoo`) it trains; its constructor's keyword
-            arguments are the recipe's model options (`kzoo.recipes.config`).
+        model: the registered model (`kzoo.zoo`) it trains.
+        options: the declaration of that model's constructor arguments (`kzoo.options`,
+            imported without Keras): the recipe's model options (`kzoo.recipes.config`),
+            less `data_args`, `recipe_args` and the names a training option shares.
         load_data: `(cfg) -> (train data, held-out data or None)`.
         build: `(cfg, data) -> compiled keras.Model` (called inside the strategy scope).
         train_dataset: `(cfg, data, model) -> tf.data.Dataset` of global batches
@@ -50,11 +56,14 @@ class Recipe:
             seconds on a CPU), on top of the quick preset.
         summary: optional `(scores) -> str or None`: the run's last line, the held-out
             result beside its trivial baseline.
+        presets: the TOML file of its named presets (`[paper]`, `[quick]`); None:
+            `kzoo/recipes/presets/<name>.toml` (a family outside kzoo names its own).
     """
 
     name: str
     config_cls: type
     model: str
+    options: "Options"
     load_data: typing.Callable
     build: typing.Callable
     train_dataset: typing.Callable
@@ -67,6 +76,7 @@ class Recipe:
     recipe_args: tuple = ()
     tiny: tuple = ()
     summary: typing.Callable | None = None
+    presets: "str | os.PathLike | None" = None
 
 
 def register_recipe(recipe: Recipe) -> Recipe:

@@ -38,8 +38,9 @@ class SegmentationConfig(TrainConfig):
     scale_range: tuple = (1.0, 1.0)
 
 
-def segmentation_recipe(name, config_cls, *, model, tiny):
-    """A `Recipe` training the registered segmentation model `model`."""
+def segmentation_recipe(name, config_cls, *, model, options, tiny):
+    """A `Recipe` training the registered segmentation model `model`, whose constructor
+    declares `options` (`kzoo.options`)."""
 
     def load_data(cfg):
         from kzoo.data.segmentation import load_segmentation
@@ -115,8 +116,8 @@ def segmentation_recipe(name, config_cls, *, model, tiny):
                                                             / data.num_classes)
         return scores
 
-    return Recipe(name=name, config_cls=config_cls, model=model, load_data=load_data, build=build,
-                  train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
+    return Recipe(name=name, config_cls=config_cls, model=model, options=options, load_data=load_data,
+                  build=build, train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
                   inference_model=lambda m: m.inference_parts()["segmenter"],
                   prepare_state=prepare_state, data_args=("channels", "num_classes"),
                   tiny=("--batch-size", "8", "--image-size", "16", "--eval-samples", "8", *tiny))

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from kzoo.errors import KzooError
+from kzoo.options.srgan import SRGAN_OPTIONS
 from kzoo.recipes.config import SCHEDULE, TrainConfig, create, option
 from kzoo.recipes.registry import Recipe, register_recipe
 from kzoo.recipes.runner import main
@@ -103,7 +104,8 @@ def load_data(cfg):
 
 
 def _feature_extractor(cfg):
-    from kzoo.models.srgan import VGG_FEATURE_SCALE, random_vgg_features, vgg19_features
+    from kzoo.models.srgan import random_vgg_features, vgg19_features
+    from kzoo.options.srgan import VGG_FEATURE_SCALE
 
     if cfg.feature_network == "vgg19":
         scale = VGG_FEATURE_SCALE if cfg.feature_scale is None else cfg.feature_scale
@@ -228,7 +230,8 @@ def train_dataset(cfg, data, model):
 
 
 RECIPE = register_recipe(Recipe(
-    name="srgan", config_cls=SRGANConfig, model="srgan", load_data=load_data, build=build,
+    name="srgan", config_cls=SRGANConfig, model="srgan", options=SRGAN_OPTIONS, load_data=load_data,
+    build=build,
     train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
     inference_model=_generator, prepare_state=prepare_state,
     init_weights=lambda cfg, model: _load_generator_weights(_generator(model), cfg.init_from),

@@ -3,6 +3,7 @@
 import dataclasses
 import sys
 
+from kzoo.options.unet import UNET_OPTIONS
 from kzoo.recipes.registry import register_recipe
 from kzoo.recipes.runner import main
 from kzoo.recipes.segmentation import SegmentationConfig, segmentation_recipe
@@ -22,7 +23,7 @@ class UNetConfig(SegmentationConfig):
 
 
 RECIPE = register_recipe(segmentation_recipe(
-    "unet", UNetConfig, model="unet",
+    "unet", UNetConfig, model="unet", options=UNET_OPTIONS,
     tiny=("--depth", "1", "--width", "4", "--norm", "batch", "--dropout", "0")))
 
 if __name__ == "__main__":

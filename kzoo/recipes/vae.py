@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from kzoo.errors import KzooError
+from kzoo.options.vae import VAE_OPTIONS
 from kzoo.recipes.config import TrainConfig, create
 from kzoo.recipes.registry import Recipe, register_recipe
 from kzoo.recipes.runner import main
@@ -112,7 +113,7 @@ def evaluate(cfg, model, data, heldout):
 
 
 RECIPE = register_recipe(Recipe(
-    name="vae", config_cls=VAEConfig, model="vae", load_data=load_data, build=build,
+    name="vae", config_cls=VAEConfig, model="vae", options=VAE_OPTIONS, load_data=load_data, build=build,
     train_dataset=train_dataset, sample_grid=sample_grid, evaluate=evaluate,
     inference_model=lambda model: model.inference_parts()["decoder"], prepare_state=prepare_state,
     data_args=("channels",),

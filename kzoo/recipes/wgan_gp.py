@@ -3,6 +3,7 @@
 import dataclasses
 import sys
 
+from kzoo.options.wgan_gp import WGAN_GP_OPTIONS
 from kzoo.recipes.gan import GANConfig, gan_recipe
 from kzoo.recipes.registry import register_recipe
 from kzoo.recipes.runner import main
@@ -19,7 +20,7 @@ class WGANGPConfig(GANConfig):
     beta_2: float = 0.9
 
 
-RECIPE = register_recipe(gan_recipe("wgan_gp", WGANGPConfig))
+RECIPE = register_recipe(gan_recipe("wgan_gp", WGANGPConfig, options=WGAN_GP_OPTIONS))
 
 if __name__ == "__main__":
     sys.exit(main(RECIPE))

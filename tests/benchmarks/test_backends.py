@@ -38,3 +38,22 @@ def test_results_md_gets_the_same_rows_and_the_load(tmp_path):
     row = "| vae | vae | 64 | 80.0 | 100.0 | 1.25 |"
     assert section.startswith("## Backends") and row in section and row in backends.render(result)
     assert "jax worker: 7.0 at its start, 8.0 at its end" in section and "under that load" in section
+
+
+def test_every_family_is_measured_at_its_quick_preset():
+    """The families are the registered recipes; sizes and batch are the quick presets'
+    (they drifted when written here by hand: pix2pix at width 32 RGB)."""
+    from kzoo.recipes.config import load_preset
+    from kzoo.recipes.registry import get_recipe, list_recipes
+
+    assert backends.registered_families() == list_recipes()
+    for family in list_recipes():
+        recipe = get_recipe(family)
+        train, model_opts = load_preset(recipe, "quick")
+        name, args, batch = backends.quick_model(family)
+        assert name == recipe.model and batch == train.get("batch_size", recipe.config_cls.batch_size)
+        assert model_opts.items() <= args.items(), family
+        if "image_size" in train and "image_size" in recipe.options:
+            assert args["image_size"] == train["image_size"], family
+    name, args, batch = backends.quick_model("pix2pix")
+    assert (args["width"], args["color"], args["input_channels"], args["output_channels"], batch) == (8, "lab", 1, 3, 4)

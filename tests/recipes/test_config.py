@@ -1,4 +1,4 @@
-"""Recipe configuration: model options from the model's signature, presets, flags, resolution."""
+"""Recipe configuration: model options from their declarations, presets, flags, resolution."""
 
 import dataclasses
 import json
@@ -6,8 +6,6 @@ import json
 import pytest
 
 from kzoo.errors import KzooError
-from kzoo.models.dcgan import DCGAN
-from kzoo.models.wgan_gp import WGANGP
 from kzoo.recipes import cyclegan, dcgan, ddpm, deeplab, pix2pix, srgan, unet, wgan_gp
 from kzoo.recipes.config import (
     ARCHITECTURE,
@@ -17,12 +15,10 @@ from kzoo.recipes.config import (
     changed_from,
     check_values,
     doc_section,
-    docstring_args,
     from_record,
     load_preset,
     model_args,
     model_options,
-    model_source,
     paper_config,
     resolve_config,
     resume_class,
@@ -31,39 +27,44 @@ from kzoo.recipes.config import (
 )
 
 
-def test_docstring_sections():
+def test_docstring_attributes_are_the_training_options_help():
     doc = """Summary.
 
-    Args:
+    Attributes:
         width: int. Channels of the first conv;
             doubles per stage.
-        levels: int or None. Levels. None: all.
-        **kwargs: the `DCGAN` arguments.
-
-    Attributes:
         a, b: shared text.
 
     Returns:
         Nothing.
     """
-    assert docstring_args(doc) == {"width": ("int", "Channels of the first conv; doubles per stage."),
-                                   "levels": ("int or None", "Levels. None: all."),
-                                   "**kwargs": ("the `DCGAN` arguments.", "")}
-    assert doc_section(doc, "Attributes") == {"a": "shared text.", "b": "shared text."}
+    assert doc_section(doc) == {"width": "int. Channels of the first conv; doubles per stage.",
+                                "a": "shared text.", "b": "shared text."}
     assert doc_section("No sections.") == {}
 
 
-def test_model_options_follow_the_constructor_and_its_docstring():
-    opts = model_options(DCGAN)
+def test_model_options_are_the_declarations():
+    """A recipe's model options are its model's declaration (kzoo.options), inheritance
+    written in code: cGAN and WGAN-GP extend DCGAN's, WGAN-GP less discriminator_norm."""
+    from kzoo.options.dcgan import DCGAN_OPTIONS
+    from kzoo.options.wgan_gp import WGAN_GP_OPTIONS
+    from kzoo.recipes import cgan
+
+    opts = dcgan.RECIPE.options
+    assert opts is DCGAN_OPTIONS and model_options("dcgan") is DCGAN_OPTIONS
     assert list(opts) == ["image_size", "channels", "latent_dim", "width", "discriminator_norm",
                           "upsample", "num_classes", "seed"]
     assert (opts["width"].type, opts["width"].default, opts["width"].optional) == (int, 64, False)
     assert (opts["num_classes"].type, opts["num_classes"].optional) == (int, True)
     assert opts["latent_dim"].help == "Size of z ~ N(0, I)."
-    wgan = model_options(WGANGP)
-    # **kwargs documented as "the `DCGAN` arguments"; discriminator_norm is set by WGANGP itself
+    wgan = wgan_gp.RECIPE.options
+    assert wgan is WGAN_GP_OPTIONS and wgan.base is DCGAN_OPTIONS
     assert {"n_critic", "gp_weight", "critic_norm", "width", "latent_dim"} <= set(wgan)
-    assert "discriminator_norm" not in wgan and "d_steps" not in model_options(DCGAN)
+    assert "discriminator_norm" not in wgan and "d_steps" not in DCGAN_OPTIONS
+    assert cgan.RECIPE.options["width"] is DCGAN_OPTIONS["width"]  # --width of `kzoo train cgan`
+    assert cgan.RECIPE.options["num_classes"].default == 10
+    with pytest.raises(KzooError, match="unknown model 'dcgn' .did you mean dcgan"):
+        model_options("dcgn")
 
 
 def test_precedence_defaults_preset_flags():
@@ -206,28 +207,6 @@ def test_values_are_range_checked(values, message):
     assert str(e.value) == message
     check_values({"seed": 0, "learning_rate": 1e-4, "steps_per_epoch": None, "data": "builtin:digits",
                   "model": {"gp_weight": 10.0}, "scale_range": (0.5, 2.0), "width": 8})
-
-
-def test_model_options_are_read_from_the_source():
-    """The source reading (no Keras import) gives each registered model's own class and the
-    defaults its imported constructors declare."""
-    import inspect
-
-    from kzoo.zoo import list_models, model_class
-
-    for name in list_models():
-        cls = model_class(name)
-        assert model_source(name) == (cls.__module__, cls.__name__)
-        options = model_options(name)
-        assert options == model_options(cls)
-        declared = {}
-        for klass in reversed(cls.__mro__):
-            if "__init__" in vars(klass):
-                declared.update({p.name: p.default for p in inspect.signature(klass.__init__).parameters.values()
-                                 if p.default is not p.empty})
-        assert {k: o.default for k, o in options.items()} == {k: declared[k] for k in options}, name
-    with pytest.raises(KzooError, match="unknown model 'dcgn' .did you mean dcgan"):
-        model_source("dcgn")
 
 
 def test_resume_class_comes_from_the_field_metadata():

@@ -17,7 +17,8 @@ import pytest
 from kzoo.diffusion import DIFFUSERS, NoiseSchedule, sample
 from kzoo.errors import KzooError
 from kzoo.hub.convert import diffusers as conv
-from kzoo.models.ddpm import DDPM, ddpm_unet
+from kzoo.models.ddpm import ddpm_unet
+from kzoo.options.ddpm import DDPM_OPTIONS
 
 from tests.test_diffusion import RUNS, trajectory
 
@@ -132,7 +133,7 @@ def test_full_size_configs_are_the_papers():
     assert sorted(full) == ["google/ddpm-bedroom-256", "google/ddpm-cat-256", "google/ddpm-celebahq-256",
                             "google/ddpm-church-256", "google/ddpm-cifar10-32"]
     cifar = conv.ddpm_options(full["google/ddpm-cifar10-32"]["config"])
-    paper = DDPM.__init__.__kwdefaults__
+    paper = DDPM_OPTIONS.defaults()  # the constructor's defaults (kzoo.options.ddpm)
     assert {k: v for k, v in cifar.items() if k != "dropout"} == {
         k: paper[k] for k in cifar if k != "dropout"}
     celeba = conv.ddpm_options(full["google/ddpm-celebahq-256"]["config"])
