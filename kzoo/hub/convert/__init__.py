@@ -237,8 +237,13 @@ def junyanz_models(state, arch=None, reverse=None):
 
 
 def diffusers_models(folder: Path):
-    """`(full DDPM, its inference network, info, image size)` of a diffusers model folder."""
+    """`(full DDPM, its inference network, info, image size)` of a diffusers model folder
+    (an `AutoencoderKL` folder: `kzoo.hub.convert.autoencoder_kl.autoencoder_kl_models`)."""
     state, config, scheduler, _ = read_diffusers(folder)
+    from kzoo.hub.convert import autoencoder_kl
+
+    if autoencoder_kl.is_autoencoder_kl(config):
+        return autoencoder_kl.autoencoder_kl_models(state, config)
     try:
         from kzoo.hub.convert.diffusers import convert_diffusers
     except ImportError:
@@ -351,7 +356,7 @@ def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
     if reverse is not None and is_diffusers_folder(path):
         raise KzooError(f"{path} is a diffusers folder: --reverse is for CycleGAN generator files")
     if is_diffusers_folder(path):
-        if arch not in (None, "diffusers", "UNet2DModel"):
+        if arch not in (None, "diffusers", "UNet2DModel", "AutoencoderKL"):
             raise KzooError(f"{path} is a diffusers folder: --arch {arch} is for .pth files")
         full, inference, info, size = diffusers_models(path)
         weights = read_diffusers_paths(path)
