@@ -466,10 +466,10 @@ class AutoencoderKL(TrainingModel):
         """{"encoder": image -> {mean, logvar}, "decoder": z -> image,
         "reconstruct": image -> the decoded posterior mean}."""
         image, z = self.encoder.input, self.decoder.input
-        recon = self.decoder(self.encoder(image)["mean"])
-        return {"encoder": self.encoder,
-                "decoder": keras.Model(z, {"image": self.decoder(z)}, name="decoder_image"),
-                "reconstruct": keras.Model(image, {"reconstruction": recon}, name="reconstruct")}
+        decoded = layers.Identity(name="image")(self.decoder(z))
+        recon = layers.Identity(name="reconstruction")(self.decoder(self.encoder(image)["mean"]))
+        return {"encoder": self.encoder, "decoder": keras.Model(z, decoded, name="decoder_image"),
+                "reconstruct": keras.Model(image, recon, name="reconstruct")}
 
     def elbo_terms(self, images, training):
         """(loss, logs): Gaussian reconstruction NLL + beta * KL, per image."""

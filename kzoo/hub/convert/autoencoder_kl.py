@@ -206,8 +206,8 @@ def autoencoder_kl_models(state, config):
     `kzoo.hub.convert.diffusers_models`)."""
     full = convert_autoencoder_kl(state, config)
     info = {"format": "diffusers", "arch": CLASS_NAME, "code": CODE, "paper": PAPER,
-            "license": "MIT (the stabilityai/sd-vae-ft-* model cards; check the card of "
-                       "other checkpoints)",
+            "license": "the source's model card (stabilityai/sd-vae-ft-mse and "
+                       "sd-vae-ft-ema: MIT)",
             "note": f"scaling_factor {full.scaling_factor:g} (latent diffusion works on "
                     "scaling_factor x z); endpoints encoder, decoder, reconstruct"}
     return full, full.inference_parts()["reconstruct"], info, full.image_size

@@ -19,6 +19,8 @@ from kzoo.errors import KzooError
 from kzoo.hub.convert import autoencoder_kl as conv
 from kzoo.models.vae import AutoencoderKL
 
+from tests.hub.test_hf import hub  # noqa: F401  (the 127.0.0.1 Hub fixture)
+
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "reference" / "diffusers" / "autoencoder_kl"
 VARIANTS = ("kl_legacy_names", "kl_three_blocks_no_quant", "kl_no_mid_attention")
 
@@ -52,8 +54,8 @@ def test_encoder_and_decoder_reproduce_diffusers(converted, name):
     assert _error(model(ref["x"]), ref["reconstruction"]) < 1e-5
     # the exported parts compute the same
     parts = model.inference_parts()
-    assert _error(parts["reconstruct"](ref["x"])["reconstruction"], ref["reconstruction"]) < 1e-5
-    assert _error(parts["decoder"](ref["z"])["image"], ref["decoded"]) < 1e-5
+    assert _error(parts["reconstruct"](ref["x"]), ref["reconstruction"]) < 1e-5
+    assert _error(parts["decoder"](ref["z"]), ref["decoded"]) < 1e-5
     # a single wrong parameter is visible at this tolerance: the test can fail
     kernel = model.decoder.get_layer("conv_out").kernel
     kernel.assign(np.asarray(kernel) * 1.01)
@@ -135,8 +137,11 @@ def test_dispatch_converts_an_autoencoder_kl_folder(tmp_path):
     full, inference, info, size = diffusers_models(folder)
     assert isinstance(full, AutoencoderKL) and info["arch"] == "AutoencoderKL" and size == 16
     assert "MIT" in info["license"] and "0.18215" in info["note"]
+    from kzoo.export.spec import output_names
+
+    assert output_names(inference) == ["reconstruction"]
     ref = np.load(FIXTURES / "kl_legacy_names.npz")
-    assert _error(inference(ref["x"])["reconstruction"], ref["reconstruction"]) < 1e-5
+    assert _error(inference(ref["x"]), ref["reconstruction"]) < 1e-5
     siblings = [{"rfilename": n} for n in (".gitattributes", "README.md", "config.json",
                                            "diffusion_pytorch_model.bin",
                                            "diffusion_pytorch_model.safetensors")]
@@ -146,3 +151,29 @@ def test_dispatch_converts_an_autoencoder_kl_folder(tmp_path):
 
 def test_doctests():
     assert doctest.testmod(conv).failed == 0
+
+
+def test_the_catalog_entries_download_only_what_the_converter_reads(hub, kzoo_home):
+    """sd-vae-ft-mse through the real hf:// code path (a 127.0.0.1 Hub): main's commit is
+    pinned on first download, config.json and the .safetensors weights are the only files
+    fetched (not the .bin beside them nor the README), and the preset reconstructs as
+    diffusers does."""
+    import kzoo.hub
+    from kzoo.hub import catalog
+
+    from tests.hub.test_hf import _pins
+
+    repo = "stabilityai/sd-vae-ft-mse"
+    entry = catalog.lookup("sd-vae-ft-mse")
+    assert entry["upstream"]["revision"] == catalog.PIN_ON_FIRST_DOWNLOAD
+    assert entry["model_class"] == "AutoencoderKL" and entry["license"].startswith("MIT")
+    files = {p.name: p.read_bytes() for p in (FIXTURES / "kl_legacy_names").iterdir()}
+    files.update({"diffusion_pytorch_model.bin": b"never read", "README.md": b"---\nlicense: mit\n"})
+    commit = hub.add(repo, files)
+    model = kzoo.hub.load("sd-vae-ft-mse", progress=False)
+    ref = np.load(FIXTURES / "kl_legacy_names.npz")
+    assert _error(model(ref["x"]), ref["reconstruction"]) < 1e-5
+    full = kzoo.hub.load("sd-vae-ft-mse", part="full", progress=False)
+    assert isinstance(full, AutoencoderKL) and full.scaling_factor == pytest.approx(0.18215)
+    assert set(_pins(kzoo_home)) == {f"hf://{repo}"} | {
+        f"hf://{repo}@{commit}/{n}" for n in ("config.json", "diffusion_pytorch_model.safetensors")}
