@@ -464,10 +464,11 @@ class AutoencoderKL(TrainingModel):
 
     def inference_parts(self):
         """{"encoder": image -> {mean, logvar}, "decoder": z -> image,
-        "reconstruct": image -> the decoded posterior mean}."""
+        "reconstruct": image -> {latent: the posterior mean, reconstruction: its decoding}}."""
         image, z = self.encoder.input, self.decoder.input
         decoded = layers.Identity(name="image")(self.decoder(z))
-        recon = layers.Identity(name="reconstruction")(self.decoder(self.encoder(image)["mean"]))
+        mean = self.encoder(image)["mean"]
+        recon = {"latent": mean, "reconstruction": self.decoder(mean)}
         return {"encoder": self.encoder, "decoder": keras.Model(z, decoded, name="decoder_image"),
                 "reconstruct": keras.Model(image, recon, name="reconstruct")}
 
@@ -527,7 +528,9 @@ class AutoencoderKL(TrainingModel):
             f"samples scaling_factor x z = {self.scaling_factor:g} z")),), outputs=(picture,))
         reconstruct = Endpoint("reconstruct",
                                inputs=(image("image", self.channels, self.image_size),),
-                               outputs=(recon,))
+                               outputs=(Tensor("latent", "tensor", shape, description=(
+                                   "the posterior mean the reconstruction decodes (what a "
+                                   "latent-diffusion model or a codec stores)")), recon))
         return ModelCard(task="variational-autoencoder",
                          summary=f"encodes images into {size}x{size}x{c} latent maps (f = "
                                  f"{self.image_size // size}, scaling_factor "

@@ -274,7 +274,10 @@ def _sample_picture(full, inference, size):
         pattern = np.stack([xx, yy, 1 - xx * yy, (xx + yy) / 2][:c] if c <= 4 else
                            [xx] * c, axis=-1)
         pattern = (pattern * 2 - 1)[None].astype("float32")
-        out = np.asarray(inference(pattern, training=False))[0]
+        out = inference(pattern, training=False)
+        if isinstance(out, dict):  # several outputs (an autoencoder's latent too): the image
+            out = next(v for v in out.values() if tuple(v.shape[1:3]) == (size, size))
+        out = np.asarray(out)[0]
         to8 = lambda a: np.clip((a + 1) * 127.5, 0, 255).astype(np.uint8)  # noqa: E731
         left, right = to8(pattern[0]), to8(out)
         if left.shape[-1] != right.shape[-1]:
