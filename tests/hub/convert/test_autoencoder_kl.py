@@ -177,3 +177,32 @@ def test_the_catalog_entries_download_only_what_the_converter_reads(hub, kzoo_ho
     assert isinstance(full, AutoencoderKL) and full.scaling_factor == pytest.approx(0.18215)
     assert set(_pins(kzoo_home)) == {f"hf://{repo}"} | {
         f"hf://{repo}@{commit}/{n}" for n in ("config.json", "diffusion_pytorch_model.safetensors")}
+
+
+def test_the_converted_preset_exports_with_parity_and_serves(tmp_path):
+    """Converted (the preset kzoo hub convert writes), exported to ONNX with parity for its
+    three endpoints, served by `kzoo serve`: the served reconstruction is diffusers'."""
+    from kzoo.export import export
+    from kzoo.hub.convert import convert_local
+    from kzoo.serving.client import Client
+    from kzoo.serving.server import ModelServer
+
+    preset = convert_local(FIXTURES / "kl_legacy_names", tmp_path / "preset", name="sd-vae-tiny")
+    results = export(preset, out=tmp_path / "export", formats="onnx")
+    served = {r.path.parent.name: r for r in results}
+    assert sorted(served) == ["sd-vae-tiny_decoder", "sd-vae-tiny_encoder", "sd-vae-tiny_reconstruct"]
+    for r in results:
+        info = json.loads((r.path / "kzoo.json").read_text())
+        figures = [f for case in info["parity"]["onnx"].values() for f in case.values()]
+        assert figures and all(f["max_rel"] <= info["tolerance"] for f in figures), figures
+    ref = np.load(FIXTURES / "kl_legacy_names.npz")
+    server = ModelServer(tmp_path / "export", port=0, grpc_port=None).start(timeout=120)
+    try:
+        client = Client(server.rest_url)
+        out = client.predict("sd-vae-tiny_reconstruct", ref["x"])
+        assert _error(out["reconstruction"], ref["reconstruction"]) < 1e-5
+        posterior = client.predict("sd-vae-tiny_encoder", ref["x"])
+        assert _error(posterior["mean"], ref["mean"]) < 1e-5
+        assert _error(client.predict("sd-vae-tiny_decoder", ref["z"])["image"], ref["decoded"]) < 1e-5
+    finally:
+        server.stop()
