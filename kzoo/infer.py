@@ -558,8 +558,9 @@ def reconstruction_report(original, reconstruction, latent):
     jpeg, nbytes, quality = jpeg_at_size(original, budget)
     ours = psnr(reconstruction, original, data_range=255.0)
     theirs = psnr(jpeg, original, data_range=255.0)
+    over = ", the smallest JPEG: over the latent's size" if nbytes > budget else ""
     return (f"reconstruction PSNR {ours:.2f} dB from a {'x'.join(map(str, np.shape(latent)))} "
-            f"latent ({budget} bytes as float16); JPEG at {nbytes} bytes (quality {quality}): "
+            f"latent ({budget} bytes as float16); JPEG at {nbytes} bytes (quality {quality}{over}): "
             f"{theirs:.2f} dB")
 
 

@@ -295,7 +295,7 @@ def test_jpeg_at_size_fits_the_budget_and_the_report_compares_at_equal_bytes():
     assert nbytes < more <= 2500 and better > quality
     line = reconstruction_report(image, image, np.zeros((4, 4, 4), np.float32))
     assert line.startswith("reconstruction PSNR inf dB from a 4x4x4 latent (128 bytes as float16)")
-    assert "JPEG at" in line and "(quality 1)" in line  # 128 bytes: not even quality 1 fits
+    assert "(quality 1, the smallest JPEG: over the latent's size)" in line  # 128 bytes: none fits
 
 
 def test_predict_reports_an_autoencoders_psnr_beside_a_jpeg(tmp_path):
