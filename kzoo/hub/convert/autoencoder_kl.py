@@ -48,8 +48,6 @@ DEFAULTS = {
     "mid_block_add_attention": True,
 }
 _FIXED = {"act_fn": "silu", "shift_factor": None, "latents_mean": None, "latents_std": None}
-# fields that change nothing in float32 inference
-_IGNORED = {"force_upcast"}
 
 CODE = "https://github.com/huggingface/diffusers"
 PAPER = ("Rombach, Blattmann, Lorenz, Esser & Ommer, \"High-Resolution Image Synthesis with "
