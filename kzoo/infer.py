@@ -670,6 +670,53 @@ def save_output(path, value, entry):
     return path.with_suffix(".npy")
 
 
+def jpeg_at_size(image, max_bytes):
+    """`(decoded uint8 image, bytes, quality)` of the best-quality JPEG of `image` (uint8
+    HxWxC, C 1 or 3) that fits in `max_bytes` (quality 1 if none fits), by bisection over
+    Pillow's quality 1..95."""
+    import io
+
+    from PIL import Image
+
+    img = Image.fromarray(np.asarray(image)[..., 0] if np.asarray(image).shape[-1] == 1
+                          else np.asarray(image))
+
+    def encode(quality):
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=quality)
+        return buf.getvalue()
+
+    lo, hi, best = 1, 95, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        data = encode(mid)
+        if len(data) <= max_bytes:
+            best, lo = (data, mid), mid + 1
+        else:
+            hi = mid - 1
+    data, quality = best or (encode(1), 1)
+    decoded = np.asarray(Image.open(io.BytesIO(data)))
+    return decoded.reshape(np.shape(image)), len(data), quality
+
+
+def reconstruction_report(original, reconstruction, latent):
+    """One line: the autoencoder's PSNR (8-bit images, data range 255) beside a JPEG of the
+    original at the size of the latent stored as float16 (`latent.size * 2` bytes)."""
+    from kzoo.metrics import psnr
+
+    original = np.asarray(original)
+    if original.ndim == 2:
+        original = original[..., None]
+    budget = int(np.asarray(latent).size) * 2
+    jpeg, nbytes, quality = jpeg_at_size(original, budget)
+    ours = psnr(reconstruction, original, data_range=255.0)
+    theirs = psnr(jpeg, original, data_range=255.0)
+    over = ", the smallest JPEG: over the latent's size" if nbytes > budget else ""
+    return (f"reconstruction PSNR {ours:.2f} dB from a {'x'.join(map(str, np.shape(latent)))} "
+            f"latent ({budget} bytes as float16); JPEG at {nbytes} bytes (quality {quality}{over}): "
+            f"{theirs:.2f} dB")
+
+
 def cache_dir():
     return Path(os.environ.get("KZOO_HOME") or Path.home() / ".cache" / "kzoo") / "exports"
 
@@ -761,8 +808,11 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
         for i, src in enumerate(inputs):
             width, height = image_size(src)
             use = model.plan_image(height, width, budget, tile, overlap, source=str(src))
-            result = model.predict_image(load_image(src), seed=seed + i, label=label, source=str(src),
+            image = load_image(src)
+            result = model.predict_image(image, seed=seed + i, label=label, source=str(src),
                                          tile=use, overlap=overlap)
+            if "reconstruction" in result and "latent" in result:
+                log(f"{src}: {reconstruction_report(image, result['reconstruction'], result['latent'])}")
             for name, value in result.items():
                 stem = Path(src).stem if len(result) == 1 else f"{Path(src).stem}_{name}"
                 written.append(save_output(out / stem, value, model.outputs[name]))

@@ -20,6 +20,13 @@
                           `<run>/model_output` (the network's output at each step) and
                           `<run>/samples` (the scheduler's `prev_sample` after each step), NHWC
     versions.json         the torch and diffusers versions that wrote the files
+    autoencoder_kl/<variant>/      an AutoencoderKL folder: config.json,
+                          diffusion_pytorch_model.safetensors (`AUTOENCODER_KL`)
+    autoencoder_kl/<variant>.npz   `x` (NHWC images in [-1, 1]), the posterior's `mean` and
+                          (clamped) `logvar`, `z` (a latent) and `decoded` (decode(z)),
+                          `reconstruction` (forward: decode of the posterior mean), NHWC
+    autoencoder_kl/full_size.json  the Stable Diffusion v1 VAE config and the [name, shape]
+                          list of `AutoencoderKL(**config).state_dict()`
 
 Small variants with seeded random weights (all parameters redrawn, so that no
 zero-initialised layer hides a mapping error) cover the options of the kzoo network:
@@ -294,6 +301,83 @@ def write_full_size(out):
     (out / "full_size.json").write_text(json.dumps(full, separators=(",", ":")) + "\n")
 
 
+# AutoencoderKL (Stable Diffusion's VAE) variants: name -> (config, legacy attention names).
+AUTOENCODER_KL = {
+    "kl_legacy_names": (
+        {"sample_size": 16, "in_channels": 3, "out_channels": 3, "latent_channels": 4,
+         "block_out_channels": [4, 8], "layers_per_block": 1, "norm_num_groups": 2,
+         "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2,
+         "act_fn": "silu", "scaling_factor": 0.18215}, True),
+    "kl_three_blocks_no_quant": (
+        {"sample_size": 16, "in_channels": 3, "out_channels": 3, "latent_channels": 3,
+         "block_out_channels": [4, 4, 8], "layers_per_block": 2, "norm_num_groups": 2,
+         "down_block_types": ["DownEncoderBlock2D"] * 3, "up_block_types": ["UpDecoderBlock2D"] * 3,
+         "use_quant_conv": False, "use_post_quant_conv": False, "scaling_factor": 0.5}, False),
+    "kl_no_mid_attention": (
+        {"sample_size": 8, "in_channels": 1, "out_channels": 1, "latent_channels": 2,
+         "block_out_channels": [4, 8], "layers_per_block": 1, "norm_num_groups": 2,
+         "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2,
+         "mid_block_add_attention": False}, False),
+}
+
+# Stable Diffusion v1's autoencoder (the kl-f8 VAE that stabilityai/sd-vae-ft-mse and
+# sd-vae-ft-ema fine-tune, "drop-in replacement" per their model cards): the first_stage_config
+# ddconfig of CompVis/stable-diffusion configs/stable-diffusion/v1-inference.yaml (ch 128,
+# ch_mult [1, 2, 4, 4], num_res_blocks 2, z_channels 4, in_channels 3, out_ch 3, scale_factor
+# 0.18215) as diffusers maps it (loaders/single_file_utils.py
+# create_vae_diffusers_config_from_ldm); sample_size 256 as the model cards evaluate (COCO
+# 2017 256x256). The converter reads each repository's own config.json.
+AUTOENCODER_KL_FULL_SIZE = {
+    "stable-diffusion-v1-vae": {
+        "_class_name": "AutoencoderKL", "sample_size": 256, "in_channels": 3, "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "block_out_channels": [128, 256, 512, 512], "latent_channels": 4, "layers_per_block": 2,
+        "scaling_factor": 0.18215},
+}
+
+
+def write_autoencoder_kl(out, seed0=100):
+    """The AutoencoderKL fixtures into `<out>/autoencoder_kl/`."""
+    import torch
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+
+    out = Path(out) / "autoencoder_kl"
+    out.mkdir(parents=True, exist_ok=True)
+    for seed, (name, (config, legacy)) in enumerate(AUTOENCODER_KL.items(), seed0):
+        torch.manual_seed(seed)
+        model = AutoencoderKL(**config).eval()
+        randomize(model, seed)
+        folder = out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        save_file(legacy_names(state) if legacy else state,
+                  str(folder / "diffusion_pytorch_model.safetensors"))
+        (folder / "config.json").write_text(
+            json.dumps({"_class_name": "AutoencoderKL", **config}, indent=1) + "\n")
+        rng = np.random.default_rng(seed)
+        size, channels = config["sample_size"], config["in_channels"]
+        factor = 2 ** (len(config["block_out_channels"]) - 1)
+        x = rng.uniform(-1, 1, (2, channels, size, size)).astype(np.float32)
+        z = rng.standard_normal((2, config["latent_channels"], size // factor,
+                                 size // factor)).astype(np.float32)
+        with torch.no_grad():
+            posterior = model.encode(torch.from_numpy(x)).latent_dist
+            decoded = model.decode(torch.from_numpy(z)).sample
+            reconstruction = model(torch.from_numpy(x)).sample  # decode(posterior.mode())
+        nhwc = lambda t: np.asarray(t).transpose(0, 2, 3, 1)  # noqa: E731
+        np.savez_compressed(out / f"{name}.npz", x=nhwc(x), mean=nhwc(posterior.mean),
+                            logvar=nhwc(posterior.logvar), z=nhwc(z), decoded=nhwc(decoded),
+                            reconstruction=nhwc(reconstruction))
+    full = {}
+    for name, config in AUTOENCODER_KL_FULL_SIZE.items():
+        with torch.device("meta"):
+            model = AutoencoderKL(**{k: v for k, v in config.items() if not k.startswith("_")})
+        full[name] = {"config": config,
+                      "parameters": [[k, list(v.shape)] for k, v in model.state_dict().items()]}
+    (out / "full_size.json").write_text(json.dumps(full, separators=(",", ":")) + "\n")
+
+
 def write_fixtures(out_dir=OUT):
     """Write every diffusers fixture into `<out_dir>/diffusers/`."""
     import diffusers
@@ -305,6 +389,7 @@ def write_fixtures(out_dir=OUT):
         write_small(out, name, config, scheduler, layout, legacy, seed)
     write_full_size(out)
     write_trajectories(out)
+    write_autoencoder_kl(out)
     (out / "versions.json").write_text(json.dumps(
         {"torch": torch.__version__, "diffusers": diffusers.__version__}, indent=1) + "\n")
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

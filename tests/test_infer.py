@@ -321,3 +321,36 @@ def test_predict_checks_the_memory_budget_before_decoding(exported, sr, tmp_path
     gen.run = lambda **f: calls.append(len(f["z"])) or run(**f)
     images, _ = gen.generate(150, chunk_rows=64)
     assert calls == [64, 64, 22] and len(images["image"]) == 150
+
+
+def test_jpeg_at_size_fits_the_budget_and_the_report_compares_at_equal_bytes():
+    from kzoo.infer import jpeg_at_size, reconstruction_report
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:64]
+    image = np.stack([xx * 4, yy * 4, (xx + yy) * 2], -1).astype(np.uint8)
+    image = np.clip(image + rng.integers(0, 60, image.shape), 0, 255).astype(np.uint8)
+    decoded, nbytes, quality = jpeg_at_size(image, 1500)
+    assert decoded.shape == image.shape and nbytes <= 1500 and 1 <= quality < 95
+    bigger, more, better = jpeg_at_size(image, 2500)
+    assert nbytes < more <= 2500 and better > quality
+    line = reconstruction_report(image, image, np.zeros((4, 4, 4), np.float32))
+    assert line.startswith("reconstruction PSNR inf dB from a 4x4x4 latent (128 bytes as float16)")
+    assert "(quality 1, the smallest JPEG: over the latent's size)" in line  # 128 bytes: none fits
+
+
+def test_predict_reports_an_autoencoders_psnr_beside_a_jpeg(tmp_path):
+    """`kzoo predict` on the reconstruct endpoint of a KL autoencoder (Stable Diffusion's
+    VAE family) writes the reconstruction and the latent and logs the PSNR comparison."""
+    from kzoo.models.vae import KL_TINY, AutoencoderKL
+
+    model = AutoencoderKL(**KL_TINY, seed=0)
+    results = export(model, name="sdvae", out=tmp_path / "exp", formats="onnx")
+    reconstruct = next(r.path for r in results if r.path.parent.name.endswith("reconstruct"))
+    Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(tmp_path / "in.png")
+    lines = []
+    paths = predict(reconstruct, [tmp_path / "in.png"], tmp_path / "pred", log=lines.append)
+    assert sorted(p.name for p in paths) == ["in_latent.npy", "in_reconstruction.png"]
+    assert np.load(tmp_path / "pred" / "in_latent.npy").shape == (8, 8, 4)
+    report = next(line for line in lines if "reconstruction PSNR" in line)
+    assert "8x8x4 latent (512 bytes as float16); JPEG at" in report

@@ -84,14 +84,20 @@ class TimeResidualBlock(layers.Layer):
     the width changes). Follows the Wide ResNet / PixelCNN++ block of the DDPM
     reference code.
 
+    With `time_conditioned=False` the block has no time projection and is called on
+    x alone: diffusers' `ResnetBlock2D` with `temb_channels=None`, the block of the
+    autoencoders' `Encoder`/`Decoder` (Rombach et al.'s KL autoencoder).
+
     Args:
         filters: int. Output channels.
         dropout: float. Dropout rate before the second conv (0.1 for CIFAR-10).
         groups: int. Group-norm groups (32); must divide the input and output widths.
         epsilon: float. Group-norm epsilon (1e-6; diffusers' `norm_eps`).
+        time_conditioned: bool. Add the projected time embedding (True) or not.
 
     Call arguments:
-        inputs: `[x, temb]`, x of shape (batch, H, W, C), temb of shape (batch, E).
+        inputs: `[x, temb]`, x of shape (batch, H, W, C), temb of shape (batch, E);
+            x alone when not `time_conditioned`.
         training: bool. Dropout is active only in training.
 
     Returns:
@@ -107,15 +113,17 @@ class TimeResidualBlock(layers.Layer):
         Zagoruyko & Komodakis, "Wide Residual Networks", BMVC 2016.
     """
 
-    def __init__(self, filters, dropout=0.0, groups=32, epsilon=1e-6, **kwargs):
+    def __init__(self, filters, dropout=0.0, groups=32, epsilon=1e-6, time_conditioned=True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
+        self.time_conditioned = bool(time_conditioned)
         self.dropout = float(dropout)
         self.groups = int(groups)
         self.epsilon = float(epsilon)
         self.norm1 = _group_norm(self.groups, "norm1", self.epsilon)
         self.conv1 = layers.Conv2D(self.filters, 3, padding="same", name="conv1")
-        self.temb_proj = layers.Dense(self.filters, name="temb_proj")
+        self.temb_proj = layers.Dense(self.filters, name="temb_proj") if time_conditioned else None
         self.norm2 = _group_norm(self.groups, "norm2", self.epsilon)
         self.drop = layers.Dropout(self.dropout, name="dropout")
         self.conv2 = layers.Conv2D(self.filters, 3, padding="same", kernel_initializer="zeros",
@@ -123,11 +131,12 @@ class TimeResidualBlock(layers.Layer):
         self.skip = None
 
     def build(self, input_shape):
-        x_shape, temb_shape = input_shape
+        x_shape, temb_shape = input_shape if self.time_conditioned else (input_shape, None)
         out_shape = (*x_shape[:-1], self.filters)
         self.norm1.build(x_shape)
         self.conv1.build(x_shape)
-        self.temb_proj.build(temb_shape)
+        if self.temb_proj is not None:
+            self.temb_proj.build(temb_shape)
         self.norm2.build(out_shape)
         self.conv2.build(out_shape)
         if x_shape[-1] != self.filters:
@@ -137,18 +146,21 @@ class TimeResidualBlock(layers.Layer):
     def call(self, inputs, training=None):
         from keras import ops
 
-        x, temb = inputs
+        x, temb = inputs if self.time_conditioned else (inputs, None)
         h = self.conv1(ops.silu(self.norm1(x)))
-        h = h + self.temb_proj(ops.silu(temb))[:, None, None, :]
+        if self.temb_proj is not None:
+            h = h + self.temb_proj(ops.silu(temb))[:, None, None, :]
         h = self.conv2(self.drop(ops.silu(self.norm2(h)), training=training))
         return (self.skip(x) if self.skip is not None else x) + h
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape[0][:-1], self.filters)
+        x_shape = input_shape[0] if self.time_conditioned else input_shape
+        return (*x_shape[:-1], self.filters)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "dropout": self.dropout,
-                "groups": self.groups, "epsilon": self.epsilon}
+                "groups": self.groups, "epsilon": self.epsilon,
+                "time_conditioned": self.time_conditioned}
 
 
 @keras.saving.register_keras_serializable(package="kzoo")

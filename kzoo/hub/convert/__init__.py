@@ -251,8 +251,13 @@ def junyanz_models(state, arch=None, reverse=None, mode="eval"):
 
 
 def diffusers_models(folder: Path):
-    """`(full DDPM, its inference network, info, image size)` of a diffusers model folder."""
+    """`(full DDPM, its inference network, info, image size)` of a diffusers model folder
+    (an `AutoencoderKL` folder: `kzoo.hub.convert.autoencoder_kl.autoencoder_kl_models`)."""
     state, config, scheduler, _ = read_diffusers(folder)
+    from kzoo.hub.convert import autoencoder_kl
+
+    if autoencoder_kl.is_autoencoder_kl(config):
+        return autoencoder_kl.autoencoder_kl_models(state, config)
     try:
         from kzoo.hub.convert.diffusers import convert_diffusers
     except ImportError:
@@ -283,7 +288,10 @@ def _sample_picture(full, inference, size):
         pattern = np.stack([xx, yy, 1 - xx * yy, (xx + yy) / 2][:c] if c <= 4 else
                            [xx] * c, axis=-1)
         pattern = (pattern * 2 - 1)[None].astype("float32")
-        out = np.asarray(inference(pattern, training=False))[0]
+        out = inference(pattern, training=False)
+        if isinstance(out, dict):  # several outputs (an autoencoder's latent too): the image
+            out = next(v for v in out.values() if tuple(v.shape[1:3]) == (size, size))
+        out = np.asarray(out)[0]
         to8 = lambda a: np.clip((a + 1) * 127.5, 0, 255).astype(np.uint8)  # noqa: E731
         left, right = to8(pattern[0]), to8(out)
         if left.shape[:2] != right.shape[:2]:  # super-resolution: the input at the output's size
@@ -384,7 +392,7 @@ def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
         if mode != "eval":
             raise KzooError(f"{path} is a diffusers folder: --mode {mode} is for junyanz generators "
                             "(a DDPM has no batch norm or dropout)")
-        if arch not in (None, "diffusers", "UNet2DModel"):
+        if arch not in (None, "diffusers", "UNet2DModel", "AutoencoderKL"):
             raise KzooError(f"{path} is a diffusers folder: --arch {arch} is for .pth files")
         full, inference, info, size = diffusers_models(path)
         weights = read_diffusers_paths(path)

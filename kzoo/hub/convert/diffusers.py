@@ -242,8 +242,8 @@ def _sublayers(layer):
 
     if isinstance(layer, TimeResidualBlock):
         subs = [("norm1", layer.norm1), ("conv1", layer.conv1), ("time_emb_proj", layer.temb_proj),
-                ("norm2", layer.norm2), ("conv2", layer.conv2)]
-        return subs + ([("conv_shortcut", layer.skip)] if layer.skip is not None else [])
+                ("norm2", layer.norm2), ("conv2", layer.conv2), ("conv_shortcut", layer.skip)]
+        return [(name, sub) for name, sub in subs if sub is not None]  # no temb / shortcut
     if isinstance(layer, SpatialSelfAttention):
         return [("group_norm", layer.norm), ("to_q", layer.q), ("to_k", layer.k),
                 ("to_v", layer.v), ("to_out.0", layer.proj_out)]
@@ -316,14 +316,17 @@ def canonical_name(name):
 
 # --- conversion -----------------------------------------------------------------------
 
-def load_weights(network, state):
+def load_weights(network, state, expected=None):
     """Assign a diffusers state dict to a `ddpm_unet` network, all names and shapes checked.
+
+    `expected`: the `{name: (PyTorch shape, variable, transform)}` table to fill (default:
+    `parameter_names(network)`; `kzoo.hub.convert.autoencoder_kl` passes its own).
 
     Raises:
         KzooError: one line naming the first missing, unexpected or mis-shaped parameter.
     """
     state = {canonical_name(k): v for k, v in state.items()}
-    expected = parameter_names(network)
+    expected = parameter_names(network) if expected is None else expected
     for name, (shape, _, _) in expected.items():
         if name not in state:
             raise KzooError(f"diffusers state dict has no {name} (shape {list(shape)}) that this "
