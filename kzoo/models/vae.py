@@ -9,7 +9,7 @@ from keras import layers, ops
 
 from kzoo import losses
 from kzoo.options import takes
-from kzoo.options.vae import VAE_OPTIONS
+from kzoo.options.vae import AUTOENCODER_KL_OPTIONS, VAE_OPTIONS
 from kzoo.training import TrainingModel, random_images, unpack
 from kzoo.zoo import register_model
 
@@ -238,10 +238,6 @@ def vae_faces(**overrides):
 
 KL_TINY = {"image_size": 16, "channels": 3, "latent_channels": 4, "block_out_channels": (8, 16),
            "layers_per_block": 1, "norm_groups": 4}
-# diffusers' AutoencoderKL.__init__ default (models/autoencoders/autoencoder_kl.py, diffusers
-# 0.42.1): the `scale_factor` of Stable Diffusion v1's configs (CompVis/stable-diffusion
-# configs/stable-diffusion/v1-inference.yaml).
-SD_SCALING_FACTOR = 0.18215
 LOGVAR_RANGE = (-30.0, 20.0)  # diffusers' DiagonalGaussianDistribution clamps log sigma^2 so
 
 
@@ -414,10 +410,10 @@ class AutoencoderKL(TrainingModel):
 
     loss_names = ("loss", "reconstruction", "kl")
 
-    def __init__(self, *, image_size=256, channels=3, latent_channels=4,
-                 block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_groups=32,
-                 mid_attention=True, quant_conv=True, post_quant_conv=True,
-                 scaling_factor=SD_SCALING_FACTOR, sigma=0.1, beta=1e-6, seed=None, **kwargs):
+    @takes(AUTOENCODER_KL_OPTIONS)
+    def __init__(self, *, image_size, channels, latent_channels, block_out_channels, layers_per_block,
+                 norm_groups, mid_attention, quant_conv, post_quant_conv, scaling_factor, sigma, beta,
+                 seed, **kwargs):
         arch = {"image_size": int(image_size), "channels": int(channels),
                 "latent_channels": int(latent_channels),
                 "block_out_channels": tuple(int(c) for c in block_out_channels),
@@ -541,7 +537,7 @@ class AutoencoderKL(TrainingModel):
                          references=docstring_references(type(self)))
 
 
-@register_model(tiny=KL_TINY)
+@register_model(AutoencoderKL, tiny=KL_TINY)
 def vae_kl_f8(**overrides):
     """Stable Diffusion's KL-f8 autoencoder (256x256 -> 32x32x4; diffusers AutoencoderKL)."""
     return AutoencoderKL(**overrides)
