@@ -11,6 +11,8 @@ A SOURCE is
   `.pth`/`.pt`/`.bin`/`.safetensors` state dict): `kzoo.hub.convert.junyanz`; the
   architecture comes from `--arch` (or `#arch=NAME` on the reference), else the one
   named architecture the state dict matches exactly;
+- a torchvision DeepLabV3 state dict (`deeplabv3_*.pth`: `backbone.*` and `classifier.*`
+  names): `kzoo.hub.convert.torchvision`;
 - a diffusers model folder (`config.json` with `_class_name` `UNet2DModel`, its
   `diffusion_pytorch_model.safetensors` or `.bin`, and `scheduler_config.json` beside it
   or in `scheduler/`): `kzoo.hub.convert.diffusers`;
@@ -263,6 +265,14 @@ def _sample_picture(full, inference, size):
     """A picture of what the converted network does: translators map a synthetic test
     pattern (shown beside the output); a DDPM shows its prediction on pure noise."""
     shape = tuple(inference.inputs[0].shape[1:])
+    if getattr(full, "num_classes", None) and len(shape) == 3:  # a segmenter: its coloured labels
+        from kzoo.viz import colorize
+
+        yy, xx = np.mgrid[0:shape[0], 0:shape[1]] / max(shape[0] - 1, 1)
+        pattern = (np.stack([xx, yy, 1 - xx * yy], -1) * 2 - 1)[None].astype("float32")
+        logits = np.asarray(inference(pattern, training=False))[0]
+        to8 = np.clip((pattern[0] + 1) * 127.5, 0, 255).astype(np.uint8)
+        return np.concatenate([to8, colorize(np.argmax(logits, -1))], axis=1)
     if len(inference.inputs) == 1 and len(shape) == 3:
         c = shape[-1]
         yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
@@ -362,7 +372,16 @@ def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
             if not reverse.is_file():
                 raise KzooError(f"{reverse}: no such weights file (--reverse)")
             back = load_state_dict(reverse)
-        full, inference, info, size = junyanz_models(load_state_dict(path), arch, reverse=back)
+        state = load_state_dict(path)
+        from kzoo.hub.convert import torchvision as tv
+
+        if tv.is_torchvision_state(state) or str(arch).startswith("deeplabv3_"):
+            if back is not None:
+                raise KzooError(f"{path} is a torchvision segmentation state dict: --reverse is "
+                                "for CycleGAN generator files")
+            full, inference, info, size = tv.torchvision_models(state, arch)
+        else:
+            full, inference, info, size = junyanz_models(state, arch, reverse=back)
         weights = [path]
     else:
         raise KzooError(f"{path}: no such weights file or diffusers folder")
