@@ -6,6 +6,7 @@ import keras
 from keras import layers
 
 from kzoo.layers import CaffeImageInput, aspp, conv_norm_act
+from kzoo.layers.aspp import ResizeLike, SpatialBroadcast
 from kzoo.models.segmentation import IGNORE_LABEL, SegmentationModel
 from kzoo.zoo import register_model
 
@@ -425,8 +426,6 @@ def tv_deeplab_head(x, num_classes, *, filters=256, rates=(12, 24, 36), prefix="
     pooled = layers.Conv2D(filters, 1, use_bias=False, name=_tv(p) + f"_convs_{i}_1")(pooled)
     pooled = _act(_tv_bn(pooled, f"{p}.convs.{i}.2"), "relu", _tv(p) + f"_convs_{i}_act")
     # bilinear upsampling of a 1x1 map (align_corners=False) is a broadcast
-    from kzoo.layers.aspp import SpatialBroadcast
-
     branches.append(SpatialBroadcast(name=_tv(p) + f"_convs_{i}_up")([pooled, x]))
     h = layers.Concatenate(name=_tv(p) + "_concat")(branches)
     h = _tv_conv(h, filters, 1, f"{p}.project.0")
@@ -467,8 +466,8 @@ def deeplab_v3_network(*, image_size=520, num_classes=21, backbone="resnet50", b
     outputs = [tv_deeplab_head(features, num_classes, filters=aspp_filters, rates=aspp_rates)]
     if aux:
         outputs.append(tv_fcn_head(aux_features, num_classes))
-    logits = [layers.Resizing(image_size, image_size, interpolation="bilinear", dtype="float32",
-                              name=n)(o) for n, o in zip(("logits", "aux_logits"), outputs)]
+    logits = [ResizeLike(dtype="float32", name=n)([o, image])
+              for n, o in zip(("logits", "aux_logits"), outputs)]
     return keras.Model(image, logits if aux else logits[0], name=name)
 
 
@@ -506,7 +505,8 @@ class DeepLabV3(SegmentationModel):
     `kzoo.hub.convert.torchvision`).
 
     Args:
-        image_size: int. Input height and width (torchvision's preset resizes to 520).
+        image_size: int. The size the network is built and checked at (520: torchvision's
+            preset resizes the shorter side to 520); it takes any height and width.
         num_classes: int. Output classes (21: background + the 20 VOC classes).
         backbone: str. "resnet50", "resnet101" or "mobilenet_v3_large".
         blocks: tuple of 4 ints or None. Bottlenecks per ResNet stage (None: the backbone's).
@@ -568,6 +568,12 @@ class DeepLabV3(SegmentationModel):
         self.aux = bool(aux)
         self.aux_weight = float(aux_weight)
         self.class_names = class_names
+
+    @property
+    def size_multiple(self):
+        """1: explicit PyTorch padding and run-time resizing take any input size, as
+        torchvision's model does (its weights meta: min_size (1, 1))."""
+        return 1
 
     def optimizer_variables(self, name):
         return (self.aux_network or self.network).trainable_variables

@@ -1,0 +1,134 @@
+"""kzoo.hub.convert.torchvision: torchvision's DeepLabV3 weights, converted, equal torchvision.
+
+The fixtures are written by scripts/reference_fixtures_torchvision.py (torchvision 0.28.0's
+own classes at reduced width, seeded random weights and BN statistics, eval mode); CI
+needs no torch.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kzoo.errors import KzooError
+from kzoo.hub.convert import torchvision as tv
+from kzoo.hub.convert.torchfile import load_state_dict
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "reference" / "torchvision"
+RATES = (1, 2, 3)  # the fixtures' ASPP rates (the published networks use 12, 24, 36)
+# fixture -> (detected architecture, auxiliary head)
+VARIANTS = {"resnet_small": ("deeplabv3_resnet", True),  # ResNet [1, 1, 2, 2], dilated, aux
+            "mobilenet_small": ("deeplabv3_mobilenet_v3_large", False)}  # width 0.1, no aux
+
+
+def _outputs(model, x):
+    out = (model.aux_network or model.network)(x, training=False)
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+@pytest.mark.parametrize("fixture", sorted(VARIANTS))
+def test_converted_network_reproduces_torchvision(fixture):
+    state = load_state_dict(FIXTURES / f"{fixture}.pth")
+    data = np.load(FIXTURES / f"{fixture}.npz")
+    arch, aux = VARIANTS[fixture]
+    assert tv.detect(state) == arch and tv.read_dims(state)["aux"] == aux
+    model = tv.convert_torchvision(state, image_size=40, aspp_rates=RATES)
+    got = _outputs(model, data["x"])
+    want = [data["out"]] + ([data["aux"]] if aux else [])
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape == (1, 40, 40, 21)
+        assert np.abs(g - w).max() <= 1e-5 * np.ptp(w)
+    assert model.class_names[15] == "person" and len(model.class_names) == 21
+
+
+def test_full_size_architectures_have_the_reference_names_shapes_and_counts():
+    """torchvision's state_dict() names and shapes (aux_loss=True), in order, and the
+    Keras networks hold exactly those parameters."""
+    from kzoo.models.deeplab import DeepLabV3
+
+    reference = json.loads((FIXTURES / "full_size.json").read_text())
+    assert set(reference) == set(tv.ARCHS)
+    for arch, ref in reference.items():
+        params = [(name, tuple(shape)) for name, shape in ref["params"]]
+        state = {name: np.zeros(shape, np.float32) for name, shape in params}
+        dims = tv.read_dims(state)
+        assert tv.reference_params(arch, dims) == params, arch
+        assert tv.detect(state) == arch and tv.mismatches(arch, state) == []
+        trainable = sum(int(np.prod(s)) for n, s in params if not n.endswith(
+            ("running_mean", "running_var", "num_batches_tracked")))
+        assert trainable == ref["num_params"], arch
+        if arch == "deeplabv3_resnet101":
+            continue  # the same code as resnet50 with more blocks (a slow build)
+        model = DeepLabV3(**tv.model_kwargs(arch, state, image_size=64))
+        weights = model.aux_network.weights
+        buffers = [(n, s) for n, s in params if not n.endswith("num_batches_tracked")]
+        assert len(weights) == len(buffers), arch
+        assert sum(int(np.prod(w.shape)) for w in weights) == \
+            sum(int(np.prod(s)) for _, s in buffers), arch
+        assert sum(int(np.prod(w.shape)) for w in model.aux_network.trainable_weights) == \
+            ref["num_params"], arch
+
+
+def test_full_size_conversion_assigns_every_weight():
+    """A random state dict in the published mobilenet layout loads onto every Keras weight."""
+    rng = np.random.default_rng(0)
+    params = json.loads((FIXTURES / "full_size.json").read_text())["deeplabv3_mobilenet_v3_large"]
+    state = {name: rng.normal(size=shape).astype(np.float32) for name, shape in params["params"]}
+    model = tv.convert_torchvision(state, image_size=32)
+    net = model.aux_network
+    np.testing.assert_array_equal(net.get_layer("backbone_1_block_0_0").kernel.numpy(),
+                                  state["backbone.1.block.0.0.weight"].transpose(2, 3, 0, 1))
+    np.testing.assert_array_equal(net.get_layer("classifier_4").kernel.numpy(),
+                                  state["classifier.4.weight"].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(net.get_layer("aux_classifier_1").moving_variance.numpy(),
+                                  state["aux_classifier.1.running_var"])
+
+
+def test_a_mismatched_state_dict_names_the_first_mismatch_and_the_closest_arch():
+    mobile = load_state_dict(FIXTURES / "mobilenet_small.pth")
+    with pytest.raises(KzooError) as e:
+        tv.check("deeplabv3_resnet50", mobile)
+    message = str(e.value)
+    assert "\n" not in message
+    assert message.startswith("the state dict does not match --arch deeplabv3_resnet50: "
+                              "backbone.conv1.weight (64, 3, 7, 7) is missing (")
+    assert message.endswith("; it is a deeplabv3_mobilenet_v3_large state dict "
+                            "(--arch deeplabv3_mobilenet_v3_large)")
+    resnet = load_state_dict(FIXTURES / "resnet_small.pth")
+    del resnet["classifier.2.running_var"]
+    with pytest.raises(KzooError, match=r"--arch deeplabv3_resnet101: backbone\.layer1\.1\.conv1"
+                                        r"\.weight \(2, 8, 1, 1\) is missing .*the closest "
+                                        r"architecture is deeplabv3_resnet \(1 mismatch\)$"):
+        tv.convert_torchvision(resnet, "deeplabv3_resnet101")
+    with pytest.raises(KzooError, match=r"classifier\.2\.running_var \(8,\) is missing"):
+        tv.convert_torchvision(resnet)
+    with pytest.raises(KzooError, match="unknown torchvision architecture 'deeplabv3_vgg'"):
+        tv.parse_arch("deeplabv3_vgg")
+
+
+def test_the_card_names_the_classes_and_the_normalisation():
+    from kzoo.card import ModelCard
+    from kzoo.models.deeplab import VOC_CLASSES
+
+    state = load_state_dict(FIXTURES / "resnet_small.pth")
+    model = tv.convert_torchvision(state, image_size=40, aspp_rates=RATES)
+    card = ModelCard.from_dict(model.card().to_dict())
+    segmenter = card.endpoint("segmenter")
+    assert [t.class_names for t in segmenter.outputs] == [VOC_CLASSES, VOC_CLASSES]
+    assert "(0.485, 0.456, 0.406)" in segmenter.inputs[0].description
+    assert card.spec("segmenter")["dynamic"]["spatial_size"] == {"base": 40, "multiple": 1}
+
+
+def test_the_network_takes_any_size():
+    """Explicit PyTorch padding and run-time resizing: other sizes, odd ones too."""
+    from kzoo.export.dynamic import spatially_dynamic
+
+    state = load_state_dict(FIXTURES / "mobilenet_small.pth")
+    model = tv.convert_torchvision(state, image_size=40, aspp_rates=RATES)
+    dynamic = spatially_dynamic(model.network)
+    data = np.load(FIXTURES / "mobilenet_small.npz")
+    np.testing.assert_allclose(np.asarray(dynamic(data["x"])), data["out"], atol=1e-5 *
+                               np.ptp(data["out"]))
+    assert dynamic(np.zeros((1, 37, 23, 3), np.float32)).shape == (1, 37, 23, 21)
