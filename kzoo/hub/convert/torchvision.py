@@ -340,17 +340,18 @@ def is_torchvision_state(state) -> bool:
         any(k.startswith("classifier.") for k in state)
 
 
-def torchvision_models(state, arch=None):
-    """`(full model, inference network, info, image size)` of a torchvision DeepLabV3 state dict."""
+def torchvision_models(state, arch=None, *, image_size=IMAGE_SIZE, aspp_rates=DEFAULT_RATES):
+    """`(full model, inference network, info, image size)` of a torchvision DeepLabV3 state
+    dict (`image_size`, `aspp_rates`: see `convert_torchvision`)."""
     if arch is None:
         arch, n = closest_arch(state)
         if n:
             raise KzooError(f"cannot tell the architecture of this state dict: give --arch "
                             f"(closest: {arch}, {n} mismatches; known: {', '.join(ARCHS)})")
-    model = convert_torchvision(state, arch)
+    model = convert_torchvision(state, arch, image_size=image_size, aspp_rates=aspp_rates)
     info = {"format": "torchvision", "arch": arch, "code": UPSTREAM, "paper": PAPER,
             "license": LICENSE,
             "note": ("COCO train2017 restricted to the 20 Pascal VOC categories (torchvision's "
                      "weights meta); images in [-1, 1] are normalised inside the network by "
                      "the ImageNet mean/std; the auxiliary FCN head is kept for fine-tuning")}
-    return model, model.network, info, IMAGE_SIZE
+    return model, model.network, info, int(image_size)

@@ -132,3 +132,47 @@ def test_the_network_takes_any_size():
     np.testing.assert_allclose(np.asarray(dynamic(data["x"])), data["out"], atol=1e-5 *
                                np.ptp(data["out"]))
     assert dynamic(np.zeros((1, 37, 23, 3), np.float32)).shape == (1, 37, 23, 21)
+
+
+@pytest.mark.slow
+def test_a_converted_segmenter_exports_with_parity_and_predicts_masks_and_areas(tmp_path):
+    """The converted small network as a preset -> `kzoo export` (SavedModel + ONNX, parity
+    record) -> the ONNX probabilities equal torchvision's softmax; `kzoo predict` writes the
+    label ids, the coloured mask and the per-class areas."""
+    import onnxruntime as ort
+    from PIL import Image
+
+    from kzoo.cli import main
+    from kzoo.export import export
+    from kzoo.hub import convert
+
+    path = FIXTURES / "resnet_small.pth"
+    full, inference, info, size = tv.torchvision_models(load_state_dict(path), image_size=40,
+                                                        aspp_rates=RATES)
+    preset = convert.write(full, inference, info, size, tmp_path / "preset", name="tv-small",
+                           source=str(path), source_sha256="0" * 64)
+    results = export(preset, out=tmp_path / "export", version=1)
+    folder = next(r.path for r in results if (r.path / "model.onnx").is_file())
+    record = json.loads((folder / "kzoo.json").read_text())
+    labels_entry = next(e for e in record["outputs"] if e["role"] == "labels")
+    assert labels_entry["class_names"][15] == "person"
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    data = np.load(FIXTURES / "resnet_small.npz")
+    got = dict(zip([o.name for o in session.get_outputs()],
+                   session.run(None, {session.get_inputs()[0].name: data["x"]})))
+    logits = data["out"] - data["out"].max(-1, keepdims=True)
+    want = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    assert np.abs(got["probabilities"] - want).max() <= 1e-5, record.get("parity")
+    # any size: a 48x36 photo-like image
+    Image.fromarray(((data["x"][0, :36] + 1) * 127.5).astype(np.uint8)).resize((48, 36)).save(
+        tmp_path / "street.png")
+    assert main(["predict", str(folder.parent), str(tmp_path / "street.png"),
+                 "--out", str(tmp_path / "pred")]) == 0
+    mask = np.asarray(Image.open(tmp_path / "pred" / "street_labels_mask.png"))
+    ids = np.asarray(Image.open(tmp_path / "pred" / "street_labels.png"))
+    assert mask.shape == (36, 48, 3) and ids.shape == (36, 48)
+    areas = json.loads((tmp_path / "pred" / "street_labels_areas.json").read_text())
+    assert sum(a["pixels"] for a in areas["classes"]) == 36 * 48
+    for a in areas["classes"]:
+        assert a["pixels"] == int((ids == a["class"]).sum())
+        assert a["name"] == labels_entry["class_names"][a["class"]]
