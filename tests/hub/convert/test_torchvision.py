@@ -176,3 +176,39 @@ def test_a_converted_segmenter_exports_with_parity_and_predicts_masks_and_areas(
     for a in areas["classes"]:
         assert a["pixels"] == int((ids == a["class"]).sum())
         assert a["name"] == labels_entry["class_names"][a["class"]]
+
+
+def test_a_catalog_entry_downloads_pins_and_converts(http_server, kzoo_home, monkeypatch,
+                                                     tmp_path):
+    """A torchvision catalog entry end to end against a local server laid out like
+    download.pytorch.org: downloaded, pinned on first use, detected, converted, cached."""
+    import shutil
+
+    import kzoo.hub
+    from kzoo.cli import main
+    from kzoo.hub import convert
+
+    root, base = http_server
+    (root / "models").mkdir()
+    shutil.copy(FIXTURES / "mobilenet_small.pth", root / "models" / "deeplabv3_tiny-0000.pth")
+    url = f"{base}/models/deeplabv3_tiny-0000.pth"
+    monkeypatch.setenv("KZOO_CATALOG", str(tmp_path / "catalog.json"))
+    (tmp_path / "catalog.json").write_text(json.dumps({"presets": [{
+        "name": "deeplabv3-tiny", "version": "upstream", "task": "semantic-segmentation",
+        "upstream": {"format": "torchvision", "arch": "deeplabv3_mobilenet_v3_large",
+                     "source": url, "provenance": "pytorch/vision "
+                     "torchvision/models/segmentation/deeplabv3.py:186"}}]}))
+    network = kzoo.hub.load("deeplabv3-tiny", progress=False, compile=False)
+    state = load_state_dict(FIXTURES / "mobilenet_small.pth")
+    want = tv.convert_torchvision(state).network  # torchvision's rates, built at 520
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 520, 520, 3)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(network(x)), np.asarray(want(x)))
+    digest = kzoo.hub.preset.sha256_file(FIXTURES / "mobilenet_small.pth")
+    assert convert.pinned(url) == digest
+    meta = kzoo.hub.metadata("deeplabv3-tiny")
+    assert meta["upstream"]["format"] == "torchvision" and "BSD-3-Clause" in meta["license"]
+    assert meta["card"]["endpoints"][0]["outputs"][0]["class_names"][15] == "person"
+    # the wrong architecture named on the command line: one line, exit 2
+    assert main(["hub", "convert", str(FIXTURES / "resnet_small.pth"), "--arch",
+                 "deeplabv3_mobilenet_v3_large", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
