@@ -94,8 +94,39 @@ def applications_backbone(image, name, weights=None):
     return low_level, high_level
 
 
+TORCHVISION_BACKBONES = ("torchvision_resnet", "torchvision_mobilenet_v3_large")
+
+
+def torchvision_backbone(image, name, *, blocks=(3, 4, 6, 3), width=64, width_mult=1.0,
+                         weights=None):
+    """torchvision's dilated ResNet (`blocks`, stage width `width`; ResNet-50: (3, 4, 6, 3),
+    64) or MobileNetV3-Large (`width_mult`), exactly as `DeepLabV3` builds them, as a
+    DeepLabV3+ encoder -> (low-level features at stride 4, high-level features, their
+    stride: 8 or 16). `weights`: a local torchvision .pth whose backbone it loads (a
+    DeepLabV3 file such as deeplabv3_resnet50_coco-cd0a2569.pth, or an ImageNet
+    classification file); nothing is downloaded. Images in [-1, 1] are normalised to
+    torchvision's input inside."""
+    import os
+
+    if image.shape[-1] != 3:
+        raise ValueError(f"{name} needs 3-channel images, got {image.shape[-1]}")
+    if weights is not None and not os.path.isfile(str(weights)):
+        raise ValueError(f"backbone weights must be a local file (nothing is downloaded here); "
+                         f"{weights!r} does not exist")
+    x = _imagenet_normalize(image)
+    if name == "torchvision_mobilenet_v3_large":
+        feats, stride = tv_mobilenet_v3_large(x, width_mult=width_mult), 16
+    else:
+        feats, stride = tv_dilated_resnet(x, blocks=tuple(blocks), planes=width), 8
+    if weights is not None:
+        from kzoo.hub.convert.torchvision import load_backbone
+
+        load_backbone(keras.Model(image, feats["out"]), weights)
+    return feats["low"], feats["out"], stride
+
+
 def deeplab_v3_plus_network(*, image_size=512, channels=3, num_classes=21, backbone="resnet",
-                            backbone_weights=None, blocks=(3, 4, 23, 3), width=64,
+                            backbone_weights=None, blocks=(3, 4, 23, 3), width=64, width_mult=1.0,
                             multi_grid=(1, 2, 4), aspp_filters=256, aspp_rates=(6, 12, 18),
                             low_level_filters=48, decoder_filters=256, norm="batch",
                             name="deeplab_v3_plus"):
@@ -103,15 +134,21 @@ def deeplab_v3_plus_network(*, image_size=512, channels=3, num_classes=21, backb
     if image_size % OUTPUT_STRIDE:
         raise ValueError(f"image_size must be a multiple of {OUTPUT_STRIDE}, got {image_size}")
     image = keras.Input((image_size, image_size, channels), name="image")
+    high_stride = OUTPUT_STRIDE
     if backbone == "resnet":
         low_level, high_level = atrous_resnet(image, blocks=blocks, width=width,
                                               multi_grid=multi_grid, norm=norm)
+    elif backbone in TORCHVISION_BACKBONES:
+        low_level, high_level, high_stride = torchvision_backbone(
+            image, backbone, blocks=blocks, width=width, width_mult=width_mult,
+            weights=backbone_weights)
     else:
         low_level, high_level = applications_backbone(image, backbone, backbone_weights)
-    # === Encoder head: ASPP at output stride 16 ===
+    # === Encoder head: ASPP at output stride 16 (8: torchvision's dilated ResNet) ===
     x = aspp(high_level, filters=aspp_filters, rates=aspp_rates, norm=norm)
     # === Decoder (Chen et al., 2018, Sec. 3.1 and Fig. 2) ===
-    x = layers.UpSampling2D(4, interpolation="bilinear", name="decoder_up4")(x)
+    x = layers.UpSampling2D(high_stride // 4, interpolation="bilinear",
+                            name=f"decoder_up{high_stride // 4}")(x)
     low = conv_norm_act(low_level, low_level_filters, 1, norm=norm, name="decoder_low_level")
     x = layers.Concatenate(name="decoder_concat")([x, low])
     x = conv_norm_act(x, decoder_filters, 3, norm=norm, name="decoder_conv1")
@@ -144,11 +181,21 @@ class DeepLabV3Plus(SegmentationModel):
         image_size: int. Input height and width, a multiple of 16.
         channels: int. Input channels (3 for keras.applications backbones).
         num_classes: int. Output classes.
-        backbone: str. "resnet" (from scratch), "resnet50" or "resnet101".
+        backbone: str. "resnet" (from scratch), "resnet50" or "resnet101"
+            (keras.applications), or torchvision's DeepLabV3 backbones
+            "torchvision_resnet" (dilated, output stride 8: the decoder upsamples x2, and
+            the ASPP rates should double, (12, 24, 36); `blocks` (3, 4, 6, 3) and `width`
+            64 are ResNet-50, (3, 4, 23, 3) ResNet-101) or
+            "torchvision_mobilenet_v3_large" (output stride 16), for fine-tuning from the
+            published torchvision weights (`torchvision_backbone`).
         backbone_weights: str or None. Local weights file of a keras.applications
-            backbone (include_top=False). Not used when loading a saved model.
-        blocks: tuple of 4 ints. Bottleneck blocks per stage ("resnet" only).
-        width: int. Channels of the stem and first stage ("resnet" only).
+            backbone (include_top=False) or a torchvision .pth (a DeepLabV3 file such as
+            deeplabv3_resnet50_coco-cd0a2569.pth). Not used when loading a saved model.
+        blocks: tuple of 4 ints. Bottleneck blocks per stage ("resnet",
+            "torchvision_resnet").
+        width: int. Channels of the stem and first stage ("resnet"); the first stage's
+            bottleneck width ("torchvision_resnet").
+        width_mult: float. MobileNetV3's width multiplier ("torchvision_mobilenet_v3_large").
         multi_grid: tuple of ints. Unit rates of the last stage's blocks.
         aspp_filters: int. Channels of every ASPP branch and its projection.
         aspp_rates: tuple of ints. Atrous rates of the 3x3 ASPP branches.
@@ -178,7 +225,8 @@ class DeepLabV3Plus(SegmentationModel):
     """
 
     def __init__(self, *, image_size=512, channels=3, num_classes=21, backbone="resnet",
-                 backbone_weights=None, blocks=(3, 4, 23, 3), width=64, multi_grid=(1, 2, 4),
+                 backbone_weights=None, blocks=(3, 4, 23, 3), width=64, width_mult=1.0,
+                 multi_grid=(1, 2, 4),
                  aspp_filters=256, aspp_rates=(6, 12, 18), low_level_filters=48,
                  decoder_filters=256, norm="batch", class_weights=None,
                  ignore_label=IGNORE_LABEL, **kwargs):
@@ -188,7 +236,8 @@ class DeepLabV3Plus(SegmentationModel):
         # === Layers ===
         network = deeplab_v3_plus_network(
             image_size=image_size, channels=channels, num_classes=num_classes, backbone=backbone,
-            backbone_weights=backbone_weights, blocks=blocks, width=width, multi_grid=multi_grid,
+            backbone_weights=backbone_weights, blocks=blocks, width=width, width_mult=width_mult,
+            multi_grid=multi_grid,
             aspp_filters=aspp_filters, aspp_rates=aspp_rates, low_level_filters=low_level_filters,
             decoder_filters=decoder_filters, norm=norm)
         # === Model ===
@@ -201,6 +250,7 @@ class DeepLabV3Plus(SegmentationModel):
         self.backbone_weights = backbone_weights
         self.blocks = blocks
         self.width = width
+        self.width_mult = float(width_mult)
         self.multi_grid = multi_grid
         self.aspp_filters = aspp_filters
         self.aspp_rates = aspp_rates
@@ -211,7 +261,8 @@ class DeepLabV3Plus(SegmentationModel):
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size, "channels": self.channels,
                 "backbone": self.backbone, "backbone_weights": self.backbone_weights,
-                "blocks": self.blocks, "width": self.width, "multi_grid": self.multi_grid,
+                "blocks": self.blocks, "width": self.width, "width_mult": self.width_mult,
+                "multi_grid": self.multi_grid,
                 "aspp_filters": self.aspp_filters, "aspp_rates": self.aspp_rates,
                 "low_level_filters": self.low_level_filters,
                 "decoder_filters": self.decoder_filters, "norm": self.norm}
@@ -303,6 +354,13 @@ def mobilenet_v3_large_config(width_mult=1.0):
     return blocks, 6 * blocks[-1][3]
 
 
+def _imagenet_normalize(image):
+    """[-1, 1] -> torchvision's input: [0, 1] normalised by the ImageNet mean/std."""
+    return layers.Rescaling(scale=[0.5 / s for s in IMAGENET_STD],
+                            offset=[(0.5 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)],
+                            name="imagenet_normalize")(image)
+
+
 def _tv(name):
     return name.replace(".", "_")
 
@@ -349,7 +407,8 @@ def _tv_bottleneck(x, prefix, planes, *, strides, dilation, downsample):
 
 def tv_dilated_resnet(x, *, blocks=(3, 4, 6, 3), stem=64, planes=64):
     """torchvision's ResNet(Bottleneck, blocks, replace_stride_with_dilation=[False, True,
-    True]) up to layer4 -> (layer3, layer4) features, output stride 8 (`resnet.py`:
+    True]) up to layer4 -> {"low": layer1 (stride 4), "aux": layer3, "out": layer4}
+    features, output stride 8 (`resnet.py`:
     `_make_layer` multiplies the dilation by the stride it drops; a stage's first block keeps
     the previous dilation). `planes` is 64 in torchvision (stages 64, 128, 256, 512 x 4)."""
     x = _tv_conv(x, stem, 7, "backbone.conv1", strides=2)
@@ -370,18 +429,20 @@ def tv_dilated_resnet(x, *, blocks=(3, 4, 6, 3), stem=64, planes=64):
                                downsample=first and (strides != 1 or inplanes != 4 * width))
             inplanes = 4 * width
         features.append(x)
-    return features[2], features[3]
+    return {"low": features[0], "aux": features[2], "out": features[3]}
 
 
 def tv_mobilenet_v3_large(x, *, width_mult=1.0):
-    """torchvision's `mobilenet_v3_large(dilated=True).features` -> (aux, out) features:
-    the C2 block's output (index 4, stride 8) and the last conv's (index 16, stride 16), as
-    `_deeplabv3_mobilenetv3` takes them."""
+    """torchvision's `mobilenet_v3_large(dilated=True).features` -> {"low", "aux", "out"}
+    features: the last stride-4 block's output (index 3), the C2 block's (index 4, stride 8)
+    and the last conv's (index 16, stride 16), the latter two as `_deeplabv3_mobilenetv3`
+    takes them."""
     config, last = mobilenet_v3_large_config(width_mult)
     eps = MOBILENET_BN_EPS
     x = _tv_conv(x, config[0][0], 3, "backbone.0.0", strides=2)
     x = _act(_tv_bn(x, "backbone.0.1", eps), "HS", "backbone_0_act")
-    aux = None
+    aux = low = None
+    total_stride = 2
     for i, (cin, k, exp, cout, se, act, stride, dilation) in enumerate(config, start=1):
         p, j, inp = f"backbone.{i}.block", 0, x
         if exp != cin:
@@ -406,10 +467,14 @@ def tv_mobilenet_v3_large(x, *, width_mult=1.0):
             x = layers.Add(name=_tv(p) + "_add")([x, inp])
         if i == 4:
             aux = x
+        if stride > 1 and dilation == 1:
+            total_stride *= 2
+        if total_stride == 4:
+            low = x  # ends as the last stride-4 block (index 3): DeepLabV3+'s low-level features
     n = len(config) + 1
     x = _tv_conv(x, last, 1, f"backbone.{n}.0")
     x = _act(_tv_bn(x, f"backbone.{n}.1", eps), "HS", f"backbone_{n}_act")
-    return aux, x
+    return {"low": low, "aux": aux, "out": x}
 
 
 def tv_deeplab_head(x, num_classes, *, filters=256, rates=(12, 24, 36), prefix="classifier"):
@@ -454,15 +519,13 @@ def deeplab_v3_network(*, image_size=520, num_classes=21, backbone="resnet50", b
         raise ValueError(f"unknown DeepLabV3 backbone {backbone!r}; use one of "
                          f"{', '.join(DEEPLABV3_BACKBONES)}")
     image = keras.Input((image_size, image_size, 3), name="image")
-    # [-1, 1] -> torchvision's input: [0, 1] normalised by the ImageNet mean/std
-    x = layers.Rescaling(scale=[0.5 / s for s in IMAGENET_STD],
-                         offset=[(0.5 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)],
-                         name="imagenet_normalize")(image)
+    x = _imagenet_normalize(image)
     if backbone == "mobilenet_v3_large":
-        aux_features, features = tv_mobilenet_v3_large(x, width_mult=width_mult)
+        feats = tv_mobilenet_v3_large(x, width_mult=width_mult)
     else:
-        aux_features, features = tv_dilated_resnet(
-            x, blocks=tuple(blocks or RESNET_BLOCKS[backbone]), stem=stem, planes=planes)
+        feats = tv_dilated_resnet(x, blocks=tuple(blocks or RESNET_BLOCKS[backbone]), stem=stem,
+                                  planes=planes)
+    aux_features, features = feats["aux"], feats["out"]
     outputs = [tv_deeplab_head(features, num_classes, filters=aspp_filters, rates=aspp_rates)]
     if aux:
         outputs.append(tv_fcn_head(aux_features, num_classes))

@@ -212,3 +212,44 @@ def test_a_catalog_entry_downloads_pins_and_converts(http_server, kzoo_home, mon
     assert main(["hub", "convert", str(FIXTURES / "resnet_small.pth"), "--arch",
                  "deeplabv3_mobilenet_v3_large", "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_deeplab_v3_plus_starts_from_the_torchvision_backbones(tmp_path):
+    """DeepLabV3+ (the paper's decoder) on torchvision's exact backbones, loaded from a
+    DeepLabV3 file or a classification-style state dict, trains (fine-tuning)."""
+    import keras
+    from safetensors.numpy import save_file
+
+    from kzoo.models.deeplab import DeepLabV3Plus
+
+    path = FIXTURES / "resnet_small.pth"
+    small = {"image_size": 48, "num_classes": 3, "aspp_filters": 8, "low_level_filters": 4,
+             "decoder_filters": 8}
+    plus = DeepLabV3Plus(backbone="torchvision_resnet", blocks=(1, 1, 2, 2), width=2,
+                         backbone_weights=str(path), aspp_rates=(2, 4, 6), **small)
+    v3 = tv.convert_torchvision(load_state_dict(path), image_size=48, aspp_rates=RATES)
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 48, 48, 3)).astype(np.float32)
+
+    def features(network):
+        return np.asarray(keras.Model(network.input, network.get_layer(
+            "backbone_layer4_1_out").output)(x))
+
+    np.testing.assert_array_equal(features(plus.network), features(v3.aux_network))
+    assert plus.network.get_layer("decoder_up2") is not None  # output stride 8 -> 4
+    plus.compile(optimizer="adam")
+    history = plus.fit(*plus.sample_batch(2, rng=0), epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    # a classification-style MobileNetV3 file (`features.*`, ImageNet layout)
+    state = load_state_dict(FIXTURES / "mobilenet_small.pth")
+    flat = {"features." + k[len("backbone."):]: v for k, v in state.items()
+            if k.startswith("backbone.") and v.ndim}
+    save_file(flat, str(tmp_path / "mobilenet_v3_large.safetensors"))
+    mobile = DeepLabV3Plus(backbone="torchvision_mobilenet_v3_large", width_mult=0.1,
+                           backbone_weights=str(tmp_path / "mobilenet_v3_large.safetensors"),
+                           **small)
+    kernel = mobile.network.get_layer("backbone_16_0").kernel.numpy()
+    np.testing.assert_array_equal(kernel, state["backbone.16.0.weight"].transpose(2, 3, 1, 0))
+    assert mobile.network.get_layer("decoder_up4") is not None
+    with pytest.raises(KzooError, match=r"\(backbone\): kzoo layer backbone_conv1 has weights"):
+        DeepLabV3Plus(backbone="torchvision_resnet", blocks=(1, 1, 2, 2), width=2,
+                      backbone_weights=str(FIXTURES / "mobilenet_small.pth"), **small)
