@@ -23,8 +23,9 @@ planes // 32; the stem stays 64), in torchvision's `IntermediateLayerGetter` / `
 `FCNHead` structure, with the `DeepLabHead` layout at 8 channels (`ASPP(..., out_channels=8)`)
 and atrous rates (1, 2, 3) so that every tap lands inside the 5x5 features;
 `mobilenet_small` is `mobilenet_v3_large(width_mult=0.1, dilated=True)` without the
-auxiliary head (40x40 inputs: odd feature sizes 5 and 3 test PyTorch's padding arithmetic), ASPP at 8 channels, rates (1, 2, 3). Every parameter and BN statistic is
-redrawn (no zero-initialised layer hides a mapping error).
+auxiliary head, ASPP at 8 channels, rates (1, 2, 3). Inputs are 40x40: odd feature sizes
+(5 and 3) test PyTorch's padding arithmetic. Every parameter and BN statistic is redrawn
+(no zero-initialised layer hides a mapping error).
 
 The torchvision wheels on this machine are CUDA builds whose `_C` extension cannot load
 against the CPU torch: its meta registrations (detection ops, unused here) are skipped by

@@ -33,8 +33,9 @@ import numpy as np
 from kzoo.errors import KzooError
 
 UPSTREAM = "https://github.com/pytorch/vision"
-# torchvision's LICENSE (BSD 3-Clause); the weights enums (deeplabv3.py) state no licence of
-# their own in `meta`: they are distributed with the code
+# pytorch/vision LICENSE ("BSD 3-Clause License", as shipped in torchvision-0.28.0.dist-info);
+# the weights enums (deeplabv3.py) state no licence of their own in `meta` (categories,
+# min_size, num_params, recipe, metrics): they are distributed with the code
 LICENSE = "BSD-3-Clause (torchvision's code and the weights it distributes)"
 PAPER = ("Chen, Papandreou, Schroff & Adam, \"Rethinking Atrous Convolution for Semantic "
          "Image Segmentation\", arXiv:1706.05587, 2017")
@@ -172,7 +173,8 @@ def read_dims(state) -> dict:
     """The widths, block counts, classes and heads `state` holds (torchvision's defaults where
     it does not say)."""
     blocks = tuple(len({int(m[1]) for k in state
-                        if (m := re.match(rf"backbone\.layer{s}\.(\d+)\.", k))}) for s in (1, 2, 3, 4))
+                        if (m := re.match(rf"backbone\.layer{s}\.(\d+)\.", k))})
+                   for s in (1, 2, 3, 4))
     width_mult = 1.0
     project = {int(m[1]): v.shape[0] for k, v in state.items()
                if (m := re.fullmatch(r"backbone\.(\d+)\.0\.weight", k)) and np.ndim(v) == 4}
