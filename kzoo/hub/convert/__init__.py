@@ -379,6 +379,8 @@ def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
             if back is not None:
                 raise KzooError(f"{path} is a torchvision segmentation state dict: --reverse is "
                                 "for CycleGAN generator files")
+            if source and source.startswith(("https://", "http://")):
+                tv.check_hash_prefix(source, source_sha256 or _digest_of([path]))
             full, inference, info, size = tv.torchvision_models(state, arch)
         else:
             full, inference, info, size = junyanz_models(state, arch, reverse=back)

@@ -374,6 +374,24 @@ def convert_torchvision(state: dict, arch=None, *, image_size=IMAGE_SIZE,
     return load_into(model, arch, state)
 
 
+# torch/hub.py (torch 2.13.0) `HASH_REGEX`: torchvision's `Weights.get_state_dict(check_hash=
+# True)` -> `load_state_dict_from_url` requires the file's sha256 to start with the hex digits
+# after the last "-" of its name (deeplabv3_resnet50_coco-cd0a2569.pth: cd0a2569)
+HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")
+
+
+def check_hash_prefix(source, sha256):
+    """Refuse a downloaded file whose sha256 does not start with the prefix its name carries
+    (torch.hub's `check_hash`, as torchvision loads these weights)."""
+    import urllib.parse
+
+    name = urllib.parse.urlsplit(str(source)).path.rsplit("/", 1)[-1]
+    m = HASH_REGEX.search(name)
+    if m and m[1] and not str(sha256).startswith(m[1]):
+        raise KzooError(f"{source}: its sha256 {sha256} does not start with {m[1]}, the prefix "
+                        "its name carries (torch.hub's check_hash); nothing was converted")
+
+
 def is_torchvision_state(state) -> bool:
     """Whether `state` looks like a torchvision segmentation model (backbone + classifier)."""
     return any(k.startswith("backbone.") for k in state) and \

@@ -190,8 +190,11 @@ def test_a_catalog_entry_downloads_pins_and_converts(http_server, kzoo_home, mon
 
     root, base = http_server
     (root / "models").mkdir()
-    shutil.copy(FIXTURES / "mobilenet_small.pth", root / "models" / "deeplabv3_tiny-0000.pth")
-    url = f"{base}/models/deeplabv3_tiny-0000.pth"
+    digest = kzoo.hub.preset.sha256_file(FIXTURES / "mobilenet_small.pth")
+    # the name carries the sha256 prefix, as torchvision's do (torch.hub's check_hash)
+    shutil.copy(FIXTURES / "mobilenet_small.pth", root / "models" / f"tiny-{digest[:8]}.pth")
+    shutil.copy(FIXTURES / "mobilenet_small.pth", root / "models" / "tiny-0badc0de.pth")
+    url = f"{base}/models/tiny-{digest[:8]}.pth"
     monkeypatch.setenv("KZOO_CATALOG", str(tmp_path / "catalog.json"))
     (tmp_path / "catalog.json").write_text(json.dumps({"presets": [{
         "name": "deeplabv3-tiny", "version": "upstream", "task": "semantic-segmentation",
@@ -203,11 +206,16 @@ def test_a_catalog_entry_downloads_pins_and_converts(http_server, kzoo_home, mon
     want = tv.convert_torchvision(state).network  # torchvision's rates, built at 520
     x = np.random.default_rng(1).uniform(-1, 1, (1, 520, 520, 3)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(network(x)), np.asarray(want(x)))
-    digest = kzoo.hub.preset.sha256_file(FIXTURES / "mobilenet_small.pth")
     assert convert.pinned(url) == digest
     meta = kzoo.hub.metadata("deeplabv3-tiny")
     assert meta["upstream"]["format"] == "torchvision" and "BSD-3-Clause" in meta["license"]
     assert meta["card"]["endpoints"][0]["outputs"][0]["class_names"][15] == "person"
+    # a file whose sha256 does not start with its name's prefix is refused, and not pinned
+    bad = f"{base}/models/tiny-0badc0de.pth"
+    with pytest.raises(KzooError, match=r"does not start with 0badc0de, the prefix its name "
+                                        r"carries \(torch\.hub's check_hash\)"):
+        convert.convert(bad, out=tmp_path / "bad", progress=False)
+    assert convert.pinned(bad) is None and not (tmp_path / "bad").exists()
     # the wrong architecture named on the command line: one line, exit 2
     assert main(["hub", "convert", str(FIXTURES / "resnet_small.pth"), "--arch",
                  "deeplabv3_mobilenet_v3_large", "--out", str(tmp_path / "x")]) == 2
