@@ -63,6 +63,8 @@ class Tensor:
         description: str. One line for the model card.
         clip: bool. The network does not bound the values to `range` (e.g. a
             linear super-resolution output): consumers clip them to it.
+        class_names: tuple of str or None. The name of each class of a `labels` /
+            `probabilities` output (e.g. torchvision's 21 VOC categories).
     """
 
     name: str
@@ -75,6 +77,7 @@ class Tensor:
     timesteps: int | None = None
     description: str = ""
     clip: bool = False
+    class_names: tuple | None = None
 
     def entry(self) -> dict:
         """The `kzoo.json` entry (with the batch axis, as `None`)."""
@@ -94,6 +97,8 @@ class Tensor:
             out["description"] = self.description
         if self.clip:
             out["clip"] = True
+        if self.class_names:
+            out["class_names"] = [str(n) for n in self.class_names]
         return out
 
     @classmethod
@@ -102,7 +107,8 @@ class Tensor:
                    range=tuple(e["range"]) if e.get("range") is not None else None,
                    color_space=e.get("color_space"), num_classes=e.get("num_classes"),
                    timesteps=e.get("timesteps"), description=e.get("description", ""),
-                   clip=bool(e.get("clip", False)))
+                   clip=bool(e.get("clip", False)),
+                   class_names=tuple(e["class_names"]) if e.get("class_names") else None)
 
 
 def image(name, channels, size=None, *, range=IMAGE_RANGE, color_space=None, description="",

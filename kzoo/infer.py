@@ -717,6 +717,28 @@ def reconstruction_report(original, reconstruction, latent):
             f"{theirs:.2f} dB")
 
 
+def save_label_summary(path, labels, entry):
+    """A label map's coloured mask (`<path>_mask.png`, `kzoo.viz.colorize`'s palette) and
+    per-class areas (`<path>_areas.json`: each class present, by name where the card lists
+    `class_names`, with its pixel count and fraction, largest first); returns both paths."""
+    from kzoo.io import save_png, write_json
+    from kzoo.viz import colorize
+
+    labels = np.asarray(labels).astype(np.int64)
+    names = entry.get("class_names") or []
+    counts = np.bincount(labels[labels >= 0].ravel(), minlength=len(names))
+    areas = [{"class": int(i), "name": names[i] if i < len(names) else str(i),
+              "pixels": int(c), "fraction": round(float(c) / labels.size, 6)}
+             for i, c in enumerate(counts) if c]
+    areas.sort(key=lambda a: (-a["pixels"], a["class"]))
+    path = Path(path)
+    mask, summary = Path(f"{path}_mask.png"), Path(f"{path}_areas.json")
+    save_png(mask, colorize(labels))
+    write_json(summary, {"height": int(labels.shape[0]), "width": int(labels.shape[1]),
+                         "classes": areas})
+    return [mask, summary]
+
+
 def cache_dir():
     return Path(os.environ.get("KZOO_HOME") or Path.home() / ".cache" / "kzoo") / "exports"
 
@@ -816,6 +838,8 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
             for name, value in result.items():
                 stem = Path(src).stem if len(result) == 1 else f"{Path(src).stem}_{name}"
                 written.append(save_output(out / stem, value, model.outputs[name]))
+                if model.outputs[name]["role"] == "labels" and np.ndim(value) == 2:
+                    written += save_label_summary(out / stem, value, model.outputs[name])
         return written
     if inputs:
         raise KzooError(f"{model.name} generates from latents and takes no input images; "

@@ -86,7 +86,7 @@ def _read(path: Path) -> list[dict]:
     return out
 
 
-UPSTREAM_FORMATS = ("junyanz", "diffusers", "realesrgan", "edsr")
+UPSTREAM_FORMATS = ("junyanz", "diffusers", "realesrgan", "edsr", "torchvision")
 
 
 PIN_ON_FIRST_DOWNLOAD = "pinned on first download"
@@ -108,8 +108,8 @@ def _check_upstream(e, path):
     if not isinstance(provenance, str) or not _PROVENANCE.fullmatch(provenance):
         raise KzooError(f"{where}: upstream.provenance must name where the source was read, as "
                         "'owner/repo path[:line]' of the authors' download script or model card")
-    if up["format"] == "junyanz" and not isinstance(up.get("arch"), str):
-        raise KzooError(f"{where}: a junyanz source needs upstream.arch")
+    if up["format"] in ("junyanz", "torchvision") and not isinstance(up.get("arch"), str):
+        raise KzooError(f"{where}: a {up['format']} source needs upstream.arch")
     reverse = up.get("reverse")
     if reverse is not None and (up["format"] != "junyanz" or not str(up.get("arch")).startswith("resnet")
                                 or not isinstance(reverse, str)

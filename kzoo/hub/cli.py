@@ -28,7 +28,9 @@ def add_parser(sub):
     conv.add_argument("source", help="a .pth/.safetensors file, a diffusers folder, an http(s) URL, "
                       "hf://owner/repo or a catalog name marked upstream")
     conv.add_argument("--arch", help="junyanz architecture: unet_256, unet_128, resnet_9blocks, "
-                      "resnet_6blocks (+ _batch / _instance); default: the one the file matches")
+                      "resnet_6blocks (+ _batch / _instance); torchvision: deeplabv3_resnet50, "
+                      "deeplabv3_resnet101, deeplabv3_mobilenet_v3_large; default: the one the "
+                      "file matches")
     conv.add_argument("--out", required=True, help="the new preset folder")
     conv.add_argument("--name", help="preset name (default: from the source)")
     conv.add_argument("--reverse", help="CycleGAN: the other direction's generator (e.g. "

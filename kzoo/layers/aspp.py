@@ -37,6 +37,42 @@ class SpatialBroadcast(layers.Layer):
         return (reference[0], reference[1], reference[2], pooled[-1])
 
 
+@keras.saving.register_keras_serializable(package="kzoo")
+class ResizeLike(layers.Layer):
+    """Bilinear resize of a map to the height and width of a reference map, at run time.
+
+    Half-pixel centres (`tf.image.resize`), which is PyTorch's
+    `F.interpolate(mode="bilinear", align_corners=False)` (torchvision's segmentation
+    models upsample their logits to the input size so). Unlike `Resizing(h, w)` it
+    follows the reference's size, so the network takes any input size.
+
+    Call arguments:
+        inputs: `[x, reference]`: (batch, h, w, C) and (batch, H, W, C').
+
+    Returns:
+        (batch, H, W, C), float32 where `x` is.
+
+    Example:
+    >>> y = ResizeLike()([keras.ops.ones((2, 3, 3, 4)), keras.ops.zeros((2, 12, 10, 3))])
+    >>> tuple(y.shape)
+    (2, 12, 10, 4)
+    """
+
+    def call(self, inputs):
+        x, reference = inputs
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf  # the run-time size, also when traced with unknown sizes
+
+            out = tf.image.resize(x, tf.shape(reference)[1:3], method="bilinear")
+            return tf.cast(out, x.dtype)
+        size = ops.shape(reference)[1:3]
+        return ops.image.resize(x, size, interpolation="bilinear", antialias=False)
+
+    def compute_output_shape(self, input_shapes):
+        x, reference = input_shapes
+        return (x[0], reference[1], reference[2], x[-1])
+
+
 def aspp(x, *, filters=256, rates=(6, 12, 18), norm="batch", dropout=0.1, name="aspp"):
     """Atrous Spatial Pyramid Pooling (Chen et al., DeepLabv3, 2017, Sec. 3.3).
 

@@ -6,9 +6,10 @@ import keras
 from keras import layers
 
 from kzoo.layers import CaffeImageInput, aspp, conv_norm_act
+from kzoo.layers.aspp import ResizeLike, SpatialBroadcast
 from kzoo.models.segmentation import SegmentationModel
 from kzoo.options import takes
-from kzoo.options.deeplab import DEEPLAB_OPTIONS
+from kzoo.options.deeplab import DEEPLAB_OPTIONS, DEEPLAB_V3_OPTIONS
 from kzoo.zoo import register_model
 
 TINY = {"image_size": 32, "channels": 3, "num_classes": 3, "blocks": (1, 1, 1, 1), "width": 4,
@@ -95,8 +96,39 @@ def applications_backbone(image, name, weights=None):
     return low_level, high_level
 
 
+TORCHVISION_BACKBONES = ("torchvision_resnet", "torchvision_mobilenet_v3_large")
+
+
+def torchvision_backbone(image, name, *, blocks=(3, 4, 6, 3), width=64, width_mult=1.0,
+                         weights=None):
+    """torchvision's dilated ResNet (`blocks`, stage width `width`; ResNet-50: (3, 4, 6, 3),
+    64) or MobileNetV3-Large (`width_mult`), exactly as `DeepLabV3` builds them, as a
+    DeepLabV3+ encoder -> (low-level features at stride 4, high-level features, their
+    stride: 8 or 16). `weights`: a local torchvision .pth whose backbone it loads (a
+    DeepLabV3 file such as deeplabv3_resnet50_coco-cd0a2569.pth, or an ImageNet
+    classification file); nothing is downloaded. Images in [-1, 1] are normalised to
+    torchvision's input inside."""
+    import os
+
+    if image.shape[-1] != 3:
+        raise ValueError(f"{name} needs 3-channel images, got {image.shape[-1]}")
+    if weights is not None and not os.path.isfile(str(weights)):
+        raise ValueError(f"backbone weights must be a local file (nothing is downloaded here); "
+                         f"{weights!r} does not exist")
+    x = _imagenet_normalize(image)
+    if name == "torchvision_mobilenet_v3_large":
+        feats, stride = tv_mobilenet_v3_large(x, width_mult=width_mult), 16
+    else:
+        feats, stride = tv_dilated_resnet(x, blocks=tuple(blocks), planes=width), 8
+    if weights is not None:
+        from kzoo.hub.convert.torchvision import load_backbone
+
+        load_backbone(keras.Model(image, feats["out"]), weights)
+    return feats["low"], feats["out"], stride
+
+
 def deeplab_v3_plus_network(*, image_size=512, channels=3, num_classes=21, backbone="resnet",
-                            backbone_weights=None, blocks=(3, 4, 23, 3), width=64,
+                            backbone_weights=None, blocks=(3, 4, 23, 3), width=64, width_mult=1.0,
                             multi_grid=(1, 2, 4), aspp_filters=256, aspp_rates=(6, 12, 18),
                             low_level_filters=48, decoder_filters=256, norm="batch",
                             name="deeplab_v3_plus"):
@@ -104,15 +136,21 @@ def deeplab_v3_plus_network(*, image_size=512, channels=3, num_classes=21, backb
     if image_size % OUTPUT_STRIDE:
         raise ValueError(f"image_size must be a multiple of {OUTPUT_STRIDE}, got {image_size}")
     image = keras.Input((image_size, image_size, channels), name="image")
+    high_stride = OUTPUT_STRIDE
     if backbone == "resnet":
         low_level, high_level = atrous_resnet(image, blocks=blocks, width=width,
                                               multi_grid=multi_grid, norm=norm)
+    elif backbone in TORCHVISION_BACKBONES:
+        low_level, high_level, high_stride = torchvision_backbone(
+            image, backbone, blocks=blocks, width=width, width_mult=width_mult,
+            weights=backbone_weights)
     else:
         low_level, high_level = applications_backbone(image, backbone, backbone_weights)
-    # === Encoder head: ASPP at output stride 16 ===
+    # === Encoder head: ASPP at output stride 16 (8: torchvision's dilated ResNet) ===
     x = aspp(high_level, filters=aspp_filters, rates=aspp_rates, norm=norm)
     # === Decoder (Chen et al., 2018, Sec. 3.1 and Fig. 2) ===
-    x = layers.UpSampling2D(4, interpolation="bilinear", name="decoder_up4")(x)
+    x = layers.UpSampling2D(high_stride // 4, interpolation="bilinear",
+                            name=f"decoder_up{high_stride // 4}")(x)
     low = conv_norm_act(low_level, low_level_filters, 1, norm=norm, name="decoder_low_level")
     x = layers.Concatenate(name="decoder_concat")([x, low])
     x = conv_norm_act(x, decoder_filters, 3, norm=norm, name="decoder_conv1")
@@ -145,11 +183,21 @@ class DeepLabV3Plus(SegmentationModel):
         image_size: int. Input height and width, a multiple of 16.
         channels: int. Input channels (3 for keras.applications backbones).
         num_classes: int. Output classes.
-        backbone: str. "resnet" (from scratch), "resnet50" or "resnet101".
+        backbone: str. "resnet" (from scratch), "resnet50" or "resnet101"
+            (keras.applications), or torchvision's DeepLabV3 backbones
+            "torchvision_resnet" (dilated, output stride 8: the decoder upsamples x2, and
+            the ASPP rates should double, (12, 24, 36); `blocks` (3, 4, 6, 3) and `width`
+            64 are ResNet-50, (3, 4, 23, 3) ResNet-101) or
+            "torchvision_mobilenet_v3_large" (output stride 16), for fine-tuning from the
+            published torchvision weights (`torchvision_backbone`).
         backbone_weights: str or None. Local weights file of a keras.applications
-            backbone (include_top=False). Not used when loading a saved model.
-        blocks: tuple of 4 ints. Bottleneck blocks per stage ("resnet" only).
-        width: int. Channels of the stem and first stage ("resnet" only).
+            backbone (include_top=False) or a torchvision .pth (a DeepLabV3 file such as
+            deeplabv3_resnet50_coco-cd0a2569.pth). Not used when loading a saved model.
+        blocks: tuple of 4 ints. Bottleneck blocks per stage ("resnet",
+            "torchvision_resnet").
+        width: int. Channels of the stem and first stage ("resnet"); the first stage's
+            bottleneck width ("torchvision_resnet").
+        width_mult: float. MobileNetV3's width multiplier ("torchvision_mobilenet_v3_large").
         multi_grid: tuple of ints. Unit rates of the last stage's blocks.
         aspp_filters: int. Channels of every ASPP branch and its projection.
         aspp_rates: tuple of ints. Atrous rates of the 3x3 ASPP branches.
@@ -180,7 +228,7 @@ class DeepLabV3Plus(SegmentationModel):
 
     @takes(DEEPLAB_OPTIONS)
     def __init__(self, *, image_size, channels, num_classes, backbone, backbone_weights, blocks, width,
-                 multi_grid, aspp_filters, aspp_rates, low_level_filters, decoder_filters, norm,
+                 width_mult, multi_grid, aspp_filters, aspp_rates, low_level_filters, decoder_filters, norm,
                  class_weights, ignore_label, **kwargs):
         blocks, multi_grid, aspp_rates = tuple(blocks), tuple(multi_grid), tuple(aspp_rates)
         if len(blocks) != 4:
@@ -188,7 +236,8 @@ class DeepLabV3Plus(SegmentationModel):
         # === Layers ===
         network = deeplab_v3_plus_network(
             image_size=image_size, channels=channels, num_classes=num_classes, backbone=backbone,
-            backbone_weights=backbone_weights, blocks=blocks, width=width, multi_grid=multi_grid,
+            backbone_weights=backbone_weights, blocks=blocks, width=width, width_mult=width_mult,
+            multi_grid=multi_grid,
             aspp_filters=aspp_filters, aspp_rates=aspp_rates, low_level_filters=low_level_filters,
             decoder_filters=decoder_filters, norm=norm)
         # === Model ===
@@ -201,6 +250,7 @@ class DeepLabV3Plus(SegmentationModel):
         self.backbone_weights = backbone_weights
         self.blocks = blocks
         self.width = width
+        self.width_mult = float(width_mult)
         self.multi_grid = multi_grid
         self.aspp_filters = aspp_filters
         self.aspp_rates = aspp_rates
@@ -211,7 +261,8 @@ class DeepLabV3Plus(SegmentationModel):
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size, "channels": self.channels,
                 "backbone": self.backbone, "backbone_weights": self.backbone_weights,
-                "blocks": self.blocks, "width": self.width, "multi_grid": self.multi_grid,
+                "blocks": self.blocks, "width": self.width, "width_mult": self.width_mult,
+                "multi_grid": self.multi_grid,
                 "aspp_filters": self.aspp_filters, "aspp_rates": self.aspp_rates,
                 "low_level_filters": self.low_level_filters,
                 "decoder_filters": self.decoder_filters, "norm": self.norm}
@@ -250,3 +301,402 @@ def deeplab_v3_plus_shapes(**overrides):
     return DeepLabV3Plus(**{"image_size": 64, "channels": 3, "num_classes": 5,
                             "blocks": (1, 1, 1, 1), "width": 16, "aspp_filters": 64,
                             "low_level_filters": 24, "decoder_filters": 64, **overrides})
+
+
+# === DeepLabV3 (no decoder), architecture-exact to torchvision's segmentation models ===
+#
+# torchvision 0.28.0, torchvision/models/segmentation/deeplabv3.py (`DeepLabV3`, `DeepLabHead`,
+# `ASPP`, `_deeplabv3_resnet`, `_deeplabv3_mobilenetv3`), segmentation/fcn.py (`FCNHead`, the
+# auxiliary head), segmentation/_utils.py (`_SimpleSegmentationModel.forward`: bilinear
+# upsampling of the logits to the input size, align_corners=False), models/resnet.py
+# (`ResNet(Bottleneck, ...)`, replace_stride_with_dilation=[False, True, True]: output stride 8)
+# and models/mobilenetv3.py (`mobilenet_v3_large(dilated=True)`: output stride 16). Every Keras
+# layer is named after its torchvision module path with "." -> "_" (`backbone.layer1.0.conv1`
+# -> `backbone_layer1_0_conv1`), so `kzoo.hub.convert.torchvision` maps names one to one.
+# PyTorch pads strided convs and the max pool symmetrically, Keras' "same" does not: those
+# layers pad explicitly (zero padding before the max pool equals PyTorch's -inf padding, its
+# input being a ReLU output).
+
+DEEPLABV3_BACKBONES = ("resnet50", "resnet101", "mobilenet_v3_large")
+RESNET_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
+# torchvision/transforms/_presets.py `SemanticSegmentation` (mean, std defaults), the preset of
+# every DeepLabV3_*_Weights (deeplabv3.py: `partial(SemanticSegmentation, resize_size=520)`)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+TORCH_BN_EPS = 1e-5  # nn.BatchNorm2d's default (ResNet, ASPP, heads)
+MOBILENET_BN_EPS = 1e-3  # mobilenetv3.py: partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+# mobilenetv3.py `_mobilenet_v3_conf("mobilenet_v3_large", dilated=True)`: (input, kernel,
+# expanded, out, use_se, activation, stride, dilation) before width_mult; C4 (index 12) on is
+# dilated by 2 and keeps stride 1.
+MOBILENET_V3_LARGE = (
+    (16, 3, 16, 16, False, "RE", 1, 1), (16, 3, 64, 24, False, "RE", 2, 1),
+    (24, 3, 72, 24, False, "RE", 1, 1), (24, 5, 72, 40, True, "RE", 2, 1),
+    (40, 5, 120, 40, True, "RE", 1, 1), (40, 5, 120, 40, True, "RE", 1, 1),
+    (40, 3, 240, 80, False, "HS", 2, 1), (80, 3, 200, 80, False, "HS", 1, 1),
+    (80, 3, 184, 80, False, "HS", 1, 1), (80, 3, 184, 80, False, "HS", 1, 1),
+    (80, 3, 480, 112, True, "HS", 1, 1), (112, 3, 672, 112, True, "HS", 1, 1),
+    (112, 5, 672, 160, True, "HS", 2, 2), (160, 5, 960, 160, True, "HS", 1, 2),
+    (160, 5, 960, 160, True, "HS", 1, 2))
+
+
+def make_divisible(v, divisor=8):
+    """torchvision/models/_utils.py `_make_divisible` (from the TF MobileNet code)."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def mobilenet_v3_large_config(width_mult=1.0):
+    """`[(in, kernel, expanded, out, use_se, activation, stride, dilation)]` at `width_mult`
+    (`InvertedResidualConfig.adjust_channels`), and the last conv's channels (6 x out)."""
+    adjust = lambda c: make_divisible(c * width_mult)  # noqa: E731
+    blocks = [(adjust(i), k, adjust(e), adjust(o), se, act, s, d)
+              for i, k, e, o, se, act, s, d in MOBILENET_V3_LARGE]
+    return blocks, 6 * blocks[-1][3]
+
+
+def _imagenet_normalize(image):
+    """[-1, 1] -> torchvision's input: [0, 1] normalised by the ImageNet mean/std."""
+    return layers.Rescaling(scale=[0.5 / s for s in IMAGENET_STD],
+                            offset=[(0.5 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)],
+                            name="imagenet_normalize")(image)
+
+
+def _tv(name):
+    return name.replace(".", "_")
+
+
+def _tv_conv(x, filters, kernel, prefix, *, strides=1, dilation=1, bias=False, groups=1):
+    """A torch Conv2d(padding=(kernel - 1) // 2 * dilation): "same" at stride 1, explicit
+    symmetric zero padding then "valid" when strided."""
+    padding = "same"
+    if strides > 1:
+        pad = (kernel - 1) // 2 * dilation
+        if pad:
+            x = layers.ZeroPadding2D(pad, name=_tv(prefix) + "_pad")(x)
+        padding = "valid"
+    if groups > 1:
+        return layers.DepthwiseConv2D(kernel, strides=strides, dilation_rate=dilation,
+                                      padding=padding, use_bias=bias, name=_tv(prefix))(x)
+    return layers.Conv2D(filters, kernel, strides=strides, dilation_rate=dilation, padding=padding,
+                         use_bias=bias, name=_tv(prefix))(x)
+
+
+def _tv_bn(x, prefix, eps=TORCH_BN_EPS):
+    return layers.BatchNormalization(epsilon=eps, momentum=0.9, name=_tv(prefix))(x)
+
+
+def _act(x, kind, name):
+    kind = {"RE": "relu", "HS": "hard_swish", "HSIG": "hard_sigmoid"}.get(kind, kind)
+    return layers.Activation(kind, name=name)(x)
+
+
+def _tv_bottleneck(x, prefix, planes, *, strides, dilation, downsample):
+    """torchvision's `Bottleneck` (ResNet v1.5: the stride on the 3x3 conv)."""
+    h = _tv_conv(x, planes, 1, f"{prefix}.conv1")
+    h = _act(_tv_bn(h, f"{prefix}.bn1"), "relu", _tv(prefix) + "_relu1")
+    h = _tv_conv(h, planes, 3, f"{prefix}.conv2", strides=strides, dilation=dilation)
+    h = _act(_tv_bn(h, f"{prefix}.bn2"), "relu", _tv(prefix) + "_relu2")
+    h = _tv_conv(h, 4 * planes, 1, f"{prefix}.conv3")
+    h = _tv_bn(h, f"{prefix}.bn3")
+    if downsample:
+        x = layers.Conv2D(4 * planes, 1, strides=strides, use_bias=False,
+                          name=_tv(prefix) + "_downsample_0")(x)
+        x = _tv_bn(x, f"{prefix}.downsample.1")
+    return _act(layers.Add(name=_tv(prefix) + "_add")([h, x]), "relu", _tv(prefix) + "_out")
+
+
+def tv_dilated_resnet(x, *, blocks=(3, 4, 6, 3), stem=64, planes=64):
+    """torchvision's ResNet(Bottleneck, blocks, replace_stride_with_dilation=[False, True,
+    True]) up to layer4 -> {"low": layer1 (stride 4), "aux": layer3, "out": layer4}
+    features, output stride 8 (`resnet.py`:
+    `_make_layer` multiplies the dilation by the stride it drops; a stage's first block keeps
+    the previous dilation). `planes` is 64 in torchvision (stages 64, 128, 256, 512 x 4)."""
+    x = _tv_conv(x, stem, 7, "backbone.conv1", strides=2)
+    x = _act(_tv_bn(x, "backbone.bn1"), "relu", "backbone_relu")
+    x = layers.ZeroPadding2D(1, name="backbone_maxpool_pad")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="backbone_maxpool")(x)
+    inplanes, dilation, features = stem, 1, []
+    for stage, n in enumerate(blocks):
+        width = planes * 2 ** stage
+        strides, previous = (1 if stage == 0 else 2), dilation
+        if stage >= 2:  # replace_stride_with_dilation [False, True, True]
+            dilation, strides = dilation * strides, 1
+        for b in range(n):
+            prefix = f"backbone.layer{stage + 1}.{b}"
+            first = b == 0
+            x = _tv_bottleneck(x, prefix, width, strides=strides if first else 1,
+                               dilation=previous if first else dilation,
+                               downsample=first and (strides != 1 or inplanes != 4 * width))
+            inplanes = 4 * width
+        features.append(x)
+    return {"low": features[0], "aux": features[2], "out": features[3]}
+
+
+def tv_mobilenet_v3_large(x, *, width_mult=1.0):
+    """torchvision's `mobilenet_v3_large(dilated=True).features` -> {"low", "aux", "out"}
+    features: the last stride-4 block's output (index 3), the C2 block's (index 4, stride 8)
+    and the last conv's (index 16, stride 16), the latter two as `_deeplabv3_mobilenetv3`
+    takes them."""
+    config, last = mobilenet_v3_large_config(width_mult)
+    eps = MOBILENET_BN_EPS
+    x = _tv_conv(x, config[0][0], 3, "backbone.0.0", strides=2)
+    x = _act(_tv_bn(x, "backbone.0.1", eps), "HS", "backbone_0_act")
+    aux = low = None
+    total_stride = 2
+    for i, (cin, k, exp, cout, se, act, stride, dilation) in enumerate(config, start=1):
+        p, j, inp = f"backbone.{i}.block", 0, x
+        if exp != cin:
+            x = _tv_conv(x, exp, 1, f"{p}.0.0")
+            x = _act(_tv_bn(x, f"{p}.0.1", eps), act, _tv(p) + "_0_act")
+            j = 1
+        x = _tv_conv(x, exp, k, f"{p}.{j}.0", strides=1 if dilation > 1 else stride,
+                     dilation=dilation, groups=exp)
+        x = _act(_tv_bn(x, f"{p}.{j}.1", eps), act, _tv(p) + f"_{j}_act")
+        j += 1
+        if se:  # ops/misc.py SqueezeExcitation(exp, make_divisible(exp // 4)), Hardsigmoid
+            s = layers.GlobalAveragePooling2D(keepdims=True, name=_tv(p) + f"_{j}_avgpool")(x)
+            s = layers.Conv2D(make_divisible(exp // 4), 1, name=_tv(p) + f"_{j}_fc1")(s)
+            s = _act(s, "relu", _tv(p) + f"_{j}_relu")
+            s = layers.Conv2D(exp, 1, name=_tv(p) + f"_{j}_fc2")(s)
+            s = _act(s, "HSIG", _tv(p) + f"_{j}_hardsigmoid")
+            x = layers.Multiply(name=_tv(p) + f"_{j}_scale")([x, s])
+            j += 1
+        x = _tv_conv(x, cout, 1, f"{p}.{j}.0")
+        x = _tv_bn(x, f"{p}.{j}.1", eps)
+        if stride == 1 and cin == cout:
+            x = layers.Add(name=_tv(p) + "_add")([x, inp])
+        if i == 4:
+            aux = x
+        if stride > 1 and dilation == 1:
+            total_stride *= 2
+        if total_stride == 4:
+            low = x  # ends as the last stride-4 block (index 3): DeepLabV3+'s low-level features
+    n = len(config) + 1
+    x = _tv_conv(x, last, 1, f"backbone.{n}.0")
+    x = _act(_tv_bn(x, f"backbone.{n}.1", eps), "HS", f"backbone_{n}_act")
+    return {"low": low, "aux": aux, "out": x}
+
+
+def tv_deeplab_head(x, num_classes, *, filters=256, rates=(12, 24, 36), prefix="classifier"):
+    """torchvision's `DeepLabHead`: ASPP (1x1, three atrous 3x3, image pooling; 1x1 project,
+    dropout 0.5), 3x3 conv + BN + ReLU, 1x1 classifier. `filters` is 256 in torchvision."""
+    p = f"{prefix}.0"
+    branches = []
+    for i in range(len(rates) + 1):
+        h = _tv_conv(x, filters, 3 if i else 1, f"{p}.convs.{i}.0",
+                     dilation=rates[i - 1] if i else 1)
+        branches.append(_act(_tv_bn(h, f"{p}.convs.{i}.1"), "relu", _tv(p) + f"_convs_{i}_act"))
+    i = len(rates) + 1
+    pooled = layers.GlobalAveragePooling2D(keepdims=True, name=_tv(p) + f"_convs_{i}_0")(x)
+    pooled = layers.Conv2D(filters, 1, use_bias=False, name=_tv(p) + f"_convs_{i}_1")(pooled)
+    pooled = _act(_tv_bn(pooled, f"{p}.convs.{i}.2"), "relu", _tv(p) + f"_convs_{i}_act")
+    # bilinear upsampling of a 1x1 map (align_corners=False) is a broadcast
+    branches.append(SpatialBroadcast(name=_tv(p) + f"_convs_{i}_up")([pooled, x]))
+    h = layers.Concatenate(name=_tv(p) + "_concat")(branches)
+    h = _tv_conv(h, filters, 1, f"{p}.project.0")
+    h = _act(_tv_bn(h, f"{p}.project.1"), "relu", _tv(p) + "_project_act")
+    h = layers.Dropout(0.5, name=_tv(p) + "_project_3")(h)
+    h = _tv_conv(h, filters, 3, f"{prefix}.1")
+    h = _act(_tv_bn(h, f"{prefix}.2"), "relu", _tv(prefix) + "_3")
+    return _tv_conv(h, num_classes, 1, f"{prefix}.4", bias=True)
+
+
+def tv_fcn_head(x, num_classes, prefix="aux_classifier"):
+    """torchvision's `FCNHead` (segmentation/fcn.py): 3x3 conv to in/4 + BN + ReLU, dropout
+    0.1, 1x1 classifier."""
+    h = _tv_conv(x, x.shape[-1] // 4, 3, f"{prefix}.0")
+    h = _act(_tv_bn(h, f"{prefix}.1"), "relu", _tv(prefix) + "_2")
+    h = layers.Dropout(0.1, name=_tv(prefix) + "_3")(h)
+    return _tv_conv(h, num_classes, 1, f"{prefix}.4", bias=True)
+
+
+def deeplab_v3_network(*, image_size=520, num_classes=21, backbone="resnet50", blocks=None,
+                       stem=64, planes=64, width_mult=1.0, aspp_filters=256,
+                       aspp_rates=(12, 24, 36), aux=False, name="deeplab_v3"):
+    """DeepLabV3 as torchvision builds it: image in [-1, 1] -> logits at the input size
+    (and, with `aux`, the auxiliary FCN head's logits as a second output)."""
+    if backbone not in DEEPLABV3_BACKBONES:
+        raise ValueError(f"unknown DeepLabV3 backbone {backbone!r}; use one of "
+                         f"{', '.join(DEEPLABV3_BACKBONES)}")
+    image = keras.Input((image_size, image_size, 3), name="image")
+    x = _imagenet_normalize(image)
+    if backbone == "mobilenet_v3_large":
+        feats = tv_mobilenet_v3_large(x, width_mult=width_mult)
+    else:
+        feats = tv_dilated_resnet(x, blocks=tuple(blocks or RESNET_BLOCKS[backbone]), stem=stem,
+                                  planes=planes)
+    aux_features, features = feats["aux"], feats["out"]
+    outputs = [tv_deeplab_head(features, num_classes, filters=aspp_filters, rates=aspp_rates)]
+    if aux:
+        outputs.append(tv_fcn_head(aux_features, num_classes))
+    logits = [ResizeLike(dtype="float32", name=n)([o, image])
+              for n, o in zip(("logits", "aux_logits"), outputs)]
+    return keras.Model(image, logits if aux else logits[0], name=name)
+
+
+# torchvision/models/_meta.py `_VOC_CATEGORIES`, the `categories` of every DeepLabV3_*_Weights
+VOC_CLASSES = ("__background__", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
+               "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
+               "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+
+
+TINY_V3_RESNET = {"image_size": 40, "blocks": (1, 1, 1, 1), "stem": 8, "planes": 2,
+                  "aspp_filters": 8, "num_classes": 3, "class_names": None}
+TINY_V3_MOBILENET = {"image_size": 40, "width_mult": 0.1, "aspp_filters": 8, "num_classes": 3,
+                     "class_names": None}
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class DeepLabV3(SegmentationModel):
+    """DeepLabV3 (no decoder) exactly as torchvision builds it, for its published weights.
+
+    Backbone: torchvision's ResNet-50/101 with `replace_stride_with_dilation=[False, True,
+    True]` (output stride 8: layer3 and layer4 dilated by 2 and 4 instead of strided) or
+    MobileNetV3-Large with `dilated=True` (output stride 16: its last stage dilated by 2).
+    Head: `DeepLabHead` -- ASPP (1x1, 3x3 at rates 12, 24, 36, image pooling; 256 channels;
+    1x1 projection, dropout 0.5), a 3x3 conv (256), a 1x1 classifier -- and the logits are
+    upsampled bilinearly (align_corners=False) to the input size. The optional auxiliary
+    `FCNHead` (3x3 conv to in/4 channels, dropout 0.1, 1x1 classifier) reads layer3 (ResNet)
+    or the stride-8 C2 block (MobileNetV3); it only adds a training loss, weighted 0.5 as in
+    torchvision's references/segmentation/train.py `criterion`.
+
+    Inputs follow kzoo (RGB in [-1, 1]); the network's first layer maps them to
+    torchvision's input, [0, 1] normalised by the ImageNet mean (0.485, 0.456, 0.406) and
+    std (0.229, 0.224, 0.225) (`SemanticSegmentation` preset), so the converted weights see
+    exactly what they were trained on. Batch norm uses torchvision's epsilons (1e-5; 1e-3
+    in MobileNetV3). Layers are named after torchvision's module paths (see
+    `kzoo.hub.convert.torchvision`).
+
+    Args:
+        image_size: int. The size the network is built and checked at (520: torchvision's
+            preset resizes the shorter side to 520); it takes any height and width.
+        num_classes: int. Output classes (21: background + the 20 VOC classes).
+        backbone: str. "resnet50", "resnet101" or "mobilenet_v3_large".
+        blocks: tuple of 4 ints or None. Bottlenecks per ResNet stage (None: the backbone's).
+        stem: int. Channels of the ResNet stem (64).
+        planes: int. Bottleneck width of the first ResNet stage (64; x2 per stage).
+        width_mult: float. MobileNetV3 width multiplier (1.0).
+        aspp_filters: int. Channels of ASPP and the head's 3x3 conv (256).
+        aspp_rates: tuple of ints. ASPP atrous rates (12, 24, 36).
+        aux: bool. Build the auxiliary FCN head (its loss is added in training).
+        aux_weight: float. Weight of the auxiliary loss (0.5).
+        class_names: tuple of str or None. One name a class (the card lists them).
+        class_weights: sequence of floats or None. Per-class loss weights.
+        ignore_label: int. Label excluded from loss and metrics (255).
+
+    Example:
+    >>> model = DeepLabV3(image_size=40, backbone="mobilenet_v3_large", width_mult=0.1,
+    ...                   aspp_filters=8)
+    >>> model(keras.ops.zeros((1, 40, 40, 3))).shape
+    TensorShape([1, 40, 40, 21])
+
+    References:
+        Chen, Papandreou, Schroff & Adam, "Rethinking Atrous Convolution for Semantic
+        Image Segmentation", arXiv:1706.05587, 2017.
+        He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", CVPR 2016.
+        Howard et al., "Searching for MobileNetV3", ICCV 2019.
+    """
+
+    @takes(DEEPLAB_V3_OPTIONS)
+    def __init__(self, *, image_size, num_classes, backbone, blocks, stem, planes, width_mult,
+                 aspp_filters, aspp_rates, aux, aux_weight, class_names, class_weights, ignore_label,
+                 **kwargs):
+        blocks = tuple(blocks) if blocks is not None else None
+        aspp_rates = tuple(aspp_rates)
+        if class_names is not None:
+            class_names = tuple(str(n) for n in class_names)
+            if len(class_names) != num_classes:
+                raise ValueError(f"class_names has {len(class_names)} names for {num_classes} "
+                                 "classes")
+        # === Layers ===
+        full = deeplab_v3_network(image_size=image_size, num_classes=num_classes,
+                                  backbone=backbone, blocks=blocks, stem=stem, planes=planes,
+                                  width_mult=width_mult, aspp_filters=aspp_filters,
+                                  aspp_rates=aspp_rates, aux=aux)
+        network = keras.Model(full.input, full.outputs[0], name="deeplab_v3") if aux else full
+        # === Model ===
+        super().__init__(network=network, num_classes=num_classes, class_weights=class_weights,
+                         ignore_label=ignore_label, **kwargs)
+        self.aux_network = full if aux else None
+        # === Config ===
+        self.image_size = image_size
+        self.channels = 3
+        self.backbone = backbone
+        self.blocks = blocks
+        self.stem = stem
+        self.planes = planes
+        self.width_mult = float(width_mult)
+        self.aspp_filters = aspp_filters
+        self.aspp_rates = aspp_rates
+        self.aux = bool(aux)
+        self.aux_weight = float(aux_weight)
+        self.class_names = class_names
+
+    @property
+    def size_multiple(self):
+        """1: explicit PyTorch padding and run-time resizing take any input size, as
+        torchvision's model does (its weights meta: min_size (1, 1))."""
+        return 1
+
+    def optimizer_variables(self, name):
+        return (self.aux_network or self.network).trainable_variables
+
+    def train_step(self, data):
+        if self.aux_network is None:
+            return super().train_step(data)
+        images, labels = self._labels(data)
+
+        def loss_fn():
+            logits, aux_logits = self.aux_network(images, training=True)
+            loss = (self.segmentation_loss(labels, logits)
+                    + self.aux_weight * self.segmentation_loss(labels, aux_logits))
+            return loss, {"loss": loss, "logits": logits}
+
+        logs = self.optimize(loss_fn)
+        return self._track(labels, logs["logits"], logs["loss"])
+
+    def get_config(self):
+        return {**super().get_config(), "image_size": self.image_size, "backbone": self.backbone,
+                "blocks": self.blocks, "stem": self.stem, "planes": self.planes,
+                "width_mult": self.width_mult, "aspp_filters": self.aspp_filters,
+                "aspp_rates": self.aspp_rates, "aux": self.aux, "aux_weight": self.aux_weight,
+                "class_names": self.class_names}
+
+    def card(self):
+        """The segmentation card, with the class names and the input normalisation."""
+        import dataclasses
+
+        card = super().card()
+        names = self.class_names
+        endpoint = card.endpoints[0]
+        image = dataclasses.replace(
+            endpoint.inputs[0],
+            description="RGB in [-1, 1]; the network maps it to [0, 1] normalised by the "
+                        f"ImageNet mean {IMAGENET_MEAN} and std {IMAGENET_STD} "
+                        "(torchvision's SemanticSegmentation preset)")
+        outputs = tuple(dataclasses.replace(t, class_names=names) for t in endpoint.outputs)
+        endpoint = dataclasses.replace(endpoint, inputs=(image,), outputs=outputs)
+        return dataclasses.replace(card, summary="labels every pixel of an image with a class "
+                                   "(DeepLabV3, torchvision's architecture)",
+                                   endpoints=(endpoint,))
+
+
+@register_model(DeepLabV3, tiny=TINY_V3_RESNET)
+def deeplab_v3_resnet50(**overrides):
+    """torchvision's deeplabv3_resnet50 (COCO with the 21 VOC classes; aux head)."""
+    return DeepLabV3(**{"backbone": "resnet50", "aux": True, "class_names": VOC_CLASSES,
+                        **overrides})
+
+
+@register_model(DeepLabV3, tiny=TINY_V3_RESNET)
+def deeplab_v3_resnet101(**overrides):
+    """torchvision's deeplabv3_resnet101 (COCO with the 21 VOC classes; aux head)."""
+    return DeepLabV3(**{"backbone": "resnet101", "aux": True, "class_names": VOC_CLASSES,
+                        **overrides})
+
+
+@register_model(DeepLabV3, tiny=TINY_V3_MOBILENET)
+def deeplab_v3_mobilenet_v3_large(**overrides):
+    """torchvision's deeplabv3_mobilenet_v3_large (COCO with the 21 VOC classes; aux head)."""
+    return DeepLabV3(**{"backbone": "mobilenet_v3_large", "aux": True,
+                        "class_names": VOC_CLASSES, **overrides})

@@ -151,6 +151,13 @@ def test_table_shows_a_few_scalar_scores():
 
 # The lines of the authors' download scripts (junyanz/pytorch-CycleGAN-and-pix2pix) the
 # upstream entries cite, as read there (the same text in every indexed copy of the repo).
+# The weights URLs of torchvision 0.28.0's torchvision/models/segmentation/deeplabv3.py (pytorch/vision),
+# line: text, as read in the installed package (`Weights(url=...)` of each weights enum).
+TORCHVISION_DEEPLABV3 = {
+    144: '        url="https://download.pytorch.org/models/deeplabv3_resnet50_coco-cd0a2569.pth",',
+    165: '        url="https://download.pytorch.org/models/deeplabv3_resnet101_coco-586e9e4e.pth",',
+    186: '        url="https://download.pytorch.org/models/deeplabv3_mobilenet_v3_large-fc3c493d.pth",',
+}
 AUTHORS_SCRIPTS = {
     "scripts/download_cyclegan_model.sh": {
         3: 'echo "Note: available models are apple2orange, orange2apple, summer2winter_yosemite, '
@@ -215,6 +222,11 @@ def test_every_upstream_entry_has_the_provenance_of_its_source(entry):
         assert up["arch"] == {"realesr-": "SRVGGNetCompact", "realesrg": "RRDBNet",
                               "edsr-": "EDSR"}[next(p for p in ("realesr-", "realesrg", "edsr-")
                                                     if entry["name"].startswith(p))]
+    elif up["format"] == "torchvision":
+        assert repo == "pytorch/vision" and path == "torchvision/models/segmentation/deeplabv3.py"
+        assert TORCHVISION_DEEPLABV3[int(line)] == f'        url="{up["source"]}",'
+        assert up["source"].rsplit("/", 1)[1].startswith(up["arch"] + ("_coco-" if "resnet" in
+                                                                        up["arch"] else "-"))
     else:
         assert up["source"] == f"hf://{repo}" and path == "README.md"
         assert re.fullmatch(r"[0-9a-f]{40}", up["revision"]) or \

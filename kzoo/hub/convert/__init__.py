@@ -13,6 +13,8 @@ A SOURCE is
   named architecture the state dict matches exactly;
 - a Real-ESRGAN (`RRDBNet`, `SRVGGNetCompact`) or EDSR super-resolution state dict:
   `kzoo.hub.convert.sr` (architecture detected, or `--arch NAME`);
+- a torchvision DeepLabV3 state dict (`deeplabv3_*.pth`: `backbone.*` and `classifier.*`
+  names): `kzoo.hub.convert.torchvision`;
 - a diffusers model folder (`config.json` with `_class_name` `UNet2DModel`, its
   `diffusion_pytorch_model.safetensors` or `.bin`, and `scheduler_config.json` beside it
   or in `scheduler/`): `kzoo.hub.convert.diffusers`;
@@ -282,6 +284,14 @@ def _sample_picture(full, inference, size):
     """A picture of what the converted network does: translators map a synthetic test
     pattern (shown beside the output); a DDPM shows its prediction on pure noise."""
     shape = tuple(inference.inputs[0].shape[1:])
+    if getattr(full, "num_classes", None) and len(shape) == 3:  # a segmenter: its coloured labels
+        from kzoo.viz import colorize
+
+        yy, xx = np.mgrid[0:shape[0], 0:shape[1]] / max(shape[0] - 1, 1)
+        pattern = (np.stack([xx, yy, 1 - xx * yy], -1) * 2 - 1)[None].astype("float32")
+        logits = np.asarray(inference(pattern, training=False))[0]
+        to8 = np.clip((pattern[0] + 1) * 127.5, 0, 255).astype(np.uint8)
+        return np.concatenate([to8, colorize(np.argmax(logits, -1))], axis=1)
     if len(inference.inputs) == 1 and len(shape) == 3:
         c = shape[-1]
         yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
@@ -405,8 +415,16 @@ def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
             back = load_state_dict(reverse)
         state = load_state_dict(path)
         from kzoo.hub.convert import sr
+        from kzoo.hub.convert import torchvision as tv
 
-        if sr.claims(state, arch):  # Real-ESRGAN / EDSR (kzoo.hub.convert.sr)
+        if tv.is_torchvision_state(state) or str(arch).startswith("deeplabv3_"):
+            if back is not None:
+                raise KzooError(f"{path} is a torchvision segmentation state dict: --reverse is "
+                                "for CycleGAN generator files")
+            if source and source.startswith(("https://", "http://")):
+                tv.check_hash_prefix(source, source_sha256 or _digest_of([path]))
+            full, inference, info, size = tv.torchvision_models(state, arch)
+        elif sr.claims(state, arch):  # Real-ESRGAN / EDSR (kzoo.hub.convert.sr)
             if back is not None:
                 raise KzooError("--reverse is for CycleGAN generators: this is a "
                                 "super-resolution network")
