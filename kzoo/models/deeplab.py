@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import keras
+import numpy as np
 from keras import layers
 
+from kzoo.errors import KzooError
 from kzoo.layers import CaffeImageInput, aspp, conv_norm_act
 from kzoo.layers.aspp import ResizeLike, SpatialBroadcast
 from kzoo.models.segmentation import SegmentationModel
 from kzoo.options import takes
-from kzoo.options.deeplab import DEEPLAB_OPTIONS, DEEPLAB_V3_OPTIONS
+from kzoo.options.deeplab import DEEPLAB_OPTIONS, DEEPLAB_V3_OPTIONS, TORCH_BN
 from kzoo.zoo import register_model
 
 TINY = {"image_size": 32, "channels": 3, "num_classes": 3, "blocks": (1, 1, 1, 1), "width": 4,
@@ -121,10 +125,81 @@ def torchvision_backbone(image, name, *, blocks=(3, 4, 6, 3), width=64, width_mu
     else:
         feats, stride = tv_dilated_resnet(x, blocks=tuple(blocks), planes=width), 8
     if weights is not None:
-        from kzoo.hub.convert.torchvision import load_backbone
-
         load_backbone(keras.Model(image, feats["out"]), weights)
     return feats["low"], feats["out"], stride
+
+
+# --- torchvision's parameter layout of these layers -----------------------------------
+# (Keras layer `backbone_layer1_0_conv1` holds torch's `backbone.layer1.0.conv1.*`.) Here
+# rather than in `kzoo.hub.convert.torchvision`, which imports this module, so that
+# `DeepLabV3Plus(backbone_weights=PTH)` loads a torchvision backbone without an import circle.
+
+
+def torch_by_layer(state, names):
+    """{keras layer name: {torch parameter: array}} of the torch `names` (no counters)."""
+    by_layer = {}
+    for name in names:
+        if name.endswith(".num_batches_tracked"):
+            continue
+        module, _, param = name.rpartition(".")
+        by_layer.setdefault(module.replace(".", "_"), {})[param] = np.asarray(state[name],
+                                                                             np.float32)
+    return by_layer
+
+
+def assign_torch_weights(network, by_layer, what):
+    """Set every layer of `by_layer` in `network`; every weighted layer must be covered."""
+    import keras
+
+    for layer_name, values in by_layer.items():
+        try:
+            layer = network.get_layer(layer_name)
+        except ValueError:
+            raise KzooError(f"{what}: kzoo's network has no layer {layer_name} (kzoo builder "
+                            "and converter disagree)") from None
+        try:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                weights = [values[t] for t, _ in TORCH_BN]
+            elif isinstance(layer, keras.layers.DepthwiseConv2D):
+                weights = [values["weight"].transpose(2, 3, 0, 1)]
+            else:
+                weights = [values["weight"].transpose(2, 3, 1, 0)]
+                if "bias" in values:
+                    weights.append(values["bias"])
+            layer.set_weights(weights)
+        except (KeyError, ValueError) as e:
+            raise KzooError(f"{what}: {layer_name}: {str(e).splitlines()[0]}") from None
+    for layer in network.layers:
+        if layer.weights and layer.name not in by_layer:
+            raise KzooError(f"{what}: kzoo layer {layer.name} has weights the state dict does "
+                            "not provide")
+
+
+_CLASSIFIER_BACKBONE = re.compile(r"(conv1|bn1|layer[1-4])\.")
+
+
+def load_backbone(network, path):
+    """Load the torchvision backbone of the .pth `path` into `network` (a model of
+    `kzoo.models.deeplab.torchvision_backbone`'s layers, named `backbone_*`), in place.
+
+    `path` holds a torchvision DeepLabV3 state dict (`backbone.*`) or an ImageNet
+    classification ResNet (`conv1`, `layer1`...) / MobileNetV3 (`features.*`) one; the
+    heads (`classifier.*`, `aux_classifier.*`, `fc.*`) are not read.
+    """
+    from kzoo.hub.convert.torchfile import load_state_dict  # a reader: imports no kzoo model
+
+    state = {}
+    for name, value in load_state_dict(path).items():
+        if name.startswith("backbone."):
+            state[name] = value
+        elif name.startswith("features."):
+            state["backbone." + name[len("features."):]] = value
+        elif _CLASSIFIER_BACKBONE.match(name):
+            state["backbone." + name] = value
+    wanted = {layer.name for layer in network.layers if layer.weights}
+    by_layer = {k: v for k, v in torch_by_layer(state, list(state)).items() if k in wanted}
+    assign_torch_weights(network, by_layer, f"{path} (backbone)")
+    return network
 
 
 def deeplab_v3_plus_network(*, image_size=512, channels=3, num_classes=21, backbone="resnet",

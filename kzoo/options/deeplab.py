@@ -42,3 +42,7 @@ DEEPLAB_V3_OPTIONS = Options(
     ModelOption("class_names", None, None, "One name a class (the card lists them).", optional=True),
     base=SEGMENTATION_OPTIONS,
 )
+
+# torch's batch-norm parameters and the Keras weights they become, in Keras' order
+TORCH_BN = (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"),
+       ("running_var", "moving_variance"))

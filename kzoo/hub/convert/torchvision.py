@@ -44,8 +44,7 @@ GENERIC_RESNET = "deeplabv3_resnet"
 DEFAULT_RATES = (12, 24, 36)  # deeplabv3.py DeepLabHead(atrous_rates=(12, 24, 36))
 IMAGE_SIZE = 520  # deeplabv3.py: partial(SemanticSegmentation, resize_size=520)
 _MOBILENET_WIDTHS = (1.0, 0.75, 0.5, 0.35, 0.25, 0.1)
-_BN = (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"),
-       ("running_var", "moving_variance"))
+from kzoo.options.deeplab import TORCH_BN as _BN  # noqa: E402  (torch <-> Keras batch-norm names)
 
 
 def parse_arch(arch):
@@ -273,75 +272,10 @@ def model_kwargs(arch, state, *, image_size=IMAGE_SIZE, aspp_rates=DEFAULT_RATES
             "planes": int(dims["planes"])}
 
 
-def _by_layer(state, names):
-    """{keras layer name: {torch parameter: array}} of the torch `names` (no counters)."""
-    by_layer = {}
-    for name in names:
-        if name.endswith(".num_batches_tracked"):
-            continue
-        module, _, param = name.rpartition(".")
-        by_layer.setdefault(module.replace(".", "_"), {})[param] = np.asarray(state[name],
-                                                                             np.float32)
-    return by_layer
-
-
-def _assign(network, by_layer, what):
-    """Set every layer of `by_layer` in `network`; every weighted layer must be covered."""
-    import keras
-
-    for layer_name, values in by_layer.items():
-        try:
-            layer = network.get_layer(layer_name)
-        except ValueError:
-            raise KzooError(f"{what}: kzoo's network has no layer {layer_name} (kzoo builder "
-                            "and converter disagree)") from None
-        try:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                weights = [values[t] for t, _ in _BN]
-            elif isinstance(layer, keras.layers.DepthwiseConv2D):
-                weights = [values["weight"].transpose(2, 3, 0, 1)]
-            else:
-                weights = [values["weight"].transpose(2, 3, 1, 0)]
-                if "bias" in values:
-                    weights.append(values["bias"])
-            layer.set_weights(weights)
-        except (KeyError, ValueError) as e:
-            raise KzooError(f"{what}: {layer_name}: {str(e).splitlines()[0]}") from None
-    for layer in network.layers:
-        if layer.weights and layer.name not in by_layer:
-            raise KzooError(f"{what}: kzoo layer {layer.name} has weights the state dict does "
-                            "not provide")
-
-
-_CLASSIFIER_BACKBONE = re.compile(r"(conv1|bn1|layer[1-4])\.")
-
-
-def load_backbone(network, path):
-    """Load the torchvision backbone of the .pth `path` into `network` (a model of
-    `kzoo.models.deeplab.torchvision_backbone`'s layers, named `backbone_*`), in place.
-
-    `path` holds a torchvision DeepLabV3 state dict (`backbone.*`) or an ImageNet
-    classification ResNet (`conv1`, `layer1`...) / MobileNetV3 (`features.*`) one; the
-    heads (`classifier.*`, `aux_classifier.*`, `fc.*`) are not read.
-    """
-    from kzoo.hub.convert.torchfile import load_state_dict
-
-    state = {}
-    for name, value in load_state_dict(path).items():
-        if name.startswith("backbone."):
-            state[name] = value
-        elif name.startswith("features."):
-            state["backbone." + name[len("features."):]] = value
-        elif _CLASSIFIER_BACKBONE.match(name):
-            state["backbone." + name] = value
-    wanted = {layer.name for layer in network.layers if layer.weights}
-    by_layer = {k: v for k, v in _by_layer(state, list(state)).items() if k in wanted}
-    _assign(network, by_layer, f"{path} (backbone)")
-    return network
-
-
 def load_into(model, arch, state):
     """Copy `state` (checked against `arch`) into the `DeepLabV3` `model`, in place."""
+    from kzoo.models.deeplab import assign_torch_weights as _assign, torch_by_layer as _by_layer
+
     check(arch, state)
     network = model.aux_network or model.network
     by_layer = _by_layer(state, [n for n, _ in reference_params(arch, read_dims(state))])
