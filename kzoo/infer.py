@@ -280,7 +280,7 @@ class OnnxModel:
         the float32 x_0 instead of uint8 images; `use_clipped_model_output` (None: the
         model's option) overrides that DDIM option.
         """
-        from kzoo.diffusion import KZOO, VARIANCE_TYPES, NoiseSchedule, SamplerOptions, sample
+        from kzoo.diffusion import from_info, sample
 
         if not self.is_diffusion:
             raise KzooError(f"{self.name} is not a diffusion eps-model (no timestep input)")
@@ -289,17 +289,9 @@ class OnnxModel:
         t_name = next(n for n, e in self.inputs.items() if e["role"] == "timestep")
         x_name = next(n for n in self.inputs if n != t_name)
         out_name = next(iter(self.outputs))
-        options = dict(self.info.get("diffusion", {}))  # the schedule, the model's sampler options
-        variance = options.pop("variance", "beta")
-        clip_denoised = options.pop("clip_sample", True)
-        sampler_options = options.pop("sampler_options", None)
-        if sampler_options is None:  # exported before kzoo.json recorded them: kzoo's own sampler
-            sampler_options = KZOO.replace(variance_type=VARIANCE_TYPES[variance],
-                                           clip_sample=bool(clip_denoised))
-        sampler_options = SamplerOptions.from_config(sampler_options)
+        schedule, sampler_options = from_info(self.info.get("diffusion", {}))  # the model's
         if use_clipped_model_output is not None:
             sampler_options = sampler_options.replace(use_clipped_model_output=bool(use_clipped_model_output))
-        schedule = NoiseSchedule(**options)
         if steps is None or not 1 <= int(steps) <= schedule.num_timesteps:
             raise KzooError(f"--steps must be between 1 and T = {schedule.num_timesteps}, got {steps}")
         shape = (num, *self.inputs[x_name]["shape"][1:])
