@@ -41,6 +41,8 @@ checks (`check_sampler_feeds`) before the session.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from kzoo.errors import KzooError
@@ -366,3 +368,96 @@ def _rename(model, inputs, outputs):
     visit(model.graph)
     for v in list(model.graph.input) + list(model.graph.output):
         v.name = names.get(v.name, v.name)
+
+
+# --- export ----------------------------------------------------------------------------
+PARITY_CASES = (("ddim", 1, 0.0), ("ddim", 3, 0.0), ("ddim", 4, 0.5), ("ddpm", 3, 0.0))
+PARITY_BATCH = 2
+
+
+def parity_feeds(schedule, options, shape, seed):
+    """{case: (sampler feeds, kzoo.diffusion.sample kwargs)}: `PARITY_CASES` (DDIM at several
+    step counts, η = 0 and > 0 with given step noise, DDPM) on seeded noise."""
+    from kzoo.diffusion import noise_draws
+
+    rng = np.random.default_rng(seed)
+    cases = {}
+    for sampler, steps, eta in PARITY_CASES:
+        steps = min(steps, schedule.num_timesteps)
+        k = noise_draws(schedule, sampler, steps, eta, options)
+        noise = [rng.standard_normal(shape).astype(np.float32) for _ in range(k + 1)]
+        z = step_noise_for(noise[1:], shape[0])
+        feeds = {"noise": noise[0], "step_noise": z if z is not None else np.zeros(
+                     (shape[0], 0, *shape[1:]), np.float32),
+                 "steps": np.full(shape[0], steps, np.int32), "eta": np.full(shape[0], eta, np.float32),
+                 "sampler": np.full(shape[0], SAMPLER_IDS[sampler], np.int32)}
+        cases[f"{sampler}_{steps}_eta{eta:g}"] = (feeds, {"sampler": sampler, "steps": steps,
+                                                          "eta": eta, "noise": noise})
+    return cases
+
+
+def build_version(network, eps_spec, diffusion_info, out_dir, *, formats, opset, tolerance,
+                  seed=0, log=None):
+    """Write the sampler endpoint into `out_dir` and measure its parity against
+    `kzoo.diffusion.sample` over the Keras ε-network on the same noise.
+
+    Returns the `kzoo.json` content (without name/version); raises `ParityError` when an
+    artifact is off by more than `tolerance` of the output range.
+    """
+    import datetime as dt
+
+    import keras
+
+    from kzoo.diffusion import from_info, sample
+    from kzoo.export import parity
+    from kzoo.export.exporter import ParityError, _versions, onnx_runner
+    from kzoo.export.spec import call
+
+    log = log or (lambda msg: None)
+    schedule, options = from_info(diffusion_info)
+    spec = card_endpoint(eps_spec).spec()
+    shape = (PARITY_BATCH, *spec["inputs"][0]["shape"][1:])
+    t_name = next(e["name"] for e in eps_spec["inputs"] if e["role"] == "timestep")
+    x_name = next(e["name"] for e in eps_spec["inputs"] if e["role"] != "timestep")
+    out_name = eps_spec["outputs"][0]["name"]
+
+    def eps_fn(x, t):
+        return keras.ops.convert_to_numpy(call(network, {x_name: x, t_name: t})[out_name])
+
+    info = {"format_version": 1, "created": dt.datetime.now(dt.timezone.utc).isoformat(), **spec,
+            "files": {}, "parity": {}, "tolerance": tolerance, "versions": _versions(),
+            "processing": {"noise": "x_T and step_noise ~ N(0, I), drawn by the client in "
+                                    "kzoo.diffusion.sample's order (no randomness in the graph)",
+                           "images": "x_0 in [-1, 1] (clip); uint8 round(clip((x + 1) / 2, 0, 1) * 255)"},
+            "sampler": {"samplers": dict(SAMPLER_IDS), "options": options.config(),
+                        "eps_endpoint": eps_spec["endpoint"]}}
+    out_dir = Path(out_dir)
+    runners = {}
+    if "savedmodel" in formats:
+        from kzoo.export.saved_model import load_signature
+
+        info["signatures"] = write_saved_model(network, eps_spec, spec, schedule, options, out_dir)
+        info["files"]["savedmodel"] = "saved_model.pb"
+        runners["savedmodel"] = load_signature(out_dir)
+    if "onnx" in formats:
+        info["opset"] = convert_onnx(network, eps_spec, spec, schedule, options,
+                                     out_dir / "model.onnx", opset)
+        info["files"]["onnx"] = "model.onnx"
+        runners["onnx"] = onnx_runner(out_dir / "model.onnx")
+    cases = parity_feeds(schedule, options, shape, seed)
+    info["parity_inputs"] = {c: f"batch {PARITY_BATCH}, seeded noise; {k['sampler']} {k['steps']} "
+                                f"steps, eta {k['eta']:g}" for c, (_, k) in cases.items()}
+    reference = {c: {"images": sample(eps_fn, shape, schedule=schedule, options=options, **k)}
+                 for c, (_, k) in cases.items()}
+    problems = []
+    for fmt, run in runners.items():
+        info["parity"][fmt] = {c: parity.compare(reference[c], run(**feeds), spec)
+                               for c, (feeds, _) in cases.items()}
+        for c, figures in info["parity"][fmt].items():
+            problems += [f"{fmt} ({c}) {b}" for b in parity.failures(figures, tolerance)]
+        worst = max(f["max_rel"] for c in info["parity"][fmt].values() for f in c.values())
+        log(f"  sampler {fmt}: max error {worst:.2g} of the output range vs kzoo.diffusion.sample")
+    if problems:
+        raise ParityError("the sampler endpoint failed the parity check, nothing was written: "
+                          + "; ".join(problems))
+    return info
