@@ -106,8 +106,8 @@ def check_feeds(feeds, schedule, options):
     except KzooError as e:
         raise KzooError(f"input steps: {e}") from None
     if need.size and need.max() > step_noise.shape[1]:
-        raise KzooError(f"input step_noise has {step_noise.shape[1]} draws per image; these steps "
-                        f"need {int(need.max())}")
+        raise KzooError(f"input step_noise has fewer draws per image ({step_noise.shape[1]}) than "
+                        f"these steps need ({int(need.max())})")
 
 
 def step_noise_for(draws, batch):
