@@ -173,3 +173,66 @@ def test_wrong_noise_shape_is_refused(tiny):
     with pytest.raises(KzooError, match="input step_noise has batch 1, noise has 2"):
         S.check_feeds({**good, "step_noise": np.zeros((1, 0, 8, 8, 1), np.float32)}, model.schedule,
                       diffusion.KZOO)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny, tmp_path_factory):
+    from kzoo.export import export
+
+    model, _, _ = tiny
+    root = tmp_path_factory.mktemp("sampler") / "export"
+    return root, export(model, name="tiny", out=root, formats="savedmodel,onnx")
+
+
+def test_a_ddpm_export_has_a_sampler_endpoint(exported):
+    """`<model>_sampler` beside `<model>`: SavedModel + one ONNX model whose loop is one
+    `Loop` node, the parity record per case within the tolerance, in models.config and with
+    a Triton config."""
+    import onnx
+
+    root, results = exported
+    assert [r.name for r in results] == ["tiny", "tiny_sampler"]
+    eps, smp = results
+    assert eps.info["sampler_endpoint"] == "tiny_sampler"
+    assert smp.info["group"] == eps.info["group"]
+    assert [e["name"] for e in smp.info["inputs"]] == ["noise", "step_noise", "steps", "eta", "sampler"]
+    assert smp.info["diffusion"] == eps.info["diffusion"]
+    assert sorted(smp.info["parity"]) == ["onnx", "savedmodel"]
+    for cases in smp.info["parity"].values():
+        assert sorted(cases) == ["ddim_1_eta0", "ddim_3_eta0", "ddim_4_eta0.5", "ddpm_3_eta0"]
+        assert all(f["images"]["max_rel"] <= smp.info["tolerance"] for f in cases.values())
+    graph_ops = [n.op_type for n in onnx.load(str(smp.path / "model.onnx")).graph.node]
+    assert graph_ops.count("Loop") == 1
+    assert 'name: "tiny_sampler"' in (root / "models.config").read_text()
+    assert 'name: "tiny_sampler"' in (root / "tiny_sampler" / "config.pbtxt").read_text()
+
+
+@pytest.mark.parametrize("backend", ["onnx", "savedmodel"])
+def test_one_request_gives_the_loops_images(exported, backend):
+    """`kzoo predict` uses the sampler endpoint, and one REST request to a served sampler
+    returns the images of the Python loop over the eps endpoint for the same noise; bad input
+    is a 400 naming it."""
+    import requests
+
+    from kzoo.infer import OnnxModel, predict
+    from kzoo.serving.server import ModelServer
+
+    root, _ = exported
+    eps = OnnxModel(root / "tiny")
+    want = eps.diffusion_sample(2, seed=5, sampler="ddim", steps=4, eta=0.5, raw=True)
+    logs = []
+    paths = predict(root / "tiny", out=root.parent / f"gen_{backend}", num=2, steps=4, eta=0.5, seed=5,
+                    log=logs.append)
+    assert "sampling with tiny_sampler (one request)" in logs and len(paths) == 2
+    rng = np.random.default_rng(5)  # OnnxModel.diffusion_sample's draws for seed 5
+    noise = [rng.standard_normal((2, 8, 8, 1)).astype(np.float32) for _ in range(5)]
+    body = {"inputs": {"noise": noise[0].tolist(), "step_noise": np.stack(noise[1:], 1).tolist(),
+                       "steps": [4, 4], "eta": [0.5, 0.5], "sampler": [0, 0]}}
+    with ModelServer(root, backend=backend, port=0, grpc_port=None) as server:
+        r = requests.post(server.rest_url + "/v1/models/tiny_sampler:predict", json=body, timeout=60)
+        assert r.status_code == 200, r.text
+        got = np.array(r.json()["outputs"], np.float32)
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        bad = {"inputs": {**body["inputs"], "steps": [4, 51]}}
+        r = requests.post(server.rest_url + "/v1/models/tiny_sampler:predict", json=bad, timeout=60)
+        assert r.status_code == 400 and "input steps must be in 1..50" in r.json()["error"], r.text
