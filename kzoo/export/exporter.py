@@ -146,7 +146,8 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
                 log(f"exporting the sampler of {served[ep]} as {served[sep]} version {version}")
                 staged[sep] = layout.staging_dir(model_dirs[sep], version)
                 sinfo = sampler_export.build_version(part, spec, schedule, staged[sep], formats=formats,
-                                                     opset=opset, tolerance=tolerance, log=log)
+                                                     opset=opset, tolerance=tolerance, log=log,
+                                                     eps_onnx=staged[ep] / "model.onnx")
                 sinfo.update(name=served[sep], version=version, source=src.description,
                              model_class=type(src.model).__name__, task="diffusion-sampling",
                              diffusion=schedule, metadata=_public_metadata(src.metadata))

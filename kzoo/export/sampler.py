@@ -162,9 +162,19 @@ def _quantile(tf, flat, q):
     return tf.where(frac >= 0.5, b - (b - a) * (1.0 - frac), a + (b - a) * frac)
 
 
-def sampler_fn(network, eps_spec, schedule, options):
+def _marker(x, t):
+    """Where the ONNX sampler's loop calls the ε-network: an op tf2onnx keeps as it is
+    (`Igamma`, which it cannot convert), replaced by the exported ε-network's own ONNX graph
+    (`splice_network`)."""
+    import tensorflow as tf
+
+    return tf.math.igamma(x, tf.reshape(tf.cast(t, tf.float32), [-1, 1, 1, 1]))
+
+
+def sampler_fn(network, eps_spec, schedule, options, eps_call=None):
     """`fn(noise, step_noise, steps, eta, sampler) -> {"images": x_0}` (see module docstring),
-    calling the ε-network `network` (inputs as `eps_spec` names them) once per step."""
+    calling the ε-network `network` (inputs as `eps_spec` names them) once per step, or
+    `eps_call(x, t)` in its place."""
     import tensorflow as tf
 
     from kzoo.export.spec import call
@@ -175,11 +185,12 @@ def sampler_fn(network, eps_spec, schedule, options):
     T = int(schedule.num_timesteps)
     spacing, offset = options.timestep_spacing, int(options.steps_offset)
     f64 = tf.float64
-    abar = tf.constant(np.asarray(schedule.alphas_cumprod, np.float64))
+    abar = np.asarray(schedule.alphas_cumprod, np.float64)  # a graph constant where used (an
+    # eager tensor here would be a captured input that tf2onnx leaves as a graph input)
     final_ddim = 1.0 if options.set_alpha_to_one else float(schedule.alphas_cumprod[0])
 
     def cumprod(t, final):
-        return tf.where(t < 0, tf.constant(final, f64), tf.gather(abar, tf.maximum(t, 0)))
+        return tf.where(t < 0, tf.constant(final, f64), tf.gather(tf.constant(abar), tf.maximum(t, 0)))
 
     def bcast(v):
         return tf.reshape(v, [-1, 1, 1, 1])
@@ -265,7 +276,10 @@ def sampler_fn(network, eps_spec, schedule, options):
                 prev_ddim = nxt
             else:  # DDIMScheduler.step: t - T // N
                 prev_ddim = t - T // tf.cast(n, tf.int64)
-            out = call(network, {x_name: x, t_name: tf.cast(t, tf.int32)})[out_name]
+            if eps_call is None:
+                out = call(network, {x_name: x, t_name: tf.cast(t, tf.int32)})[out_name]
+            else:
+                out = eps_call(x, tf.cast(t, tf.int32))
             x64, out64 = tf.cast(x, f64), tf.cast(out, f64)
             x0, eps = denoise(out64, t, x64)
             z = tf.cast(tf.gather(z_all, tf.minimum(k, tf.shape(z_all)[1] - 1), batch_dims=1), f64)
@@ -318,37 +332,89 @@ def write_saved_model(network, eps_spec, spec, schedule, options, path):
     return [SERVING_DEFAULT]
 
 
-def convert_onnx(network, eps_spec, spec, schedule, options, path, opset):
-    """The sampler as one ONNX model (the loop a `Loop` node) at `path`; returns the opset."""
+def convert_onnx(eps_onnx, eps_spec, spec, schedule, options, path, opset):
+    """The sampler as one ONNX model at `path`: the loop one `Loop` node whose body runs the
+    exported ε-network `eps_onnx` (its model.onnx, with kzoo's fusions: `onnx_model.clean`)
+    where the TensorFlow graph calls the network. Returns the opset."""
+    import onnx
     import tensorflow as tf
 
     from kzoo.export import onnx_model
 
     specs = tensor_specs(spec)
-    fn = tf.function(sampler_fn(network, eps_spec, schedule, options), input_signature=specs)
-    with onnx_model._quiet(), onnx_model._without_optimizers(onnx_model.UNSAFE_OPTIMIZERS):
-        import tf2onnx
+    fn = tf.function(sampler_fn(None, eps_spec, schedule, options, eps_call=_marker),
+                     input_signature=specs)
+    import logging
 
-        from tensorflow.python.framework.convert_to_constants import (
-            convert_variables_to_constants_v2)
+    quiet = logging.getLogger("tf2onnx.tfonnx")  # it logs the marker as an unsupported op
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        with onnx_model._quiet():
+            import tf2onnx
 
-        # tf2onnx's from_function leaves the network's variables captured by the loop body
-        # as graph inputs; frozen first (keeping the While op), they are constants
-        concrete = fn.get_concrete_function()
-        frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False,
-                                                   aggressive_inlining=True)
-        graph_def = frozen.graph.as_graph_def()
-        model, _ = tf2onnx.convert.from_graph_def(
-            graph_def, input_names=[t.name for t in frozen.inputs],
-            output_names=[t.name for t in frozen.outputs], opset=opset)
-    _rename(model, {t.name: n for t, n in zip(frozen.inputs, [e["name"] for e in spec["inputs"]])},
-            {t.name: n for t, n in zip(frozen.outputs, [e["name"] for e in spec["outputs"]])})
-    model = onnx_model.clean(model)
+            model, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=opset)
+    finally:
+        quiet.setLevel(level)
+    _rename(model, {f"{e['name']}:0": e["name"] for e in spec["inputs"]},
+            {o.name: e["name"] for o, e in zip(model.graph.output, spec["outputs"])})
+    splice_network(model, onnx.load(str(eps_onnx)), eps_spec)
     onnx_model._check_converted(model, spec)
-    if not any(n.op_type == "Loop" for n in model.graph.node):
+    if [n.op_type for n in model.graph.node].count("Loop") != 1:
         raise KzooError("tf2onnx did not convert the sampler loop into one ONNX Loop node")
     onnx_model.save(model, path)
     return opset
+
+
+def splice_network(model, eps_model, eps_spec):
+    """Replace the `_marker` node in `model`'s Loop body by `eps_model`'s graph: its nodes
+    (names prefixed `eps/`), its initializers in the outer graph (a subgraph sees them), its
+    `x_t` the marker's x and its `t` the marker's timestep back as int32."""
+    from onnx import TensorProto, helper
+
+    loop = next(n for n in model.graph.node if n.op_type == "Loop")
+    body = next(a.g for a in loop.attribute if a.name == "body")
+    marks = [i for i, n in enumerate(body.node) if n.op_type == "Igamma"]
+    if len(marks) != 1:
+        raise KzooError("the sampler loop has no single network call to replace")
+    mark = body.node[marks[0]]
+    x_in, t_float, out = mark.input[0], mark.input[1], mark.output[0]
+    t_name = next(e["name"] for e in eps_spec["inputs"] if e["role"] == "timestep")
+    x_name = next(e["name"] for e in eps_spec["inputs"] if e["role"] != "timestep")
+    out_name = eps_spec["outputs"][0]["name"]
+    g = eps_model.graph
+    names = {x_name: x_in, t_name: "eps/t_int", out_name: out}
+    for init in g.initializer:
+        names[init.name] = "eps/" + init.name
+    for node in g.node:
+        for o in node.output:
+            names.setdefault(o, "eps/" + o)
+    shape = helper.make_tensor("eps/t_shape", TensorProto.INT64, [1], [-1])
+    new_nodes = [helper.make_node("Constant", [], ["eps/t_shape_c"], value=shape, name="eps/t_shape"),
+                 helper.make_node("Reshape", [t_float, "eps/t_shape_c"], ["eps/t_flat"], name="eps/t_flat"),
+                 helper.make_node("Cast", ["eps/t_flat"], ["eps/t_int"], to=TensorProto.INT32,
+                                  name="eps/t_int")]
+    for node in g.node:
+        n = type(node)()
+        n.CopyFrom(node)
+        n.name = "eps/" + node.name
+        for field in (n.input, n.output):
+            renamed = [names.get(v, v) if v else v for v in field]
+            del field[:]
+            field.extend(renamed)
+        new_nodes.append(n)
+    for init in g.initializer:
+        i = type(init)()
+        i.CopyFrom(init)
+        i.name = names[init.name]
+        model.graph.initializer.append(i)
+    kept = list(body.node[:marks[0]]) + new_nodes + list(body.node[marks[0] + 1:])
+    del body.node[:]
+    body.node.extend(kept)
+    have = {(o.domain, o.version) for o in model.opset_import}
+    for o in eps_model.opset_import:
+        if o.domain not in {d for d, _ in have}:
+            model.opset_import.append(o)
 
 
 def _rename(model, inputs, outputs):
@@ -397,7 +463,7 @@ def parity_feeds(schedule, options, shape, seed):
 
 
 def build_version(network, eps_spec, diffusion_info, out_dir, *, formats, opset, tolerance,
-                  seed=0, log=None):
+                  eps_onnx=None, seed=0, log=None):
     """Write the sampler endpoint into `out_dir` and measure its parity against
     `kzoo.diffusion.sample` over the Keras ε-network on the same noise.
 
@@ -440,7 +506,7 @@ def build_version(network, eps_spec, diffusion_info, out_dir, *, formats, opset,
         info["files"]["savedmodel"] = "saved_model.pb"
         runners["savedmodel"] = load_signature(out_dir)
     if "onnx" in formats:
-        info["opset"] = convert_onnx(network, eps_spec, spec, schedule, options,
+        info["opset"] = convert_onnx(eps_onnx, eps_spec, spec, schedule, options,
                                      out_dir / "model.onnx", opset)
         info["files"]["onnx"] = "model.onnx"
         runners["onnx"] = onnx_runner(out_dir / "model.onnx")
