@@ -10,7 +10,7 @@ on each runtime:
 - `sampler`: one call of the sampler endpoint (`OnnxModel.sampler_sample`; its SavedModel).
 
 In-process, so the figures leave out the network round trips a served loop also pays
-(one per step). Reported per batch size: the best-of-`repeats` latency of one batch and
+(one per step); `measure_served` adds those through `kzoo serve` REST. Reported per batch size: the best-of-`repeats` latency of one batch and
 images/s, and the largest difference between the two ways' images (same noise). Writes
 its own JSON file (default benchmarks/sampler_endpoint.json); never RESULTS.md/results.json.
 
@@ -79,6 +79,51 @@ def measure(root, name, steps=20, batches=(1, 16), eta=0.0, repeats=3, seed=0):
     return rows
 
 
+def measure_served(root, name, steps=20, batches=(1, 16), eta=0.0, repeats=3, seed=0):
+    """The same two ways through `kzoo serve` (REST, JSON on 127.0.0.1): the client loop
+    posts one eps request per step, the sampler one request per batch."""
+    import requests
+
+    from kzoo.diffusion import from_info, sample
+    from kzoo.infer import OnnxModel
+    from kzoo.serving.server import ModelServer
+
+    root = Path(root)
+    eps = OnnxModel(root / name)
+    schedule, options = from_info(eps.info["diffusion"])
+    shape = eps.inputs["x_t"]["shape"][1:]
+    rows = []
+    for backend in ("onnx", "savedmodel"):
+        with ModelServer(root, backend=backend, port=0, grpc_port=None) as server:
+            def post(model, inputs):
+                r = requests.post(f"{server.rest_url}/v1/models/{model}:predict", json={"inputs": inputs},
+                                  timeout=600)
+                r.raise_for_status()
+                return np.asarray(r.json()["outputs"], np.float32)
+
+            def eps_fn(x, t):
+                return post(name, {"x_t": x.tolist(), "t": t.tolist()})
+
+            for batch in batches:
+                def loop():
+                    return sample(eps_fn, (batch, *shape), schedule=schedule, sampler="ddim", steps=steps,
+                                  eta=eta, options=options, seed=seed)
+
+                def one():
+                    x = np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
+                    return post(f"{name}_sampler", {"noise": x.tolist(), "step_noise": np.zeros(  # one unused draw:
+                        (batch, 1, *shape)).tolist(), "steps": [steps] * batch, "eta": [eta] * batch,
+                        "sampler": [0] * batch})
+
+                (loop_s, loop_x), (smp_s, smp_x) = _best(loop, repeats), _best(one, repeats)
+                rows.append({"runtime": f"kzoo serve REST ({backend})", "batch": batch, "steps": steps,
+                             "sampler": "ddim", "eta": eta, "loop_latency_s": loop_s,
+                             "sampler_latency_s": smp_s, "loop_images_per_s": batch / loop_s,
+                             "sampler_images_per_s": batch / smp_s, "speedup": loop_s / smp_s,
+                             "max_abs_difference": float(np.abs(loop_x - smp_x).max())})
+    return rows
+
+
 def main(argv=None):
     from benchmarks.machine import describe
 
@@ -90,14 +135,16 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=str(Path(__file__).with_name("sampler_endpoint.json")))
     a = p.parse_args(argv)
-    rows = measure(a.root, a.name, a.steps, [int(b) for b in a.batches.split(",")], repeats=a.repeats)
+    batches = [int(b) for b in a.batches.split(",")]
+    rows = measure(a.root, a.name, a.steps, batches, repeats=a.repeats)
+    rows += measure_served(a.root, a.name, a.steps, batches, repeats=a.repeats)
     result = {"model": a.name, "machine": describe(), "rows": rows,
               "command": "python -m benchmarks.sampler_endpoint " + " ".join(argv or [])}
     from kzoo.io import write_json
 
     write_json(a.out, result)
     for r in rows:
-        print(f"{r['runtime']:12s} batch {r['batch']:3d}: loop {r['loop_latency_s'] * 1e3:8.1f} ms "
+        print(f"{r['runtime']:30s} batch {r['batch']:3d}: loop {r['loop_latency_s'] * 1e3:8.1f} ms "
               f"({r['loop_images_per_s']:7.1f} img/s)  sampler {r['sampler_latency_s'] * 1e3:8.1f} ms "
               f"({r['sampler_images_per_s']:7.1f} img/s)  x{r['speedup']:.2f}  "
               f"max diff {r['max_abs_difference']:.2g}")

@@ -543,7 +543,11 @@ def resolve_model(source, endpoint=None):
         models = [r.path for r in export(path, out=root, formats=("onnx",), version=1, force=True)]
     if len(models) == 1:
         return models[0]
-    ends = {json.loads((m / "kzoo.json").read_text())["endpoint"]: m for m in models}
+    infos = {m: json.loads((m / "kzoo.json").read_text()) for m in models}
+    ends = {info["endpoint"]: m for m, info in infos.items()}
+    networks = [m for m, info in infos.items() if "sampler" not in info]
+    if endpoint is None and len(networks) == 1:  # a DDPM: its eps-network (predict uses its sampler)
+        return networks[0]
     if endpoint not in ends:
         raise KzooError(f"{source} has several endpoints; choose one with --endpoint: "
                         + ", ".join(sorted(ends)))
