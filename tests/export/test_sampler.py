@@ -228,7 +228,7 @@ def test_one_request_gives_the_loops_images(exported, backend):
     noise = [rng.standard_normal((2, 8, 8, 1)).astype(np.float32) for _ in range(5)]
     body = {"inputs": {"noise": noise[0].tolist(), "step_noise": np.stack(noise[1:], 1).tolist(),
                        "steps": [4, 4], "eta": [0.5, 0.5], "sampler": [0, 0]}}
-    with ModelServer(root, backend=backend, port=0, grpc_port=None) as server:
+    with ModelServer(root, backend=backend, port=0, grpc_port=0) as server:
         r = requests.post(server.rest_url + "/v1/models/tiny_sampler:predict", json=body, timeout=60)
         assert r.status_code == 200, r.text
         got = np.array(r.json()["outputs"], np.float32)
@@ -236,3 +236,12 @@ def test_one_request_gives_the_loops_images(exported, backend):
         bad = {"inputs": {**body["inputs"], "steps": [4, 51]}}
         r = requests.post(server.rest_url + "/v1/models/tiny_sampler:predict", json=bad, timeout=60)
         assert r.status_code == 400 and "input steps must be in 1..50" in r.json()["error"], r.text
+        # gRPC, deterministic DDIM: no step noise at all (K = 0, which JSON cannot spell)
+        from kzoo.serving.client import Client
+
+        x_T = np.random.default_rng(6).standard_normal((2, 8, 8, 1)).astype(np.float32)
+        got = Client(server.grpc_url).predict("tiny_sampler", {
+            "noise": x_T, "step_noise": np.zeros((2, 0, 8, 8, 1), np.float32), "steps": [3, 3],
+            "eta": [0.0, 0.0], "sampler": [0, 0]})["images"]
+        want = eps.diffusion_sample(2, sampler="ddim", steps=3, noise=[x_T], raw=True)
+        np.testing.assert_allclose(got, want, atol=1e-5)
