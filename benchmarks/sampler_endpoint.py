@@ -10,9 +10,9 @@ on each runtime:
 - `sampler`: one call of the sampler endpoint (`OnnxModel.sampler_sample`; its SavedModel).
 
 In-process, so the figures leave out the network round trips a served loop also pays
-(one per step); `measure_served` adds those through `kzoo serve` REST. Reported per batch size: the best-of-`repeats` latency of one batch and
-images/s, and the largest difference between the two ways' images (same noise). Writes
-its own JSON file (default benchmarks/sampler_endpoint.json); never RESULTS.md/results.json.
+(one per step); `measure_served` adds those through `kzoo serve` REST. Reported per
+batch size: the best-of-`repeats` latency of one batch and images/s, and the largest
+difference between the two ways' images (same noise). Writes its own JSON file (default benchmarks/sampler_endpoint.json); never RESULTS.md/results.json.
 
     python -m benchmarks.sampler_endpoint EXPORT_ROOT NAME [--steps 20] [--batches 1,16]
 """
@@ -20,7 +20,6 @@ its own JSON file (default benchmarks/sampler_endpoint.json); never RESULTS.md/r
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 

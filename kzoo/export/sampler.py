@@ -259,8 +259,8 @@ def sampler_fn(network, eps_spec, schedule, options, eps_call=None):
         if spacing == "trailing":
             checks.append(tf.debugging.Assert(
                 tf.reduce_all(trailing_length(tf, n, T) == n),
-                [f"input steps: timestep_spacing='trailing' gives a different number of timesteps "
-                 f"for these steps (NumPy's arange of T/steps)"]))
+                ["input steps: timestep_spacing='trailing' gives a different number of timesteps "
+                 "for these steps (NumPy's arange of T/steps)"]))
         with tf.control_dependencies(checks):
             x = tf.identity(noise)
         zero = tf.zeros_like(noise)[:, None]
