@@ -12,7 +12,8 @@ on each runtime:
 In-process, so the figures leave out the network round trips a served loop also pays
 (one per step); `measure_served` adds those through `kzoo serve` REST. Reported per
 batch size: the best-of-`repeats` latency of one batch and images/s, and the largest
-difference between the two ways' images (same noise). Writes its own JSON file (default benchmarks/sampler_endpoint.json); never RESULTS.md/results.json.
+difference between the two ways' images (same noise). Writes its own JSON file
+(default benchmarks/sampler_endpoint.json); never RESULTS.md/results.json.
 
     python -m benchmarks.sampler_endpoint EXPORT_ROOT NAME [--steps 20] [--batches 1,16]
 """
@@ -20,6 +21,7 @@ difference between the two ways' images (same noise). Writes its own JSON file (
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -138,7 +140,8 @@ def main(argv=None):
     rows = measure(a.root, a.name, a.steps, batches, repeats=a.repeats)
     rows += measure_served(a.root, a.name, a.steps, batches, repeats=a.repeats)
     result = {"model": a.name, "machine": describe(), "rows": rows,
-              "command": "python -m benchmarks.sampler_endpoint " + " ".join(argv or [])}
+              "command": "python -m benchmarks.sampler_endpoint " + " ".join(
+                  sys.argv[1:] if argv is None else argv)}
     from kzoo.io import write_json
 
     write_json(a.out, result)
