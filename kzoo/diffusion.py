@@ -564,6 +564,33 @@ def sample(eps_fn, shape, *, schedule=None, sampler="ddpm", steps=None, eta=0.0,
     return x
 
 
+def noise_draws(schedule, sampler, steps, eta=0.0, options=None):
+    """How many step-noise arrays `sample` draws after x_T: DDPM one per visited t > 0,
+    DDIM one per step when η > 0 (the module docstring's order)."""
+    options = KZOO if options is None else SamplerOptions.from_config(options)
+    check_sampler(sampler)
+    ts = schedule.timesteps(steps, options.timestep_spacing, options.steps_offset)
+    if sampler == "ddpm":
+        return int(np.sum(ts > 0))
+    return len(ts) if eta > 0 else 0
+
+
+def from_info(info):
+    """`(NoiseSchedule, SamplerOptions)` of kzoo.json's `diffusion` entry (an export's).
+
+    An entry written before kzoo.json recorded `sampler_options` is kzoo's own sampler
+    (`KZOO`) with the entry's `variance` and `clip_sample`.
+    """
+    options = dict(info or {})
+    variance = options.pop("variance", "beta")
+    clip_denoised = options.pop("clip_sample", True)
+    sampler_options = options.pop("sampler_options", None)
+    if sampler_options is None:
+        sampler_options = KZOO.replace(variance_type=VARIANCE_TYPES[variance],
+                                       clip_sample=bool(clip_denoised))
+    return NoiseSchedule(**options), SamplerOptions.from_config(sampler_options)
+
+
 def _noise_source(shape, seed, noise):
     """`draw()`: the next standard normal array of `shape`, from `seed` or from `noise`."""
     if noise is None:

@@ -198,6 +198,14 @@ class OnnxModel:
                 raise KzooError(f"{self.name}: labels must be in 0..{e['num_classes'] - 1}, "
                                 f"got {x.min()}..{x.max()}")
             out[name] = x.astype(e["dtype"], copy=False)
+        if self.is_sampler:  # the graph's entry asserts, which ONNX has none of: before any step
+            from kzoo.diffusion import from_info
+            from kzoo.export.sampler import check_feeds
+
+            try:
+                check_feeds(out, *from_info(self.info["diffusion"]))
+            except KzooError as err:
+                raise KzooError(f"{self.name}: {err}") from None
         return out
 
     def run_rows(self, feeds, chunk_rows, should_stop=None):
@@ -359,6 +367,41 @@ class OnnxModel:
         return total
 
     @property
+    def is_sampler(self):
+        """A diffusion sampler endpoint (kzoo/export/sampler.py): noise in, images out."""
+        return "sampler" in self.info and "diffusion" in self.info
+
+    def sampler_sample(self, num, seed=0, sampler="ddim", steps=50, eta=0.0, noise=None, raw=False):
+        """`num` images from a sampler endpoint in one session call, drawing x_T and the
+        step noise from `seed` exactly as `diffusion_sample` does (so the same images for
+        the same seed), or taking them from `noise` ([x_T, z_1, ...])."""
+        from kzoo.diffusion import check_sampler, from_info, noise_draws
+        from kzoo.export.sampler import SAMPLER_IDS
+
+        if num < 1:
+            raise KzooError(f"--num must be >= 1, got {num}")
+        schedule, options = from_info(self.info["diffusion"])
+        if steps is None or not 1 <= int(steps) <= schedule.num_timesteps:
+            raise KzooError(f"--steps must be between 1 and T = {schedule.num_timesteps}, got {steps}")
+        check_sampler(sampler)
+        shape = (num, *self.inputs["noise"]["shape"][1:])
+        k = noise_draws(schedule, sampler, int(steps), eta, options)
+        if noise is None:
+            rng = np.random.default_rng(seed)  # kzoo.diffusion._noise_source's order
+            noise = [rng.standard_normal(shape).astype(np.float32) for _ in range(k + 1)]
+        noise = [np.asarray(n, np.float32) for n in noise]
+        if len(noise) < k + 1:
+            raise KzooError(f"the given noise ran out: {sampler} in {steps} steps draws x_T and {k} more")
+        z = (np.stack(noise[1:k + 1], axis=1) if k else np.zeros((num, 0, *shape[1:]), np.float32))
+        x = self.run(noise=noise[0], step_noise=z, steps=np.full(num, int(steps), np.int32),
+                     eta=np.full(num, eta, np.float32), sampler=np.full(num, SAMPLER_IDS[sampler], np.int32))
+        x = next(iter(x.values()))
+        if raw:
+            return x
+        lo, hi = IMAGE_RANGE
+        return np.clip(np.rint((x - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
+
+    @property
     def is_diffusion(self):
         return any(e["role"] == "timestep" for e in self.inputs.values())
 
@@ -375,7 +418,7 @@ class OnnxModel:
         the float32 x_0 instead of uint8 images; `use_clipped_model_output` (None: the
         model's option) overrides that DDIM option.
         """
-        from kzoo.diffusion import KZOO, VARIANCE_TYPES, NoiseSchedule, SamplerOptions, sample
+        from kzoo.diffusion import from_info, sample
 
         if not self.is_diffusion:
             raise KzooError(f"{self.name} is not a diffusion eps-model (no timestep input)")
@@ -386,17 +429,9 @@ class OnnxModel:
         t_name = next(n for n, e in self.inputs.items() if e["role"] == "timestep")
         x_name = next(n for n in self.inputs if n != t_name)
         out_name = next(iter(self.outputs))
-        options = dict(self.info.get("diffusion", {}))  # the schedule, the model's sampler options
-        variance = options.pop("variance", "beta")
-        clip_denoised = options.pop("clip_sample", True)
-        sampler_options = options.pop("sampler_options", None)
-        if sampler_options is None:  # exported before kzoo.json recorded them: kzoo's own sampler
-            sampler_options = KZOO.replace(variance_type=VARIANCE_TYPES[variance],
-                                           clip_sample=bool(clip_denoised))
-        sampler_options = SamplerOptions.from_config(sampler_options)
+        schedule, sampler_options = from_info(self.info.get("diffusion", {}))  # the model's
         if use_clipped_model_output is not None:
             sampler_options = sampler_options.replace(use_clipped_model_output=bool(use_clipped_model_output))
-        schedule = NoiseSchedule(**options)
         if steps is None or not 1 <= int(steps) <= schedule.num_timesteps:
             raise KzooError(f"--steps must be between 1 and T = {schedule.num_timesteps}, got {steps}")
         shape = (num, *self.inputs[x_name]["shape"][1:])
@@ -783,7 +818,11 @@ def resolve_model(source, endpoint=None, mode=None):
                                          mode=mode)]
     if len(models) == 1:
         return models[0]
-    ends = {json.loads((m / "kzoo.json").read_text())["endpoint"]: m for m in models}
+    infos = {m: json.loads((m / "kzoo.json").read_text()) for m in models}
+    ends = {info["endpoint"]: m for m, info in infos.items()}
+    networks = [m for m, info in infos.items() if "sampler" not in info]
+    if endpoint is None and len(networks) == 1:  # a DDPM: its eps-network (predict uses its sampler)
+        return networks[0]
     if endpoint not in ends:
         raise KzooError(f"{source} has several endpoints; choose one with --endpoint: "
                         + ", ".join(sorted(ends)))
@@ -812,11 +851,20 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
     log(f"{model.name} version {model.info.get('version')} on onnxruntime {model.provider}")
     out = Path(out)
     written = []
-    if model.is_diffusion:
+    if model.is_diffusion and model.info.get("sampler_endpoint") and use_clipped_model_output is None \
+            and not fp16:  # its sampler endpoint, one session call (same images for the same seed)
+        sampler_dir = model.path.parent.parent / model.info["sampler_endpoint"] / model.path.name
+        if (sampler_dir / "kzoo.json").is_file():
+            model = OnnxModel(sampler_dir, providers=providers)
+            log(f"sampling with {model.name} (one request)")
+    if model.is_diffusion or model.is_sampler:
         if inputs:
             raise KzooError(f"{model.name} samples from noise and takes no input images; use --num N")
-        images = model.diffusion_sample(num, seed=seed, sampler=sampler, steps=steps, eta=eta,
-                                        use_clipped_model_output=use_clipped_model_output)
+        if model.is_sampler:
+            images = model.sampler_sample(num, seed=seed, sampler=sampler, steps=steps, eta=eta)
+        else:
+            images = model.diffusion_sample(num, seed=seed, sampler=sampler, steps=steps, eta=eta,
+                                            use_clipped_model_output=use_clipped_model_output)
         entry = {"role": "image"}
         for i, img in enumerate(images):
             written.append(save_output(out / f"sample_{i:03d}", img, entry))

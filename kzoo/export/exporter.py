@@ -93,9 +93,15 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
     name = layout.check_name(name or src.name)
     root = Path(out)
     served = {ep: name if len(src.parts) == 1 else f"{name}_{ep}" for ep in src.parts}
+    schedule = diffusion_schedule(src.model)
+    sampler_of = _sampler_endpoint(src, schedule)  # the eps endpoint a sampler endpoint wraps
+    if sampler_of is not None:
+        from kzoo.export import sampler as sampler_export
+
+        served[sampler_export.ENDPOINT] = f"{served[sampler_of]}_{sampler_export.ENDPOINT}"
     for n in served.values():
         layout.check_name(n)
-    model_dirs = {ep: root / served[ep] for ep in src.parts}
+    model_dirs = {ep: root / served[ep] for ep in served}
     if version is None:
         version = layout.next_version(model_dirs.values())
     else:
@@ -109,7 +115,7 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
     layout.remove_incomplete_groups(model_dirs.values())
     created = [d for d in (root, *model_dirs.values()) if not d.exists()]  # removed again on failure
     group = ({"id": layout.new_group_id(), "members": sorted(served.values())}
-             if len(src.parts) > 1 else None)
+             if len(served) > 1 else None)
     staged, results = {}, []
     try:
         for ep, part in src.parts.items():
@@ -130,16 +136,31 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
             info.update(name=served[ep], version=version, source=src.description,
                         model_class=type(src.model).__name__, task=src.card.task,
                         test_mode={"mode": src.mode, "about": ABOUT[src.mode]})
-            schedule = diffusion_schedule(src.model)
             if schedule is not None:
                 info["diffusion"] = schedule
+            if ep == sampler_of:
+                info["sampler_endpoint"] = served[sampler_export.ENDPOINT]
             if group is not None:  # loaded only once every endpoint holds this version
                 info["group"] = group
             from kzoo.io import write_json
 
             write_json(staged[ep] / "kzoo.json", info)
             results.append(Exported(served[ep], version, model_dirs[ep] / str(version), info))
-        for ep in src.parts:
+            if ep == sampler_of:  # noise -> images in one request (export/sampler.py)
+                sep = sampler_export.ENDPOINT
+                log(f"exporting the sampler of {served[ep]} as {served[sep]} version {version}")
+                staged[sep] = layout.staging_dir(model_dirs[sep], version)
+                sinfo = sampler_export.build_version(part, spec, schedule, staged[sep], formats=formats,
+                                                     opset=opset, tolerance=tolerance, log=log,
+                                                     eps_onnx=staged[ep] / "model.onnx")
+                sinfo.update(name=served[sep], version=version, source=src.description,
+                             model_class=type(src.model).__name__, task="diffusion-sampling",
+                             diffusion=schedule, metadata=_public_metadata(src.metadata))
+                if group is not None:
+                    sinfo["group"] = group
+                write_json(staged[sep] / "kzoo.json", sinfo)
+                results.append(Exported(served[sep], version, model_dirs[sep] / str(version), sinfo))
+        for ep in staged:
             layout.publish(staged[ep], model_dirs[ep] / str(version), force=force)
     except Exception as e:  # a full or read-only disk (TensorFlow's errors included): one line
         from kzoo.io import as_output_error, output_error
@@ -160,6 +181,17 @@ def export(source, *, name=None, version=None, out="export", formats=FORMATS, op
     if "savedmodel" in formats:
         serving_config.write_models_config(root, serving_root)
     return results
+
+
+def _sampler_endpoint(src, schedule):
+    """The endpoint of a diffusion model that gets a sampler endpoint beside it: the one
+    ε-network (a `timestep` input, a fixed image size), else None."""
+    if schedule is None:
+        return None
+    eps = [e for e in src.card.endpoints if any(t.role == "timestep" for t in e.inputs)]
+    if len(eps) != 1 or eps[0].spatial:
+        return None
+    return eps[0].name
 
 
 def diffusion_schedule(model):

@@ -274,7 +274,8 @@ def test_converted_ddpm_exports_and_samples_as_diffusers(tmp_path):
     from kzoo.infer import OnnxModel, predict
 
     model, ddim, ddim_kwargs = run_model("ddim_cifar_10")
-    (result,) = export(model, name="ddpm_conv", out=tmp_path, formats="savedmodel,onnx")
+    result, sampler_result = export(model, name="ddpm_conv", out=tmp_path, formats="savedmodel,onnx")
+    assert sampler_result.name == "ddpm_conv_sampler"  # kzoo/export/sampler.py, tests/export/test_sampler.py
     info = result.info
     assert (result.path / "saved_model.pb").is_file() and (result.path / "model.onnx").is_file()
     assert info["diffusion"] == {"num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02,
@@ -293,6 +294,12 @@ def test_converted_ddpm_exports_and_samples_as_diffusers(tmp_path):
         onnx.diffusion_sample(2, sampler=kwargs["sampler"], steps=kwargs["steps"], eta=kwargs["eta"],
                               noise=kwargs["noise"], raw=True, callback=lambda t, x, x0: seen.append(x))
         error = np.abs(np.stack(seen) - arrays["samples"]).max()
+        assert error < keras_tolerance(arrays["samples"]), error
+        # the sampler endpoint: the same trajectory's end in one ONNX session call
+        got = OnnxModel(tmp_path / "ddpm_conv_sampler").sampler_sample(
+            2, sampler=kwargs["sampler"], steps=kwargs["steps"], eta=kwargs["eta"], noise=kwargs["noise"],
+            raw=True)
+        error = np.abs(got - arrays["samples"][-1]).max()
         assert error < keras_tolerance(arrays["samples"]), error
     paths = predict(tmp_path / "ddpm_conv", out=tmp_path / "gen", num=2, steps=3, sampler="ddim", seed=5)
     assert [p.name for p in paths] == ["sample_000.png", "sample_001.png"]
