@@ -174,10 +174,43 @@ def _probe(model_path):
     return graph, run
 
 
+def _sampler_profile(model_path, info):
+    """The profile of a diffusion sampler endpoint (`kzoo.export.sampler`): its ONNX `Loop`
+    runs the eps-network once per step, and the body's tensors are not graph outputs that
+    `_probe` could see, so the peak is the eps-network's (the sibling of the same export
+    group and version, profiled as any model) plus the loop's image-sized state (x_t, x_0, the
+    step's noise and output) a row; `step_noise` is counted per row at one draw (its real size
+    comes with the request)."""
+    import json
+    from pathlib import Path
+
+    model_path = Path(model_path)
+    version = model_path.parent
+    members = [m for m in (info.get("group") or {}).get("members", ()) if m != info.get("name")]
+    eps = [version.parent.parent / m / version.name for m in members]
+    eps = [d for d in eps if (d / "model.onnx").is_file() and (d / "kzoo.json").is_file()]
+    if len(eps) != 1:
+        raise KzooError(f"{model_path}: a sampler endpoint's eps-network export was not found "
+                        f"beside it (group members {members})")
+    base = activation_profile(eps[0] / "model.onnx", json.loads((eps[0] / "kzoo.json").read_text()))
+
+    def row_bytes(entry):
+        dims = [d if d is not None else 1 for d in entry["shape"][1:]]
+        return float(np.prod(dims, dtype=np.int64) * np.dtype(entry["dtype"]).itemsize)
+
+    image = next(row_bytes(e) for e in info["inputs"] if e["name"] == "noise")
+    return ActivationProfile(base.per_row + 4 * image, base.per_pixel,
+                             {e["name"]: (row_bytes(e), 0.0) for e in info["outputs"]},
+                             {e["name"]: (row_bytes(e), 0.0) for e in info["inputs"]})
+
+
 def activation_profile(model_path, info):
     """The `ActivationProfile` of an exported ONNX model (see module docstring); `info` is
     its `kzoo.json`."""
     from kzoo.card import sample_inputs
+
+    if info.get("sampler") is not None:
+        return _sampler_profile(model_path, info)
 
     size = (info.get("dynamic") or {}).get("spatial_size")
     sides = [size["multiple"] * k for k in CALIBRATION_MULTIPLES] if size else [None]
