@@ -29,10 +29,11 @@ def register_model(builds: type, *, tiny=None):
     `tiny` holds overrides that make the model small enough for a unit test
     (used by the tests parametrized over `list_models()`).
 
-    Example:
-    >>> @register_model(DCGAN, tiny=TINY)  # doctest: +SKIP
-    ... def dcgan(**overrides):
-    ...     return DCGAN(**overrides)
+    Example::
+
+        @register_model(DCGAN, tiny=TINY)
+        def dcgan(**overrides):
+            return DCGAN(**overrides)
     """
     if not isinstance(builds, type):
         raise TypeError(f"register_model takes the class the entry point builds, got {builds!r}")

@@ -40,9 +40,10 @@ at the bottom and right in `RealESRGANer`'s default, 0 in `inference_realesrgan.
 in float32 (the authors' script defaults to fp16) and tiles by default above 256 LR pixels
 (the authors' `--tile 0`: never).
 
-Example:
->>> from kzoo.hub.convert.torchfile import load_state_dict
->>> model = convert_sr(load_state_dict("RealESRGAN_x4plus.pth"))   # arch detected: RRDBNet
+Example::
+
+    from kzoo.hub.convert.torchfile import load_state_dict
+    model = convert_sr(load_state_dict("RealESRGAN_x4plus.pth"))   # arch detected: RRDBNet
 """
 
 from __future__ import annotations

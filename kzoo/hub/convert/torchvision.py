@@ -19,9 +19,10 @@ one to one: conv weights OIHW -> HWIO, depthwise (C, 1, kh, kw) -> (kh, kw, C, 1
 norm weight/bias/running_mean/running_var -> gamma/beta/moving_mean/moving_variance
 (`num_batches_tracked` is a training counter, not used in eval).
 
-Example:
->>> from kzoo.hub.convert.torchfile import load_state_dict
->>> model = convert_torchvision(load_state_dict("deeplabv3_resnet50_coco-cd0a2569.pth"))
+Example::
+
+    from kzoo.hub.convert.torchfile import load_state_dict
+    model = convert_torchvision(load_state_dict("deeplabv3_resnet50_coco-cd0a2569.pth"))
 """
 
 from __future__ import annotations
