@@ -212,15 +212,9 @@ def check(arch, state):
     problems = mismatches(arch, state)
     if not problems:
         return
-    close, n = closest_arch(state, exclude=arch)
-    hint = (f"; it is a {close} state dict (--arch {close})" if n == 0 else
-            f"; the closest architecture is {close} ({_count(n)})")
-    raise KzooError(f"the state dict does not match --arch {arch}: {problems[0]} "
-                    f"({_count(len(problems))} in all){hint}")
+    from kzoo.hub.convert.torchfile import mismatch_error
 
-
-def _count(n):
-    return f"{n} mismatch" + ("" if n == 1 else "es")
+    raise mismatch_error(arch, problems, *closest_arch(state, exclude=arch))
 
 
 # --- conversion --------------------------------------------------------------------

@@ -226,10 +226,9 @@ def check(arch, state):
         other, m = junyanz.closest_arch(state)
         if m == 0:
             n, close = 0, other
-    hint = (f"; it matches {close} exactly (--arch {close})" if n == 0 else
-            f"; the closest architecture is {close} ({n} mismatches)")
-    raise KzooError(f"the state dict does not match --arch {arch}: {problems[0]} "
-                    f"({len(problems)} mismatch{'' if len(problems) == 1 else 'es'} in all){hint}")
+    from kzoo.hub.convert.torchfile import mismatch_error
+
+    raise mismatch_error(arch, problems, close, n)
 
 
 # --- conversion --------------------------------------------------------------------

@@ -338,3 +338,17 @@ def load_state_dict(path) -> dict[str, np.ndarray]:
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return dict(state)
+
+
+def mismatch_error(arch, problems, close, n) -> KzooError:
+    """The one-line error of a state dict that does not fit architecture `arch`: its first
+    mismatch, how many there are, and the closest architecture `close` (`n` mismatches;
+    0: the state dict is that architecture exactly). Every converter's `check` raises it."""
+
+    def count(k):
+        return f"{k} mismatch" + ("" if k == 1 else "es")
+
+    hint = (f"; it is a {close} state dict (--arch {close})" if n == 0 else
+            f"; the closest architecture is {close} ({count(n)})")
+    return KzooError(f"the state dict does not match --arch {arch}: {problems[0]} "
+                     f"({count(len(problems))} in all){hint}")

@@ -244,11 +244,9 @@ def check(arch, state):
     problems = mismatches(arch, state)
     if not problems:
         return
-    close, n = closest_arch(state, exclude=arch)
-    hint = (f"; it is a {close} state dict (--arch {close})" if n == 0 else
-            f"; the closest architecture is {close} ({n} mismatch{'es' * (n != 1)})")
-    raise KzooError(f"the state dict does not match --arch {arch}: {problems[0]} "
-                    f"({len(problems)} mismatch{'es' * (len(problems) != 1)} in all){hint}")
+    from kzoo.hub.convert.torchfile import mismatch_error
+
+    raise mismatch_error(arch, problems, *closest_arch(state, exclude=arch))
 
 
 # --- conversion --------------------------------------------------------------------
