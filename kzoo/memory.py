@@ -44,17 +44,11 @@ CALIBRATION_MULTIPLES = (2, 4)  # profile sizes of spatially dynamic models, in 
 
 
 def physical_memory_bytes():
-    """The memory this process may use: physical RAM (sysconf), or the cgroup (v2
-    `memory.max`, v1 `memory.limit_in_bytes`) limit when that is lower."""
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            text = open(path).read().strip()
-        except OSError:
-            continue
-        if text.isdigit() and 0 < int(text) < total:
-            total = int(text)
-    return int(total)
+    """The memory this process may use (`kzoo.io.memory_bytes`: physical RAM, or the cgroup
+    limit when that is lower)."""
+    from kzoo.io import memory_bytes
+
+    return memory_bytes()
 
 
 def default_request_budget():
