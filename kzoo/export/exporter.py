@@ -40,9 +40,8 @@ PROCESSING = {
     "layout": "NHWC; batch (and height/width where dynamic.spatial) may be any size",
 }
 
-
-class ParityError(KzooError):
-    """An exported artifact's outputs differ from Keras' beyond the tolerance."""
+from kzoo.export.parity import ParityError, onnx_runner  # noqa: E402,F401  (also exporter's API)
+from kzoo.export.parity import versions as _versions  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -338,24 +337,6 @@ def draw_case(spec, draws=DRAWS):
                                        "(kzoo.export.parity.compare_draws)"}
 
 
-def onnx_runner(path):
-    """`fn(**numpy inputs) -> {name: numpy}` on onnxruntime's CPU provider."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise KzooError("the parity check needs onnxruntime: pip install 'kzoo[cpu]' "
-                        "(or 'kzoo[gpu]')") from None
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-
-    def run(**feeds):
-        return dict(zip(names, session.run(names, feeds)))
-
-    return run
-
-
 def _keras_outputs(part, feeds, spec):
     import keras
 
@@ -431,21 +412,6 @@ def _data_feeds(spec, image_inputs, metadata, size, count=4):
                   for ex in examples]
         feeds[e["name"]] = np.stack(arrays).astype(e["dtype"])
     return feeds
-
-
-def _versions():
-    import keras
-    import tensorflow as tf
-
-    import kzoo
-
-    out = {"kzoo": kzoo.__version__, "keras": keras.__version__, "tensorflow": tf.__version__}
-    for mod in ("tf2onnx", "onnx", "onnxruntime"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except ImportError:
-            pass
-    return out
 
 
 def _public_metadata(metadata):

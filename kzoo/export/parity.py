@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kzoo.errors import KzooError
+
 LABEL_MISMATCH = 0.01
 DRAW_Z2 = 2.0
 DRAW_SPREAD = (0.8, 1.25)
@@ -108,3 +110,41 @@ def failures(figures, tolerance):
             bad.append(f"{name}: max error {f['max_abs']:.3g} = {f['max_rel']:.3g} of the output "
                        f"range (tolerance {tolerance:g})")
     return bad
+
+
+class ParityError(KzooError):
+    """An exported artifact's outputs differ from Keras' beyond the tolerance."""
+
+
+def onnx_runner(path):
+    """`fn(**numpy inputs) -> {name: numpy}` on onnxruntime's CPU provider."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise KzooError("the parity check needs onnxruntime: pip install 'kzoo[cpu]' "
+                        "(or 'kzoo[gpu]')") from None
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+
+    def run(**feeds):
+        return dict(zip(names, session.run(names, feeds)))
+
+    return run
+
+
+def versions():
+    """The library versions an export records (kzoo.json `versions`)."""
+    import keras
+    import tensorflow as tf
+
+    import kzoo
+
+    out = {"kzoo": kzoo.__version__, "keras": keras.__version__, "tensorflow": tf.__version__}
+    for mod in ("tf2onnx", "onnx", "onnxruntime"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    return out

@@ -476,7 +476,7 @@ def build_version(network, eps_spec, diffusion_info, out_dir, *, formats, opset,
 
     from kzoo.diffusion import from_info, sample
     from kzoo.export import parity
-    from kzoo.export.exporter import ParityError, _versions, onnx_runner
+    from kzoo.export.parity import ParityError, onnx_runner, versions as _versions
     from kzoo.export.spec import call
 
     log = log or (lambda msg: None)
