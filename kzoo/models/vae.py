@@ -52,25 +52,8 @@ def vae_decoder(*, image_size=32, channels=1, latent_dim=20, width=32, name="dec
     return keras.Model(z, logits, name=name)
 
 
-class ELBOSteps:
-    """The training and evaluation steps of both autoencoders here: minimise the negative
-    ELBO their `elbo_terms(images, training)` returns, on image-only batches."""
-
-    def train_step(self, data):
-        images, _ = unpack(data)
-        return self.track(self.optimize(lambda: self.elbo_terms(images, training=True)))
-
-    def test_step(self, data):
-        images, _ = unpack(data)
-        return self.track(self.elbo_terms(images, training=False)[1])
-
-    def sample_batch(self, batch_size=2, rng=None):
-        """A random batch of training images in [-1, 1] (tests, examples)."""
-        return random_images(rng, batch_size, self.image_size, self.image_size, self.channels)
-
-
 @keras.saving.register_keras_serializable(package="kzoo")
-class VAE(ELBOSteps, TrainingModel):
+class VAE(TrainingModel):
     """Convolutional VAE trained on the negative ELBO: reconstruction + beta * KL.
 
     The encoder gives q(z|x) = N(mu, diag(sigma^2)) (as mu and log sigma^2); a
@@ -197,6 +180,18 @@ class VAE(ELBOSteps, TrainingModel):
         kl = losses.gaussian_kl(mu, log_var)
         loss = recon + self.beta * kl
         return loss, {"loss": loss, "reconstruction": recon, "kl": kl}
+
+    def train_step(self, data):
+        images, _ = unpack(data)
+        return self.track(self.optimize(lambda: self.elbo_terms(images, training=True)))
+
+    def test_step(self, data):
+        images, _ = unpack(data)
+        return self.track(self.elbo_terms(images, training=False)[1])
+
+    def sample_batch(self, batch_size=2, rng=None):
+        """A random batch of training images in [-1, 1] (tests, examples)."""
+        return random_images(rng, batch_size, self.image_size, self.image_size, self.channels)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
@@ -364,7 +359,7 @@ def kl_decoder(*, image_size=256, channels=3, latent_channels=4,
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class AutoencoderKL(ELBOSteps, TrainingModel):
+class AutoencoderKL(TrainingModel):
     """The KL-regularised convolutional autoencoder of latent diffusion (Stable Diffusion's VAE).
 
     A VAE whose latent is a map: q(z|x) = N(mean, diag(exp(logvar))) with mean and
@@ -484,6 +479,18 @@ class AutoencoderKL(ELBOSteps, TrainingModel):
         kl = losses.gaussian_kl(ops.reshape(mean, flat), ops.reshape(logvar, flat))
         loss = recon + self.beta * kl
         return loss, {"loss": loss, "reconstruction": recon, "kl": kl}
+
+    def train_step(self, data):
+        images, _ = unpack(data)
+        return self.track(self.optimize(lambda: self.elbo_terms(images, training=True)))
+
+    def test_step(self, data):
+        images, _ = unpack(data)
+        return self.track(self.elbo_terms(images, training=False)[1])
+
+    def sample_batch(self, batch_size=2, rng=None):
+        """A random batch of training images in [-1, 1] (tests, examples)."""
+        return random_images(rng, batch_size, self.image_size, self.image_size, self.channels)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "image_size": self.image_size,
