@@ -312,3 +312,38 @@ def read_latent_avg(path):
     value = load_torch(path, pick=lambda ckpt: ckpt.get("latent_avg") if isinstance(ckpt, dict)
                        else None)
     return value if isinstance(value, np.ndarray) else None
+
+
+def stylegan2_models(state, arch=None, latent_avg=None):
+    """`(full StyleGAN2, inference network, info, image size)` of a rosinality `g_ema` state dict.
+
+    The full model's EMA networks (`mapping`, `synthesis`: what its endpoints run) and its
+    trained copies (`g_mapping`, `g_synthesis`, to fine-tune from) hold `g_ema`; the fixed
+    noise maps (`synthesis_noise`) hold `noises.noise_*`; `w_avg` is `latent_avg` (the
+    file's, `read_latent_avg`) or the mean of 4096 mapped z. The discriminator is
+    untrained (`g_ema` is a generator only).
+    """
+    check(state, arch or ARCH)
+    from kzoo.models.stylegan2 import StyleGAN2, copy_weights
+
+    config = read_config(state)
+    full = StyleGAN2(image_size=config["image_size"], channels=3, latent_dim=config["latent_dim"],
+                     n_mlp=config["n_mlp"], lr_mlp=LR_MLP,
+                     channel_multiplier=config["channel_multiplier"],
+                     channel_base=config["channel_base"], channel_max=config["channel_max"])
+    assign({"mapping": full.mapping, "synthesis": full.synthesis}, state, config)
+    copy_weights(full.mapping, full.g_mapping)
+    copy_weights(full.synthesis, full.g_synthesis)
+    for variable, value in zip(full.synthesis_noise.maps, noise_maps(state, config)):
+        variable.assign(value)
+    full.w_avg.assign(mean_w(full.mapping, latent_avg))
+    from kzoo.card import inference_parts
+
+    inference = inference_parts(full)["generator"]
+    info = {"format": "rosinality", "arch": ARCH, "code": UPSTREAM, "paper": PAPER,
+            "license": LICENSE,
+            "note": (f"g_ema, {describe(config)}; w_avg "
+                     + ("from the file's latent_avg" if latent_avg is not None else
+                        f"the mean of {TRUNCATION_MEAN} mapped z (seed 0)")
+                     + "; the discriminator is untrained (g_ema is the generator only)")}
+    return full, inference, info, config["image_size"]

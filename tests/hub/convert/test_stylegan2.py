@@ -137,3 +137,77 @@ def test_a_state_dict_that_is_not_this_generator_is_one_line_naming_what_it_is()
     with pytest.raises(KzooError, match=r"convs\.2\.conv\.blur\.kernel is not the \[1, 3, 3, 1\] "
                                         r"blur kernel kzoo's layers use"):
         sg.convert_generator(state)
+
+
+@pytest.mark.skipif(not hasattr(__import__("kzoo.models.stylegan2").models.stylegan2, "StyleGAN2"),
+                    reason="the StyleGAN2 model class (branch sg2) is not merged yet")
+def test_cli_convert_writes_a_stylegan2_preset_equal_to_the_reference(tmp_path, capsys):
+    """`kzoo hub convert FILE` (detected, no --arch): the full StyleGAN2's EMA networks are
+    g_ema, its fixed noise rosinality's buffers, its w_avg the file's latent_avg."""
+    import kzoo.hub
+    from kzoo.cli import main
+
+    for variant in VARIANTS:
+        out = tmp_path / variant
+        assert main(["hub", "convert", str(SG2 / f"{variant}.pt"), "--out", str(out)]) == 0
+        meta = kzoo.hub.preset.verify(out)
+        up = meta["upstream"]
+        assert meta["model_class"] == "StyleGAN2" and (up["format"], up["arch"]) == ("rosinality", "stylegan2")
+        assert "Karras" in up["paper"] and "Nvidia Source Code License-NC" in meta["license"]
+        assert "rosinality/stylegan2-pytorch" in (out / "README.md").read_text()
+        full = kzoo.hub.load(out, part="full", compile=False)
+        data = np.load(SG2 / f"{variant}.npz")
+        w = np.asarray(full.mapping(data["z"]))
+        assert np.abs(w - data["w"]).max() <= 1e-5 * np.ptp(data["w"])
+        noise = [data[f"noise_{i}"] for i in range(len(full.synthesis_noise.maps))]
+        for i, n in enumerate(noise):  # rosinality's fixed noise buffers: the preset's "const"
+            np.testing.assert_array_equal(np.asarray(full.synthesis_noise.maps[i]), n)
+        got = np.asarray(full.synthesize(w, noise=noise))
+        assert np.abs(got - data["image"]).max() <= 1e-5 * np.ptp(data["image"])
+        if variant == "cm2_128":  # latent_avg (here the reference's mean latent) is w_avg
+            np.testing.assert_array_equal(np.asarray(full.w_avg), data["mean_latent"][0])
+            trunc = np.asarray(full.synthesize(full.truncate(np.asarray(w), 0.7), noise=noise))
+            assert np.abs(trunc - data["image_trunc"]).max() <= 1e-5 * np.ptp(data["image_trunc"])
+            assert "w_avg from the file's latent_avg" in up["note"]
+        else:
+            assert "mean of 4096 mapped z" in up["note"]
+    capsys.readouterr()
+
+
+def test_bad_stylegan2_sources_are_one_line_exit_2_and_leave_no_cache(tmp_path, kzoo_home, capsys):
+    import pickle
+    import zipfile
+
+    import kzoo.hub
+    from kzoo.cli import main
+
+    evil = tmp_path / "evil.pt"
+    marker = tmp_path / "ran"
+    with zipfile.ZipFile(evil, "w") as zf:  # a train.py-like checkpoint whose args run code
+        zf.writestr("archive/data.pkl", pickle.dumps({"g_ema": {}, "args": _System(f"touch {marker}")},
+                                                     protocol=2))
+    cases = [([str(evil)], "refusing to load evil.pt: its pickle calls posix.system"),
+             ([str(FIXTURES / "resnet_instance.pth"), "--arch", "stylegan2"],
+              "the state dict does not match --arch stylegan2: style.1.weight (512, 512) is missing"),
+             ([str(SG2 / "cm1_64.pt"), "--reverse", str(SG2 / "cm1_64.pt")],
+              "--reverse is for CycleGAN generators: this is a StyleGAN2 generator")]
+    for args, message in cases:
+        assert main(["hub", "convert", *args, "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and message in err and "\n" not in err, err
+        assert not (tmp_path / "out").exists()
+    assert not marker.exists()
+    with pytest.raises(KzooError, match=r"it is a resnet_2blocks state dict \(--arch resnet_2blocks\)$"):
+        kzoo.hub.load(f"{FIXTURES / 'resnet_instance.pth'}#arch=stylegan2")
+    presets = kzoo_home / "presets"
+    assert not presets.is_dir() or not any(p.parent.name == "converted" for p in presets.rglob("*"))
+
+
+class _System:
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (self.command,)
