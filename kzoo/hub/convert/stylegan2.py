@@ -59,9 +59,9 @@ ARCH = "stylegan2"
 UPSTREAM = "https://github.com/rosinality/stylegan2-pytorch"
 PAPER = ("Karras, Laine, Aittala, Hellsten, Lehtinen & Aila, \"Analyzing and Improving the "
          "Image Quality of StyleGAN\", CVPR 2020")
-LICENSE = ("the licence of the converted file (rosinality/stylegan2-pytorch's code is MIT; "
-           "NVIDIA's official StyleGAN2 networks are under the Nvidia Source Code License-NC: "
-           "non-commercial)")
+# (the code, rosinality/stylegan2-pytorch LICENSE, is MIT; NVlabs/stylegan2 README.md, License)
+LICENSE = ("that of the converted file (NVIDIA's official StyleGAN2 networks: Nvidia Source Code "
+           "License-NC, non-commercial)")
 LR_MLP = 0.01  # model.py Generator(lr_mlp=0.01); train.py and generate.py keep it
 TRUNCATION_MEAN = 4096  # generate.py --truncation_mean default
 # The defaults of a missing tensor: train.py's generator (latent 512, n_mlp 8, size 256,

@@ -141,36 +141,39 @@ def test_a_state_dict_that_is_not_this_generator_is_one_line_naming_what_it_is()
 
 @pytest.mark.skipif(not hasattr(__import__("kzoo.models.stylegan2").models.stylegan2, "StyleGAN2"),
                     reason="the StyleGAN2 model class (branch sg2) is not merged yet")
-def test_cli_convert_writes_a_stylegan2_preset_equal_to_the_reference(tmp_path, capsys):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cli_convert_writes_a_stylegan2_preset_equal_to_the_reference(tmp_path, capsys, variant):
     """`kzoo hub convert FILE` (detected, no --arch): the full StyleGAN2's EMA networks are
     g_ema, its fixed noise rosinality's buffers, its w_avg the file's latent_avg."""
     import kzoo.hub
     from kzoo.cli import main
 
-    for variant in VARIANTS:
-        out = tmp_path / variant
-        assert main(["hub", "convert", str(SG2 / f"{variant}.pt"), "--out", str(out)]) == 0
-        meta = kzoo.hub.preset.verify(out)
-        up = meta["upstream"]
-        assert meta["model_class"] == "StyleGAN2" and (up["format"], up["arch"]) == ("rosinality", "stylegan2")
-        assert "Karras" in up["paper"] and "Nvidia Source Code License-NC" in meta["license"]
-        assert "rosinality/stylegan2-pytorch" in (out / "README.md").read_text()
-        full = kzoo.hub.load(out, part="full", compile=False)
-        data = np.load(SG2 / f"{variant}.npz")
-        w = np.asarray(full.mapping(data["z"]))
-        assert np.abs(w - data["w"]).max() <= 1e-5 * np.ptp(data["w"])
-        noise = [data[f"noise_{i}"] for i in range(len(full.synthesis_noise.maps))]
-        for i, n in enumerate(noise):  # rosinality's fixed noise buffers: the preset's "const"
-            np.testing.assert_array_equal(np.asarray(full.synthesis_noise.maps[i]), n)
-        got = np.asarray(full.synthesize(w, noise=noise))
-        assert np.abs(got - data["image"]).max() <= 1e-5 * np.ptp(data["image"])
-        if variant == "cm2_128":  # latent_avg (here the reference's mean latent) is w_avg
-            np.testing.assert_array_equal(np.asarray(full.w_avg), data["mean_latent"][0])
-            trunc = np.asarray(full.synthesize(full.truncate(np.asarray(w), 0.7), noise=noise))
-            assert np.abs(trunc - data["image_trunc"]).max() <= 1e-5 * np.ptp(data["image_trunc"])
-            assert "w_avg from the file's latent_avg" in up["note"]
-        else:
-            assert "mean of 4096 mapped z" in up["note"]
+    out = tmp_path / variant
+    assert main(["hub", "convert", str(SG2 / f"{variant}.pt"), "--out", str(out)]) == 0
+    meta = kzoo.hub.preset.verify(out)
+    up = meta["upstream"]
+    assert meta["model_class"] == "StyleGAN2" and (up["format"], up["arch"]) == ("rosinality", "stylegan2")
+    assert "Karras" in up["paper"] and "Nvidia Source Code License-NC" in meta["license"]
+    assert "rosinality/stylegan2-pytorch" in (out / "README.md").read_text()
+    full = kzoo.hub.load(out, part="full", compile=False)
+    data = np.load(SG2 / f"{variant}.npz")
+    w = np.asarray(full.mapping(data["z"]))
+    assert np.abs(w - data["w"]).max() <= 1e-5 * np.ptp(data["w"])
+    state = load_state_dict(SG2 / f"{variant}.pt")
+    buffers = sg.noise_maps(state, sg.read_config(state))  # rosinality's noises.noise_*
+    assert len(buffers) == len(full.synthesis_noise.maps) == full.num_ws - 1
+    for variable, buffer in zip(full.synthesis_noise.maps, buffers):
+        np.testing.assert_array_equal(np.asarray(variable), buffer)
+    noise = [data[f"noise_{i}"] for i in range(len(buffers))]
+    got = np.asarray(full.synthesize(w, noise=noise))
+    assert np.abs(got - data["image"]).max() <= 1e-5 * np.ptp(data["image"])
+    if variant == "cm2_128":  # latent_avg (here the reference's mean latent) is w_avg
+        np.testing.assert_array_equal(np.asarray(full.w_avg), data["mean_latent"][0])
+        trunc = np.asarray(full.synthesize(full.truncate(np.asarray(w), 0.7), noise=noise))
+        assert np.abs(trunc - data["image_trunc"]).max() <= 1e-5 * np.ptp(data["image_trunc"])
+        assert "w_avg from the file's latent_avg" in up["note"]
+    else:
+        assert "mean of 4096 mapped z" in up["note"]
     capsys.readouterr()
 
 
@@ -211,3 +214,34 @@ class _System:
         import os
 
         return os.system, (self.command,)
+
+
+@pytest.mark.skipif(not hasattr(__import__("kzoo.models.stylegan2").models.stylegan2, "StyleGAN2"),
+                    reason="the StyleGAN2 model class (branch sg2) is not merged yet")
+@pytest.mark.slow
+def test_a_converted_checkpoint_exports_and_predicts(tmp_path):
+    """(~2 min: three endpoints, SavedModel + ONNX each) `kzoo export FILE.pt`: the synthesis endpoint's ONNX model, fed the reference's w and
+    noise with psi 0.7, gives rosinality's truncated image (latent_avg is w_avg); `kzoo predict`
+    writes pictures from the export."""
+    import onnxruntime as ort
+
+    from kzoo.cli import main
+    from kzoo.export import export
+
+    results = export(str(SG2 / "cm2_128.pt"), out=tmp_path / "export", version=1)
+    paths = {r.path.parent.name: r.path for r in results}
+    synthesis = next(p for name, p in paths.items() if name.endswith("synthesis"))
+    assert (synthesis / "model.onnx").is_file() and (synthesis / "saved_model.pb").is_file()
+    data = np.load(SG2 / "cm2_128.npz")
+    session = ort.InferenceSession(str(synthesis / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    num_ws = len([n for n in names if n.startswith("noise_")]) + 1  # one noise map per styled conv
+    ws = np.repeat(data["w"][:, None], num_ws, axis=1)
+    feed = {"ws": ws, "truncation_psi": np.full((len(ws), 1), 0.7, np.float32),
+            **{f"noise_{i}": data[f"noise_{i}"] for i in range(ws.shape[1] - 1)}}
+    got = session.run(None, {n: feed[n] for n in names})[0]
+    want = data["image_trunc"]
+    assert np.abs(got - want).max() <= 1e-5 * np.ptp(want), (names, np.abs(got - want).max())
+    generator = next(p for name, p in paths.items() if name.endswith("generator"))
+    assert main(["predict", str(generator), "--out", str(tmp_path / "samples")]) == 0
+    assert list((tmp_path / "samples").glob("*.png"))
