@@ -443,7 +443,7 @@ class MinibatchStdDev(keras.layers.Layer):
     def call(self, x):
         b = ops.shape(x)[0]
         h, w, c = x.shape[1], x.shape[2], x.shape[3]
-        g = ops.minimum(b, self.group_size)
+        g = min(x.shape[0], self.group_size) if x.shape[0] is not None else ops.minimum(b, self.group_size)
         f = self.num_features
         y = ops.reshape(x, (g, -1, h, w, f, c // f))
         y = ops.sqrt(ops.var(y, axis=0) + EPS)  # (b/g, h, w, f, c/f)
