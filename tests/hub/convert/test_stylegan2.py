@@ -139,8 +139,6 @@ def test_a_state_dict_that_is_not_this_generator_is_one_line_naming_what_it_is()
         sg.convert_generator(state)
 
 
-@pytest.mark.skipif(not hasattr(__import__("kzoo.models.stylegan2").models.stylegan2, "StyleGAN2"),
-                    reason="the StyleGAN2 model class (branch sg2) is not merged yet")
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_cli_convert_writes_a_stylegan2_preset_equal_to_the_reference(tmp_path, capsys, variant):
     """`kzoo hub convert FILE` (detected, no --arch): the full StyleGAN2's EMA networks are
@@ -216,8 +214,6 @@ class _System:
         return os.system, (self.command,)
 
 
-@pytest.mark.skipif(not hasattr(__import__("kzoo.models.stylegan2").models.stylegan2, "StyleGAN2"),
-                    reason="the StyleGAN2 model class (branch sg2) is not merged yet")
 @pytest.mark.slow
 def test_a_converted_checkpoint_exports_and_predicts(tmp_path):
     """(~2 min: three endpoints, SavedModel + ONNX each) `kzoo export FILE.pt`: the synthesis endpoint's ONNX model, fed the reference's w and
