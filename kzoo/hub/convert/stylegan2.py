@@ -55,6 +55,8 @@ import re
 
 import numpy as np
 
+from kzoo.errors import KzooError
+
 ARCH = "stylegan2"
 UPSTREAM = "https://github.com/rosinality/stylegan2-pytorch"
 PAPER = ("Karras, Laine, Aittala, Hellsten, Lehtinen & Aila, \"Analyzing and Improving the "
@@ -347,3 +349,19 @@ def stylegan2_models(state, arch=None, latent_avg=None):
                         f"the mean of {TRUNCATION_MEAN} mapped z (seed 0)")
                      + "; the discriminator is untrained (g_ema is the generator only)")}
     return full, inference, info, config["image_size"]
+
+
+# --- the format protocol of kzoo.hub.convert (`accepts`, `models` of a source) ----------
+
+def accepts(source) -> bool:
+    """A state dict file that `--arch stylegan2` names, or with a rosinality generator's names."""
+    return source.path.is_file() and claims(source.state, source.arch)
+
+
+def models(source):
+    """`stylegan2_models` of `source` (its file's `latent_avg` too); `--reverse` is refused."""
+    if source.reverse is not None:
+        raise KzooError("--reverse is for CycleGAN generators: this is a StyleGAN2 generator")
+    path = source.path
+    latent_avg = read_latent_avg(path) if path.suffix != ".safetensors" else None
+    return stylegan2_models(source.state, source.arch, latent_avg)
