@@ -153,6 +153,11 @@ def test_cli_convert_writes_a_stylegan2_preset_equal_to_the_reference(tmp_path, 
     assert meta["model_class"] == "StyleGAN2" and (up["format"], up["arch"]) == ("rosinality", "stylegan2")
     assert "Karras" in up["paper"] and "Nvidia Source Code License-NC" in meta["license"]
     assert "rosinality/stylegan2-pytorch" in (out / "README.md").read_text()
+    from PIL import Image
+
+    sample = np.asarray(Image.open(out / "samples.png"))  # 4 generated images, not a grey square
+    size = sg.read_config(load_state_dict(SG2 / f"{variant}.pt"))["image_size"]
+    assert sample.shape == (size, 4 * size, 3) and sample.std() > 10
     full = kzoo.hub.load(out, part="full", compile=False)
     data = np.load(SG2 / f"{variant}.npz")
     w = np.asarray(full.mapping(data["z"]))
