@@ -13,6 +13,8 @@ A SOURCE is
   named architecture the state dict matches exactly;
 - a Real-ESRGAN (`RRDBNet`, `SRVGGNetCompact`) or EDSR super-resolution state dict:
   `kzoo.hub.convert.sr` (architecture detected, or `--arch NAME`);
+- a rosinality/stylegan2-pytorch checkpoint (`train.py`'s or `convert_weight.py`'s `.pt`:
+  its `g_ema`): `kzoo.hub.convert.stylegan2`;
 - a torchvision DeepLabV3 state dict (`deeplabv3_*.pth`: `backbone.*` and `classifier.*`
   names): `kzoo.hub.convert.torchvision`;
 - a diffusers model folder (`config.json` with `_class_name` `UNet2DModel`, its
@@ -311,6 +313,14 @@ def _sample_picture(full, inference, size):
             left = np.repeat(left[..., :1], right.shape[-1], axis=-1)
             right = right if right.shape[-1] in (1, 3) else right[..., :3]
         return np.concatenate([left, right], axis=1)
+    if len(inference.inputs) == 1 and len(shape) == 1:  # a generator: 4 images of seeded latents
+        z = np.random.default_rng(0).standard_normal((4, *shape)).astype("float32")
+        images = np.asarray(inference(z, training=False))
+        f = max(1, images.shape[1] // size)  # block means down to `size` pixels
+        images = images.reshape(4, images.shape[1] // f, f, images.shape[2] // f, f, -1).mean((2, 4))
+        images = np.clip((images + 1) * 127.5, 0, 255).astype(np.uint8)
+        images = np.repeat(images, 3, -1) if images.shape[-1] == 1 else images[..., :3]
+        return np.concatenate(list(images), axis=1)
     return np.full((size, size, 3), 127, np.uint8)
 
 
@@ -414,7 +424,7 @@ def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
                 raise KzooError(f"{reverse}: no such weights file (--reverse)")
             back = load_state_dict(reverse)
         state = load_state_dict(path)
-        from kzoo.hub.convert import sr
+        from kzoo.hub.convert import sr, stylegan2
         from kzoo.hub.convert import torchvision as tv
 
         if tv.is_torchvision_state(state) or str(arch).startswith("deeplabv3_"):
@@ -429,6 +439,11 @@ def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
                 raise KzooError("--reverse is for CycleGAN generators: this is a "
                                 "super-resolution network")
             full, inference, info, size = sr.sr_models(state, arch)
+        elif stylegan2.claims(state, arch):  # rosinality g_ema (kzoo.hub.convert.stylegan2)
+            if back is not None:
+                raise KzooError("--reverse is for CycleGAN generators: this is a StyleGAN2 generator")
+            full, inference, info, size = stylegan2.stylegan2_models(
+                state, arch, stylegan2.read_latent_avg(path) if path.suffix != ".safetensors" else None)
         else:
             full, inference, info, size = junyanz_models(state, arch, reverse=back, mode=mode)
         weights = [path]

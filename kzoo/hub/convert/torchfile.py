@@ -15,6 +15,12 @@ Both layouts `torch.save` writes are read:
   raw bytes), which is what checkpoints published before 2020 use.
 
 The older tar layout of torch < 0.4 is not supported (refused with a clear line).
+
+A training checkpoint also pickles the run's options: `argparse.Namespace` is the one
+other name allowed, resolved to `Namespace` here (a fresh object that keeps the saved
+attributes; nothing is called). `load_state_dict` reads only the storages of the state
+dict it picks (a checkpoint's optimiser states and other networks are never read: a zip
+member is not opened, a legacy stream's bytes are skipped).
 """
 
 from __future__ import annotations
@@ -118,8 +124,35 @@ def _rebuild_parameter(data, *_ignored):
     return data
 
 
+class Namespace:
+    """Stands for `argparse.Namespace` (a training script's options saved beside its
+    weights, e.g. rosinality's stylegan2-pytorch `train.py` checkpoints): the pickle may
+    create one and give it its attributes once (BUILD with a dict); nothing else runs."""
+
+    __slots__ = ("options",)
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict) or any(not isinstance(k, str) for k in state) or \
+                hasattr(self, "options"):
+            raise KzooError("refusing a pickle that builds an argparse.Namespace oddly")
+        object.__setattr__(self, "options", dict(state))
+
+    def __getattr__(self, name):
+        options = object.__getattribute__(self, "options") if name != "options" else {}
+        if name in options:
+            return options[name]
+        raise AttributeError(name)
+
+    def __setattr__(self, name, value):
+        raise KzooError("refusing a pickle that modifies an argparse.Namespace")
+
+    def __repr__(self):
+        return f"Namespace({', '.join(f'{k}={v!r}' for k, v in getattr(self, 'options', {}).items())})"
+
+
 _ALLOWED = {
     ("collections", "OrderedDict"): collections.OrderedDict,
+    ("argparse", "Namespace"): Namespace,
     ("torch._utils", "_rebuild_tensor_v2"): _Rebuild(_rebuild_tensor),
     ("torch._utils", "_rebuild_parameter"): _Rebuild(_rebuild_parameter),
     ("torch._utils", "_rebuild_parameter_with_state"): _Rebuild(_rebuild_parameter),
@@ -177,7 +210,9 @@ def _from_bytes(raw: bytes, dtype, numel, where):
     return np.frombuffer(raw, dtype=dtype)
 
 
-def _read_zip(path: Path, budget: int):
+def _read_zip(path: Path, budget: int, pick=None):
+    """The object of a torch zip archive; `pick(obj)` chooses the part whose storages are
+    read (the others' archive members are never opened)."""
     where = path.name
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
@@ -190,14 +225,19 @@ def _read_zip(path: Path, budget: int):
         if total > budget:
             raise KzooError(f"{where} unpacks to {total:,} bytes, more than the cap of {budget:,} "
                             "(KZOO_MAX_PRESET_BYTES)")
+        found = {}
 
         def load_storage(key, dtype, numel):
-            name = f"{root}/data/{key}"
-            if name not in names:
+            if f"{root}/data/{key}" not in names:
                 raise KzooError(f"{where}: storage {key} is missing from the archive")
-            return _from_bytes(zf.read(name), dtype, numel, where)
+            found[key] = (dtype, numel)
+            return _LazyStorage(key, dtype, numel)
 
-        return _unpickle(io.BytesIO(zf.read(pickles[0])), where, load_storage)
+        obj = _unpickle(io.BytesIO(zf.read(pickles[0])), where, load_storage)
+        obj = pick(obj) if pick else obj
+        arrays = {key: _from_bytes(zf.read(f"{root}/data/{key}"), *found[key], where)
+                  for key in _storage_keys(obj)}
+        return _resolve(obj, arrays, where)
 
 
 class _LazyStorage:
@@ -215,7 +255,18 @@ class _LazyTensor:
         self.storage, self.args = storage, args
 
 
-def _read_legacy(data: bytes, where: str):
+def _storage_keys(obj) -> set:
+    """The storages the lazy tensors in `obj` use."""
+    if isinstance(obj, _LazyTensor):
+        return {obj.storage.key}
+    if isinstance(obj, dict):
+        return set().union(*map(_storage_keys, obj.values()))
+    if isinstance(obj, (list, tuple)):
+        return set().union(*map(_storage_keys, obj))
+    return set()
+
+
+def _read_legacy(data: bytes, where: str, pick=None):
     stream = io.BytesIO(data)
     try:
         magic = _unpickle(stream, where)
@@ -238,6 +289,8 @@ def _read_legacy(data: bytes, where: str):
     keys = _unpickle(stream, where)
     if not isinstance(keys, list):
         raise KzooError(f"{where}: the storage key list is missing (the file is damaged)")
+    obj = pick(obj) if pick else obj
+    needed = _storage_keys(obj)
     arrays = {}
     for key in map(str, keys):
         if key not in found:
@@ -248,7 +301,12 @@ def _read_legacy(data: bytes, where: str):
         if count != numel:
             raise KzooError(f"{where}: storage {key} has {count} elements, its tensors say {numel} "
                             "(the file is damaged)")
-        arrays[key] = _from_bytes(stream.read(count * dtype.itemsize), dtype, count, where)
+        if key in needed:
+            arrays[key] = _from_bytes(stream.read(count * dtype.itemsize), dtype, count, where)
+        else:  # a storage of a part not picked: skipped unread
+            stream.seek(count * dtype.itemsize, io.SEEK_CUR)
+    if stream.tell() > len(data):
+        raise KzooError(f"{where}: the file ends inside a storage (the file is damaged)")
     return _resolve(obj, arrays, where)
 
 
@@ -280,11 +338,14 @@ def _check_size(path: Path) -> int:
     return budget
 
 
-def load_torch(path) -> dict:
+def load_torch(path, pick=None) -> dict:
     """The object a `torch.save` file holds (a state dict: names -> NumPy arrays).
 
     Args:
         path: a `.pth` / `.pt` / `.bin` file written by `torch.save`.
+        pick: None, or a function of the unpickled object (its tensors not yet read)
+            returning the part to read and return (e.g. `lambda ckpt: ckpt["g_ema"]`):
+            the storages of the rest are never read.
 
     Returns:
         The unpickled object with every tensor as a NumPy array (a state dict is
@@ -300,11 +361,15 @@ def load_torch(path) -> dict:
         state["model.1.weight"].shape
         # (64, 3, 7, 7)
     """
+    return _load(path, pick)
+
+
+def _load(path, pick=None):
     path = Path(path)
     budget = _check_size(path)
     if zipfile.is_zipfile(path):
-        return _read_zip(path, budget)
-    return _read_legacy(path.read_bytes(), path.name)
+        return _read_zip(path, budget, pick)
+    return _read_legacy(path.read_bytes(), path.name, pick)
 
 
 def load_safetensors(path) -> dict:
@@ -320,18 +385,33 @@ def load_safetensors(path) -> dict:
         raise KzooError(f"{path.name} is not a readable safetensors file ({str(e)[:120]})") from None
 
 
+# What a checkpoint wraps its state dict in (the first found is read): "state_dict",
+# "model"; Real-ESRGAN's "params_ema" before "params" (RealESRGANer, realesrgan/utils.py);
+# rosinality's stylegan2-pytorch "g_ema", the EMA generator its generate.py loads
+# (generate.py:76), beside "g", "d", optimiser states and "args" (train.py:318-329).
+WRAPPERS = ("state_dict", "model", "params_ema", "params", "g_ema")
+
+
+def _pick_state_dict(state):
+    for wrapper in WRAPPERS:
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict) and \
+                not all(isinstance(v, (np.ndarray, _LazyTensor)) for v in state.values()):
+            state = state[wrapper]
+    return state
+
+
 def load_state_dict(path) -> dict[str, np.ndarray]:
     """A flat `{name: array}` state dict from a `.safetensors` or `torch.save` file.
 
-    A checkpoint that wraps its state dict (`{"state_dict": {...}}`, `{"model": ...}`)
-    is unwrapped, and a `module.` prefix (a model saved inside `DataParallel`) dropped.
+    A checkpoint that wraps its state dict (`{"state_dict": {...}}`, `{"model": ...}`,
+    `WRAPPERS`; a dict whose values are not all tensors) is unwrapped -- only the storages
+    of the state dict read are loaded --
+    and a `module.` prefix (a model saved inside `DataParallel`) dropped.
     """
     path = Path(path)
-    state = load_safetensors(path) if path.suffix == ".safetensors" else load_torch(path)
-    for wrapper in ("state_dict", "model", "params_ema", "params"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict) and \
-                not any(isinstance(v, np.ndarray) for v in state.values()):
-            state = state[wrapper]
+    state = load_safetensors(path) if path.suffix == ".safetensors" else \
+        _load(path, _pick_state_dict)
+    state = _pick_state_dict(state)
     if not isinstance(state, dict) or not state or \
             not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items()):
         raise KzooError(f"{path.name} holds no state dict (a mapping of parameter names to tensors)")

@@ -127,3 +127,73 @@ def test_a_pickle_cannot_modify_the_allowed_globals_or_inflate_a_tensor(tmp_path
     storage = np.zeros(1, np.float32)
     with pytest.raises(KzooError, match="exceeds the cap"):
         torchfile._rebuild_tensor(storage, 0, (10 ** 6, 10 ** 6), (0, 0))
+
+
+SG2 = FIXTURES / "stylegan2"
+
+
+def test_a_training_checkpoint_reads_its_namespace_and_only_the_state_dict_it_picks(tmp_path):
+    """rosinality's train.py checkpoint (g, d, g_ema, optimiser states, args: an
+    argparse.Namespace): load_state_dict reads g_ema's storages only -- damaging every
+    other storage in the archive leaves it readable, while load_torch reads them all."""
+    from kzoo.hub.convert import torchfile
+
+    full = load_torch(SG2 / "cm1_64.pt")
+    assert set(full) == {"g", "d", "g_ema", "g_optim", "d_optim", "args", "ada_aug_p"}
+    assert isinstance(full["args"], torchfile.Namespace)
+    assert (full["args"].size, full["args"].channel_multiplier, full["args"].arch) == (64, 1, "stylegan2")
+    assert full["g_optim"]["state"][0]["exp_avg"].dtype == np.float32
+    state = load_state_dict(SG2 / "cm1_64.pt")
+    assert set(state) == set(full["g_ema"])
+    assert not np.array_equal(state["conv1.conv.weight"], full["g"]["conv1.conv.weight"])
+    np.testing.assert_array_equal(state["conv1.conv.weight"], full["g_ema"]["conv1.conv.weight"])
+    keys = {}
+
+    def record(ckpt):
+        keys["ema"] = torchfile._storage_keys(ckpt["g_ema"])
+        keys["all"] = torchfile._storage_keys(ckpt)
+
+    load_torch(SG2 / "cm1_64.pt", pick=record)
+    others = keys["all"] - keys["ema"]
+    assert len(others) > len(keys["ema"])  # g, d and the optimiser states
+    bad = tmp_path / "damaged.pt"
+    with zipfile.ZipFile(SG2 / "cm1_64.pt") as zin, zipfile.ZipFile(bad, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            zout.writestr(info.filename, data[:4] if info.filename.rsplit("/", 1)[-1] in others else data)
+    for key, value in load_state_dict(bad).items():
+        np.testing.assert_array_equal(value, state[key])
+    with pytest.raises(KzooError, match="damaged"):
+        load_torch(bad)
+    # the legacy stream (convert_weight.py's {"g_ema", "latent_avg"}): the other part skipped
+    legacy = SG2 / "cm2_128.pt"
+    assert not zipfile.is_zipfile(legacy)
+    assert load_torch(legacy, pick=lambda ckpt: ckpt["latent_avg"]).shape == (8,)
+    assert "latent_avg" not in load_state_dict(legacy)
+
+
+def test_the_namespace_is_the_one_other_name_and_cannot_be_misused(tmp_path):
+    """argparse.Namespace resolves to a stand-in that only takes its attributes once;
+    argparse's other names stay refused."""
+    import argparse
+
+    _torch_zip(tmp_path / "ns.pth", {"args": argparse.Namespace(size=256, lr=0.002)})
+    args = load_torch(tmp_path / "ns.pth")["args"]
+    assert (args.size, args.lr) == (256, 0.002)
+    assert not hasattr(args, "missing")
+    with pytest.raises(KzooError, match="modifies an argparse.Namespace"):
+        args.size = 1
+    _torch_zip(tmp_path / "parser.pth", {"p": _Call(argparse.ArgumentParser)})
+    with pytest.raises(KzooError, match=r"calls argparse\.ArgumentParser \(only tensor data"):
+        load_torch(tmp_path / "parser.pth")
+    # BUILD on the allowed class itself, or a second BUILD on an instance: refused
+    cls_build = b"\x80\x02cargparse\nNamespace\n}X\x01\x00\x00\x00aK\x01sb."
+    twice = b"\x80\x02cargparse\nNamespace\n)\x81}X\x01\x00\x00\x00aK\x01sb}X\x01\x00\x00\x00aK\x02sb."
+    for name, evil in (("cls", cls_build), ("twice", twice)):
+        with zipfile.ZipFile(tmp_path / f"{name}.pth", "w") as zf:
+            zf.writestr("archive/data.pkl", evil)
+        with pytest.raises(KzooError):
+            load_torch(tmp_path / f"{name}.pth")
+    from kzoo.hub.convert import torchfile
+
+    assert not hasattr(torchfile.Namespace, "a") and torchfile.Namespace.__slots__ == ("options",)
