@@ -499,6 +499,27 @@ def held_out_digits(space, num):
     return np.repeat(x, channels, axis=-1) if channels == 3 else x
 
 
+def load_images(space, paths):
+    """Image files -> (N, H, W, C) in [-1, 1] at the model's size and channels (resized
+    bicubically; each checked against the pixel budget before it is decoded)."""
+    from PIL import Image
+
+    from kzoo.io import check_image_pixels
+
+    h, w, channels = space.sample_shape()
+    out = []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                check_image_pixels(path, *img.size)
+                img = img.convert("RGB" if channels == 3 else "L").resize((w, h), Image.BICUBIC)
+                x = np.asarray(img, np.float32) / 127.5 - 1.0
+        except OSError as e:
+            raise KzooError(f"cannot read image {path}: {e}") from None
+        out.append(x.reshape(h, w, channels))
+    return np.stack(out)
+
+
 def _perceptual(images):
     """The reference digits classifier's hidden activations of images in [-1, 1], as
     backend tensors (the network of `kzoo.metrics.features`, differentiable)."""
