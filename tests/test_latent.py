@@ -189,3 +189,14 @@ def test_cli_writes_the_grid(spaces, tmp_path, capsys, monkeypatch):
     assert '"styles": [3, 6]' in capsys.readouterr().out
     assert _png(tmp_path / "mix.png").shape[:2] == (2 + 3 * 66, 2 + 3 * 66)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mix.png"]  # no temporary files left
+
+
+def test_cli_refuses_an_export(tmp_path, capsys):
+    version = tmp_path / "export" / "dcgan" / "1"
+    version.mkdir(parents=True)
+    (version / "kzoo.json").write_text("{}")
+    out = tmp_path / "out"
+    assert main(["latent", "interpolate", str(version.parent), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is an export" in err[0], err
+    assert not out.exists()
