@@ -38,7 +38,9 @@ decoder and StyleGAN2 -- each operation writes one PNG grid (`kzoo latent OP SOU
   divided by the target features' mean square. For non-digit images set
   `perceptual_weight=0`. PSNR of the projections is reported beside three trivial
   baselines: the mean latent's image, the best of N random latents (pixel MSE), and
-  the VAE encoder's reconstruction (VAE only).
+  the VAE encoder's reconstruction (VAE only); on held-out digits also the share of
+  each row the reference classifier reads as the target's label (the targets' own
+  share is the classifier's accuracy on them).
 
 StyleGAN2 is used through a duck-typed protocol: `model.mapping(z)` -> ws,
 `model.synthesize(ws, noise="random"|"zero"|list)`, `model.w_avg`, `model.num_ws`,
@@ -488,15 +490,15 @@ def arithmetic(space, path, *, expression="3-3+8", num=64, exemplars=3, pool=100
 
 def held_out_digits(space, num):
     """The first `num` held-out digits (the test split of builtin:digits) at the model's
-    size and channels, in [-1, 1]."""
+    size and channels, in [-1, 1], and their labels."""
     from kzoo.data.images import digits_arrays
 
     h, _, channels = space.sample_shape()
-    x, _ = digits_arrays("test", h)
+    x, y = digits_arrays("test", h)
     if num > len(x):
         raise KzooError(f"--num {num}: there are {len(x)} held-out digits")
     x = np.clip(x[:num], 0.0, 1.0) * 2.0 - 1.0
-    return np.repeat(x, channels, axis=-1) if channels == 3 else x
+    return (np.repeat(x, channels, axis=-1) if channels == 3 else x), y[:num]
 
 
 def load_images(space, paths):
@@ -563,7 +565,11 @@ def project(space, path, *, images=None, num=64, steps=300, lr=PROJECT_LR, perce
 
     from kzoo.training import minimize
 
-    targets = held_out_digits(space, num) if images is None else np.asarray(images, np.float32)
+    labels = None
+    if images is None:
+        targets, labels = held_out_digits(space, num)
+    else:
+        targets = np.asarray(images, np.float32)
     space_name = space_name or ("w" if space.is_style else "z")
     if space_name not in (("w", "w+") if space.is_style else ("z",)):
         raise KzooError(f"--space {space_name}: {space.name} projects into "
@@ -603,12 +609,15 @@ def project(space, path, *, images=None, num=64, steps=300, lr=PROJECT_LR, perce
               "perceptual_weight": perceptual_weight, "psnr_projection": _psnr(projected, targets),
               "psnr_mean_latent": _psnr(np.repeat(mean_img, len(targets), 0), targets),
               f"psnr_best_of_{random}_random": _psnr(best, targets)}
-    rows = [targets, np.repeat(mean_img, len(targets), 0), best]
+    rows = {"target": targets, "mean_latent": np.repeat(mean_img, len(targets), 0),
+            f"best_of_{random}_random": best}
     if space.has_encoder:
-        recon = space.render(space.encode(targets))
-        scores["psnr_encoder"] = _psnr(recon, targets)
-        rows.append(recon)
-    rows.append(projected)
+        rows["encoder"] = space.render(space.encode(targets))
+        scores["psnr_encoder"] = _psnr(rows["encoder"], targets)
+    rows["projection"] = projected
+    if labels is not None:  # does the reconstruction still read as the digit it was?
+        scores.update({f"label_kept_{k}": float((_classify(v) == labels).mean()) for k, v in rows.items()})
+    rows = list(rows.values())
     k = min(show, len(targets))
     write_grid(path, [r[:k] for r in rows])
     return {"path": path, **scores}

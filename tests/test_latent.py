@@ -143,6 +143,8 @@ def test_project_beats_the_mean_latent(spaces, name, tmp_path):
         assert "psnr_encoder" in out and out["psnr_projection"] >= out["psnr_mean_latent"]
     else:
         assert out["psnr_projection"] > out["psnr_mean_latent"]
+    if name != "style":  # held-out digits: the classifier's reading of every row
+        assert 0.0 <= out["label_kept_projection"] <= 1.0 and "label_kept_target" in out
     rows = 5 if name == "vae" else 4  # targets, mean, best-of-N, (encoder), projection
     assert _png(tmp_path / "p.png").shape[0] == 2 + rows * 66
 
