@@ -161,7 +161,8 @@ def crossover_range(crossover, num_ws):
         lo_res, hi_res = 4 * 2 ** bounds[0], 4 * 2 ** (bounds[1] - 1)
         picked = [i for i, r in enumerate(resolution) if lo_res <= r <= hi_res]
     if not picked:
-        raise KzooError(f"--crossover {crossover} selects no layers of this {num_ws}-ws model")
+        raise KzooError(f"--crossover {crossover} selects no layers of this {num_ws}-ws model ({levels} "
+                        "resolutions); give START:STOP ws indices")
     return picked[0], picked[-1] + 1
 
 

@@ -202,3 +202,18 @@ def test_cli_refuses_an_export(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is an export" in err[0], err
     assert not out.exists()
+
+
+def test_kzoo_stylegan2_speaks_the_protocol(tmp_path):
+    from kzoo.zoo import model_names
+
+    if "stylegan2" not in model_names():
+        pytest.skip("kzoo's StyleGAN2 is not in this tree")
+    space = latent.latent_space(create_model("stylegan2", **tiny_overrides("stylegan2"), seed=0), "sg2")
+    assert (space.kind, space.num_ws) == ("w", 4)  # 8x8: resolutions 4 and 8
+    assert latent.style_mix(space, tmp_path / "m.png", rows=2, cols=2, crossover="middle")["styles"] == [1, 4]
+    latent.truncate(space, tmp_path / "t.png", rows=2, psi=[1.0, 0.0])
+    images = space.render(space.latents(np.random.default_rng(1).standard_normal((2, space.z_dim))))
+    out = latent.project(space, tmp_path / "p.png", images=images, steps=20, perceptual_weight=0.0,
+                         space_name="w", random=4)
+    assert out["psnr_projection"] > out["psnr_mean_latent"]
