@@ -88,7 +88,7 @@ def slerp(a, b, t):
 
     Example:
     >>> a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-    >>> np.round(slerp(a, b, [0.0, 0.5, 1.0]), 4).tolist()
+    >>> np.round(slerp(a, b, [0.0, 0.5, 1.0]).astype(float), 4).tolist()
     [[1.0, 0.0], [0.7071, 0.7071], [0.0, 1.0]]
     """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
