@@ -217,3 +217,18 @@ def test_kzoo_stylegan2_speaks_the_protocol(tmp_path):
     out = latent.project(space, tmp_path / "p.png", images=images, steps=20, perceptual_weight=0.0,
                          space_name="w", random=4)
     assert out["psnr_projection"] > out["psnr_mean_latent"]
+
+
+def test_cli_projects_image_files(spaces, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(latent, "open_latent", lambda source: spaces["style"])
+    files = []
+    for i, value in enumerate((40, 200)):
+        files.append(tmp_path / f"in{i}.png")
+        Image.fromarray(np.full((20, 24, 3), value, np.uint8)).save(files[-1])  # resized, made gray
+    out = tmp_path / "out"
+    assert main(["latent", "project", "fake", "--images", *map(str, files), "--steps", "3",
+                 "--perceptual-weight", "0", "--random", "4", "--space", "w+", "--out", str(out)]) == 0
+    assert '"images": 2' in capsys.readouterr().out
+    assert _png(out / "project.png").shape[:2] == (2 + 4 * 66, 2 + 2 * 66)
+    assert main(["latent", "project", "fake", "--images", str(tmp_path / "missing.png"), "--out", str(out)]) == 2
+    assert "cannot read image" in capsys.readouterr().err
