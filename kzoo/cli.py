@@ -1,5 +1,5 @@
 """The `kzoo` command: `kzoo list`, `kzoo train RECIPE [flags]`, `kzoo export SOURCE`,
-`kzoo predict MODEL [INPUT...]`, `kzoo serve [EXPORT]`, `kzoo hub ...`.
+`kzoo predict MODEL [INPUT...]`, `kzoo serve [EXPORT]`, `kzoo latent OP SOURCE`, `kzoo hub ...`.
 
 Every argument is parsed and range-checked before TensorFlow is imported (a bad flag
 answers at once), every error is one `error: ...` line with exit status 2, and
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 
 from kzoo.backend import import_tensorflow, quiet_tensorflow
@@ -100,6 +101,38 @@ def _cmd_serve(args):
               + (f", gRPC {s.grpc_url}" if s.grpc_url else ""), flush=True)
 
     server.run(on_ready=ready)
+    return 0
+
+
+def _cmd_latent(args):
+    from kzoo.io import check_writable_dir
+
+    check_writable_dir(args.out)  # before TensorFlow is imported
+    import_tensorflow()
+    import json
+    from pathlib import Path
+
+    from kzoo import latent
+
+    space = latent.open_latent(args.source)
+    path = Path(args.out) / f"{args.op}.png"
+    common = {"seed": args.seed}
+    if args.op == "interpolate":
+        result = latent.interpolate(space, path, rows=args.rows, cols=args.cols, label=args.label, **common)
+    elif args.op == "mix":
+        result = latent.style_mix(space, path, rows=args.rows, cols=args.cols, crossover=args.crossover, **common)
+    elif args.op == "truncate":
+        result = latent.truncate(space, path, rows=args.rows, psi=args.psi, thresholds=args.threshold,
+                                 label=args.label, **common)
+    elif args.op == "arithmetic":
+        result = latent.arithmetic(space, path, expression=args.expr, num=args.num, exemplars=args.exemplars,
+                                   pool=args.pool, **common)
+    else:
+        images = latent.load_images(space, args.images) if args.images else None
+        result = latent.project(space, path, images=images, num=args.num, steps=args.steps, lr=args.lr,
+                                perceptual_weight=args.perceptual_weight, space_name=args.space,
+                                random=args.random, log=_log, **common)
+    print(json.dumps({k: str(v) if k == "path" else v for k, v in result.items()}))
     return 0
 
 
@@ -197,6 +230,85 @@ def _add_predict(sub):
     _add_verbose(p)
 
 
+def _float_list(low, high, what):
+    def convert(text):
+        try:
+            values = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid list of numbers: {text!r}") from None
+        bad = [v for v in values if not (math.isfinite(v) and (low is None or v >= low)
+                                         and (high is None or v <= high))]
+        if not values or bad:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return values
+
+    convert.__name__ = "list"
+    return convert
+
+
+def _crossover(text):
+    from kzoo.latent import CROSSOVERS
+
+    if text in CROSSOVERS or re.fullmatch(r"\d+:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"must be {', '.join(CROSSOVERS)} or START:STOP ws indices, got {text!r}")
+
+
+def _expression(text):
+    from kzoo.latent import parse_expression
+
+    try:
+        parse_expression(text)
+    except KzooError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _add_latent(sub):
+    from kzoo.latent import OPS, PROJECT_LR  # no TensorFlow
+
+    p = sub.add_parser("latent", help="latent-space grids of a generator: interpolate, mix, truncate, "
+                                      "arithmetic, project (see docs/latent.md)")
+    p.add_argument("op", choices=OPS, help="the operation; each writes OUT/OP.png")
+    p.add_argument("source", help="run directory, preset directory, .keras file or hub preset "
+                                  "(DCGAN, WGAN-GP, cGAN, VAE, StyleGAN2)")
+    p.add_argument("--out", default="latent", help="output directory (default: latent/)")
+    p.add_argument("--seed", type=at_least(0), default=0, help="seed of the latents (default 0)")
+    p.add_argument("--rows", type=at_least(1), default=4, help="grid rows (default 4)")
+    p.add_argument("--cols", type=at_least(2), default=8,
+                   help="interpolate: steps per row (default 8); mix: sources B (columns)")
+    p.add_argument("--label", type=at_least(0), help="conditional GANs: one class for every row "
+                                                     "(default: row i has class i)")
+    p.add_argument("--crossover", type=_crossover, default="coarse",
+                   help="mix: styles copied from B: coarse (default), middle, fine or START:STOP ws indices")
+    p.add_argument("--psi", type=_float_list(0.0, 1.0, "comma-separated numbers in [0, 1]"),
+                   help="truncate, StyleGAN2: psi values (default 1,0.7,0.5,0)")
+    p.add_argument("--threshold", type=_float_list(1e-3, None, "comma-separated numbers >= 0.001"),
+                   help="truncate, z models: |z| thresholds above which values are resampled "
+                        "(default 2,1,0.5)")
+    p.add_argument("--expr", type=_expression, default="3-3+8",
+                   help="arithmetic: A-B+C with digit classes (default 3-3+8)")
+    p.add_argument("--num", type=at_least(1), default=64,
+                   help="arithmetic: results; project: held-out digits to project (default 64)")
+    p.add_argument("--exemplars", type=at_least(1), default=3,
+                   help="arithmetic: latents averaged per concept (default 3)")
+    p.add_argument("--pool", type=at_least(10), default=1000,
+                   help="arithmetic, unconditional GANs: random latents classified to find class means "
+                        "(default 1000)")
+    p.add_argument("--images", nargs="+", help="project: image files instead of held-out digits")
+    p.add_argument("--steps", type=at_least(1), default=300, help="project: Adam steps (default 300)")
+    p.add_argument("--lr", type=finite_float(1e-6), default=PROJECT_LR,
+                   help=f"project: peak learning rate (default {PROJECT_LR}, StyleGAN2-ADA's projector)")
+    p.add_argument("--perceptual-weight", type=finite_float(0.0), default=1.0,
+                   help="project: weight of the reference digits classifier's feature distance "
+                        "(default 1; 0 for non-digit images)")
+    p.add_argument("--space", choices=("z", "w", "w+"),
+                   help="project: latent to optimise (default z; StyleGAN2: w)")
+    p.add_argument("--random", type=at_least(1), default=256,
+                   help="project: random latents of the best-of-N baseline (default 256)")
+    _add_verbose(p)
+
+
 def _add_serve(sub):
     p = sub.add_parser("serve", help="serve an export tree over TF Serving's REST and gRPC APIs")
     p.add_argument("export", nargs="?", default="export", help="export tree (default: export/)")
@@ -247,6 +359,7 @@ def build_parser():
     _add_export(sub)
     _add_predict(sub)
     _add_serve(sub)
+    _add_latent(sub)
     from kzoo.hub.cli import add_parser as add_hub_parser
 
     _add_verbose(add_hub_parser(sub))
@@ -271,7 +384,8 @@ def main(argv=None):
                 import_tensorflow()
 
             return hub_main(args)
-        return {"export": _cmd_export, "predict": _cmd_predict, "serve": _cmd_serve}[args.command](args)
+        return {"export": _cmd_export, "predict": _cmd_predict, "serve": _cmd_serve,
+                "latent": _cmd_latent}[args.command](args)
     except Exception as e:  # bad input, or a full or read-only disk wherever it was met: one line
         from kzoo.io import error_line
 
