@@ -167,6 +167,18 @@ def lookup(ref: str) -> dict:
     return matches[-1]
 
 
+def upstream(ref: str):
+    """The catalog entry marked `upstream` that `ref` names, or None (a URL, a path, an
+    existing file or folder, or a name the catalog does not list or lists as a kzoo preset)."""
+    if "://" in ref or os.sep in ref or Path(ref).expanduser().exists():
+        return None
+    try:
+        entry = lookup(ref)
+    except KzooError:
+        return None
+    return entry if "upstream" in entry else None
+
+
 def add_entry(catalog_path, entry: dict, *, relative_to=None):
     """Add or replace (same name and version) `entry` in the catalog file, atomically.
 

@@ -45,7 +45,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import urllib.parse
 from pathlib import Path
@@ -102,71 +101,6 @@ def is_upstream(ref) -> bool:
         return False
     path = Path(base).expanduser()
     return (path.is_file() and path.suffix.lower() in WEIGHT_SUFFIXES) or is_diffusers_folder(path)
-
-
-# --- trust on first use -----------------------------------------------------------
-
-def _pins_path() -> Path:
-    from kzoo.hub import cache
-
-    return cache.home() / "upstream" / "sha256.json"
-
-
-def pinned(url: str):
-    """What was recorded for `url` on its first download, or None: the sha256 of an
-    http(s) URL or of an hf:// file (`hf://owner/repo@commit/FILE`), the commit of an
-    hf:// repository referenced without a revision (`hf://owner/repo`, see `kzoo.hub.hf`)."""
-    path = _pins_path()
-    if not path.is_file():
-        return None
-    from kzoo.hub import schema
-
-    pins = schema.read_json(path)
-    return pins.get(url) if isinstance(pins, dict) else None
-
-
-def pin(url: str, digest: str):
-    from kzoo.hub import cache, schema
-    from kzoo.io import write_json
-
-    path = _pins_path()
-    with cache.lock("upstream-pins"):
-        pins = schema.read_json(path) if path.is_file() else {}
-        pins[url] = digest
-        write_json(path, pins)
-
-
-def record(pins: dict):
-    """Record what a successful conversion downloaded for the first time (trust on first use)."""
-    for key, value in pins.items():
-        pin(key, value)
-        what = "commit" if len(value) == 40 else "sha256"
-        print(f"{key}: {what} {value} recorded (trust on first use; later downloads must "
-              "match it)", file=sys.stderr)
-
-
-def download(url: str, dest: Path, *, expected=None, progress=True) -> str:
-    """Download upstream `url` to `dest`; returns its sha256, checked against `expected`
-    or the pin of an earlier download (without either, the caller pins it once the
-    conversion succeeded: trust on first use).
-
-    The authors of some checkpoints serve them over plain http only: those URLs are
-    fetched as named (a catalog entry or the user's reference), and the pinned sha256
-    guards every later download.
-    """
-    from kzoo.hub import cache
-    from kzoo.hub.preset import sha256_file
-
-    digest = expected or pinned(url)
-    try:
-        cache.download(url, dest, sha256=digest, record=digest is None, progress=progress,
-                       allow_http=True, upstream_http=True)
-    except KzooError as e:
-        if digest and "does not match" in str(e) and not expected:
-            raise KzooError(f"{url}: the file changed since its first download (sha256 recorded "
-                            f"in {_pins_path()} is {digest}); nothing was converted") from None
-        raise
-    return sha256_file(dest)
 
 
 # --- reading and converting --------------------------------------------------------
@@ -488,7 +422,9 @@ def convert(source, *, out, arch=None, name=None, reverse=None, progress=True, m
         raise KzooError(f"{out} already exists; remove it or choose another destination")
     base, ref_arch, digest = split_ref(str(source))
     arch = arch or ref_arch
-    entry = _catalog_upstream(base)
+    from kzoo.hub import cache, catalog
+
+    entry = catalog.upstream(base)
     reverse = reverse or (entry["upstream"].get("reverse") if entry else None)
     remove_stale_dirs(out.parent, legacy=re.compile(rf"^\.{re.escape(out.name)}\.[a-z0-9_]{{8}}$"))
     with _scratch() as tmp:
@@ -505,7 +441,7 @@ def convert(source, *, out, arch=None, name=None, reverse=None, progress=True, m
         folder = convert_local(local, out, arch=arch or _catalog_arch(base), name=name,
                                source=src, source_sha256=sha, tofu=bool(new),
                                load_as=base if entry else None, mode=mode, **back)
-    record(fetched)  # only for files that converted: a failure leaves nothing behind
+    cache.record(fetched)  # only for files that converted: a failure leaves nothing behind
     return folder
 
 
@@ -527,39 +463,31 @@ def _scratch():
 
 
 def _catalog_arch(base):
-    entry = _catalog_upstream(base)
-    return entry["upstream"].get("arch") if entry else None
-
-
-def _catalog_upstream(base):
-    if "://" in base or os.sep in base or Path(base).expanduser().exists():
-        return None
     from kzoo.hub import catalog
 
-    try:
-        entry = catalog.lookup(base)
-    except KzooError:
-        return None
-    return entry if "upstream" in entry else None
+    entry = catalog.upstream(base)
+    return entry["upstream"].get("arch") if entry else None
 
 
 def _obtain(base, tmp: Path, arch, digest, name, progress):
     """`(local path, source, its sha256 or None, pins to record, name)` of `base`; the
-    pins (`record`) are what was downloaded for the first time."""
-    entry = _catalog_upstream(base)
+    pins (`kzoo.hub.cache.record`) are what was downloaded for the first time."""
+    from kzoo.hub import cache, catalog
+
+    entry = catalog.upstream(base)
     if entry:
         base, digest = entry["upstream"]["source"], digest or entry.get("sha256")
         name = name or entry["name"]
     if base.startswith("hf://"):
         from kzoo.hub import hf
 
-        src, new = hf.download(base, tmp / "repo", pinned=pinned, progress=progress)
+        src, new = hf.download(base, tmp / "repo", pinned=cache.pinned, progress=progress)
         return tmp / "repo", src, None, new, name or hf_name(base)
     if base.startswith(("https://", "http://")):
         fname = Path(urllib.parse.urlsplit(base).path).name or "weights.pth"
         local = tmp / fname
-        tofu = digest is None and pinned(base) is None
-        sha = download(base, local, expected=digest, progress=progress)
+        tofu = digest is None and cache.pinned(base) is None
+        sha = cache.download_upstream(base, local, expected=digest, progress=progress)
         return local, base, sha, {base: sha} if tofu else {}, name
     return Path(base).expanduser(), str(Path(base).expanduser().resolve()), None, {}, name
 
@@ -588,7 +516,7 @@ def fetch(ref, *, arch=None, progress=True) -> Path:
     A conversion that fails leaves nothing in the cache. For a URL, the cached preset's
     recorded source sha256 is checked against the pin at every load.
     """
-    from kzoo.hub.cache import install
+    from kzoo.hub import cache, catalog
 
     base, ref_arch, digest = split_ref(str(ref))
     arch = arch or ref_arch or _catalog_arch(base)
@@ -597,10 +525,10 @@ def fetch(ref, *, arch=None, progress=True) -> Path:
     def obtain(dest):
         convert(ref, out=dest, arch=arch, progress=progress)
 
-    root = install(key, obtain, what=str(ref), how=f"kzoo hub download '{ref}'",
-                    needs_network="://" in base or _catalog_upstream(base) is not None)
+    root = cache.install(key, obtain, what=str(ref), how=f"kzoo hub download '{ref}'",
+                         needs_network="://" in base or catalog.upstream(base) is not None)
     source = json.loads((root / "metadata.json").read_text()).get("upstream", {})
-    expected = pinned(source.get("source", ""))
+    expected = cache.pinned(source.get("source", ""))
     if expected and source.get("sha256") != expected:
         shutil.rmtree(root, ignore_errors=True)
         raise KzooError(f"{ref}: the cached conversion was made from a file with sha256 "
