@@ -102,7 +102,7 @@ def revision_info(repo_id: str, revision: str, tmp: Path) -> dict:
 
 
 def diffusers_files(siblings, where) -> list[str]:
-    """The files the diffusers converter reads (`kzoo.hub.convert.read_diffusers`): the
+    """The files the diffusers converter reads (`kzoo.hub.convert.diffusers_folder.read`): the
     UNet's config.json and weights (.safetensors preferred over .bin) and the scheduler's
     scheduler_config.json, in the flat or the pipeline (`unet/`, `scheduler/`) layout."""
     names = {s["rfilename"] for s in siblings}
