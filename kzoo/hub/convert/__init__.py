@@ -219,42 +219,12 @@ def _sample_picture(full, inference, size):
     return np.full((size, size, 3), 127, np.uint8)
 
 
-def _readme(meta, info) -> str:
-    from kzoo.card import ModelCard
-    from kzoo.hub.modelcard import endpoint_lines
-
-    card = ModelCard.from_dict(meta["card"])
-    up = meta["upstream"]
-    lines = [f"# {meta['name']}", "",
-             f"The published `{info['arch']}` weights of {info['code']}, converted to kzoo's "
-             f"architecture-exact `{meta['model_class']}` (task `{card.task}`). It "
-             f"{card.summary.rstrip('.')}.", "",
-             f"- source: {up['source']}", f"- source sha256: `{up['sha256']}`"
-             + (" (recorded on first download: trust on first use; every later download "
-                "is checked against it)" if up.get("trust_on_first_use") else ""),
-             f"- paper: {info['paper']}", f"- licence: {info['license']}",
-             f"- converted by kzoo {meta['kzoo_version']}: {info['note']}"]
-    if "test_mode" in info:
-        from kzoo.layers.test_mode import ABOUT
-
-        lines.append(f"- test-time mode of the inference network: `{info['test_mode']}`, "
-                     f"{ABOUT[info['test_mode']]} (`kzoo export --mode eval|authors` exports "
-                     "either)")
-    lines += ["",
-             "## Usage", "", "```python", "import kzoo.hub",
-             f'model = kzoo.hub.load("{up["load"]}")  # converted once, then cached',
-             f'full = kzoo.hub.load("{up["load"]}", part="full")  # for --init-from / fine-tuning',
-             "```", "", "## Endpoints", ""]
-    for endpoint in card.endpoints:
-        lines += endpoint_lines(card.spec(endpoint.name))
-    return "\n".join(lines) + "\n"
-
-
 def write(full, inference, info, size, out, *, name, source, source_sha256, tofu=False,
           load_as=None, reverse=None) -> Path:
     """Write the converted preset folder `out` (atomically); `load_as`: the reference
     the README tells users to load (default: the source with its architecture);
     `reverse`: {"source", "sha256"} of the other direction's generator file, if any."""
+    from kzoo.hub.modelcard import upstream_readme
     from kzoo.hub.preset import build_from_models
 
     if load_as is None:
@@ -278,7 +248,7 @@ def write(full, inference, info, size, out, *, name, source, source_sha256, tofu
     meta_for_readme = dict(meta, card=card_of(full).to_dict(), model_class=type(full).__name__,
                            kzoo_version=kzoo.__version__)
     return build_from_models(out, full=full, inference=inference, meta=meta,
-                             readme_text=_readme(meta_for_readme, info),
+                             readme_text=upstream_readme(meta_for_readme),
                              sample=_sample_picture(full, inference, min(size, 256)))
 
 
