@@ -135,14 +135,9 @@ def formats() -> tuple:
     return tuple(importlib.import_module(f"{__name__}.{name}") for name in FORMATS)
 
 
-def format_of(source: Source, *, missing=KzooError):
-    """The first format that accepts `source`; none: a `KzooError` (`missing=None`: None)."""
-    for fmt in formats():
-        if fmt.accepts(source):
-            return fmt
-    if missing is None:
-        return None
-    raise KzooError(f"{source.path}: no such weights file or diffusers folder")
+def format_of(source: Source):
+    """The first format that accepts `source`, or None."""
+    return next((fmt for fmt in formats() if fmt.accepts(source)), None)
 
 
 # --- references -------------------------------------------------------------------
@@ -172,7 +167,7 @@ def is_upstream(ref) -> bool:
     path = Path(base).expanduser()
     if path.is_file():
         return path.suffix.lower() in WEIGHT_SUFFIXES
-    return path.is_dir() and format_of(Source(path), missing=None) is not None
+    return path.is_dir() and format_of(Source(path)) is not None
 
 
 def _files(path: Path) -> list:
@@ -180,7 +175,8 @@ def _files(path: Path) -> list:
     if not path.is_dir():
         return [path]
     source = Source(path)
-    return format_of(source).files(source)
+    fmt = format_of(source)
+    return fmt.files(source) if fmt else []
 
 
 # --- the preset -----------------------------------------------------------------------
@@ -275,6 +271,8 @@ def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
     if src.reverse is not None and src.path.is_file():
         src.reverse_state  # noqa: B018  (the --reverse file is read, or refused, before the file)
     fmt = format_of(src)
+    if fmt is None:
+        raise KzooError(f"{src.path}: no such weights file or diffusers folder")
     full, inference, info, size = fmt.models(src)
     digest = source_sha256 or _digest_of(_files(src.path))
     name = name or _default_name(src.origin, info["arch"])
