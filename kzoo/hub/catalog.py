@@ -9,8 +9,9 @@ Each entry names one published preset:
      "sha256": "<archive sha256>", "size": <archive bytes>, "metrics": {...}}
 
 An entry marked `upstream` names a published checkpoint of another framework instead,
-converted on first use (`kzoo.hub.convert`); it has no path, url, sha256 or size (the
-source's sha256 is recorded on its first download, trust on first use):
+converted on first use (`kzoo.hub.convert`; `upstream(name)` finds it); it has no path,
+url, sha256 or size (the source's sha256 is recorded on its first download, trust on
+first use, `kzoo.hub.cache.pinned`):
 
     {"name": "pix2pix-facades", "version": "upstream", "task": "...",
      "upstream": {"format": "junyanz", "arch": "unet_256",
