@@ -244,16 +244,56 @@ def table(rows: list[dict], *, markdown: bool = False) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in lines)
 
 
+# The `kzoo.hub.convert` module of each upstream format (a diffusers AutoencoderKL folder has
+# its own converter); each declares the error its fixture test proves (PROVEN_ERROR,
+# MEASURED_ERROR, PROVEN_BY).
+CONVERTERS = {"junyanz": "junyanz", "diffusers": "diffusers", "torchvision": "torchvision",
+              "realesrgan": "sr", "edsr": "sr"}
+
+
+def converter_module(entry: dict):
+    """The converter module of an upstream catalog entry."""
+    import importlib
+
+    fmt = entry["upstream"]["format"]
+    if fmt not in CONVERTERS:
+        raise KzooError(f"{entry['name']}: no converter for upstream format {fmt!r} "
+                        f"(known: {', '.join(sorted(CONVERTERS))})")
+    name = "autoencoder_kl" if fmt == "diffusers" and entry.get("model_class") == "AutoencoderKL" \
+        else CONVERTERS[fmt]
+    return importlib.import_module(f"kzoo.hub.convert.{name}")
+
+
+def proven_error(entry: dict) -> str:
+    """The cell of an upstream entry's reference equality: the bound its converter's fixture
+    test asserts, the largest error measured, and the test file."""
+    module = converter_module(entry)
+    test = module.PROVEN_BY.split("::")[0]
+    return f"≤ {_sci(module.PROVEN_ERROR, 0)} (measured {_sci(module.MEASURED_ERROR, 1)}; `{test}`)"
+
+
+def _sci(x: float, digits: int) -> str:
+    """1e-05 -> "1e-5", 1.4e-06 -> "1.4e-6"."""
+    mantissa, exponent = f"{x:.{digits}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+UPSTREAM_HEAD = ("name", "family", "architecture", "source", "other direction", "license",
+                 "proven error", "read from")
+
+
 def upstream_table(rows: list[dict]) -> str:
-    """A Markdown table of the upstream entries: name, architecture, source, reverse,
-    where the source was read (docs/hub.md shows it; a test keeps the two equal)."""
-    cells = [("name", "architecture", "source", "other direction", "read from"), ("---",) * 5]
+    """A Markdown table of the upstream entries: name, family (the kzoo model class),
+    architecture, source, reverse, license, proven error (max |kzoo - reference| relative to
+    the reference output's range, `proven_error`) and where the source was read (docs/hub.md
+    shows it; a test keeps the two equal)."""
+    cells = [UPSTREAM_HEAD, ("---",) * len(UPSTREAM_HEAD)]
     for e in rows:
         up = e["upstream"]
         source = up["source"] + (f"@{up['revision'][:12]}" if len(up.get("revision", "")) == 40
                                  else "")
         reverse = up.get("reverse", "")
-        cells.append((e["name"], up.get("arch", up["format"]), f"`{source}`",
-                      f"`{reverse.rsplit('/', 1)[-1]}`" if reverse else "-", up["provenance"]))
+        cells.append((e["name"], e.get("model_class", "-"), up.get("arch", up["format"]), f"`{source}`",
+                      f"`{reverse.rsplit('/', 1)[-1]}`" if reverse else "-", e.get("license", "-"),
+                      proven_error(e), up["provenance"]))
     return "\n".join("| " + " | ".join(r) + " |" for r in cells)
-

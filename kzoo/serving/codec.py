@@ -15,6 +15,16 @@ request's memory budget (`max_bytes`) before an array is allocated (`check_decla
 JSON booleans are refused for numeric inputs, and JSON nested deeper than Python's
 stack answers 400, as TF Serving's parser does.
 
+Empty axes: a JSON list stops at an empty one (NumPy's `tolist()` of a (1, 0, 16, 16, 1)
+array is `[[]]`), and TF Serving's parser reads the shape up to there, (1, 0)
+(tensorflow/serving tensorflow_serving/util/json_tensor.cc, `GetDenseTensorShape`: "if
+(size > 0)" it descends), which a rank-5 signature input then refuses. kzoo serve completes
+such a shape from the signature when every declared dimension after the empty axis is
+fixed (`complete_empty`): `[[]]` for a (batch, any, 16, 16, 1) input is (1, 0, 16, 16, 1),
+e.g. a deterministic DDIM request's `step_noise` with K = 0 (kzoo/export/sampler.py). That
+request works on kzoo serve only; the portable spelling, accepted by both, is one draw of
+zeros.
+
 This module needs NumPy only; `tensor_proto`/`from_tensor_proto` take the
 protobuf classes from the `tensorflow-serving-api` package when called.
 """
@@ -181,7 +191,7 @@ def to_array(value, entry, where, budget=None):
     (shape against `entry`, size against `budget`) before it is built."""
     name, dtype = entry["name"], entry["dtype"]
     where = f"{where}: input {name} ({dtype})"
-    check_declared(_shape_of(value, where), dtype, where, entry, budget)
+    shape = check_declared(complete_empty(_shape_of(value, where), entry), dtype, where, entry, budget)
     if dtype == "string":
         decoded = _decode_strings(value, where)
         arr = np.empty(_shape_of(decoded, where), dtype=object)
@@ -205,7 +215,19 @@ def to_array(value, entry, where, budget=None):
         info = np.iinfo(target)
         if arr.min() < info.min or arr.max() > info.max:
             raise ServingError(f"{where}: value out of range for {dtype}")
-    return arr.astype(target)
+    return arr.astype(target).reshape(shape)
+
+
+def complete_empty(shape, entry):
+    """`shape` as JSON gives it, or, where it ends at an empty axis short of the entry's
+    rank and every declared dimension after that axis is fixed, completed with those
+    dimensions ((1, 0) -> (1, 0, 16, 16, 1) for a (batch, any, 16, 16, 1) input; see the
+    module docstring). Anything else is returned as it is, for `check_declared` to judge."""
+    want = entry["shape"]
+    if shape and shape[-1] == 0 and len(shape) < len(want) and entry["dtype"] != "string" \
+            and all(d is not None for d in want[len(shape):]):
+        return (*shape, *(int(d) for d in want[len(shape):]))
+    return shape
 
 
 def _has_bool(value):

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -261,3 +262,26 @@ def test_an_upstream_entry_without_provenance_or_commit_is_refused(tmp_path, mon
     monkeypatch.setenv("KZOO_CATALOG", str(_write(tmp_path / "d.json", dict(entry, upstream=up))))
     with pytest.raises(KzooError, match="provenance|revision is for hf:// sources"):
         catalog.entries()
+
+
+def test_every_upstream_format_declares_the_error_its_fixture_test_proves():
+    """docs/hub.md's "proven error" column comes from the converter modules; each names the
+    test that asserts its PROVEN_ERROR (by the constant, not a copy of the number), and its
+    recorded MEASURED_ERROR is within it."""
+    import ast
+    import importlib
+
+    repo = Path(__file__).resolve().parents[2]
+    modules = {catalog.converter_module(e).__name__ for e in catalog.entries() if "upstream" in e}
+    assert modules == {f"kzoo.hub.convert.{m}" for m in ("junyanz", "diffusers", "torchvision", "sr",
+                                                         "autoencoder_kl")}
+    for name in sorted(modules):
+        module = importlib.import_module(name)
+        assert 0 < module.MEASURED_ERROR <= module.PROVEN_ERROR, name
+        path, function = module.PROVEN_BY.split("::")
+        tree = ast.parse((repo / path).read_text())
+        test = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function), None)
+        assert test is not None, f"{name}: {module.PROVEN_BY} does not exist"
+        assert "PROVEN_ERROR" in ast.unparse(test), f"{module.PROVEN_BY} does not assert {name}.PROVEN_ERROR"
+    with pytest.raises(KzooError, match="no converter for upstream format 'onnx'"):
+        catalog.converter_module({"name": "x", "upstream": {"format": "onnx"}})

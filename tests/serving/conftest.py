@@ -34,3 +34,20 @@ def server(export_tree):
 def cgan_inputs():
     rng = np.random.default_rng(1)
     return {"z": rng.standard_normal((3, 8)).astype("float32"), "label": np.array([0, 5, 9], "int32")}
+
+
+@pytest.fixture(scope="session")
+def ddpm_server(tmp_path_factory):
+    """`kzoo serve` of a DDPM export: its eps-network `ddpm` and its sampler endpoint
+    `ddpm_sampler` (kzoo/export/sampler.py), ONNX, the ddpm_digits model at the tests' tiny
+    size (8x8, T = 50; exporting the shipped 16x16, T = 1000 preset takes 40 s here)."""
+    from kzoo.export import export
+    from kzoo.serving.server import ModelServer
+    from kzoo.zoo import create_model, tiny_overrides
+
+    root = tmp_path_factory.mktemp("serving_ddpm") / "export"
+    export(create_model("ddpm_digits", **tiny_overrides("ddpm")), name="ddpm", out=root, formats="onnx")
+    s = ModelServer(root, port=0, grpc_port=None, max_batch=16, batch_wait_ms=2,
+                    max_body_bytes=4 << 20).start(timeout=120)
+    yield s
+    s.stop()

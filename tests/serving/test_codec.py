@@ -164,3 +164,22 @@ def test_predict_response_bytes_equal_the_whole_json():
     for outputs in cases:
         for form in ("row", "columnar"):
             assert predict_response_bytes(outputs, form) == dumps(predict_response(outputs, form))
+
+
+def test_an_empty_axis_is_completed_from_the_signature_where_its_dims_are_fixed():
+    """`[[]]` (NumPy's tolist() of a (1, 0, 4, 4, 1) array) for a (batch, any, 4, 4, 1) input is
+    (1, 0, 4, 4, 1); where a later dimension is not fixed, or the list is not empty, the rank
+    is still refused (TF Serving reads (1, 0) and its graph refuses the rank)."""
+    entry = {"name": "step_noise", "dtype": "float32", "shape": [None, None, 4, 4, 1]}
+    assert np.zeros((1, 0, 4, 4, 1)).tolist() == [[]]
+    for value, shape in (([[]], (1, 0, 4, 4, 1)), ([[], []], (2, 0, 4, 4, 1))):
+        arr = codec.to_array(value, entry, "inputs", codec.Budget(1000))
+        assert arr.shape == shape and arr.dtype == np.float32
+    rows = codec.parse_predict(b'{"instances": [{"step_noise": []}, {"step_noise": []}]}',
+                               {"serving_default": {"inputs": [entry]}})[1]
+    assert rows["step_noise"].shape == (2, 0, 4, 4, 1)
+    with pytest.raises(ServingError, match=r"has shape \(1, 1\); expected step_noise"):
+        codec.to_array([[0.0]], entry, "inputs")
+    free = {**entry, "shape": [None, None, None, 4, 1]}
+    with pytest.raises(ServingError, match=r"has shape \(1, 0\); expected step_noise"):
+        codec.to_array([[]], free, "inputs")

@@ -1,5 +1,6 @@
 """The demo page at / in a real headless Chromium (Debian's `chromium`, driven by Playwright)."""
 
+import base64
 import io
 import os
 import shutil
@@ -60,4 +61,76 @@ def test_demo_page_generates_and_transforms(page, server, tmp_path):
     shown = np.asarray(Image.open(io.BytesIO(__import__("base64").b64decode(src.split(",", 1)[1]))))
     assert shown.shape == (24, 40, 3)
     assert page.locator("#input-view img.input").count() == 1
+    assert errors == []
+
+
+def _shown(page):
+    """The sample pictures on the page, decoded: (n, H, W) uint8."""
+    srcs = page.eval_on_selector_all("#outputs img.sample", "imgs => imgs.map(i => i.src)")
+    return np.stack([np.asarray(Image.open(io.BytesIO(base64.b64decode(s.split(",", 1)[1])))) for s in srcs])
+
+
+def _sample(page, steps, eta, seed, count):
+    page.eval_on_selector("#steps", "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }",
+                          str(steps))
+    assert page.inner_text("#steps-value") == str(steps)
+    page.fill("#eta", str(eta))
+    page.fill("#seed", str(seed))
+    page.fill("#count", str(count))
+    page.click("#sample")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('done')", timeout=30000)
+
+
+def test_demo_page_samples_ddim_from_the_sampler_endpoint_in_one_request(page, ddpm_server):
+    """The DDIM view of a served sampler endpoint: steps slider (1..T, 20), eta, seed, a
+    number of images; ONE predict request whose seeded noise gives the pictures shown (the
+    same feeds through the ONNX sampler here give the same pixels)."""
+    from kzoo.infer import OnnxModel
+
+    errors, posts = [], []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
+    page.goto(ddpm_server.rest_url + "/", timeout=30000)
+    page.wait_for_selector("body[data-ready='1']", timeout=30000)
+    assert page.locator("#model option").all_inner_texts() == ["ddpm", "ddpm_sampler"]
+
+    page.select_option("#model", "ddpm")  # the eps-network points to its sampler endpoint
+    assert page.is_visible("#to-sampler") and not page.is_visible("#sampler-view")
+    page.click("#to-sampler")
+    assert page.input_value("#model") == "ddpm_sampler"
+    assert page.is_visible("#sampler-view") and page.is_visible("#seed-row") and page.is_visible("#sample")
+    assert not page.is_visible("#run")
+    assert (page.get_attribute("#steps", "min"), page.get_attribute("#steps", "max")) == ("1", "50")
+    assert page.input_value("#steps") == "20"
+
+    model = OnnxModel(ddpm_server.repo.root / "ddpm_sampler" / "1")
+    sent = {}
+    for steps, eta in ((5, 0), (7, 0.5)):
+        posts.clear()
+        _sample(page, steps, eta, seed=3, count=3)
+        assert len(posts) == 1 and posts[0].url.endswith("/v1/models/ddpm_sampler:predict")
+        body = posts[0].post_data_json
+        assert body["signature_name"] == "serving_images"
+        feeds = {k: np.asarray(v, model.inputs[k]["dtype"]) for k, v in body["inputs"].items()}
+        assert feeds["noise"].shape == (3, 8, 8, 1)
+        assert feeds["steps"].tolist() == [steps] * 3 and feeds["sampler"].tolist() == [0] * 3
+        np.testing.assert_allclose(feeds["eta"], eta)
+        if eta == 0:  # K = 0: one draw of zeros, the spelling TF Serving's JSON parser accepts too
+            assert feeds["step_noise"].shape == (3, 1, 8, 8, 1) and not feeds["step_noise"].any()
+        else:  # one N(0, I) draw per step and image
+            assert feeds["step_noise"].shape == (3, steps, 8, 8, 1)
+            assert abs(feeds["step_noise"].mean()) < 0.1 and abs(feeds["step_noise"].std() - 1) < 0.1
+        shown = _shown(page)
+        assert shown.shape == (3, 8, 8)
+        want = model.postprocess(model.run(**feeds))["images"][..., 0]
+        np.testing.assert_array_equal(shown, want)
+        sent[eta] = feeds
+    np.testing.assert_array_equal(sent[0]["noise"], sent[0.5]["noise"])  # the seed gives x_T
+    assert "η = 0.5" in page.inner_text("#input-view") and "(one request, 7 steps)" in page.inner_text("#status")
+
+    # bad settings are refused on the page, without a request
+    posts.clear()
+    page.fill("#eta", "2")
+    page.click("#sample")
+    assert "η must be in [0, 1]" in page.inner_text("#status") and posts == []
     assert errors == []

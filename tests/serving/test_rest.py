@@ -238,3 +238,29 @@ def test_url_grammar_is_case_insensitive_as_tf_serving(server, cgan_inputs):
     r = requests.get(url(server, "/v1/models/cgan/METADATA"), timeout=10)
     assert r.status_code == 200 and "model_version_status" in r.json()  # TF Serving: the status
     assert requests.get(url(server, "/v2/models/cgan"), timeout=10).status_code == 404
+
+
+def test_sampler_endpoint_over_rest_with_no_step_noise(ddpm_server):
+    """Deterministic DDIM needs K = 0 step-noise draws. Over REST JSON the portable request
+    sends one draw of zeros (TF Serving's parser reads `[[]]` as shape (1, 0)); kzoo serve also
+    takes the empty axis, `[[]]` in the columnar form and `[]` per instance, completed from the
+    signature's fixed dims: all three give the images of the ONNX sampler run on K = 0."""
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((2, 8, 8, 1)).astype(np.float32)
+    common = {"noise": noise.tolist(), "steps": [4, 9], "eta": [0.0, 0.0], "sampler": [0, 0]}
+    model = OnnxModel(ddpm_server.repo.root / "ddpm_sampler" / "1")
+    want = model.run(**{k: np.asarray(v, model.inputs[k]["dtype"]) for k, v in common.items()},
+                     step_noise=np.zeros((2, 0, 8, 8, 1), np.float32))["images"]
+    assert np.zeros((2, 0, 8, 8, 1)).tolist() == [[], []]
+    path = url(ddpm_server, "/v1/models/ddpm_sampler:predict")
+    for step_noise in (np.zeros((2, 1, 8, 8, 1)).tolist(), [[], []]):
+        r = requests.post(path, json={"inputs": {**common, "step_noise": step_noise}}, timeout=60)
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose(np.asarray(r.json()["outputs"], np.float32), want, atol=1e-6)
+    rows = [{**{k: v[i] for k, v in common.items()}, "step_noise": []} for i in range(2)]
+    r = requests.post(path, json={"instances": rows}, timeout=60)
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(np.asarray(r.json()["predictions"], np.float32), want, atol=1e-6)
+    # eta > 0 with no draws is refused before any step runs, naming the input
+    r = requests.post(path, json={"inputs": {**common, "eta": [0.5, 0.5], "step_noise": [[], []]}}, timeout=60)
+    assert r.status_code == 400 and "step_noise has fewer draws" in r.json()["error"], r.text

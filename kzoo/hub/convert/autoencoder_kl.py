@@ -37,6 +37,17 @@ from kzoo.errors import KzooError
 
 CLASS_NAME = "AutoencoderKL"
 
+# Reference equality of the converted network, shown in docs/hub.md's upstream table
+# (`kzoo.hub.catalog.upstream_table`): max |kzoo - diffusers| over the posterior mean and
+# log-variance, the decoded and the reconstructed images, relative to the reference output's
+# range, on the committed fixtures (scripts/reference_fixtures_diffusers.py). PROVEN_ERROR is
+# the bound PROVEN_BY asserts; MEASURED_ERROR the largest error it measured
+# (kl_three_blocks_no_quant; tensorflow 2.21 on CPU, 2026-12), so the table never claims more
+# than the test proves.
+PROVEN_ERROR = 1e-5
+MEASURED_ERROR = 7.3e-7
+PROVEN_BY = "tests/hub/convert/test_autoencoder_kl.py::test_encoder_and_decoder_reproduce_diffusers"
+
 # AutoencoderKL.__init__'s defaults (diffusers 0.42.1 autoencoder_kl.py): what a config.json
 # that omits a field means (sd-vae-ft-* configs were written by early diffusers versions).
 DEFAULTS = {

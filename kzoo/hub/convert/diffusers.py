@@ -45,6 +45,16 @@ from kzoo.errors import KzooError
 DOWN_BLOCKS = ("DownBlock2D", "AttnDownBlock2D")
 UP_BLOCKS = ("UpBlock2D", "AttnUpBlock2D")
 
+# Reference equality of the converted network, shown in docs/hub.md's upstream table
+# (`kzoo.hub.catalog.upstream_table`): max |kzoo - diffusers| over the raw and EMA eps-networks'
+# outputs, relative to the reference output's range, on the committed fixtures
+# (scripts/reference_fixtures_diffusers.py). PROVEN_ERROR is the bound PROVEN_BY asserts;
+# MEASURED_ERROR the largest error it measured (ho_legacy_names; tensorflow 2.21 on CPU,
+# 2026-12), so the table never claims more than the test proves.
+PROVEN_ERROR = 1e-5
+MEASURED_ERROR = 4.9e-7
+PROVEN_BY = "tests/hub/convert/test_diffusers.py::test_converted_network_reproduces_diffusers"
+
 # UNet2DModel's constructor defaults (diffusers 0.3x-0.4x): what a config.json that
 # omits a field means.
 UNET_DEFAULTS = {

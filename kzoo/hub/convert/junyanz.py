@@ -51,6 +51,17 @@ PAPERS = {
               "Cycle-Consistent Adversarial Networks\", ICCV 2017",
 }
 ARCHS = ("unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks")
+
+# Reference equality of the converted network, shown in docs/hub.md's upstream table
+# (`kzoo.hub.catalog.upstream_table`): max |kzoo - PyTorch| over the generators' outputs,
+# relative to the reference output's range, on the committed fixtures
+# (scripts/make_reference_fixtures.py). PROVEN_ERROR is the bound PROVEN_BY asserts;
+# MEASURED_ERROR the largest error it measured (resnet_instance; tensorflow 2.21 on CPU,
+# 2026-12), so the table never claims more than the test proves.
+PROVEN_ERROR = 1e-5
+MEASURED_ERROR = 1.4e-6
+PROVEN_BY = "tests/hub/convert/test_junyanz.py::test_converted_generator_reproduces_the_reference_outputs"
+
 DEFAULT_NORM = {"unet": "batch", "resnet": "instance"}
 # per-norm statistics an older PyTorch saved for InstanceNorm2d (dropped, as junyanz's
 # `__patch_instance_norm_state_dict` does)

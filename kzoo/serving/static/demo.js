@@ -1,5 +1,7 @@
 // kzoo serve demo: pick a model, give it an image (or a label / seed), see what it makes.
 // Talks only to the TF Serving REST API (signature "serving_images") plus /kzoo/models.
+// A diffusion sampler endpoint (`<model>_sampler`, kzoo/export/sampler.py) gets its own view:
+// steps, eta, seed and a number of images, sampled with DDIM in ONE predict request.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -32,6 +34,18 @@ function setStatus(text, error) {
 
 function showModel() {
   const m = current(), info = m.info;
+  const sampler = Boolean(info.sampler);
+  $("sampler-view").hidden = !sampler;
+  $("sample").hidden = !sampler;
+  $("run").hidden = sampler;
+  const to = info.sampler_endpoint && models.find((x) => x.name === info.sampler_endpoint);
+  $("to-sampler").hidden = !to;
+  if (to) $("to-sampler").textContent = `Sample with ${to.name}`;
+  setStatus("");
+  if (sampler) {
+    showSampler(m);
+    return;
+  }
   const images = info.inputs.filter((e) => e.role === "image");
   const label = info.inputs.find((e) => e.role === "label");
   const latent = info.inputs.find((e) => e.role === "latent");
@@ -58,6 +72,86 @@ function showModel() {
   $("input-view").innerHTML = "";
   $("outputs").innerHTML = "";
   updateRunnable();
+}
+
+// --- the sampler view ------------------------------------------------------------
+function showSampler(m) {
+  const info = m.info, T = info.diffusion.num_timesteps;
+  const steps = $("steps");
+  steps.max = String(T);
+  steps.value = String(Math.min(20, T));
+  $("steps-value").textContent = steps.value;
+  $("seed-row").hidden = false;
+  $("label-row").hidden = true;
+  $("image-inputs").innerHTML = "";
+  $("about").textContent = `${info.model_class || ""} sampler · version ${m.versions[0]} · T = ${T} · ` +
+    `images ${info.outputs[0].shape.slice(1).join("×")} · DDIM (Song et al., 2021), η = 0 deterministic`;
+  $("endpoint").textContent = `POST /v1/models/${m.name}:predict (one request: the whole DDIM loop runs in the server)`;
+  $("input-view").innerHTML = "";
+  $("outputs").innerHTML = "";
+}
+
+function nest(flat, shape) {  // a flat array as nested lists of `shape` (row-major)
+  if (shape.length === 1) return flat;
+  const step = flat.length / shape[0], out = [];
+  for (let i = 0; i < shape[0]; i++) out.push(nest(flat.slice(i * step, (i + 1) * step), shape.slice(1)));
+  return out;
+}
+
+function samplerRequest(info, n, steps, eta, seed) {
+  // The graph holds no randomness: x_T and the per-step draws come from the seed, in
+  // kzoo.diffusion.sample's order (x_T for the batch, then one batch-sized draw per step).
+  // DDIM with eta = 0 needs none (K = 0), but JSON cannot spell an empty axis that TF Serving
+  // reads back (its parser stops at the first empty list): one draw of zeros is sent instead.
+  const shape = info.inputs.find((e) => e.name === "noise").shape.slice(1);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const K = eta > 0 ? steps : 0;
+  const z = normals(n * size * (1 + K), seed).map((v) => Number(v.toPrecision(7)));
+  const draw = (k, b) => nest(z.slice((k * n + b) * size, (k * n + b + 1) * size), shape);  // draw k of image b
+  const noise = [], stepNoise = [];
+  for (let b = 0; b < n; b++) {
+    noise.push(draw(0, b));
+    const draws = [];
+    for (let k = 1; k <= K; k++) draws.push(draw(k, b));
+    stepNoise.push(K ? draws : [nest(new Array(size).fill(0), shape)]);
+  }
+  return {
+    signature_name: "serving_images",
+    inputs: {
+      noise, step_noise: stepNoise,
+      steps: new Array(n).fill(steps), eta: new Array(n).fill(eta),
+      sampler: new Array(n).fill(info.sampler.samplers.ddim),
+    },
+  };
+}
+
+async function sample() {
+  const m = current(), info = m.info;
+  const steps = Number($("steps").value), eta = Number($("eta").value);
+  const n = Number($("count").value), seed = Number($("seed").value);
+  $("input-view").textContent = `DDIM, ${steps} steps, η = ${eta}, seed ${seed}, ${n} image${n > 1 ? "s" : ""}`;
+  $("outputs").innerHTML = "";
+  if (!(eta >= 0 && eta <= 1) || !(n >= 1 && n <= 16) || !Number.isInteger(n)) {
+    setStatus("η must be in [0, 1] and the number of images in 1..16", true);
+    return;
+  }
+  setStatus("sampling…");
+  const started = performance.now();
+  try {
+    const response = await fetch(`/v1/models/${encodeURIComponent(m.name)}:predict`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(samplerRequest(info, n, steps, eta, seed)),
+    });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error || response.statusText);
+    const grid = document.createElement("div");
+    grid.id = "samples";
+    for (const value of body.outputs) grid.appendChild(pictureOf(value.b64, "output sample"));
+    $("outputs").appendChild(grid);
+    setStatus(`done in ${Math.round(performance.now() - started)} ms (one request, ${steps} steps)`);
+  } catch (err) {
+    setStatus(String(err.message || err), true);
+  }
 }
 
 function updateRunnable() {
@@ -154,6 +248,12 @@ async function init() {
   for (const m of models) $("model").add(new Option(m.name, m.name));
   $("model").addEventListener("change", showModel);
   $("run").addEventListener("click", run);
+  $("sample").addEventListener("click", sample);
+  $("steps").addEventListener("input", () => { $("steps-value").textContent = $("steps").value; });
+  $("to-sampler").addEventListener("click", () => {
+    $("model").value = current().info.sampler_endpoint;
+    showModel();
+  });
   if (models.length) showModel();
   document.body.dataset.ready = "1";
 }
