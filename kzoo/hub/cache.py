@@ -18,6 +18,14 @@ left there and in `downloads/` is removed by the next load of any entry beside i
 Only `https://` URLs are fetched from the network. Plain `http://` is allowed for
 127.0.0.1 / localhost only, and only when asked for (`allow_http=True` or
 `KZOO_ALLOW_HTTP_LOCALHOST=1`, for tests and local mirrors).
+
+Upstream checkpoints (`kzoo.hub.convert`) have no sha256 to check their first download
+against: what that download was is recorded (pinned) in
+
+    $KZOO_HOME/upstream/sha256.json   {url or hf:// file: sha256, hf://owner/repo: commit}
+
+once its conversion succeeded (`record`: trust on first use), and every later download
+must match it (`download_upstream`, `kzoo.hub.hf.download`).
 """
 
 from __future__ import annotations
@@ -164,7 +172,7 @@ def download(url: str, dest, *, sha256: str | None, size: int | None = None, all
         progress: draw a progress bar on stderr.
         timeout: seconds to wait for the server at each step.
         record: accept a download without `sha256` (its first download, whose sha256
-            the caller records: `kzoo.hub.convert`'s trust on first use).
+            the caller records: `record`, trust on first use).
         upstream_http: allow plain http to any host (upstream checkpoints served only
             so, pinned by sha256 after their first download).
 
@@ -254,3 +262,66 @@ def sweep(entry: Path):
     versions after `kzoo.io.STALE_SECONDS`) and unfinished downloads."""
     remove_stale_dirs(entry.parent, legacy=re.compile(r"^\.fill\.[a-z0-9_]{8}$"))
     remove_stale_temps(home() / "downloads", older_than=STALE_SECONDS)
+
+
+# --- upstream pins: trust on first use ------------------------------------------------
+
+def _pins_path() -> Path:
+    return home() / "upstream" / "sha256.json"
+
+
+def pinned(url: str):
+    """What was recorded for `url` on its first download, or None: the sha256 of an
+    http(s) URL or of an hf:// file (`hf://owner/repo@commit/FILE`), the commit of an
+    hf:// repository referenced without a revision (`hf://owner/repo`, see `kzoo.hub.hf`)."""
+    path = _pins_path()
+    if not path.is_file():
+        return None
+    from kzoo.hub import schema
+
+    pins = schema.read_json(path)
+    return pins.get(url) if isinstance(pins, dict) else None
+
+
+def pin(url: str, digest: str):
+    """Record `digest` (a sha256, or an hf:// repository's commit) for `url`."""
+    from kzoo.hub import schema
+    from kzoo.io import write_json
+
+    path = _pins_path()
+    with lock("upstream-pins"):
+        pins = schema.read_json(path) if path.is_file() else {}
+        pins[url] = digest
+        write_json(path, pins)
+
+
+def record(pins: dict):
+    """Record what a successful conversion downloaded for the first time (trust on first use)."""
+    for key, value in pins.items():
+        pin(key, value)
+        what = "commit" if len(value) == 40 else "sha256"
+        print(f"{key}: {what} {value} recorded (trust on first use; later downloads must "
+              "match it)", file=sys.stderr)
+
+
+def download_upstream(url: str, dest: Path, *, expected=None, progress=True) -> str:
+    """Download upstream `url` to `dest`; returns its sha256, checked against `expected`
+    or the pin of an earlier download (without either, the caller pins it once the
+    conversion succeeded: trust on first use).
+
+    The authors of some checkpoints serve them over plain http only: those URLs are
+    fetched as named (a catalog entry or the user's reference), and the pinned sha256
+    guards every later download.
+    """
+    from kzoo.hub.preset import sha256_file
+
+    digest = expected or pinned(url)
+    try:
+        download(url, dest, sha256=digest, record=digest is None, progress=progress,
+                 allow_http=True, upstream_http=True)
+    except KzooError as e:
+        if digest and "does not match" in str(e) and not expected:
+            raise KzooError(f"{url}: the file changed since its first download (sha256 recorded "
+                            f"in {_pins_path()} is {digest}); nothing was converted") from None
+        raise
+    return sha256_file(dest)

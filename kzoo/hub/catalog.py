@@ -9,8 +9,9 @@ Each entry names one published preset:
      "sha256": "<archive sha256>", "size": <archive bytes>, "metrics": {...}}
 
 An entry marked `upstream` names a published checkpoint of another framework instead,
-converted on first use (`kzoo.hub.convert`); it has no path, url, sha256 or size (the
-source's sha256 is recorded on its first download, trust on first use):
+converted on first use (`kzoo.hub.convert`; `upstream(name)` finds it); it has no path,
+url, sha256 or size (the source's sha256 is recorded on its first download, trust on
+first use, `kzoo.hub.cache.pinned`):
 
     {"name": "pix2pix-facades", "version": "upstream", "task": "...",
      "upstream": {"format": "junyanz", "arch": "unet_256",
@@ -165,6 +166,18 @@ def lookup(ref: str) -> dict:
         raise KzooError(f"preset {name} has no version {version!r}; versions: "
                         f"{', '.join(e['version'] for e in matches)}")
     return matches[-1]
+
+
+def upstream(ref: str):
+    """The catalog entry marked `upstream` that `ref` names, or None (a URL, a path, an
+    existing file or folder, or a name the catalog does not list or lists as a kzoo preset)."""
+    if "://" in ref or os.sep in ref or Path(ref).expanduser().exists():
+        return None
+    try:
+        entry = lookup(ref)
+    except KzooError:
+        return None
+    return entry if "upstream" in entry else None
 
 
 def add_entry(catalog_path, entry: dict, *, relative_to=None):

@@ -18,7 +18,7 @@ the Hub's HTTP layout as `huggingface_hub` itself uses it (read in huggingface_h
 
 Every download is pinned: the revision is resolved to a commit first and the files are
 read at that commit; each file's sha256 is checked against the one the Hub lists (LFS
-files) and against its pin from an earlier download (`kzoo.hub.convert.pinned`, trust on
+files) and against its pin from an earlier download (`kzoo.hub.cache.pinned`, trust on
 first use). A reference without a revision uses the commit its main branch resolved to
 on the first download.
 
@@ -102,7 +102,7 @@ def revision_info(repo_id: str, revision: str, tmp: Path) -> dict:
 
 
 def diffusers_files(siblings, where) -> list[str]:
-    """The files the diffusers converter reads (`kzoo.hub.convert.read_diffusers`): the
+    """The files the diffusers converter reads (`kzoo.hub.convert.diffusers_folder.read`): the
     UNet's config.json and weights (.safetensors preferred over .bin) and the scheduler's
     scheduler_config.json, in the flat or the pipeline (`unet/`, `scheduler/`) layout."""
     names = {s["rfilename"] for s in siblings}
@@ -147,12 +147,12 @@ def download(ref: str, dest: Path, *, pinned=lambda key: None, progress=True):
 
     Args:
         ref: `hf://owner/repo[@revision]`.
-        pinned: `key -> recorded value or None` (`kzoo.hub.convert.pinned`).
+        pinned: `key -> recorded value or None` (`kzoo.hub.cache.pinned`).
         progress: draw progress bars.
 
     Returns:
         `(source, new pins)`: the source as `hf://owner/repo@commit`, and the pins to record
-        once the conversion succeeded (trust on first use, `kzoo.hub.convert.record`):
+        once the conversion succeeded (trust on first use, `kzoo.hub.cache.record`):
         `hf://owner/repo@commit/FILE` -> sha256 for files read for the first time, and
         `hf://owner/repo` -> commit when a diffusers repository was resolved without a
         revision for the first time.

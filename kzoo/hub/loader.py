@@ -103,13 +103,13 @@ def _hf_preset(ref, dest, progress=True):
 
     with tempfile.TemporaryDirectory(prefix="kzoo-hf-", dir=Path(dest).parent) as tmp:
         repo = Path(tmp) / "repo"
-        source, new = hf.download(ref, repo, pinned=convert.pinned, progress=progress)
+        source, new = hf.download(ref, repo, pinned=cache.pinned, progress=progress)
         if (repo / "metadata.json").is_file():
             os.replace(repo, dest)
         else:
             convert.convert_local(repo, dest, source=source, name=convert.hf_name(ref),
                                   tofu=bool(new), load_as=ref)
-    convert.record(new)
+    cache.record(new)
 
 
 def _extract_checked(path, digest, dest):

@@ -1,5 +1,9 @@
 """The README.md of a preset: its model card in words, from metadata.json.
 
+`readme` writes that of a preset kzoo trained, `upstream_readme` that of published
+weights converted by `kzoo.hub.convert` (its `upstream` metadata: source, sha256,
+paper, licence, what the conversion filled).
+
 What the model does, its endpoints (inputs and outputs with roles, shapes and
 value ranges) and its references come from the `kzoo.card.ModelCard` the model
 declares (`metadata["card"]`); how it was trained, its metrics and versions from
@@ -151,3 +155,34 @@ def readme(meta) -> str:
         lines += ["## References", "", *[f"- {r}" for r in card.references], ""]
     lines += ["## License", "", f"Weights: {meta['license']}.", ""]
     return "\n".join(lines)
+
+
+def upstream_readme(meta) -> str:
+    """The README.md of a converted preset (`kzoo.hub.convert.write`) whose metadata.json is
+    `meta` (with its `card`, `model_class` and `kzoo_version`)."""
+    card = ModelCard.from_dict(meta["card"])
+    up = meta["upstream"]
+    lines = [f"# {meta['name']}", "",
+             (f"The published `{up['arch']}` weights of {up['code']}, converted to kzoo's "
+              f"architecture-exact `{meta['model_class']}` (task `{card.task}`). It "
+              f"{card.summary.rstrip('.')}."), "",
+             f"- source: {up['source']}",
+             f"- source sha256: `{up['sha256']}`"
+             + (" (recorded on first download: trust on first use; every later download "
+                "is checked against it)" if up.get("trust_on_first_use") else ""),
+             f"- paper: {up['paper']}", f"- licence: {meta['license']}",
+             f"- converted by kzoo {meta['kzoo_version']}: {up['note']}"]
+    if "test_mode" in up:
+        from kzoo.layers.test_mode import ABOUT
+
+        lines.append(f"- test-time mode of the inference network: `{up['test_mode']}`, "
+                     f"{ABOUT[up['test_mode']]} (`kzoo export --mode eval|authors` exports "
+                     "either)")
+    lines += ["",
+              "## Usage", "", "```python", "import kzoo.hub",
+              f'model = kzoo.hub.load("{up["load"]}")  # converted once, then cached',
+              f'full = kzoo.hub.load("{up["load"]}", part="full")  # for --init-from / fine-tuning',
+              "```", "", "## Endpoints", ""]
+    for endpoint in card.endpoints:
+        lines += endpoint_lines(card.spec(endpoint.name))
+    return "\n".join(lines) + "\n"

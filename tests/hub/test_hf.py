@@ -21,7 +21,7 @@ import pytest
 import kzoo.hub
 from kzoo import cli
 from kzoo.errors import KzooError
-from kzoo.hub import catalog, convert, hf, loader
+from kzoo.hub import cache, catalog, convert, hf, loader
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "reference" / "diffusers" / "no_attention_centered"
 CIFAR = "google/ddpm-cifar10-32"
@@ -265,7 +265,7 @@ def test_bad_answers_are_one_line(hub, kzoo_home, tmp_path):
     # a pin that the Hub's listing contradicts is refused before anything is downloaded
     files = _fixture_files()
     commit = hub.add("someone/ddpm", files)
-    convert.pin(f"hf://someone/ddpm@{commit}/diffusion_pytorch_model.safetensors", "0" * 64)
+    cache.pin(f"hf://someone/ddpm@{commit}/diffusion_pytorch_model.safetensors", "0" * 64)
     hub.log.clear()
     with pytest.raises(KzooError, match="the Hub lists sha256 .* recorded on its first download is 0+;"):
         convert.convert(f"hf://someone/ddpm@{commit}", out=tmp_path / "y", progress=False)

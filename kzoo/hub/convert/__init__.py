@@ -17,14 +17,15 @@ A SOURCE is
   its `g_ema`): `kzoo.hub.convert.stylegan2`;
 - a torchvision DeepLabV3 state dict (`deeplabv3_*.pth`: `backbone.*` and `classifier.*`
   names): `kzoo.hub.convert.torchvision`;
-- a diffusers model folder (`config.json` with `_class_name` `UNet2DModel`, its
-  `diffusion_pytorch_model.safetensors` or `.bin`, and `scheduler_config.json` beside it
-  or in `scheduler/`): `kzoo.hub.convert.diffusers`;
+- a diffusers model folder (`config.json` with `_class_name` `UNet2DModel` or
+  `AutoencoderKL`, its `diffusion_pytorch_model.safetensors` or `.bin`, and
+  `scheduler_config.json` beside it or in `scheduler/`): `kzoo.hub.convert.diffusers_folder`
+  (converters `kzoo.hub.convert.diffusers`, `kzoo.hub.convert.autoencoder_kl`);
 - an `http(s)://` URL of such a file (its sha256 is recorded in
   `$KZOO_HOME/upstream/sha256.json` on the first download -- trust on first use -- and
-  every later download must match it), or `hf://owner/repo[@revision]` of a diffusers
-  repository (fetched over HTTPS at a pinned commit, each file's sha256 recorded the same
-  way: `kzoo.hub.hf`).
+  every later download must match it: `kzoo.hub.cache.download_upstream`), or
+  `hf://owner/repo[@revision]` of a diffusers repository (fetched over HTTPS at a pinned
+  commit, each file's sha256 recorded the same way: `kzoo.hub.hf`).
 
 `.pth` files are read without PyTorch and without running pickle code
 (`kzoo.hub.convert.torchfile`). The converted preset holds the full kzoo model (a
@@ -37,17 +38,44 @@ upstream source, its sha256, the paper and the licence.
 `test.py --eval`) or `authors` (test.py's default: batch statistics of each image,
 dropout on). The preset records it (`test_mode` in metadata.json, its README); the
 full model is the same in both.
+
+Formats
+-------
+This module knows no format: it resolves a reference to a local file or folder
+(downloading it, `kzoo.hub.cache`), asks each module named in `FORMATS`, in order,
+whether it `accepts` that `Source`, lets the first that does build the models, and
+writes the preset. A format is a module of this package with
+
+    accepts(source) -> bool
+        whether it converts `source` (a `Source`: `path`, `arch`, `mode`, `reverse`,
+        `origin`, `sha256`, and `state`, the file's state dict read once). A file format
+        says False to a folder without reading it.
+    models(source) -> (full model, inference network, info, image size)
+        the converted kzoo model and the network a user loads; `info` is a dict with
+        "format", "arch", "code", "paper", "license", "note" (and "test_mode" where the
+        format has one), written into the preset's metadata.json and README. Options the
+        format has no use for (`--reverse`, `--mode authors`, `--arch`) are refused here
+        in one line, or ignored where they always were.
+
+and, for a folder format, `files(source)`: the files it reads, whose sha256s identify
+the source. `ARCH_IN_REFERENCE = False` says the source names its architecture itself,
+so the preset's reference carries no `#arch=`. Adding a format is adding its module
+and its name to `FORMATS`; the first format that accepts a source converts it, and
+`junyanz` accepts every state dict file, so file formats go before it (one that reads
+its files its own way, not through `Source.state`, before every format that does).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import hashlib
+import importlib
 import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import urllib.parse
 from pathlib import Path
@@ -58,7 +86,60 @@ from kzoo.errors import KzooError
 from kzoo.io import remove_stale_dirs
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
-DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+
+# The formats, in the order they are asked (modules of this package, imported on first use).
+FORMATS = ("torchvision", "sr", "stylegan2", "junyanz", "diffusers_folder")
+
+
+@dataclasses.dataclass
+class Source:
+    """A local weights file or model folder to convert, and what the user said of it.
+
+    Attributes:
+        path: Path. The file or folder.
+        arch: str or None. `--arch` (`#arch=NAME`); None: the format finds it.
+        mode: str. `--mode`: the inference network's test-time mode, "eval" or "authors".
+        reverse: Path or None. `--reverse`: a local file of a CycleGAN's other direction.
+        origin: str. Where `path` came from (a URL, an `hf://` reference, the path).
+        sha256: str or None. The origin's sha256, where it was downloaded.
+    """
+
+    path: Path
+    arch: str | None = None
+    mode: str = "eval"
+    reverse: Path | None = None
+    origin: str = ""
+    sha256: str | None = None
+
+    @functools.cached_property
+    def state(self):
+        """The state dict of a file (`torchfile.load_state_dict`, read once); None for a folder."""
+        if not self.path.is_file():
+            return None
+        from kzoo.hub.convert.torchfile import load_state_dict
+
+        return load_state_dict(self.path)
+
+    @functools.cached_property
+    def reverse_state(self):
+        """The state dict of `reverse` (read once), or None without one."""
+        if self.reverse is None:
+            return None
+        if not self.reverse.is_file():
+            raise KzooError(f"{self.reverse}: no such weights file (--reverse)")
+        from kzoo.hub.convert.torchfile import load_state_dict
+
+        return load_state_dict(self.reverse)
+
+
+def formats() -> tuple:
+    """The modules of `FORMATS`, in order."""
+    return tuple(importlib.import_module(f"{__name__}.{name}") for name in FORMATS)
+
+
+def format_of(source: Source):
+    """The first format that accepts `source`, or None."""
+    return next((fmt for fmt in formats() if fmt.accepts(source)), None)
 
 
 # --- references -------------------------------------------------------------------
@@ -76,211 +157,31 @@ def split_ref(ref: str):
     return base, arch, digest.lower() if digest else None
 
 
-def is_diffusers_folder(path: Path) -> bool:
-    """A folder with a diffusers `config.json` (its `_class_name` key) or its weights beside it
-    (a kzoo run directory, which also holds a config.json, is neither)."""
-    if not path.is_dir() or (path / "metadata.json").is_file():
-        return False
-    unet = path / "unet" if (path / "unet" / "config.json").is_file() else path
-    config = unet / "config.json"
-    if not config.is_file():
-        return False
-    if (path / "model_index.json").is_file() or _first(unet, *DIFFUSERS_WEIGHTS) is not None:
-        return True
-    try:
-        with open(config, "rb") as f:
-            return b'"_class_name"' in f.read(1 << 16)
-    except OSError:
-        return False
-
 
 def is_upstream(ref) -> bool:
-    """Whether `ref` names something to convert (not a kzoo preset): a weights file or
-    diffusers folder, or an http(s) URL of a weights file."""
+    """Whether `ref` names something to convert (not a kzoo preset): a weights file, a
+    folder a format accepts, or an http(s) URL of a weights file."""
     base, _, _ = split_ref(str(ref))
     if base.startswith(("https://", "http://")):
         return urllib.parse.urlsplit(base).path.lower().endswith(WEIGHT_SUFFIXES)
     if "://" in base:
         return False
     path = Path(base).expanduser()
-    return (path.is_file() and path.suffix.lower() in WEIGHT_SUFFIXES) or is_diffusers_folder(path)
+    if path.is_file():
+        return path.suffix.lower() in WEIGHT_SUFFIXES
+    return path.is_dir() and format_of(Source(path)) is not None
 
 
-# --- trust on first use -----------------------------------------------------------
-
-def _pins_path() -> Path:
-    from kzoo.hub import cache
-
-    return cache.home() / "upstream" / "sha256.json"
-
-
-def pinned(url: str):
-    """What was recorded for `url` on its first download, or None: the sha256 of an
-    http(s) URL or of an hf:// file (`hf://owner/repo@commit/FILE`), the commit of an
-    hf:// repository referenced without a revision (`hf://owner/repo`, see `kzoo.hub.hf`)."""
-    path = _pins_path()
-    if not path.is_file():
-        return None
-    from kzoo.hub import schema
-
-    pins = schema.read_json(path)
-    return pins.get(url) if isinstance(pins, dict) else None
+def _files(path: Path) -> list:
+    """The files whose contents identify local source `path` (a folder: what its format reads)."""
+    if not path.is_dir():
+        return [path]
+    source = Source(path)
+    fmt = format_of(source)
+    return fmt.files(source) if fmt else []
 
 
-def pin(url: str, digest: str):
-    from kzoo.hub import cache, schema
-    from kzoo.io import write_json
-
-    path = _pins_path()
-    with cache.lock("upstream-pins"):
-        pins = schema.read_json(path) if path.is_file() else {}
-        pins[url] = digest
-        write_json(path, pins)
-
-
-def record(pins: dict):
-    """Record what a successful conversion downloaded for the first time (trust on first use)."""
-    for key, value in pins.items():
-        pin(key, value)
-        what = "commit" if len(value) == 40 else "sha256"
-        print(f"{key}: {what} {value} recorded (trust on first use; later downloads must "
-              "match it)", file=sys.stderr)
-
-
-def download(url: str, dest: Path, *, expected=None, progress=True) -> str:
-    """Download upstream `url` to `dest`; returns its sha256, checked against `expected`
-    or the pin of an earlier download (without either, the caller pins it once the
-    conversion succeeded: trust on first use).
-
-    The authors of some checkpoints serve them over plain http only: those URLs are
-    fetched as named (a catalog entry or the user's reference), and the pinned sha256
-    guards every later download.
-    """
-    from kzoo.hub import cache
-    from kzoo.hub.preset import sha256_file
-
-    digest = expected or pinned(url)
-    try:
-        cache.download(url, dest, sha256=digest, record=digest is None, progress=progress,
-                       allow_http=True, upstream_http=True)
-    except KzooError as e:
-        if digest and "does not match" in str(e) and not expected:
-            raise KzooError(f"{url}: the file changed since its first download (sha256 recorded "
-                            f"in {_pins_path()} is {digest}); nothing was converted") from None
-        raise
-    return sha256_file(dest)
-
-
-# --- reading and converting --------------------------------------------------------
-
-def _first(folder: Path, *names):
-    return next((folder / n for n in names if (folder / n).is_file()), None)
-
-
-def read_diffusers(folder: Path):
-    """`(state, config, scheduler_config or None, weights path)` of a diffusers model folder."""
-    from kzoo.hub import schema
-    from kzoo.hub.convert.torchfile import load_state_dict
-
-    unet = folder / "unet" if (folder / "unet" / "config.json").is_file() else folder
-    weights = _first(unet, *DIFFUSERS_WEIGHTS)
-    if weights is None:
-        raise KzooError(f"{unet}: a diffusers model folder holds {' or '.join(DIFFUSERS_WEIGHTS)}")
-    config = schema.read_json(unet / "config.json")
-    scheduler = _first(folder, "scheduler_config.json", "scheduler/scheduler_config.json")
-    return (load_state_dict(weights), config,
-            schema.read_json(scheduler) if scheduler else None, weights)
-
-
-def junyanz_models(state, arch=None, reverse=None, mode="eval"):
-    """`(full model, inference network, info, image size)` of a junyanz generator state dict.
-
-    `mode`: the inference network's test-time mode, "eval" or "authors"
-    (`kzoo.layers.test_mode.with_test_mode`).
-
-    `reverse`: for a CycleGAN (ResNet) generator, the state dict of the other direction's
-    generator (the authors publish one file a direction, e.g. horse2zebra.pth and
-    zebra2horse.pth), loaded into `generator_ba`.
-    """
-    from kzoo.hub.convert import junyanz
-
-    if arch is None:
-        arch, n = junyanz.closest_arch(state)
-        if n:
-            raise KzooError(f"cannot tell the architecture of this state dict: give --arch "
-                            f"(closest: {arch}, {n} mismatches; known: {', '.join(junyanz.ARCHS)})")
-    kind, depth, norm = junyanz.parse_arch(arch)
-    generator = junyanz.convert_junyanz(state, arch)
-    kw = junyanz.generator_kwargs(arch, state)
-    if kind == "unet":
-        from kzoo.models.pix2pix import Pix2Pix
-
-        size = 2 ** depth
-        full = Pix2Pix(image_size=size, input_channels=kw["input_channels"],
-                       output_channels=kw["output_channels"], width=kw["width"], levels=depth,
-                       n_layers=min(3, int(np.log2(size / 3))), norm=norm, exact="junyanz")
-        note = ("the discriminator is untrained (the upstream file holds the generator only)")
-        if reverse is not None:
-            raise KzooError(f"--reverse is for CycleGAN generators (resnet_*): {arch} is a pix2pix "
-                            "U-Net, which translates one way only")
-    else:
-        from kzoo.models.cyclegan import CycleGAN
-
-        size = 256 if depth >= 9 else 128
-        full = CycleGAN(image_size=size, channels=kw["input_channels"], width=kw["width"],
-                        num_blocks=depth, norm=norm, exact="junyanz")
-        note = ("generator_ab holds the upstream generator; generator_ba and both "
-                "discriminators are untrained (the upstream file holds one direction only; "
-                "--reverse adds the other direction's file)")
-        if reverse is not None:
-            try:
-                back = junyanz.convert_junyanz(reverse, arch)
-            except KzooError as e:
-                raise KzooError(f"the reverse generator: {e}") from None
-            back_kw = junyanz.generator_kwargs(arch, reverse)
-            if back_kw != kw:
-                raise KzooError(f"the reverse generator ({back_kw}) is not the forward one's shape "
-                                f"({kw})")
-            full.generator_ba.set_weights(back.get_weights())
-            note = ("generator_ab and generator_ba hold the upstream generators of the two "
-                    "directions; both discriminators are untrained (the upstream files hold "
-                    "generators only)")
-    full.generator.set_weights(generator.get_weights())
-    from kzoo.layers.test_mode import with_test_mode
-
-    info = {"format": "junyanz", "arch": arch, "code": junyanz.UPSTREAM,
-            "paper": junyanz.PAPERS[kind], "license": junyanz.LICENSE, "note": note,
-            "test_mode": mode}
-    return full, with_test_mode(full.generator, mode), info, size
-
-
-def diffusers_models(folder: Path):
-    """`(full DDPM, its inference network, info, image size)` of a diffusers model folder
-    (an `AutoencoderKL` folder: `kzoo.hub.convert.autoencoder_kl.autoencoder_kl_models`)."""
-    state, config, scheduler, _ = read_diffusers(folder)
-    from kzoo.hub.convert import autoencoder_kl
-
-    if autoencoder_kl.is_autoencoder_kl(config):
-        return autoencoder_kl.autoencoder_kl_models(state, config)
-    try:
-        from kzoo.hub.convert.diffusers import convert_diffusers
-    except ImportError:
-        raise KzooError("this kzoo has no diffusers converter (kzoo.hub.convert.diffusers)") \
-            from None
-    full = convert_diffusers(state, config, scheduler)
-    from kzoo.card import inference_parts
-
-    inference = next(iter(inference_parts(full).values()))
-    info = {"format": "diffusers", "arch": str(config.get("_class_name", "UNet2DModel")),
-            "code": "https://github.com/huggingface/diffusers",
-            "paper": "Ho, Jain & Abbeel, \"Denoising Diffusion Probabilistic Models\", "
-                     "NeurIPS 2020",
-            "license": "Apache-2.0 (the google/ddpm-* model cards)",
-            "note": ("noise schedule and sampler options from scheduler_config.json" if scheduler
-                     else "no scheduler_config.json: DDPMScheduler's default schedule") +
-                    "; samples as diffusers' DDPMPipeline / DDIMPipeline with their defaults"}
-    return full, inference, info, int(config.get("sample_size") or 32)
-
+# --- the preset -----------------------------------------------------------------------
 
 def _sample_picture(full, inference, size):
     """A picture of what the converted network does: translators map a synthetic test
@@ -324,46 +225,16 @@ def _sample_picture(full, inference, size):
     return np.full((size, size, 3), 127, np.uint8)
 
 
-def _readme(meta, info) -> str:
-    from kzoo.card import ModelCard
-    from kzoo.hub.modelcard import endpoint_lines
-
-    card = ModelCard.from_dict(meta["card"])
-    up = meta["upstream"]
-    lines = [f"# {meta['name']}", "",
-             f"The published `{info['arch']}` weights of {info['code']}, converted to kzoo's "
-             f"architecture-exact `{meta['model_class']}` (task `{card.task}`). It "
-             f"{card.summary.rstrip('.')}.", "",
-             f"- source: {up['source']}", f"- source sha256: `{up['sha256']}`"
-             + (" (recorded on first download: trust on first use; every later download "
-                "is checked against it)" if up.get("trust_on_first_use") else ""),
-             f"- paper: {info['paper']}", f"- licence: {info['license']}",
-             f"- converted by kzoo {meta['kzoo_version']}: {info['note']}"]
-    if "test_mode" in info:
-        from kzoo.layers.test_mode import ABOUT
-
-        lines.append(f"- test-time mode of the inference network: `{info['test_mode']}`, "
-                     f"{ABOUT[info['test_mode']]} (`kzoo export --mode eval|authors` exports "
-                     "either)")
-    lines += ["",
-             "## Usage", "", "```python", "import kzoo.hub",
-             f'model = kzoo.hub.load("{up["load"]}")  # converted once, then cached',
-             f'full = kzoo.hub.load("{up["load"]}", part="full")  # for --init-from / fine-tuning',
-             "```", "", "## Endpoints", ""]
-    for endpoint in card.endpoints:
-        lines += endpoint_lines(card.spec(endpoint.name))
-    return "\n".join(lines) + "\n"
-
-
 def write(full, inference, info, size, out, *, name, source, source_sha256, tofu=False,
           load_as=None, reverse=None) -> Path:
     """Write the converted preset folder `out` (atomically); `load_as`: the reference
     the README tells users to load (default: the source with its architecture);
     `reverse`: {"source", "sha256"} of the other direction's generator file, if any."""
+    from kzoo.hub.modelcard import upstream_readme
     from kzoo.hub.preset import build_from_models
 
     if load_as is None:
-        load_as = source if info["format"] == "diffusers" else f"{source}#arch={info['arch']}"
+        load_as = f"{source}#arch={info['arch']}"
     meta = {"name": name, "version": "upstream", "license": info["license"],
             "recipe": None, "dataset": None, "image_size": size,
             "upstream": {"format": info["format"], "arch": info["arch"], "source": source,
@@ -383,7 +254,7 @@ def write(full, inference, info, size, out, *, name, source, source_sha256, tofu
     meta_for_readme = dict(meta, card=card_of(full).to_dict(), model_class=type(full).__name__,
                            kzoo_version=kzoo.__version__)
     return build_from_models(out, full=full, inference=inference, meta=meta,
-                             readme_text=_readme(meta_for_readme, info),
+                             readme_text=upstream_readme(meta_for_readme),
                              sample=_sample_picture(full, inference, min(size, 256)))
 
 
@@ -398,72 +269,31 @@ def _digest_of(paths) -> str:
 def convert_local(path: Path, out: Path, *, arch=None, name=None, source=None,
                   source_sha256=None, tofu=False, load_as=None, reverse=None,
                   reverse_source=None, reverse_sha256=None, mode="eval") -> Path:
-    """Convert the local weights file or diffusers folder `path` into the preset `out`
-    (`reverse`: a local file of a CycleGAN's other direction, see `junyanz_models`)."""
-    from kzoo.hub.convert.torchfile import load_state_dict
-
-    path = Path(path)
-    if reverse is not None and is_diffusers_folder(path):
-        raise KzooError(f"{path} is a diffusers folder: --reverse is for CycleGAN generator files")
+    """Convert the local weights file or model folder `path` into the preset `out` with
+    the format that accepts it (`FORMATS`); `reverse`: a local file of a CycleGAN's other
+    direction (`kzoo.hub.convert.junyanz.models`)."""
     from kzoo.layers.test_mode import check_mode
 
     check_mode(mode)
-    if is_diffusers_folder(path):
-        if mode != "eval":
-            raise KzooError(f"{path} is a diffusers folder: --mode {mode} is for junyanz generators "
-                            "(a DDPM has no batch norm or dropout)")
-        if arch not in (None, "diffusers", "UNet2DModel", "AutoencoderKL"):
-            raise KzooError(f"{path} is a diffusers folder: --arch {arch} is for .pth files")
-        full, inference, info, size = diffusers_models(path)
-        weights = read_diffusers_paths(path)
-    elif path.is_file():
-        back = None
-        if reverse is not None:
-            reverse = Path(reverse)
-            if not reverse.is_file():
-                raise KzooError(f"{reverse}: no such weights file (--reverse)")
-            back = load_state_dict(reverse)
-        state = load_state_dict(path)
-        from kzoo.hub.convert import sr, stylegan2
-        from kzoo.hub.convert import torchvision as tv
-
-        if tv.is_torchvision_state(state) or str(arch).startswith("deeplabv3_"):
-            if back is not None:
-                raise KzooError(f"{path} is a torchvision segmentation state dict: --reverse is "
-                                "for CycleGAN generator files")
-            if source and source.startswith(("https://", "http://")):
-                tv.check_hash_prefix(source, source_sha256 or _digest_of([path]))
-            full, inference, info, size = tv.torchvision_models(state, arch)
-        elif sr.claims(state, arch):  # Real-ESRGAN / EDSR (kzoo.hub.convert.sr)
-            if back is not None:
-                raise KzooError("--reverse is for CycleGAN generators: this is a "
-                                "super-resolution network")
-            full, inference, info, size = sr.sr_models(state, arch)
-        elif stylegan2.claims(state, arch):  # rosinality g_ema (kzoo.hub.convert.stylegan2)
-            if back is not None:
-                raise KzooError("--reverse is for CycleGAN generators: this is a StyleGAN2 generator")
-            full, inference, info, size = stylegan2.stylegan2_models(
-                state, arch, stylegan2.read_latent_avg(path) if path.suffix != ".safetensors" else None)
-        else:
-            full, inference, info, size = junyanz_models(state, arch, reverse=back, mode=mode)
-        weights = [path]
-    else:
-        raise KzooError(f"{path}: no such weights file or diffusers folder")
-    digest = source_sha256 or _digest_of(weights)
-    name = name or _default_name(source or str(path), info["arch"])
+    src = Source(Path(path), arch=arch, mode=mode,
+                 reverse=Path(reverse) if reverse is not None else None,
+                 origin=source or str(path), sha256=source_sha256)
+    if src.reverse is not None and src.path.is_file():
+        src.reverse_state  # noqa: B018  (the --reverse file is read, or refused, before the file)
+    fmt = format_of(src)
+    if fmt is None:
+        raise KzooError(f"{src.path}: no such weights file or diffusers folder")
+    full, inference, info, size = fmt.models(src)
+    digest = source_sha256 or _digest_of(_files(src.path))
+    name = name or _default_name(src.origin, info["arch"])
+    if load_as is None and not getattr(fmt, "ARCH_IN_REFERENCE", True):
+        load_as = src.origin
     back = None
     if reverse is not None:
         back = {"source": reverse_source or str(reverse),
                 "sha256": reverse_sha256 or _digest_of([reverse])}
-    return write(full, inference, info, size, out, name=name, source=source or str(path),
+    return write(full, inference, info, size, out, name=name, source=src.origin,
                  source_sha256=digest, tofu=tofu, load_as=load_as, reverse=back)
-
-
-def read_diffusers_paths(folder: Path):
-    unet = folder / "unet" if (folder / "unet" / "config.json").is_file() else folder
-    paths = [_first(unet, *DIFFUSERS_WEIGHTS), unet / "config.json",
-             _first(folder, "scheduler_config.json", "scheduler/scheduler_config.json")]
-    return [p for p in paths if p is not None]
 
 
 def _default_name(source: str, arch: str) -> str:
@@ -503,7 +333,9 @@ def convert(source, *, out, arch=None, name=None, reverse=None, progress=True, m
         raise KzooError(f"{out} already exists; remove it or choose another destination")
     base, ref_arch, digest = split_ref(str(source))
     arch = arch or ref_arch
-    entry = _catalog_upstream(base)
+    from kzoo.hub import cache, catalog
+
+    entry = catalog.upstream(base)
     reverse = reverse or (entry["upstream"].get("reverse") if entry else None)
     remove_stale_dirs(out.parent, legacy=re.compile(rf"^\.{re.escape(out.name)}\.[a-z0-9_]{{8}}$"))
     with _scratch() as tmp:
@@ -520,7 +352,7 @@ def convert(source, *, out, arch=None, name=None, reverse=None, progress=True, m
         folder = convert_local(local, out, arch=arch or _catalog_arch(base), name=name,
                                source=src, source_sha256=sha, tofu=bool(new),
                                load_as=base if entry else None, mode=mode, **back)
-    record(fetched)  # only for files that converted: a failure leaves nothing behind
+    cache.record(fetched)  # only for files that converted: a failure leaves nothing behind
     return folder
 
 
@@ -542,39 +374,31 @@ def _scratch():
 
 
 def _catalog_arch(base):
-    entry = _catalog_upstream(base)
-    return entry["upstream"].get("arch") if entry else None
-
-
-def _catalog_upstream(base):
-    if "://" in base or os.sep in base or Path(base).expanduser().exists():
-        return None
     from kzoo.hub import catalog
 
-    try:
-        entry = catalog.lookup(base)
-    except KzooError:
-        return None
-    return entry if "upstream" in entry else None
+    entry = catalog.upstream(base)
+    return entry["upstream"].get("arch") if entry else None
 
 
 def _obtain(base, tmp: Path, arch, digest, name, progress):
     """`(local path, source, its sha256 or None, pins to record, name)` of `base`; the
-    pins (`record`) are what was downloaded for the first time."""
-    entry = _catalog_upstream(base)
+    pins (`kzoo.hub.cache.record`) are what was downloaded for the first time."""
+    from kzoo.hub import cache, catalog
+
+    entry = catalog.upstream(base)
     if entry:
         base, digest = entry["upstream"]["source"], digest or entry.get("sha256")
         name = name or entry["name"]
     if base.startswith("hf://"):
         from kzoo.hub import hf
 
-        src, new = hf.download(base, tmp / "repo", pinned=pinned, progress=progress)
+        src, new = hf.download(base, tmp / "repo", pinned=cache.pinned, progress=progress)
         return tmp / "repo", src, None, new, name or hf_name(base)
     if base.startswith(("https://", "http://")):
         fname = Path(urllib.parse.urlsplit(base).path).name or "weights.pth"
         local = tmp / fname
-        tofu = digest is None and pinned(base) is None
-        sha = download(base, local, expected=digest, progress=progress)
+        tofu = digest is None and cache.pinned(base) is None
+        sha = cache.download_upstream(base, local, expected=digest, progress=progress)
         return local, base, sha, {base: sha} if tofu else {}, name
     return Path(base).expanduser(), str(Path(base).expanduser().resolve()), None, {}, name
 
@@ -593,7 +417,7 @@ def cache_key(base: str, arch) -> str:
         ident = hashlib.sha256(base.encode()).hexdigest()[:16]
     else:
         path = Path(base).expanduser()
-        ident = _digest_of(read_diffusers_paths(path) if path.is_dir() else [path])[:16]
+        ident = _digest_of(_files(path))[:16]
     return f"converted/{ident}-{(arch or 'auto').lower()}"
 
 
@@ -603,7 +427,7 @@ def fetch(ref, *, arch=None, progress=True) -> Path:
     A conversion that fails leaves nothing in the cache. For a URL, the cached preset's
     recorded source sha256 is checked against the pin at every load.
     """
-    from kzoo.hub.cache import install
+    from kzoo.hub import cache, catalog
 
     base, ref_arch, digest = split_ref(str(ref))
     arch = arch or ref_arch or _catalog_arch(base)
@@ -612,12 +436,13 @@ def fetch(ref, *, arch=None, progress=True) -> Path:
     def obtain(dest):
         convert(ref, out=dest, arch=arch, progress=progress)
 
-    root = install(key, obtain, what=str(ref), how=f"kzoo hub download '{ref}'",
-                    needs_network="://" in base or _catalog_upstream(base) is not None)
+    root = cache.install(key, obtain, what=str(ref), how=f"kzoo hub download '{ref}'",
+                         needs_network="://" in base or catalog.upstream(base) is not None)
     source = json.loads((root / "metadata.json").read_text()).get("upstream", {})
-    expected = pinned(source.get("source", ""))
+    expected = cache.pinned(source.get("source", ""))
     if expected and source.get("sha256") != expected:
         shutil.rmtree(root, ignore_errors=True)
         raise KzooError(f"{ref}: the cached conversion was made from a file with sha256 "
                         f"{source.get('sha256')}, the pinned one is {expected}; it was removed")
     return root
+

@@ -212,7 +212,7 @@ def convert_autoencoder_kl(state, config):
 
 def autoencoder_kl_models(state, config):
     """`(full AutoencoderKL, its reconstruct network, info, image size)` (see
-    `kzoo.hub.convert.diffusers_models`)."""
+    `kzoo.hub.convert.diffusers_folder.CLASSES`)."""
     full = convert_autoencoder_kl(state, config)
     info = {"format": "diffusers", "arch": CLASS_NAME, "code": CODE, "paper": PAPER,
             "license": "the source's model card (stabilityai/sd-vae-ft-mse and "

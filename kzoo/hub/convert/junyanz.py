@@ -19,6 +19,12 @@ compute the same gradient-of-correlation, so no spatial flip). Padding: PyTorch'
 ResNet's 3x3 stride-2 convs and `output_padding=1` transposed convs do not, so the
 exact builders pad and crop explicitly (see `kzoo.models.cyclegan.resnet_generator`).
 
+What each kind converts into is one row of `KINDS`: its reference parameter layout, the
+exact kzoo generator, and the full kzoo model of a preset (`Pix2Pix` beside an untrained
+PatchGAN; `CycleGAN`, whose `generator_ba` takes the other direction's file, `--reverse`).
+As a format of `kzoo hub convert` (`accepts`, `models`: see `kzoo.hub.convert`) it takes
+every state dict file the formats before it did not.
+
 Example::
 
     from kzoo.hub.convert.torchfile import load_state_dict
@@ -27,8 +33,10 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+from collections.abc import Callable
 
 import numpy as np
 
@@ -144,8 +152,7 @@ def reference_params(arch, *, width=64, input_channels=3, output_channels=3):
     """`[(torch name, keras layer, keras weight, torch shape)]` of `arch`, in the
     order of the reference network's `state_dict()` (without `num_batches_tracked`)."""
     kind, depth, norm = parse_arch(arch)
-    make = _unet_params if kind == "unet" else _resnet_params
-    params = list(make(depth, norm, width, input_channels, output_channels))
+    params = list(KINDS[kind].params(depth, norm, width, input_channels, output_channels))
     return sorted(params, key=lambda p: _tree_order(p[0]))
 
 
@@ -160,10 +167,16 @@ _PARAM_ORDER = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
 
 def read_dims(kind, state) -> tuple[int, int, int]:
     """`(width, input channels, output channels)` from the first and last convs (defaults 64, 3, 3)."""
-    if kind == "unet":
-        first, last = state.get("model.model.0.weight"), state.get("model.model.3.weight")
-        width = first.shape[0] if _is4d(first) else 64
-        return width, first.shape[1] if _is4d(first) else 3, last.shape[1] if _is4d(last) else 3
+    return KINDS[kind].dims(state)
+
+
+def _unet_dims(state):
+    first, last = state.get("model.model.0.weight"), state.get("model.model.3.weight")
+    width = first.shape[0] if _is4d(first) else 64
+    return width, first.shape[1] if _is4d(first) else 3, last.shape[1] if _is4d(last) else 3
+
+
+def _resnet_dims(state):
     first = state.get("model.1.weight")
     convs = sorted((int(m[1]), v) for k, v in state.items()
                    if (m := re.fullmatch(r"model\.(\d+)\.weight", k)) and _is4d(v))
@@ -233,18 +246,25 @@ def check(arch, state):
 def build_generator(arch, *, width=64, input_channels=3, output_channels=3, image_size=None):
     """The exact kzoo generator of `arch` (untrained)."""
     kind, depth, norm = parse_arch(arch)
-    if kind == "unet":
-        from kzoo.models.pix2pix import unet_generator
+    return KINDS[kind].generator(arch, depth, norm, width=width, input_channels=input_channels,
+                                 output_channels=output_channels, image_size=image_size)
 
-        return unet_generator(input_channels=input_channels, output_channels=output_channels,
-                              width=width, levels=depth, norm=norm, exact="junyanz",
-                              image_size=image_size)
+
+def _unet_generator(arch, levels, norm, *, width, input_channels, output_channels, image_size):
+    from kzoo.models.pix2pix import unet_generator
+
+    return unet_generator(input_channels=input_channels, output_channels=output_channels,
+                          width=width, levels=levels, norm=norm, exact="junyanz",
+                          image_size=image_size)
+
+
+def _resnet_generator(arch, blocks, norm, *, width, input_channels, output_channels, image_size):
     if input_channels != output_channels:
         raise KzooError(f"{arch}: kzoo's ResNet generator maps C channels to C, the state dict "
                         f"maps {input_channels} to {output_channels}")
     from kzoo.models.cyclegan import resnet_generator
 
-    return resnet_generator(channels=input_channels, width=width, num_blocks=depth, norm=norm,
+    return resnet_generator(channels=input_channels, width=width, num_blocks=blocks, norm=norm,
                             exact="junyanz", image_size=image_size)
 
 
@@ -305,3 +325,117 @@ def convert_junyanz(state: dict, arch: str, *, image_size=None):
     check(arch, state)
     generator = build_generator(arch, image_size=image_size, **generator_kwargs(arch, state))
     return load_into(generator, arch, state)
+
+
+# --- the kzoo model of a preset --------------------------------------------------------
+
+def _pix2pix(levels, norm, kw):
+    """`(Pix2Pix, image size)`: the U-Net beside a PatchGAN sized for its images."""
+    from kzoo.models.pix2pix import Pix2Pix
+
+    size = 2 ** levels
+    return Pix2Pix(image_size=size, input_channels=kw["input_channels"],
+                   output_channels=kw["output_channels"], width=kw["width"], levels=levels,
+                   n_layers=min(3, int(np.log2(size / 3))), norm=norm, exact="junyanz"), size
+
+
+def _cyclegan(blocks, norm, kw):
+    """`(CycleGAN, image size)`: 256x256 for 9 or more blocks, else 128x128."""
+    from kzoo.models.cyclegan import CycleGAN
+
+    size = 256 if blocks >= 9 else 128
+    return CycleGAN(image_size=size, channels=kw["input_channels"], width=kw["width"],
+                    num_blocks=blocks, norm=norm, exact="junyanz"), size
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """One generator kind of the authors' `--netG`, and what kzoo converts it into.
+
+    Attributes:
+        params: `(depth, norm, width, in, out)` -> the reference parameters (`reference_params`).
+        dims: state dict -> `(width, input channels, output channels)` (`read_dims`).
+        generator: the exact kzoo generator builder (`build_generator`).
+        model: `(depth, norm, generator_kwargs)` -> `(full kzoo model, image size)`; its
+            `generator` takes the converted weights.
+        note: what the preset says of the networks the upstream file does not fill.
+        reverse: the full model's network that takes the other direction's generator
+            (`--reverse`), or None: the family translates one way only (`what` says why).
+        reverse_note: the note when `--reverse` filled it.
+        what: the kind in words, for that error.
+    """
+
+    params: Callable
+    dims: Callable
+    generator: Callable
+    model: Callable
+    note: str
+    reverse: str | None = None
+    reverse_note: str = ""
+    what: str = ""
+
+
+KINDS = {
+    "unet": Kind(params=_unet_params, dims=_unet_dims, generator=_unet_generator, model=_pix2pix,
+                 note="the discriminator is untrained (the upstream file holds the generator only)",
+                 what="a pix2pix U-Net, which translates one way only"),
+    "resnet": Kind(params=_resnet_params, dims=_resnet_dims, generator=_resnet_generator,
+                   model=_cyclegan,
+                   note="generator_ab holds the upstream generator; generator_ba and both "
+                        "discriminators are untrained (the upstream file holds one direction only; "
+                        "--reverse adds the other direction's file)",
+                   reverse="generator_ba",
+                   reverse_note="generator_ab and generator_ba hold the upstream generators of the "
+                                "two directions; both discriminators are untrained (the upstream "
+                                "files hold generators only)"),
+}
+
+
+def models(source):
+    """`(full model, inference network, info, image size)` of a junyanz generator file:
+    the format protocol of `kzoo.hub.convert`.
+
+    `source.arch`: the architecture (None: the one the state dict matches exactly);
+    `source.mode`: the inference network's test-time mode, "eval" or "authors"
+    (`kzoo.layers.test_mode.with_test_mode`); `source.reverse_state`: for a CycleGAN
+    (ResNet) generator, the state dict of the other direction's generator (the authors
+    publish one file a direction, e.g. horse2zebra.pth and zebra2horse.pth), loaded into
+    `generator_ba`.
+    """
+    state, arch, reverse = source.state, source.arch, source.reverse_state
+    if arch is None:
+        arch, n = closest_arch(state)
+        if n:
+            raise KzooError(f"cannot tell the architecture of this state dict: give --arch "
+                            f"(closest: {arch}, {n} mismatches; known: {', '.join(ARCHS)})")
+    kind_name, depth, norm = parse_arch(arch)
+    kind = KINDS[kind_name]
+    generator = convert_junyanz(state, arch)
+    kw = generator_kwargs(arch, state)
+    if reverse is not None and kind.reverse is None:
+        raise KzooError(f"--reverse is for CycleGAN generators (resnet_*): {arch} is {kind.what}")
+    full, size = kind.model(depth, norm, kw)
+    note = kind.note
+    if reverse is not None:
+        try:
+            back = convert_junyanz(reverse, arch)
+        except KzooError as e:
+            raise KzooError(f"the reverse generator: {e}") from None
+        back_kw = generator_kwargs(arch, reverse)
+        if back_kw != kw:
+            raise KzooError(f"the reverse generator ({back_kw}) is not the forward one's shape "
+                            f"({kw})")
+        getattr(full, kind.reverse).set_weights(back.get_weights())
+        note = kind.reverse_note
+    full.generator.set_weights(generator.get_weights())
+    from kzoo.layers.test_mode import with_test_mode
+
+    info = {"format": "junyanz", "arch": arch, "code": UPSTREAM, "paper": PAPERS[kind_name],
+            "license": LICENSE, "note": note, "test_mode": source.mode}
+    return full, with_test_mode(full.generator, source.mode), info, size
+
+
+def accepts(source) -> bool:
+    """Every state dict file (the formats before this one in `kzoo.hub.convert.FORMATS`
+    took theirs): an unknown one gets the closest junyanz architecture in its error."""
+    return source.path.is_file()

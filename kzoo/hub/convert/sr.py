@@ -323,3 +323,18 @@ def sr_models(state, arch=None):
     info = dict(INFO[fmt], format=fmt, arch=arch if kind != "EDSR" or "_res" in str(arch)
                 else "EDSR", note=note)
     return model, model, info, 32
+
+
+# --- the format protocol of `kzoo.hub.convert` ---------------------------------------------
+
+def accepts(source) -> bool:
+    """A state dict file that `--arch` names an SR architecture for, or (no `--arch`) that
+    matches one exactly (`claims`)."""
+    return source.path.is_file() and claims(source.state, source.arch)
+
+
+def models(source):
+    """`sr_models` of `source`'s state dict (`--reverse` is refused: SR is one network)."""
+    if source.reverse is not None:
+        raise KzooError("--reverse is for CycleGAN generators: this is a super-resolution network")
+    return sr_models(source.state, source.arch)

@@ -357,3 +357,25 @@ def torchvision_models(state, arch=None, *, image_size=IMAGE_SIZE, aspp_rates=DE
                      "weights meta); images in [-1, 1] are normalised inside the network by "
                      "the ImageNet mean/std; the auxiliary FCN head is kept for fine-tuning")}
     return model, model.network, info, int(image_size)
+
+
+# --- the format protocol of `kzoo.hub.convert` ---------------------------------------------
+
+def accepts(source) -> bool:
+    """A state dict file with torchvision's segmentation names, or one `--arch deeplabv3_*`
+    names."""
+    return source.path.is_file() and (str(source.arch).startswith("deeplabv3_") or
+                                      is_torchvision_state(source.state))
+
+
+def models(source):
+    """`torchvision_models` of `source`'s state dict; a downloaded file's sha256 must start
+    with the prefix its name carries (`check_hash_prefix`)."""
+    if source.reverse is not None:
+        raise KzooError(f"{source.path} is a torchvision segmentation state dict: --reverse is "
+                        "for CycleGAN generator files")
+    if source.origin.startswith(("https://", "http://")):
+        from kzoo.hub.preset import sha256_file
+
+        check_hash_prefix(source.origin, source.sha256 or sha256_file(source.path))
+    return torchvision_models(source.state, source.arch)

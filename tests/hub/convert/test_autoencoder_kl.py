@@ -127,10 +127,10 @@ def test_unsupported_config_is_one_line(field, value, message):
 
 
 def test_dispatch_converts_an_autoencoder_kl_folder(tmp_path):
-    """`kzoo.hub.convert.diffusers_models` dispatches on `_class_name`; hf:// downloads
+    """`kzoo.hub.convert.diffusers_folder.diffusers_models` dispatches on `_class_name`; hf:// downloads
     exactly config.json and the weights of such a repository."""
     from kzoo.hub import hf
-    from kzoo.hub.convert import diffusers_models, is_diffusers_folder
+    from kzoo.hub.convert.diffusers_folder import diffusers_models, is_diffusers_folder
 
     folder = tmp_path / "vae"
     shutil.copytree(FIXTURES / "kl_legacy_names", folder)

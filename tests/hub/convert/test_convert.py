@@ -10,7 +10,7 @@ import pytest
 import kzoo.hub
 from kzoo.cli import main
 from kzoo.errors import KzooError
-from kzoo.hub import catalog, convert
+from kzoo.hub import cache, catalog, convert
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
 
@@ -129,8 +129,8 @@ def test_catalog_upstream_entries_download_pin_and_convert(http_server, kzoo_hom
     back = np.asarray(full.generator_ba(data["input"], training=False))
     assert np.abs(back - data["output"]).max() <= 1e-4 * np.ptp(data["output"])
     digest = kzoo.hub.preset.sha256_file(FIXTURES / "resnet_instance.pth")
-    assert convert.pinned(url) == digest  # trust on first use, stored in KZOO_HOME
-    assert convert.pinned(f"{base}/cyclegan/pretrained_models/zebra2tiny.pth") == digest
+    assert cache.pinned(url) == digest  # trust on first use, stored in KZOO_HOME
+    assert cache.pinned(f"{base}/cyclegan/pretrained_models/zebra2tiny.pth") == digest
     meta = kzoo.hub.metadata("cyclegan-tiny2zebra")
     assert meta["upstream"]["sha256"] == digest and meta["upstream"]["trust_on_first_use"]
     assert meta["upstream"]["reverse"] == {"source": f"{base}/cyclegan/pretrained_models/zebra2tiny.pth",
@@ -147,7 +147,7 @@ def test_catalog_upstream_entries_download_pin_and_convert(http_server, kzoo_hom
     with pytest.raises(KzooError, match="changed since its first download"):
         kzoo.hub.load("cyclegan-tiny2zebra", progress=False)
     assert _cache_entries(kzoo_home) == []
-    assert convert.pinned(url) == digest
+    assert cache.pinned(url) == digest
 
 
 def test_a_failed_first_conversion_pins_nothing(http_server, kzoo_home):
@@ -156,7 +156,7 @@ def test_a_failed_first_conversion_pins_nothing(http_server, kzoo_home):
     url = f"{base}/x.pth"
     with pytest.raises(KzooError, match="does not match --arch unet_256"):
         kzoo.hub.load(f"{url}#arch=unet_256", progress=False)
-    assert convert.pinned(url) is None and _cache_entries(kzoo_home) == []
+    assert cache.pinned(url) is None and _cache_entries(kzoo_home) == []
 
 
 def test_shipped_catalog_names_the_upstream_checkpoints():
@@ -244,7 +244,7 @@ def test_hf_diffusers_repositories_are_converted_not_installed(tmp_path, kzoo_ho
     with pytest.raises(KzooError, match="unsupported block type 'Fake2D'"):
         kzoo.hub.load("hf://google/ddpm-cifar10-32")
     leftovers = [p for p in (kzoo_home / "presets").rglob("*") if p.is_file()]
-    assert leftovers == [] and convert.pinned("hf://google/ddpm-cifar10-32") is None
+    assert leftovers == [] and cache.pinned("hf://google/ddpm-cifar10-32") is None
 
 
 @pytest.mark.slow

@@ -213,9 +213,9 @@ def test_catalog_entries_download_pin_and_convert(http_server, kzoo_home, monkey
     meta = kzoo.hub.metadata("edsr-tiny-x4")
     assert meta["upstream"]["format"] == "edsr" and "MIT" in meta["license"]
     assert "Lim" in meta["upstream"]["paper"] and meta["model_class"] == "SRResNet"
-    from kzoo.hub import convert
+    from kzoo.hub import cache
 
-    assert convert.pinned(url) == kzoo.hub.preset.sha256_file(SR / "edsr_x4.pth")
+    assert cache.pinned(url) == kzoo.hub.preset.sha256_file(SR / "edsr_x4.pth")
 
 
 def test_shipped_catalog_names_the_published_sr_weights():

@@ -186,7 +186,7 @@ def test_a_catalog_entry_downloads_pins_and_converts(http_server, kzoo_home, mon
 
     import kzoo.hub
     from kzoo.cli import main
-    from kzoo.hub import convert
+    from kzoo.hub import cache, convert
 
     root, base = http_server
     (root / "models").mkdir()
@@ -206,7 +206,7 @@ def test_a_catalog_entry_downloads_pins_and_converts(http_server, kzoo_home, mon
     want = tv.convert_torchvision(state).network  # torchvision's rates, built at 520
     x = np.random.default_rng(1).uniform(-1, 1, (1, 520, 520, 3)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(network(x)), np.asarray(want(x)))
-    assert convert.pinned(url) == digest
+    assert cache.pinned(url) == digest
     meta = kzoo.hub.metadata("deeplabv3-tiny")
     assert meta["upstream"]["format"] == "torchvision" and "BSD-3-Clause" in meta["license"]
     assert meta["card"]["endpoints"][0]["outputs"][0]["class_names"][15] == "person"
@@ -215,7 +215,7 @@ def test_a_catalog_entry_downloads_pins_and_converts(http_server, kzoo_home, mon
     with pytest.raises(KzooError, match=r"does not start with 0badc0de, the prefix its name "
                                         r"carries \(torch\.hub's check_hash\)"):
         convert.convert(bad, out=tmp_path / "bad", progress=False)
-    assert convert.pinned(bad) is None and not (tmp_path / "bad").exists()
+    assert cache.pinned(bad) is None and not (tmp_path / "bad").exists()
     # the wrong architecture named on the command line: one line, exit 2
     assert main(["hub", "convert", str(FIXTURES / "resnet_small.pth"), "--arch",
                  "deeplabv3_mobilenet_v3_large", "--out", str(tmp_path / "x")]) == 2
