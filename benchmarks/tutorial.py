@@ -141,7 +141,8 @@ class _Clock:
         return self.end[0] - self.start[0], self.end[1] - self.start[1]
 
 
-def measure(path, *, steps=10, rounds=3, warmup=2, bare=True, log=print):
+def measure(path, *, steps=10, rounds=3, warmup=2, bare=False, image_size=256, width=64, flops=True,
+            log=print):
     """One row: the tutorial's `train_step` vs kzoo's `fit`-driven step, alternating blocks.
 
     Args:
@@ -150,6 +151,9 @@ def measure(path, *, steps=10, rounds=3, warmup=2, bare=True, log=print):
         rounds: timed rounds (each runs a block of every arm).
         warmup: untimed steps of every arm first (tracing).
         bare: also time kzoo's `train_step` as a bare `tf.function` (no `fit`).
+        flops: count each step's FLOPs (traces both steps again).
+        image_size, width: kzoo's pix2pix and the pairs (the tutorial's are 256 and 64;
+            smaller only for tests with a matching notebook).
     """
     import keras
     import tensorflow as tf
@@ -161,10 +165,10 @@ def measure(path, *, steps=10, rounds=3, warmup=2, bare=True, log=print):
     workdir = tempfile.TemporaryDirectory(prefix="kzoo-tutorial-")
     keras.utils.set_random_seed(0)
     ns = tutorial_namespace(path, workdir.name)
-    model = create_model("pix2pix", seed=0, image_size=256, width=64)
-    adam = lambda: keras.optimizers.Adam(2e-4, beta_1=0.5)  # noqa: E731 -- the tutorial's optimizers
+    model = create_model("pix2pix", seed=0, image_size=image_size, width=width)
+    adam = lambda: keras.optimizers.Adam(2e-4, beta_1=0.5)  # the tutorial's optimizers
     model.compile(g_optimizer=adam(), d_optimizer=adam())
-    source, target = random_pairs(steps)
+    source, target = random_pairs(steps, image_size)
     data = tf.data.Dataset.from_tensor_slices((source, target)).batch(1)
 
     def tutorial_block(clock):
@@ -212,21 +216,23 @@ def measure(path, *, steps=10, rounds=3, warmup=2, bare=True, log=print):
             log(f"  tutorial round {r + 1}/{rounds}: " + ", ".join(
                 f"{k} {t[-1][0] / steps:.3f} s/step" for k, t in times.items()))
         batch = next(iter(data))
-        tutorial_gflop = graph_flops(ns["train_step"].get_concrete_function(
-            batch[0], batch[1], tf.constant(0, tf.int64))) / 1e9
-    kzoo_gflop = graph_flops(step_fn.get_concrete_function(batch)) / 1e9
-    analytic = analytic_step_flops(model.train_step, batch, [model.generator, model.discriminator]) / 1e9
+        gflop = {}
+        if flops:
+            gflop = {"tutorial_step_gflop": graph_flops(ns["train_step"].get_concrete_function(
+                         batch[0], batch[1], tf.constant(0, tf.int64))) / 1e9,
+                     "kzoo_step_gflop": graph_flops(step_fn.get_concrete_function(batch)) / 1e9,
+                     "kzoo_step_gflop_analytic": analytic_step_flops(
+                         model.train_step, batch, [model.generator, model.discriminator]) / 1e9}
     workdir.cleanup()
     med = {k: (statistics.median(w for w, _ in t) / steps, statistics.median(c for _, c in t) / steps)
            for k, t in times.items()}
     row = {"recipe": "pix2pix", "reference": "tensorflow/docs pix2pix.ipynb (cells run verbatim)",
-           "image_size": 256, "width": 64, "batch": 1,
+           "image_size": image_size, "width": width, "batch": 1,
            "kzoo_fit_step_s": med["kzoo_fit"][0], "tutorial_step_s": med["tutorial"][0],
            "kzoo_fit_cpu_s": med["kzoo_fit"][1], "tutorial_cpu_s": med["tutorial"][1],
            "ratio_to_tutorial": statistics.median(t[0] / k[0] for t, k in zip(times["tutorial"],
                                                                               times["kzoo_fit"])),
-           "kzoo_step_gflop": kzoo_gflop, "kzoo_step_gflop_analytic": analytic,
-           "tutorial_step_gflop": tutorial_gflop,
+           **gflop,
            "rounds": rounds, "steps_per_round": steps,
            "load_average_1min": [load_before, os.getloadavg()[0]]}
     if bare:
@@ -243,7 +249,7 @@ def run(path, **kwargs):
         print(f"  tutorial: kzoo fit {row['kzoo_fit_step_s']:.3f} s/step ({row['kzoo_fit_cpu_s']:.2f} "
               f"CPU-s), tutorial {row['tutorial_step_s']:.3f} s/step ({row['tutorial_cpu_s']:.2f} CPU-s), "
               f"ratio {row['ratio_to_tutorial']:.2f}", flush=True)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 -- reported in the row, not hidden
         row = {"recipe": "pix2pix", "reference": "error", "error": f"{type(e).__name__}: {e}"[:300]}
         print(f"  tutorial: {row['error']}", flush=True)
     return [row]
