@@ -22,7 +22,8 @@ tutorial). Blocks of `steps` steps alternate tutorial, kzoo (and kzoo's bare
 one process, so load from other work on the machine hits them alike; a block's wall and
 process (CPU) time run from the start of its first step to the end of its last (fit's own
 set-up before the first batch is not counted). The ratio is the median over rounds of
-tutorial time / kzoo time (> 1: kzoo is faster).
+tutorial time / kzoo time (> 1: kzoo is faster), of wall time and of CPU time; on a machine
+shared with other work the CPU ratio is the steadier (wall time there is mostly waiting).
 
 `python -m benchmarks --suites tutorial --tutorial PATH/pix2pix.ipynb` writes the row.
 """
@@ -232,6 +233,8 @@ def measure(path, *, steps=10, rounds=3, warmup=2, bare=False, image_size=256, w
            "kzoo_fit_cpu_s": med["kzoo_fit"][1], "tutorial_cpu_s": med["tutorial"][1],
            "ratio_to_tutorial": statistics.median(t[0] / k[0] for t, k in zip(times["tutorial"],
                                                                               times["kzoo_fit"])),
+           "cpu_ratio_to_tutorial": statistics.median(t[1] / k[1] for t, k in zip(times["tutorial"],
+                                                                                  times["kzoo_fit"])),
            **gflop,
            "rounds": rounds, "steps_per_round": steps,
            "load_average_1min": [load_before, os.getloadavg()[0]]}
