@@ -34,7 +34,7 @@ NOTES = [
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--suites", default="peak,train,infer,kernels,ddpm",
-                   help="comma list of: peak, train, infer, kernels, ddpm, tutorial (needs --tutorial)")
+                   help="comma list of: peak, train, infer, kernels, ddpm")
     from kzoo.recipes.registry import list_recipes
 
     p.add_argument("--recipes", default=",".join(list_recipes()), help="default: every registered recipe")
@@ -45,8 +45,8 @@ def main(argv=None):
                    help="training variants: fp32 (no XLA), xla (fp32 + XLA), mixed (mixed precision)")
     p.add_argument("--infer-repeats", type=int, default=12,
                    help="timed rounds per inference row (default 12; each round calls every backend once)")
-    p.add_argument("--tutorial", help="the TF pix2pix tutorial notebook (tensorflow/docs site/en/tutorials/"
-                   "generative/pix2pix.ipynb) the tutorial suite runs (benchmarks/tutorial.py)")
+    p.add_argument("--tutorial", help="for --suites tutorial (not in the default set): the TF pix2pix "
+                   "tutorial notebook, tensorflow/docs site/en/tutorials/generative/pix2pix.ipynb")
     p.add_argument("--runs", default=str(HERE / "runs"), help="where the run's folder is made "
                    "(default benchmarks/runs/)")
     p.add_argument("--write", action="store_true",
