@@ -45,6 +45,8 @@ def main(argv=None):
                    help="training variants: fp32 (no XLA), xla (fp32 + XLA), mixed (mixed precision)")
     p.add_argument("--infer-repeats", type=int, default=12,
                    help="timed rounds per inference row (default 12; each round calls every backend once)")
+    p.add_argument("--tutorial", help="for --suites tutorial (not in the default set): the TF pix2pix "
+                   "tutorial notebook, tensorflow/docs site/en/tutorials/generative/pix2pix.ipynb")
     p.add_argument("--runs", default=str(HERE / "runs"), help="where the run's folder is made "
                    "(default benchmarks/runs/)")
     p.add_argument("--write", action="store_true",
@@ -59,6 +61,8 @@ def main(argv=None):
     from benchmarks import machine
 
     suites = set(args.suites.split(","))
+    if "tutorial" in suites and not args.tutorial:
+        p.error("the tutorial suite needs --tutorial PATH (pix2pix.ipynb from tensorflow/docs)")
     now = datetime.datetime.now(datetime.timezone.utc)
     args.folder = _new_folder(Path(args.runs), now.strftime("%Y%m%d-%H%M%S"))
     results = {"command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -94,6 +98,10 @@ def main(argv=None):
             for r in results["infer"]:
                 if "onnx_gflops_per_s" in r:
                     r["onnx_share_of_peak"] = r["onnx_gflops_per_s"] / results["peak"]["gflops"]
+    if "tutorial" in suites:  # not in the default set: it needs --tutorial
+        from benchmarks import tutorial
+
+        results["tutorial"] = tutorial.run(args.tutorial, steps=args.steps)
     if "kernels" in suites:
         from benchmarks import kernels
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SUITES = ("peak", "train", "infer", "kernels", "ddpm")
+SUITES = ("peak", "train", "infer", "kernels", "ddpm", "tutorial")
 """What `python -m benchmarks` measures: the peak is one dict, the others lists of rows."""
 
 
@@ -219,6 +219,25 @@ def render(results):
         if failed:
             out += ["Rows that failed:", ""] + [f"- {r['recipe']} xla={r.get('xla')} mixed={r.get('mixed')}: {r['error']}"
                                               for r in failed] + [""]
+    if results.get("tutorial"):
+        ok = [r for r in results["tutorial"] if "error" not in r]
+        out += [f"## Training against the TF pix2pix tutorial's own cells{_runs_of(results['tutorial'])}", "",
+                ("The tutorial notebook's statements that define its networks, losses, optimizers, "
+                 "summary writer and `train_step`, run verbatim (`benchmarks/tutorial.py`), against "
+                 "kzoo's `Pix2Pix.fit` on the same random pairs, blocks alternating in one process; "
+                 "s/step and CPU-s/step (process time) are medians over rounds, ratio = median of "
+                 "tutorial time / kzoo time (> 1: kzoo faster), of wall and of CPU time (the steadier "
+                 "one on a loaded machine); load = 1-minute load average before and after."), "",
+                _table([dict(r, load=" / ".join(f"{v:.1f}" for v in r.get("load_average_1min", [])),
+                             blocks=f"{r['rounds']} x {r['steps_per_round']}") for r in ok],
+                       [("size", "image_size"), ("width", "width"), ("batch", "batch"),
+                        ("kzoo fit s/step", "kzoo_fit_step_s"), ("tutorial s/step", "tutorial_step_s"),
+                        ("ratio", "ratio_to_tutorial"), ("kzoo CPU-s/step", "kzoo_fit_cpu_s"),
+                        ("tutorial CPU-s/step", "tutorial_cpu_s"), ("CPU ratio", "cpu_ratio_to_tutorial"),
+                        ("kzoo GFLOP/step", "kzoo_step_gflop"),
+                        ("tutorial GFLOP/step", "tutorial_step_gflop"), ("rounds x steps", "blocks"),
+                        ("load", "load")]), ""]
+        out += [f"- failed: {r['error']}" for r in results["tutorial"] if "error" in r]
     if results.get("infer"):
         ok = [dict(r) for r in results["infer"] if "error" not in r]
         for r in ok:
