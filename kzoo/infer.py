@@ -120,16 +120,27 @@ class OnnxModel:
         providers: optional list of execution providers, best first.
         fp16: bool. Use `model.fp16.onnx` (exported with `--fp16`).
         arena: bool. onnxruntime's CPU arena (see `session_options`).
+        runtime: "ort" (onnxruntime), "openvino" (OpenVINO reading the same ONNX file,
+            `kzoo.runtime.OpenVinoSession`), or None: the runtime recorded beside the export
+            (`kzoo.runtime.default_runtime`), else "ort".
 
     Attributes:
         info: the `kzoo.json` content. provider: the execution provider in use.
-        inputs / outputs: {name: kzoo.json entry}.
+        inputs / outputs: {name: kzoo.json entry}. runtime: "ort" or "openvino".
     """
 
-    def __init__(self, path, providers=None, fp16=False, arena=True):
-        import onnxruntime as ort
+    def __init__(self, path, providers=None, fp16=False, arena=True, runtime=None):
+        from kzoo.runtime import check_runtime, default_runtime, open_session
 
         self.path = find_version(path)
+        runtime = check_runtime(runtime) if runtime else default_runtime(self.path)
+        if runtime == "savedmodel":
+            raise KzooError(f"{self.path}: OnnxModel runs ONNX files (ort or openvino); the SavedModel "
+                            "runs through kzoo.serving.repository.SavedModelRunner")
+        if runtime == "openvino" and providers:
+            raise KzooError("--providers chooses onnxruntime's execution providers; the openvino runtime "
+                            "runs on OpenVINO's CPU plugin")
+        self.runtime = runtime
         self.info = read_info(self.path)
         key = "onnx_fp16" if fp16 else "onnx"
         filename = self.info.get("files", {}).get(key)
@@ -140,11 +151,11 @@ class OnnxModel:
         self.endpoint = endpoint_of(self.info, self.name)
         self.inputs = {e["name"]: e for e in self.info["inputs"]}
         self.outputs = {e["name"]: e for e in self.info["outputs"]}
-        chosen = choose_providers(ort.get_available_providers(), providers)
-        opts = session_options(arena=arena)
         self.onnx_path = self.path / filename
         try:
-            self.session = ort.InferenceSession(str(self.onnx_path), opts, providers=chosen)
+            self.session = open_session(self.onnx_path, runtime, providers=providers, arena=arena)
+        except KzooError:
+            raise
         except Exception as e:
             raise KzooError(f"onnxruntime cannot open {self.path / filename}: {_first_line(e)}") from None
         takes = {i.name for i in self.session.get_inputs()}
@@ -165,7 +176,7 @@ class OnnxModel:
         return self._profile
 
     def __repr__(self):
-        return f"OnnxModel({str(self.path)!r}, provider={self.provider!r})"
+        return f"OnnxModel({str(self.path)!r}, runtime={self.runtime!r}, provider={self.provider!r})"
 
     # --- raw tensors -----------------------------------------------------------
     def expected(self, name):
@@ -829,10 +840,38 @@ def resolve_model(source, endpoint=None, mode=None):
     return ends[endpoint]
 
 
+def open_model(path, runtime=None, *, providers=None, fp16=False, arena=False):
+    """The exported version `path` on `runtime` (see `predict`): an `OnnxModel`, or for
+    "savedmodel" a `kzoo.serving.repository.SavedModelRunner` (imports TensorFlow)."""
+    from kzoo.runtime import check_runtime, default_runtime
+
+    runtime = check_runtime(runtime) if runtime else default_runtime(find_version(path))
+    if runtime != "savedmodel":
+        return OnnxModel(path, providers=providers, fp16=fp16, arena=arena, runtime=runtime)
+    if providers or fp16:
+        raise KzooError("--providers and --fp16 apply to the ONNX model; the savedmodel runtime runs "
+                        "the export's SavedModel")
+    from kzoo.backend import import_tensorflow
+
+    import_tensorflow()
+    from kzoo.serving.repository import SavedModelRunner
+
+    return SavedModelRunner(find_version(path))
+
+
+def _runtime_words(model):
+    runtime = getattr(model, "runtime", "savedmodel")
+    return {"ort": f"onnxruntime {model.provider}", "openvino": "OpenVINO (CPU)",
+            "savedmodel": "the TensorFlow SavedModel"}[runtime]
+
+
 def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, providers=None,
             endpoint=None, fp16=False, sampler="ddim", steps=50, eta=0.0, use_clipped_model_output=None,
-            tile=None, overlap=OVERLAP, mode=None, max_memory_bytes=None, log=None):
+            tile=None, overlap=OVERLAP, mode=None, max_memory_bytes=None, runtime=None, log=None):
     """What `kzoo predict` does: run `source` on `inputs` (or generate `num`); returns paths.
+
+    `runtime`: "ort", "openvino" or "savedmodel" (TensorFlow; the export needs its
+    SavedModel); None: the runtime recorded beside the export, else "ort" (`kzoo.runtime`).
 
     Diffusion eps-models are sampled with `sampler` ("ddim" or "ddpm") in `steps` steps,
     with the sampler options of their kzoo.json (`use_clipped_model_output` overrides one).
@@ -846,16 +885,15 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
 
     log = log or (lambda msg: None)
     budget = check_budget(max_memory_bytes, "--max-memory-bytes")
-    model = OnnxModel(resolve_model(source, endpoint, mode), providers=providers, fp16=fp16,
-                      arena=False)
-    log(f"{model.name} version {model.info.get('version')} on onnxruntime {model.provider}")
+    model = open_model(resolve_model(source, endpoint, mode), runtime, providers=providers, fp16=fp16)
+    log(f"{model.name} version {model.info.get('version')} on {_runtime_words(model)}")
     out = Path(out)
     written = []
     if model.is_diffusion and model.info.get("sampler_endpoint") and use_clipped_model_output is None \
             and not fp16:  # its sampler endpoint, one session call (same images for the same seed)
         sampler_dir = model.path.parent.parent / model.info["sampler_endpoint"] / model.path.name
         if (sampler_dir / "kzoo.json").is_file():
-            model = OnnxModel(sampler_dir, providers=providers)
+            model = open_model(sampler_dir, runtime, providers=providers)
             log(f"sampling with {model.name} (one request)")
     if model.is_diffusion or model.is_sampler:
         if inputs:
