@@ -1,5 +1,9 @@
 """`python -m benchmarks [--suites peak,train] [--recipes ...] [--paper-sizes] [--write]`.
 
+`--suites paper` times the paper-size networks users load (junyanz unet_256 and
+resnet_9blocks, the CIFAR-10 DDPM, Real-ESRGAN) on the SavedModel, ONNX Runtime and
+OpenVINO, beside PyTorch (`benchmarks/paper.py`); it is not in the default set.
+
 Each run writes a new folder, `benchmarks/runs/<UTC time>/` (git-ignored), with its
 `results.json` and `RESULTS.md`; the tracked `benchmarks/results.json` and
 `benchmarks/RESULTS.md` are left alone unless `--write` (or, later,
@@ -34,7 +38,7 @@ NOTES = [
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--suites", default="peak,train,infer,kernels,ddpm",
-                   help="comma list of: peak, train, infer, kernels, ddpm")
+                   help="comma list of: peak, train, infer, kernels, ddpm, paper (not in the default)")
     from kzoo.recipes.registry import list_recipes
 
     p.add_argument("--recipes", default=",".join(list_recipes()), help="default: every registered recipe")
@@ -45,6 +49,11 @@ def main(argv=None):
                    help="training variants: fp32 (no XLA), xla (fp32 + XLA), mixed (mixed precision)")
     p.add_argument("--infer-repeats", type=int, default=12,
                    help="timed rounds per inference row (default 12; each round calls every backend once)")
+    p.add_argument("--paper-models", default="unet_256,resnet_9blocks,ddpm_cifar10,realesrgan_x4",
+                   help="workloads of the paper suite (benchmarks/paper.py)")
+    p.add_argument("--paper-repeats", type=int, default=3,
+                   help="timed rounds per paper row (default 3; each round calls every runtime once)")
+    p.add_argument("--sr-size", type=int, default=64, help="Real-ESRGAN LR input size in the paper suite")
     p.add_argument("--runs", default=str(HERE / "runs"), help="where the run's folder is made "
                    "(default benchmarks/runs/)")
     p.add_argument("--write", action="store_true",
@@ -94,6 +103,15 @@ def main(argv=None):
             for r in results["infer"]:
                 if "onnx_gflops_per_s" in r:
                     r["onnx_share_of_peak"] = r["onnx_gflops_per_s"] / results["peak"]["gflops"]
+    if "paper" in suites:
+        from benchmarks import paper
+
+        results["paper"] = []
+        for key in args.paper_models.split(","):  # written after each model
+            results["paper"] += paper.run([key], peak=results.get("peak", {}).get("gflops"),
+                                          repeats=args.paper_repeats, sr_size=args.sr_size,
+                                          log=lambda m: print(m, flush=True))
+            _write(args, results)
     if "kernels" in suites:
         from benchmarks import kernels
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SUITES = ("peak", "train", "infer", "kernels", "ddpm")
+SUITES = ("peak", "train", "infer", "kernels", "ddpm", "paper")
 """What `python -m benchmarks` measures: the peak is one dict, the others lists of rows."""
 
 
@@ -138,6 +138,35 @@ def backends_section(path):
            *table(result), ""]
     note = load_note(result)
     return out + ([note, ""] if note else [])
+
+
+def paper_section(rows, runs):
+    """RESULTS.md's rows of `benchmarks/paper.py` (paper-size networks on every runtime)."""
+    ok = [dict(r) for r in rows if "error" not in r]
+    for r in ok:
+        if "fastest_share_of_peak" in r:
+            r["share"] = f"{100 * r['fastest_share_of_peak']:.0f} %"
+    out = [f"## Paper-size inference: runtimes and PyTorch{_runs_of(rows)}", "",
+           "The networks users load (seeded weights through the converters, exported with "
+           "`kzoo.export`), median ms per call, runtimes alternated call by call in one process "
+           "(`benchmarks/paper.py`): the export's SavedModel signature (the compiled TensorFlow "
+           "graph), ONNX Runtime with kzoo's options, OpenVINO's CPU plugin on the same model.onnx, "
+           "and the PyTorch network a user would otherwise run (`benchmarks/reference_torch.py`). "
+           "GFLOP: one call's inference graph; GFLOP/s and share of peak: the fastest kzoo runtime. "
+           "Goal: kzoo's default runtime >= 1.5x PyTorch; Real-ESRGAN >= 1.5x (batch 1) the "
+           "compiled TensorFlow graph.", "",
+           _table(ok, [("model", "model"), ("size", "image_size"), ("batch", "batch"),
+                       ("M params", "params_m"), ("SavedModel", "savedmodel_ms"), ("ORT", "ort_ms"),
+                       ("OpenVINO", "openvino_ms"), ("PyTorch", "torch_ms"), ("fastest", "fastest"),
+                       ("fastest vs PyTorch", "fastest_vs_torch"), ("ORT vs PyTorch", "ort_vs_torch"),
+                       ("ORT vs SavedModel", "ort_vs_savedmodel"),
+                       ("OpenVINO vs SavedModel", "openvino_vs_savedmodel"),
+                       ("OpenVINO vs ORT", "openvino_vs_ort"), ("GFLOP", "gflop"),
+                       ("GFLOP/s", "fastest_gflops_per_s"), ("share of peak", "share"),
+                       ("max diff OpenVINO-ORT", "openvino_max_abs_diff_vs_ort")]), ""]
+    notes = sorted({r["note"] for r in ok if r.get("note")})
+    out += [f"- {n}" for n in notes] + [f"- {r['model']}: {r['error']}" for r in rows if "error" in r]
+    return out + ([""] if notes or len(ok) < len(rows) else [])
 
 
 def _machine_lines(m):
@@ -273,6 +302,8 @@ def render(results):
                     f"{k[:-3]} {v:.2f}" for k, v in r.items() if k.endswith("_ms"))}
                     for r in results["kernels"]],
                     [("kernel", "kernel"), ("input", "shape"), ("ms", "times")]), ""]
+    if results.get("paper"):
+        out += paper_section(results["paper"], runs)
     if results.get("ddpm"):
         out += [f"## DDPM sampling{_runs_of(results['ddpm'])}", "",
                 "Wall time to draw one batch from the ddpm recipe's network: the ancestral sampler "
