@@ -58,6 +58,8 @@ def main(argv=None):
                    "(default benchmarks/runs/)")
     p.add_argument("--write", action="store_true",
                    help="also merge the run into --out and regenerate --report (the tracked files)")
+    p.add_argument("--write-suites", help="with --write: merge only these suites of the run (comma list; "
+                   "e.g. paper, so a peak measured for its share of peak leaves the stored peak alone)")
     p.add_argument("--out", default=str(HERE / "results.json"), help="stored results that --write merges into")
     p.add_argument("--report", default=str(HERE / "RESULTS.md"), help="report --write regenerates")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and C++ log messages")
@@ -128,7 +130,8 @@ def main(argv=None):
     if args.write:
         from benchmarks import report
 
-        report.record([args.folder / "results.json"], args.out, args.report)
+        report.record([args.folder / "results.json"], args.out, args.report,
+                      args.write_suites.split(",") if args.write_suites else None)
         print(f"merged into {args.out} and {args.report}")
     return 0
 

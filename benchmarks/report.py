@@ -54,14 +54,26 @@ def upgrade(stored: dict) -> dict:
     return as_stored(run_id, stored)
 
 
-def merge(stored: dict, run: dict) -> dict:
+ROW_KEYS = {"paper": ("model", "batch")}
+"""Suites merged row by row: a newer run replaces the rows with its keys and keeps the others
+(one paper-size model can be measured again alone)."""
+
+
+def merge(stored: dict, run: dict, suites=None) -> dict:
     """`stored` with the suites `run` measured replaced by its rows (the others kept, each
-    with its own run), its serving and notes taken; runs no row names are dropped."""
+    with its own run), its serving and notes taken; runs no row names are dropped.
+    `suites`: only these of the run's suites (None: all); suites in `ROW_KEYS` are merged
+    row by row."""
     merged = dict(upgrade(stored))
     run = upgrade(run)
     for suite in SUITES:
-        if suite in run:
-            merged[suite] = run[suite]
+        if suite in run and (suites is None or suite in suites):
+            if suite in ROW_KEYS and merged.get(suite):
+                new = {tuple(r.get(k) for k in ROW_KEYS[suite]) for r in run[suite]}
+                kept = [r for r in merged[suite] if tuple(r.get(k) for k in ROW_KEYS[suite]) not in new]
+                merged[suite] = kept + run[suite]
+            else:
+                merged[suite] = run[suite]
     for key in ("serving", "notes"):
         if key in run:
             merged[key] = run[key]
@@ -81,15 +93,16 @@ def _rows(value):
     return [value] if isinstance(value, dict) else list(value)
 
 
-def record(run_files, out=HERE / "results.json", report=HERE / "RESULTS.md"):
-    """Merge the runs' results.json files into `out` (oldest first) and regenerate `report`."""
+def record(run_files, out=HERE / "results.json", report=HERE / "RESULTS.md", suites=None):
+    """Merge the runs' results.json files into `out` (oldest first; only `suites` of them when
+    given) and regenerate `report`."""
     from kzoo.io import write_json, write_text
 
     out = Path(out)
     stored = json.loads(out.read_text()) if out.is_file() else {}
     runs = [json.loads(Path(f).read_text()) for f in run_files]
     for run in sorted(runs, key=lambda r: min(upgrade(r)["runs"])):
-        stored = merge(stored, run)
+        stored = merge(stored, run, suites)
     stored = upgrade(stored)
     write_json(out, stored)
     write_text(report, render(stored) + "\n")
@@ -99,10 +112,11 @@ def record(run_files, out=HERE / "results.json", report=HERE / "RESULTS.md"):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="*", help="results.json of runs to merge (benchmarks/runs/<time>/)")
+    p.add_argument("--suites", help="merge only these suites of the runs (comma list; default: all)")
     p.add_argument("--out", default=str(HERE / "results.json"))
     p.add_argument("--report", default=str(HERE / "RESULTS.md"))
     args = p.parse_args(argv)
-    record(args.runs, args.out, args.report)
+    record(args.runs, args.out, args.report, args.suites.split(",") if args.suites else None)
     print(f"wrote {args.out} and {args.report}")
     return 0
 

@@ -46,6 +46,14 @@ def _cmd_export(args):
                      image_signature=args.image_signature, mode=args.mode, log=_log)
     for r in results:
         print(f"{r.path}: {', '.join(sorted(r.info['files'].values()))}, kzoo.json")
+    if args.pick_runtime:
+        from kzoo.runtime import measure_runtimes
+
+        for r in results:
+            if "onnx" in r.info["files"]:
+                medians, best = measure_runtimes(r.path)
+                _log(f"{r.path}: runs on {best} by default ("
+                     + ", ".join(f"{k} {v:.1f} ms" for k, v in sorted(medians.items())) + "; runtime.json)")
     return 0
 
 
@@ -169,6 +177,9 @@ def _add_export(sub):
     p.add_argument("--force", action="store_true", help="replace an existing --version")
     p.add_argument("--image-signature", action="store_true",
                    help="add a SavedModel signature taking/returning encoded images")
+    p.add_argument("--pick-runtime", action="store_true",
+                   help="time model.onnx on onnxruntime and OpenVINO (batch 1) and record the faster in "
+                        "runtime.json: kzoo predict/serve run it there by default (needs the openvino extra)")
     add_mode_argument(p)
     _add_verbose(p)
 

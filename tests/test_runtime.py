@@ -94,3 +94,16 @@ def test_openvino_missing_is_one_clear_line(exported, tmp_path, monkeypatch, cap
                  "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'kzoo[openvino]'" in err[0], err
+
+
+def test_export_pick_runtime_records_the_faster(tmp_path, capsys):
+    pytest.importorskip("openvino")
+    from tests.export.common import save_run
+
+    run = save_run(tmp_path / "run", tiny_cgan(), "cgan")
+    assert main(["export", str(run), "--out", str(tmp_path / "export"), "--formats", "onnx",
+                 "--pick-runtime"]) == 0
+    record = json.loads((tmp_path / "export" / "cgan" / "1" / "runtime.json").read_text())
+    assert record["runtime"] in ("ort", "openvino") and set(record["median_ms"]) == {"ort", "openvino"}
+    assert f"runs on {record['runtime']} by default" in capsys.readouterr().err
+    assert OnnxModel(tmp_path / "export" / "cgan").runtime == record["runtime"]

@@ -33,3 +33,20 @@ def test_the_report_has_a_paper_section_with_the_fastest_runtime():
     assert "## Paper-size inference: runtimes and PyTorch (run r1)" in text
     assert "| unet_256 | 256 | 1 | 54.4 | 900 | 300 | 250 | 600 | openvino | 2.4 |" in text
     assert "50 %" in text and "- realesrgan_x4: MemoryError: x" in text
+
+
+def test_paper_rows_merge_model_by_model_and_only_the_asked_suites():
+    from benchmarks.report import merge
+
+    machine = {"cpu": "x", "cores": 2, "gpus": [], "tensorflow": "2", "keras": "3", "numpy": "2"}
+
+    def run(run_id, rows, peak=None):
+        results = {"command": "c", "date": "d", "machine": machine, "paper": rows}
+        if peak:
+            results["peak"] = {"gflops": peak}
+        return as_stored(run_id, results)
+
+    first = run("r1", [{"model": "a", "batch": 1}, {"model": "b", "batch": 1}], peak=100.0)
+    merged = merge(first, run("r2", [{"model": "b", "batch": 1, "x": 2}], peak=50.0), suites=["paper"])
+    assert [(r["model"], r["run"]) for r in merged["paper"]] == [("a", "r1"), ("b", "r2")]
+    assert merged["peak"]["run"] == "r1" and merged["runs"]["r2"]["peak_gflops"] == 50.0
