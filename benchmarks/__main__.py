@@ -54,6 +54,8 @@ def main(argv=None):
     p.add_argument("--paper-repeats", type=int, default=3,
                    help="timed rounds per paper row (default 3; each round calls every runtime once)")
     p.add_argument("--sr-size", type=int, default=64, help="Real-ESRGAN LR input size in the paper suite")
+    p.add_argument("--paper-workdir", help="keep the paper suite's presets and exports here and reuse them "
+                   "(default: a temporary folder; an export of these networks takes minutes)")
     p.add_argument("--runs", default=str(HERE / "runs"), help="where the run's folder is made "
                    "(default benchmarks/runs/)")
     p.add_argument("--write", action="store_true",
@@ -112,6 +114,7 @@ def main(argv=None):
         for key in args.paper_models.split(","):  # written after each model
             results["paper"] += paper.run([key], peak=results.get("peak", {}).get("gflops"),
                                           repeats=args.paper_repeats, sr_size=args.sr_size,
+                                          workdir=args.paper_workdir,
                                           log=lambda m: print(m, flush=True))
             _write(args, results)
     if "kernels" in suites:

@@ -22,9 +22,10 @@ minutes a runtime on 2 cores). Batch 16 only where `BATCH16` says it fits the ti
 
 Each row: median ms per runtime, GFLOP of one call (`benchmarks.flops.forward_flops` of
 the inference graph), GFLOP/s and share of the run's matmul peak of the fastest kzoo
-runtime, the ratios, and which runtime is fastest. The fastest ONNX runtime of each
-export is what `kzoo.runtime.record_runtime` would record; the run records it in its
-results (the exports live in a temporary folder).
+runtime, the ratios, and which runtime is fastest. The faster ONNX runtime at batch 1 is recorded
+beside the export (`kzoo.runtime.record_runtime`, runtime.json): what `kzoo predict` and
+`kzoo serve` run it on by default (the ONNX runtimes only, so predict stays TensorFlow-free;
+the exports are kept with `--paper-workdir`).
 """
 
 from __future__ import annotations
@@ -111,31 +112,55 @@ def _torch_runner(key, feeds):
         return None, f"no PyTorch reference: {e} (pip install -e '.[reference]')"
 
 
-def measure(key, *, batches=None, repeats=3, warmup=1, peak=None, sr_size=64, torch_ref=True, log=print):
+SIZES = {"unet_256": 256, "resnet_9blocks": 256, "ddpm_cifar10": 32}
+
+
+def _exported(key, work: Path, sr_size, log):
+    """(the version dir of `key`'s export in `work` -- made there unless a complete one is
+    there already: `--paper-workdir` keeps them between runs --, its kzoo.json, the keras
+    inference part it was made from, the input size)."""
+    from kzoo.export import export
+    from kzoo.export.source import resolve
+    from kzoo.infer import find_version, read_info
+
+    if key == "ddpm_cifar10" or not (work / "preset").is_dir():  # DDPM: in memory, seeded again
+        source, _ = build_preset(key, work / "preset", sr_size=sr_size)
+    else:
+        source = work / "preset"
+
+    def endpoint_dirs():
+        root = work / "export"
+        return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.endswith(("_ba", "sampler"))
+                      and any((v / "kzoo.json").is_file() for v in d.iterdir())) if root.is_dir() else []
+
+    if not endpoint_dirs():
+        log(f"  paper {key}: exporting")
+        export(source, name=key, out=work / "export")
+    version = find_version(endpoint_dirs()[0])
+    info = read_info(version)
+    part = resolve(source).parts[info["endpoint"]]
+    return version, info, part, SIZES.get(key, sr_size)
+
+
+def measure(key, *, batches=None, repeats=3, warmup=1, peak=None, sr_size=64, torch_ref=True, log=print,
+            workdir=None):
     import tensorflow as tf
 
     from benchmarks.flops import forward_flops
     from benchmarks.infer import alternate
     from kzoo.card import sample_inputs
-    from kzoo.export import export
-    from kzoo.export.source import resolve
     from kzoo.export.spec import pack
     from kzoo.infer import OnnxModel
 
     batches = batches or ((1, 16) if key in BATCH16 else (1,))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        source, size = build_preset(key, Path(tmp) / "preset", sr_size=sr_size)
-        log(f"  paper {key}: exporting")
-        exported = [e for e in export(source, name=key, out=Path(tmp) / "export")
-                    if "sampler" not in e.info and not e.name.endswith("_ba")]
-        parts = resolve(source).parts
-        ex = exported[0]
-        part = parts[ex.info["endpoint"]]
-        signature = tf.saved_model.load(str(ex.path)).signatures["serving_default"]
-        sessions = {r: OnnxModel(ex.path, runtime=r).session for r in ("ort", "openvino")}
+        work = Path(workdir) / key if workdir else Path(tmp)
+        path, info, part, size = _exported(key, work, sr_size, log)
+        signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+        sessions = {r: OnnxModel(path, runtime=r).session for r in ("ort", "openvino")}
         for batch in batches:
-            feeds = sample_inputs(ex.info["inputs"], batch, np.random.default_rng(0), size=size)
+            feeds = sample_inputs(info["inputs"], batch, np.random.default_rng(0), size=size)
             tf_feeds = {k: tf.constant(v) for k, v in feeds.items()}
             fns = {"savedmodel": lambda tf_feeds=tf_feeds: signature(**tf_feeds),
                    **{r: (lambda s=s, feeds=feeds: s.run(None, feeds)) for r, s in sessions.items()}}
@@ -152,7 +177,7 @@ def measure(key, *, batches=None, repeats=3, warmup=1, peak=None, sr_size=64, to
             ms = alternate(fns, repeats, warmup)
             gflop = forward_flops(part, tf.nest.map_structure(tf.constant, pack(part, feeds))) / 1e9
             best = min(KZOO_RUNTIMES, key=ms.get)
-            row = {"model": key, "endpoint": ex.name, "image_size": size, "batch": batch,
+            row = {"model": key, "endpoint": path.parent.name, "image_size": size, "batch": batch,
                    "params_m": part.count_params() / 1e6, "repeats": repeats, "warmup": warmup,
                    **{f"{r}_ms": v for r, v in ms.items()}, "gflop": gflop, "fastest": best,
                    "onnx_fastest": min(("ort", "openvino"), key=ms.get),
@@ -167,17 +192,22 @@ def measure(key, *, batches=None, repeats=3, warmup=1, peak=None, sr_size=64, to
                 row["note"] = note
             if peak:
                 row["fastest_share_of_peak"] = row["fastest_gflops_per_s"] / peak
+            if batch == 1:  # what kzoo predict / serve run this export on by default from now on
+                from kzoo.runtime import record_runtime
+
+                record_runtime(path, row["onnx_fastest"], {r: ms[r] for r in ("ort", "openvino")},
+                               batch=1, repeats=repeats, how="benchmarks/paper.py")
             rows.append(row)
             log(f"  paper {key} batch {batch}: " + ", ".join(f"{r} {v:.1f} ms" for r, v in ms.items())
                 + f"; {gflop:.1f} GFLOP; fastest {best}", )
     return rows
 
 
-def run(models=MODELS, *, peak=None, repeats=3, sr_size=64, log=print):
+def run(models=MODELS, *, peak=None, repeats=3, sr_size=64, log=print, workdir=None):
     rows = []
     for key in models:
         try:
-            rows += measure(key, peak=peak, repeats=repeats, sr_size=sr_size, log=log)
+            rows += measure(key, peak=peak, repeats=repeats, sr_size=sr_size, log=log, workdir=workdir)
         except Exception as e:  # a row that fails is reported, not hidden
             rows.append({"model": key, "error": f"{type(e).__name__}: {e}"[:300]})
             log(f"  paper {key}: {rows[-1]['error']}")

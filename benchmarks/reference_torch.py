@@ -136,9 +136,10 @@ def runner(key, feeds):
 
     torch.set_num_threads(os.cpu_count() or 1)
     call, module, _ = build(key)
-    arrays = list(feeds.values())
-    x = torch.from_numpy(arrays[0]).permute(0, 3, 1, 2).contiguous()
-    args = (x,) if len(arrays) == 1 else (x, torch.from_numpy(arrays[1]).long())
+    images = [v for v in feeds.values() if v.ndim == 4]
+    steps = [v for v in feeds.values() if v.ndim == 1]  # a DDPM's timesteps
+    x = torch.from_numpy(images[0]).permute(0, 3, 1, 2).contiguous()
+    args = (x,) + tuple(torch.from_numpy(t).long() for t in steps)
 
     def run():
         with torch.inference_mode():
