@@ -168,7 +168,13 @@ def paper_section(rows, runs):
            "and the PyTorch network a user would otherwise run (`benchmarks/reference_torch.py`). "
            "GFLOP: one call's inference graph; GFLOP/s and share of peak: the fastest kzoo runtime. "
            "Goal: kzoo's default runtime >= 1.5x PyTorch; Real-ESRGAN >= 1.5x (batch 1) the "
-           "compiled TensorFlow graph.", "",
+           "compiled TensorFlow graph. On a loaded machine (see each run's load average) the "
+           "matmul peak measured at the start gets a smaller share of the cores than the "
+           "alternated rows do over minutes, so a share of peak above 100 % says the peak was "
+           "measured low, not that a runtime beat it; the ratios are what alternation makes "
+           "comparable. Max diff: largest absolute difference of the OpenVINO and ORT outputs "
+           "(0 for the DDPM: kzoo.models.ddpm zero-initialises the eps-network's output "
+           "convolution, so every output of the seeded network is 0).", "",
            _table(ok, [("model", "model"), ("size", "image_size"), ("batch", "batch"),
                        ("M params", "params_m"), ("SavedModel", "savedmodel_ms"), ("ORT", "ort_ms"),
                        ("OpenVINO", "openvino_ms"), ("PyTorch", "torch_ms"), ("fastest", "fastest"),
