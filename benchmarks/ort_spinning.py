@@ -29,8 +29,7 @@ def main(argv=None):
 
     from benchmarks.infer import alternate
     from kzoo.card import sample_inputs
-    from kzoo.infer import find_version, read_info, session_options
-    from kzoo.runtime import _sample_size
+    from kzoo.infer import _sample_size, find_version, read_info, session_options
 
     version = find_version(args.export)
     info = read_info(version)

@@ -47,7 +47,7 @@ def _cmd_export(args):
     for r in results:
         print(f"{r.path}: {', '.join(sorted(r.info['files'].values()))}, kzoo.json")
     if args.pick_runtime:
-        from kzoo.runtime import measure_runtimes
+        from kzoo.infer import measure_runtimes
 
         for r in results:
             if "onnx" in r.info["files"]:

@@ -4,7 +4,7 @@
 `InferenceSession` interface as `kzoo.infer.OnnxModel` uses it (`run(output_names,
 feeds)`, `get_inputs()`, `get_providers()`):
 
-- `ort`: onnxruntime with `kzoo.infer.session_options` (the default);
+- `ort`: onnxruntime with `session_options` (the default);
 - `openvino`: OpenVINO's CPU plugin, which reads the same ONNX file directly
   (`openvino.Core().read_model`), compiled in float32 (`OpenVinoSession`). It is the
   `openvino` extra (`pip install kzoo[openvino]`), imported only when asked for.
@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +32,66 @@ from kzoo.errors import KzooError
 RUNTIMES = ("ort", "openvino", "savedmodel")
 DEFAULT_RUNTIME = "ort"
 RECORD = "runtime.json"
+
+
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def session_options(threads=None, arena=True):
+    """The ONNX Runtime session options kzoo runs exported models with.
+
+    All graph optimizations (constant folding, Conv+Add/BN/activation fusion, the NCHWc
+    layout of the CPU provider's convolutions), sequential execution with one inter-op
+    thread (an image model is a chain: parallel branches gain nothing, and a second pool
+    competes with the intra-op threads for the cores), intra-op threads = `threads`
+    (default: the machine's cores), memory pattern planning and the CPU arena on (the
+    same shapes repeat call after call). Measured against onnxruntime's defaults in
+    benchmarks/RESULTS.md ("ONNX untuned").
+
+    `arena=False` turns the CPU arena off, as `kzoo serve` and `kzoo predict` run: the
+    arena grows in powers of two and keeps what it took, so one big run left a U-Net
+    export at twice its activations' size, held after the run (measured in
+    serving/README.md, "Memory"); without it the peak is the activations' liveness peak
+    (`kzoo.memory.activation_profile`) and the memory goes back to the system.
+
+    Args:
+        threads: int or None. Intra-op threads; None: `os.cpu_count()`.
+        arena: bool. Keep onnxruntime's CPU memory arena.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.enable_mem_pattern = True
+    opts.enable_cpu_mem_arena = bool(arena)
+    opts.log_severity_level = 3
+    return opts
+
+
+def choose_providers(available, requested=None):
+    """Providers to ask onnxruntime for, best first.
+
+    Without `requested`: TensorRT, CUDA, CPU -- those of them in `available`.
+    With `requested` (names, e.g. `["CUDAExecutionProvider", "CPUExecutionProvider"]`
+    or short `cuda`, `cpu`, `tensorrt`): those, in that order; a provider that is
+    not available is an error naming what is.
+    """
+    available = list(available)
+    if not requested:
+        chosen = [p for p in PREFERRED_PROVIDERS if p in available]
+        return chosen or available[:1]
+    short = {p.replace("ExecutionProvider", "").lower(): p for p in available}
+    chosen = []
+    for r in requested:
+        full = r if r in available else short.get(r.lower())
+        if full is None:
+            raise KzooError(f"execution provider {r!r} is not available in this onnxruntime; "
+                            f"available: {', '.join(available)}")
+        chosen.append(full)
+    return chosen
 
 
 def check_runtime(runtime):
@@ -131,8 +189,6 @@ def open_session(onnx_path, runtime=DEFAULT_RUNTIME, *, providers=None, arena=Tr
         raise KzooError(f"runtime {runtime!r} does not run ONNX files; choose ort or openvino")
     import onnxruntime as ort
 
-    from kzoo.infer import choose_providers, session_options
-
     chosen = choose_providers(ort.get_available_providers(), providers)
     return ort.InferenceSession(str(onnx_path), session_options(arena=arena), providers=chosen)
 
@@ -165,45 +221,3 @@ def record_runtime(version_dir, runtime, timings_ms=None, **about):
         record["median_ms"] = {k: float(v) for k, v in timings_ms.items()}
     write_json(Path(version_dir) / RECORD, record)
     return record
-
-
-def measure_runtimes(version_dir, runtimes=("ort", "openvino"), *, batch=1, repeats=5, warmup=2,
-                     record=True):
-    """Time the export's ONNX model on each of `runtimes` (alternated call by call, median
-    ms at `batch` on the card's sample inputs) and, if `record`, record the fastest.
-
-    Returns:
-        ({runtime: median ms}, the fastest runtime).
-    """
-    from kzoo.card import sample_inputs
-    from kzoo.infer import OnnxModel, find_version
-
-    version_dir = find_version(version_dir)
-    models = {r: OnnxModel(version_dir, runtime=r) for r in runtimes}
-    first = next(iter(models.values()))
-    feeds = first.check_feeds(sample_inputs(first.info["inputs"], batch, np.random.default_rng(0),
-                                            size=_sample_size(first.info)))
-    times = {r: [] for r in models}
-    for _ in range(warmup):
-        for m in models.values():
-            m.run(**feeds)
-    for i in range(repeats):
-        order = list(models)[i % len(models):] + list(models)[:i % len(models)]
-        for r in order:
-            t = time.perf_counter()
-            models[r].run(**feeds)
-            times[r].append(time.perf_counter() - t)
-    medians = {r: 1000 * statistics.median(v) for r, v in times.items()}
-    best = min(medians, key=medians.get)
-    if record:
-        record_runtime(version_dir, best, medians, batch=batch, repeats=repeats,
-                       cores=os.cpu_count(), how="kzoo.runtime.measure_runtimes")
-    return medians, best
-
-
-def _sample_size(info):
-    shapes = [e["shape"] for e in info["inputs"] if e.get("role") == "image" and len(e["shape"]) == 4]
-    if shapes and shapes[0][1]:
-        return shapes[0][1]
-    base = (info.get("dynamic") or {}).get("spatial_size", {}).get("base")
-    return base or 32

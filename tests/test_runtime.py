@@ -11,8 +11,8 @@ from PIL import Image
 from kzoo.cli import main
 from kzoo.errors import KzooError
 from kzoo.export import export
-from kzoo.infer import OnnxModel, predict
-from kzoo.runtime import default_runtime, measure_runtimes, record_runtime
+from kzoo.infer import OnnxModel, measure_runtimes, predict
+from kzoo.runtime import default_runtime, record_runtime
 from tests.export.common import fcn, tiny_cgan
 
 

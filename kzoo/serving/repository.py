@@ -43,9 +43,9 @@ import numpy as np
 
 from kzoo.errors import KzooError
 from kzoo.export.layout import group_complete, versions
-from kzoo.export.saved_model import SERVING_DEFAULT, SERVING_IMAGES, has_images, load_signature
-from kzoo.infer import OVERLAP, OnnxModel, Stopped, endpoint_of, read_info, tile_overlap
-from kzoo.memory import ActivationProfile, activation_profile, default_request_budget, plan_run
+from kzoo.export.saved_model import SERVING_DEFAULT, SERVING_IMAGES, has_images
+from kzoo.infer import OVERLAP, OnnxModel, SavedModelRunner, Stopped, tile_overlap
+from kzoo.memory import default_request_budget, plan_run
 from kzoo.serving.config import LATEST, aspired, read_config, tree_config
 from kzoo.serving.errors import ServingError, not_found, unknown_label
 
@@ -53,40 +53,6 @@ BACKENDS = ("onnx", "openvino", "savedmodel")
 RUNTIME_OF = {"onnx": "ort", "ort": "ort", "openvino": "openvino", "savedmodel": "savedmodel"}
 """Backend names (`kzoo serve --backend`, kept) and runtime names (`--runtime`) -> runtime."""
 log = logging.getLogger("kzoo.serving")
-
-
-class SavedModelRunner(OnnxModel):
-    """An exported version run through its SavedModel's `serving_default` (TensorFlow),
-    with the same checks and pre/post-processing as `OnnxModel`."""
-
-    def __init__(self, path):  # noqa: super().__init__ would open the ONNX model
-        import json
-
-        self.path = Path(path)
-        self.info = read_info(self.path)
-        if not (self.path / "saved_model.pb").is_file():
-            raise KzooError(f"{self.path} has no SavedModel (export it with --formats savedmodel)")
-        self.name = self.info.get("name", self.path.parent.name)
-        self.inputs = {e["name"]: e for e in self.info["inputs"]}
-        self.outputs = {e["name"]: e for e in self.info["outputs"]}
-        self._signature = load_signature(self.path, SERVING_DEFAULT)
-        self.provider = "tensorflow"
-        self.runtime = "savedmodel"
-        self.endpoint = endpoint_of(self.info, self.name)
-
-    def run(self, **feeds):
-        feeds = self.check_feeds(feeds)
-        values = self._signature(**feeds)
-        return {k: np.asarray(values[k]) for k in self.outputs}
-
-    @property
-    def profile(self):
-        """Measured on the version's ONNX model when it has one; else only the tensors."""
-        onnx = self.info.get("files", {}).get("onnx")
-        if onnx and (self.path / onnx).is_file():
-            return activation_profile(self.path / onnx, self.info)
-        return ActivationProfile(0.0, 0.0, {e["name"]: (0.0, 0.0) for e in self.info["outputs"]},
-                                 {e["name"]: (0.0, 0.0) for e in self.info["inputs"]})
 
 
 def image_signature(info):
