@@ -12,7 +12,8 @@ feeds)`, `get_inputs()`, `get_providers()`):
 `kzoo predict --runtime` and `kzoo serve --runtime` take `ort`, `openvino` or `savedmodel`
 (the export's TensorFlow SavedModel, which needs TensorFlow). Without the option an
 export runs on the runtime recorded beside it in `runtime.json` (`record_runtime`, written
-by `measure_runtimes` -- `python -m benchmarks --suites paper` records the fastest of each
+by `kzoo.infer.measure_runtimes` (`kzoo export --pick-runtime`) or `python -m benchmarks
+--suites paper`, which records the faster ONNX runtime of each
 paper-size export -- or by hand), else on `ort`.
 
 Importing this module imports neither onnxruntime, OpenVINO nor TensorFlow.
