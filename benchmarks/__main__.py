@@ -1,5 +1,9 @@
 """`python -m benchmarks [--suites peak,train] [--recipes ...] [--paper-sizes] [--write]`.
 
+`--suites paper` times the paper-size networks users load (junyanz unet_256 and
+resnet_9blocks, the CIFAR-10 DDPM, Real-ESRGAN) on the SavedModel, ONNX Runtime and
+OpenVINO, beside PyTorch (`benchmarks/paper.py`); it is not in the default set.
+
 Each run writes a new folder, `benchmarks/runs/<UTC time>/` (git-ignored), with its
 `results.json` and `RESULTS.md`; the tracked `benchmarks/results.json` and
 `benchmarks/RESULTS.md` are left alone unless `--write` (or, later,
@@ -34,7 +38,7 @@ NOTES = [
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--suites", default="peak,train,infer,kernels,ddpm",
-                   help="comma list of: peak, train, infer, kernels, ddpm")
+                   help="comma list of: peak, train, infer, kernels, ddpm, paper (not in the default)")
     from kzoo.recipes.registry import list_recipes
 
     p.add_argument("--recipes", default=",".join(list_recipes()), help="default: every registered recipe")
@@ -47,10 +51,19 @@ def main(argv=None):
                    help="timed rounds per inference row (default 12; each round calls every backend once)")
     p.add_argument("--tutorial", help="for --suites tutorial (not in the default set): the TF pix2pix "
                    "tutorial notebook, tensorflow/docs site/en/tutorials/generative/pix2pix.ipynb")
+    p.add_argument("--paper-models", default="unet_256,resnet_9blocks,ddpm_cifar10,realesrgan_x4",
+                   help="workloads of the paper suite (benchmarks/paper.py)")
+    p.add_argument("--paper-repeats", type=int, default=3,
+                   help="timed rounds per paper row (default 3; each round calls every runtime once)")
+    p.add_argument("--sr-size", type=int, default=64, help="Real-ESRGAN LR input size in the paper suite")
+    p.add_argument("--paper-workdir", help="keep the paper suite's presets and exports here and reuse them "
+                   "(default: a temporary folder; an export of these networks takes minutes)")
     p.add_argument("--runs", default=str(HERE / "runs"), help="where the run's folder is made "
                    "(default benchmarks/runs/)")
     p.add_argument("--write", action="store_true",
                    help="also merge the run into --out and regenerate --report (the tracked files)")
+    p.add_argument("--write-suites", help="with --write: merge only these suites of the run (comma list; "
+                   "e.g. paper, so a peak measured for its share of peak leaves the stored peak alone)")
     p.add_argument("--out", default=str(HERE / "results.json"), help="stored results that --write merges into")
     p.add_argument("--report", default=str(HERE / "RESULTS.md"), help="report --write regenerates")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and C++ log messages")
@@ -102,6 +115,16 @@ def main(argv=None):
         from benchmarks import tutorial
 
         results["tutorial"] = tutorial.run(args.tutorial, steps=args.steps)
+    if "paper" in suites:
+        from benchmarks import paper
+
+        results["paper"] = []
+        for key in args.paper_models.split(","):  # written after each model
+            results["paper"] += paper.run([key], peak=results.get("peak", {}).get("gflops"),
+                                          repeats=args.paper_repeats, sr_size=args.sr_size,
+                                          workdir=args.paper_workdir,
+                                          log=lambda m: print(m, flush=True))
+            _write(args, results)
     if "kernels" in suites:
         from benchmarks import kernels
 
@@ -118,7 +141,8 @@ def main(argv=None):
     if args.write:
         from benchmarks import report
 
-        report.record([args.folder / "results.json"], args.out, args.report)
+        report.record([args.folder / "results.json"], args.out, args.report,
+                      args.write_suites.split(",") if args.write_suites else None)
         print(f"merged into {args.out} and {args.report}")
     return 0
 

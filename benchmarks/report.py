@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SUITES = ("peak", "train", "infer", "kernels", "ddpm", "tutorial")
+SUITES = ("peak", "train", "infer", "kernels", "ddpm", "tutorial", "paper")
 """What `python -m benchmarks` measures: the peak is one dict, the others lists of rows."""
 
 
@@ -54,14 +54,26 @@ def upgrade(stored: dict) -> dict:
     return as_stored(run_id, stored)
 
 
-def merge(stored: dict, run: dict) -> dict:
+ROW_KEYS = {"paper": ("model", "batch")}
+"""Suites merged row by row: a newer run replaces the rows with its keys and keeps the others
+(one paper-size model can be measured again alone)."""
+
+
+def merge(stored: dict, run: dict, suites=None) -> dict:
     """`stored` with the suites `run` measured replaced by its rows (the others kept, each
-    with its own run), its serving and notes taken; runs no row names are dropped."""
+    with its own run), its serving and notes taken; runs no row names are dropped.
+    `suites`: only these of the run's suites (None: all); suites in `ROW_KEYS` are merged
+    row by row."""
     merged = dict(upgrade(stored))
     run = upgrade(run)
     for suite in SUITES:
-        if suite in run:
-            merged[suite] = run[suite]
+        if suite in run and (suites is None or suite in suites):
+            if suite in ROW_KEYS and merged.get(suite):
+                new = {tuple(r.get(k) for k in ROW_KEYS[suite]) for r in run[suite]}
+                kept = [r for r in merged[suite] if tuple(r.get(k) for k in ROW_KEYS[suite]) not in new]
+                merged[suite] = kept + run[suite]
+            else:
+                merged[suite] = run[suite]
     for key in ("serving", "notes"):
         if key in run:
             merged[key] = run[key]
@@ -81,15 +93,16 @@ def _rows(value):
     return [value] if isinstance(value, dict) else list(value)
 
 
-def record(run_files, out=HERE / "results.json", report=HERE / "RESULTS.md"):
-    """Merge the runs' results.json files into `out` (oldest first) and regenerate `report`."""
+def record(run_files, out=HERE / "results.json", report=HERE / "RESULTS.md", suites=None):
+    """Merge the runs' results.json files into `out` (oldest first; only `suites` of them when
+    given) and regenerate `report`."""
     from kzoo.io import write_json, write_text
 
     out = Path(out)
     stored = json.loads(out.read_text()) if out.is_file() else {}
     runs = [json.loads(Path(f).read_text()) for f in run_files]
     for run in sorted(runs, key=lambda r: min(upgrade(r)["runs"])):
-        stored = merge(stored, run)
+        stored = merge(stored, run, suites)
     stored = upgrade(stored)
     write_json(out, stored)
     write_text(report, render(stored) + "\n")
@@ -99,10 +112,11 @@ def record(run_files, out=HERE / "results.json", report=HERE / "RESULTS.md"):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="*", help="results.json of runs to merge (benchmarks/runs/<time>/)")
+    p.add_argument("--suites", help="merge only these suites of the runs (comma list; default: all)")
     p.add_argument("--out", default=str(HERE / "results.json"))
     p.add_argument("--report", default=str(HERE / "RESULTS.md"))
     args = p.parse_args(argv)
-    record(args.runs, args.out, args.report)
+    record(args.runs, args.out, args.report, args.suites.split(",") if args.suites else None)
     print(f"wrote {args.out} and {args.report}")
     return 0
 
@@ -138,6 +152,41 @@ def backends_section(path):
            *table(result), ""]
     note = load_note(result)
     return out + ([note, ""] if note else [])
+
+
+def paper_section(rows, runs):
+    """RESULTS.md's rows of `benchmarks/paper.py` (paper-size networks on every runtime)."""
+    ok = [dict(r) for r in rows if "error" not in r]
+    for r in ok:
+        if "fastest_share_of_peak" in r:
+            r["share"] = f"{100 * r['fastest_share_of_peak']:.0f} %"
+    out = [f"## Paper-size inference: runtimes and PyTorch{_runs_of(rows)}", "",
+           "The networks users load (seeded weights through the converters, exported with "
+           "`kzoo.export`), median ms per call, runtimes alternated call by call in one process "
+           "(`benchmarks/paper.py`): the export's SavedModel signature (the compiled TensorFlow "
+           "graph), ONNX Runtime with kzoo's options, OpenVINO's CPU plugin on the same model.onnx, "
+           "and the PyTorch network a user would otherwise run (`benchmarks/reference_torch.py`). "
+           "GFLOP: one call's inference graph; GFLOP/s and share of peak: the fastest kzoo runtime. "
+           "Goal: kzoo's default runtime >= 1.5x PyTorch; Real-ESRGAN >= 1.5x (batch 1) the "
+           "compiled TensorFlow graph. On a loaded machine (see each run's load average) the "
+           "matmul peak measured at the start gets a smaller share of the cores than the "
+           "alternated rows do over minutes, so a share of peak above 100 % says the peak was "
+           "measured low, not that a runtime beat it; the ratios are what alternation makes "
+           "comparable. Max diff: largest absolute difference of the OpenVINO and ORT outputs "
+           "(0 for the DDPM: kzoo.models.ddpm zero-initialises the eps-network's output "
+           "convolution, so every output of the seeded network is 0).", "",
+           _table(ok, [("model", "model"), ("size", "image_size"), ("batch", "batch"),
+                       ("M params", "params_m"), ("SavedModel", "savedmodel_ms"), ("ORT", "ort_ms"),
+                       ("OpenVINO", "openvino_ms"), ("PyTorch", "torch_ms"), ("fastest", "fastest"),
+                       ("fastest vs PyTorch", "fastest_vs_torch"), ("ORT vs PyTorch", "ort_vs_torch"),
+                       ("ORT vs SavedModel", "ort_vs_savedmodel"),
+                       ("OpenVINO vs SavedModel", "openvino_vs_savedmodel"),
+                       ("OpenVINO vs ORT", "openvino_vs_ort"), ("GFLOP", "gflop"),
+                       ("GFLOP/s", "fastest_gflops_per_s"), ("share of peak", "share"),
+                       ("max diff OpenVINO-ORT", "openvino_max_abs_diff_vs_ort")]), ""]
+    notes = sorted({r["note"] for r in ok if r.get("note")})
+    out += [f"- {n}" for n in notes] + [f"- {r['model']}: {r['error']}" for r in rows if "error" in r]
+    return out + ([""] if notes or len(ok) < len(rows) else [])
 
 
 def _machine_lines(m):
@@ -292,6 +341,8 @@ def render(results):
                     f"{k[:-3]} {v:.2f}" for k, v in r.items() if k.endswith("_ms"))}
                     for r in results["kernels"]],
                     [("kernel", "kernel"), ("input", "shape"), ("ms", "times")]), ""]
+    if results.get("paper"):
+        out += paper_section(results["paper"], runs)
     if results.get("ddpm"):
         out += [f"## DDPM sampling{_runs_of(results['ddpm'])}", "",
                 "Wall time to draw one batch from the ddpm recipe's network: the ancestral sampler "

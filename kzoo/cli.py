@@ -47,6 +47,14 @@ def _cmd_export(args):
                      image_signature=args.image_signature, mode=args.mode, log=_log)
     for r in results:
         print(f"{r.path}: {', '.join(sorted(r.info['files'].values()))}, kzoo.json")
+    if args.pick_runtime:
+        from kzoo.infer import measure_runtimes
+
+        for r in results:
+            if "onnx" in r.info["files"]:
+                medians, best = measure_runtimes(r.path)
+                _log(f"{r.path}: runs on {best} by default ("
+                     + ", ".join(f"{k} {v:.1f} ms" for k, v in sorted(medians.items())) + "; runtime.json)")
     return 0
 
 
@@ -61,13 +69,23 @@ def _cmd_predict(args):
                     fp16=args.fp16, sampler=args.sampler, steps=args.steps, eta=args.eta,
                     use_clipped_model_output=args.use_clipped_model_output, tile=args.tile,
                     overlap=args.overlap, mode=args.mode, max_memory_bytes=args.max_memory_bytes,
-                    log=_log)
+                    runtime=args.runtime, log=_log)
     print(f"wrote {len(paths)} file(s) to {args.out}")
     return 0
 
 
+def _serve_backend(args):
+    """`--runtime` or the older `--backend` (onnx = ort), or None (each export's recorded one)."""
+    from kzoo.serving.repository import RUNTIME_OF
+
+    if args.runtime and args.backend and RUNTIME_OF[args.backend] != args.runtime:
+        raise KzooError(f"--runtime {args.runtime} and --backend {args.backend} disagree; give one")
+    return args.runtime or (RUNTIME_OF[args.backend] if args.backend else None)
+
+
 def _cmd_serve(args):
-    if args.backend == "savedmodel":
+    backend = _serve_backend(args)
+    if backend == "savedmodel":
         import_tensorflow()
     import logging
 
@@ -80,7 +98,7 @@ def _cmd_serve(args):
     serving_log.addHandler(handler)
     serving_log.setLevel(logging.INFO)
 
-    server = ModelServer(args.export, backend=args.backend, host=args.host, port=args.port,
+    server = ModelServer(args.export, backend=backend, host=args.host, port=args.port,
                          grpc_port=args.grpc_port or None, max_batch=args.max_batch,
                          batch_wait_ms=args.batch_wait_ms, max_queue=args.max_queue,
                          max_body_bytes=args.max_body_bytes, config_file=args.model_config_file,
@@ -96,7 +114,8 @@ def _cmd_serve(args):
     def ready(s):
         models = ", ".join(f"{n} (versions {', '.join(map(str, sorted(v)))})"
                            for n, v in sorted(s.repo.models.items()))
-        _log(f"serving {models} on {args.backend}")
+        runtimes = sorted({v.backend for vs in s.repo.models.values() for v in vs.values() if v})
+        _log(f"serving {models} on {', '.join(runtimes) or backend or 'onnx'}")
         print(f"REST {s.rest_url} (demo page at {s.rest_url}/)"
               + (f", gRPC {s.grpc_url}" if s.grpc_url else ""), flush=True)
 
@@ -191,8 +210,20 @@ def _add_export(sub):
     p.add_argument("--force", action="store_true", help="replace an existing --version")
     p.add_argument("--image-signature", action="store_true",
                    help="add a SavedModel signature taking/returning encoded images")
+    p.add_argument("--pick-runtime", action="store_true",
+                   help="time model.onnx on onnxruntime and OpenVINO (batch 1) and record the faster in "
+                        "runtime.json: kzoo predict/serve run it there by default (needs the openvino extra)")
     add_mode_argument(p)
     _add_verbose(p)
+
+
+def _add_runtime(p):
+    from kzoo.runtime import RUNTIMES  # no onnxruntime, OpenVINO or TensorFlow
+
+    p.add_argument("--runtime", choices=RUNTIMES,
+                   help="ort (onnxruntime), openvino (OpenVINO on the same model.onnx; the openvino "
+                        "extra) or savedmodel (TensorFlow); default: the runtime recorded beside each "
+                        "export (runtime.json, the fastest measured), else ort")
 
 
 def _add_predict(sub):
@@ -209,6 +240,7 @@ def _add_predict(sub):
     p.add_argument("--providers", help="onnxruntime providers, best first, e.g. cuda,cpu "
                                        "(default: TensorRT > CUDA > CPU, as available)")
     p.add_argument("--fp16", action="store_true", help="use model.fp16.onnx")
+    _add_runtime(p)
     p.add_argument("--tile", type=at_least(0),
                    help="image models of any size: run inputs larger than N pixels in N x N tiles, each "
                         "with --overlap pixels of context, no seams (default: 256 for super-resolution, "
@@ -315,8 +347,9 @@ def _add_serve(sub):
     p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8501, help="REST port (default 8501)")
     p.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (default 8500; 0: no gRPC)")
-    p.add_argument("--backend", choices=("onnx", "savedmodel"), default="onnx",
-                   help="onnxruntime (default) or the TensorFlow SavedModel")
+    _add_runtime(p)
+    p.add_argument("--backend", choices=("onnx", "openvino", "savedmodel"),
+                   help="older name of --runtime: onnx (onnxruntime, = --runtime ort), openvino or savedmodel")
     p.add_argument("--max-batch", type=int, default=32, help="most rows batched together (1: off)")
     p.add_argument("--batch-wait-ms", type=finite_float(0.0), default=2.0, help="how long a request waits for others")
     p.add_argument("--max-queue", type=int, default=256,

@@ -27,68 +27,11 @@ import numpy as np
 
 from kzoo.card import IMAGE_RANGE, ModelCard
 from kzoo.errors import KzooError
+from kzoo.runtime import PREFERRED_PROVIDERS, choose_providers, session_options  # noqa: F401 (kzoo.infer's API)
 
-PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 GENERATE_BATCH = 64  # rows kzoo predict runs together (generators)
 TILE = 256  # super-resolution inputs larger than this (LR pixels) are run in tiles of this size
 OVERLAP = 40  # context around each tile, >= SRResNet's receptive radius (39.5 LR px, 16 blocks)
-
-
-def session_options(threads=None, arena=True):
-    """The ONNX Runtime session options kzoo runs exported models with.
-
-    All graph optimizations (constant folding, Conv+Add/BN/activation fusion, the NCHWc
-    layout of the CPU provider's convolutions), sequential execution with one inter-op
-    thread (an image model is a chain: parallel branches gain nothing, and a second pool
-    competes with the intra-op threads for the cores), intra-op threads = `threads`
-    (default: the machine's cores), memory pattern planning and the CPU arena on (the
-    same shapes repeat call after call). Measured against onnxruntime's defaults in
-    benchmarks/RESULTS.md ("ONNX untuned").
-
-    `arena=False` turns the CPU arena off, as `kzoo serve` and `kzoo predict` run: the
-    arena grows in powers of two and keeps what it took, so one big run left a U-Net
-    export at twice its activations' size, held after the run (measured in
-    serving/README.md, "Memory"); without it the peak is the activations' liveness peak
-    (`kzoo.memory.activation_profile`) and the memory goes back to the system.
-
-    Args:
-        threads: int or None. Intra-op threads; None: `os.cpu_count()`.
-        arena: bool. Keep onnxruntime's CPU memory arena.
-    """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = int(threads or os.cpu_count() or 1)
-    opts.inter_op_num_threads = 1
-    opts.enable_mem_pattern = True
-    opts.enable_cpu_mem_arena = bool(arena)
-    opts.log_severity_level = 3
-    return opts
-
-
-def choose_providers(available, requested=None):
-    """Providers to ask onnxruntime for, best first.
-
-    Without `requested`: TensorRT, CUDA, CPU -- those of them in `available`.
-    With `requested` (names, e.g. `["CUDAExecutionProvider", "CPUExecutionProvider"]`
-    or short `cuda`, `cpu`, `tensorrt`): those, in that order; a provider that is
-    not available is an error naming what is.
-    """
-    available = list(available)
-    if not requested:
-        chosen = [p for p in PREFERRED_PROVIDERS if p in available]
-        return chosen or available[:1]
-    short = {p.replace("ExecutionProvider", "").lower(): p for p in available}
-    chosen = []
-    for r in requested:
-        full = r if r in available else short.get(r.lower())
-        if full is None:
-            raise KzooError(f"execution provider {r!r} is not available in this onnxruntime; "
-                            f"available: {', '.join(available)}")
-        chosen.append(full)
-    return chosen
 
 
 def find_version(path):
@@ -120,16 +63,27 @@ class OnnxModel:
         providers: optional list of execution providers, best first.
         fp16: bool. Use `model.fp16.onnx` (exported with `--fp16`).
         arena: bool. onnxruntime's CPU arena (see `session_options`).
+        runtime: "ort" (onnxruntime), "openvino" (OpenVINO reading the same ONNX file,
+            `kzoo.runtime.OpenVinoSession`), or None: the runtime recorded beside the export
+            (`kzoo.runtime.default_runtime`), else "ort".
 
     Attributes:
         info: the `kzoo.json` content. provider: the execution provider in use.
-        inputs / outputs: {name: kzoo.json entry}.
+        inputs / outputs: {name: kzoo.json entry}. runtime: "ort" or "openvino".
     """
 
-    def __init__(self, path, providers=None, fp16=False, arena=True):
-        import onnxruntime as ort
+    def __init__(self, path, providers=None, fp16=False, arena=True, runtime=None):
+        from kzoo.runtime import check_runtime, default_runtime, open_session
 
         self.path = find_version(path)
+        runtime = check_runtime(runtime) if runtime else default_runtime(self.path)
+        if runtime == "savedmodel":
+            raise KzooError(f"{self.path}: OnnxModel runs ONNX files (ort or openvino); the SavedModel "
+                            "runs through kzoo.infer.SavedModelRunner")
+        if runtime == "openvino" and providers:
+            raise KzooError("--providers chooses onnxruntime's execution providers; the openvino runtime "
+                            "runs on OpenVINO's CPU plugin")
+        self.runtime = runtime
         self.info = read_info(self.path)
         key = "onnx_fp16" if fp16 else "onnx"
         filename = self.info.get("files", {}).get(key)
@@ -140,11 +94,11 @@ class OnnxModel:
         self.endpoint = endpoint_of(self.info, self.name)
         self.inputs = {e["name"]: e for e in self.info["inputs"]}
         self.outputs = {e["name"]: e for e in self.info["outputs"]}
-        chosen = choose_providers(ort.get_available_providers(), providers)
-        opts = session_options(arena=arena)
         self.onnx_path = self.path / filename
         try:
-            self.session = ort.InferenceSession(str(self.onnx_path), opts, providers=chosen)
+            self.session = open_session(self.onnx_path, runtime, providers=providers, arena=arena)
+        except KzooError:
+            raise
         except Exception as e:
             raise KzooError(f"onnxruntime cannot open {self.path / filename}: {_first_line(e)}") from None
         takes = {i.name for i in self.session.get_inputs()}
@@ -165,7 +119,7 @@ class OnnxModel:
         return self._profile
 
     def __repr__(self):
-        return f"OnnxModel({str(self.path)!r}, provider={self.provider!r})"
+        return f"OnnxModel({str(self.path)!r}, runtime={self.runtime!r}, provider={self.provider!r})"
 
     # --- raw tensors -----------------------------------------------------------
     def expected(self, name):
@@ -575,6 +529,42 @@ class OnnxModel:
         return out
 
 
+class SavedModelRunner(OnnxModel):
+    """An exported version run through its SavedModel's `serving_default` (TensorFlow),
+    with the same checks and pre/post-processing as `OnnxModel`."""
+
+    def __init__(self, path):  # noqa: super().__init__ would open the ONNX model
+        from kzoo.export.saved_model import SERVING_DEFAULT, load_signature  # TensorFlow, when called
+
+        self.path = Path(path)
+        self.info = read_info(self.path)
+        if not (self.path / "saved_model.pb").is_file():
+            raise KzooError(f"{self.path} has no SavedModel (export it with --formats savedmodel)")
+        self.name = self.info.get("name", self.path.parent.name)
+        self.inputs = {e["name"]: e for e in self.info["inputs"]}
+        self.outputs = {e["name"]: e for e in self.info["outputs"]}
+        self._signature = load_signature(self.path, SERVING_DEFAULT)
+        self.provider = "tensorflow"
+        self.runtime = "savedmodel"
+        self.endpoint = endpoint_of(self.info, self.name)
+
+    def run(self, **feeds):
+        feeds = self.check_feeds(feeds)
+        values = self._signature(**feeds)
+        return {k: np.asarray(values[k]) for k in self.outputs}
+
+    @property
+    def profile(self):
+        """Measured on the version's ONNX model when it has one; else only the tensors."""
+        from kzoo.memory import ActivationProfile, activation_profile
+
+        onnx = self.info.get("files", {}).get("onnx")
+        if onnx and (self.path / onnx).is_file():
+            return activation_profile(self.path / onnx, self.info)
+        return ActivationProfile(0.0, 0.0, {e["name"]: (0.0, 0.0) for e in self.info["outputs"]},
+                                 {e["name"]: (0.0, 0.0) for e in self.info["inputs"]})
+
+
 class Stopped(KzooError):
     """A run given up between chunks or tiles because its caller went away."""
 
@@ -829,10 +819,36 @@ def resolve_model(source, endpoint=None, mode=None):
     return ends[endpoint]
 
 
+def open_model(path, runtime=None, *, providers=None, fp16=False, arena=False):
+    """The exported version `path` on `runtime` (see `predict`): an `OnnxModel`, or for
+    "savedmodel" a `SavedModelRunner` (imports TensorFlow)."""
+    from kzoo.runtime import check_runtime, default_runtime
+
+    runtime = check_runtime(runtime) if runtime else default_runtime(find_version(path))
+    if runtime != "savedmodel":
+        return OnnxModel(path, providers=providers, fp16=fp16, arena=arena, runtime=runtime)
+    if providers or fp16:
+        raise KzooError("--providers and --fp16 apply to the ONNX model; the savedmodel runtime runs "
+                        "the export's SavedModel")
+    from kzoo.backend import import_tensorflow
+
+    import_tensorflow()
+    return SavedModelRunner(find_version(path))
+
+
+def _runtime_words(model):
+    runtime = getattr(model, "runtime", "savedmodel")
+    return {"ort": f"onnxruntime {model.provider}", "openvino": "OpenVINO (CPU)",
+            "savedmodel": "the TensorFlow SavedModel"}[runtime]
+
+
 def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, providers=None,
             endpoint=None, fp16=False, sampler="ddim", steps=50, eta=0.0, use_clipped_model_output=None,
-            tile=None, overlap=OVERLAP, mode=None, max_memory_bytes=None, log=None):
+            tile=None, overlap=OVERLAP, mode=None, max_memory_bytes=None, runtime=None, log=None):
     """What `kzoo predict` does: run `source` on `inputs` (or generate `num`); returns paths.
+
+    `runtime`: "ort", "openvino" or "savedmodel" (TensorFlow; the export needs its
+    SavedModel); None: the runtime recorded beside the export, else "ort" (`kzoo.runtime`).
 
     Diffusion eps-models are sampled with `sampler` ("ddim" or "ddpm") in `steps` steps,
     with the sampler options of their kzoo.json (`use_clipped_model_output` overrides one).
@@ -846,16 +862,15 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
 
     log = log or (lambda msg: None)
     budget = check_budget(max_memory_bytes, "--max-memory-bytes")
-    model = OnnxModel(resolve_model(source, endpoint, mode), providers=providers, fp16=fp16,
-                      arena=False)
-    log(f"{model.name} version {model.info.get('version')} on onnxruntime {model.provider}")
+    model = open_model(resolve_model(source, endpoint, mode), runtime, providers=providers, fp16=fp16)
+    log(f"{model.name} version {model.info.get('version')} on {_runtime_words(model)}")
     out = Path(out)
     written = []
     if model.is_diffusion and model.info.get("sampler_endpoint") and use_clipped_model_output is None \
             and not fp16:  # its sampler endpoint, one session call (same images for the same seed)
         sampler_dir = model.path.parent.parent / model.info["sampler_endpoint"] / model.path.name
         if (sampler_dir / "kzoo.json").is_file():
-            model = OnnxModel(sampler_dir, providers=providers)
+            model = open_model(sampler_dir, runtime, providers=providers)
             log(f"sampling with {model.name} (one request)")
     if model.is_diffusion or model.is_sampler:
         if inputs:
@@ -906,3 +921,48 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
                 tag = f"_label{int(feeds[label_name][i - start])}" if label_name else ""
                 written.append(save_output(out / f"{name}_{i:03d}{tag}", value, model.outputs[name]))
     return written
+
+
+def measure_runtimes(version_dir, runtimes=("ort", "openvino"), *, batch=1, repeats=5, warmup=2,
+                     record=True):
+    """Time the export's ONNX model on each of `runtimes` (alternated call by call, median
+    ms at `batch` on the card's sample inputs) and, if `record`, record the fastest.
+
+    Returns:
+        ({runtime: median ms}, the fastest runtime).
+    """
+    import statistics
+    import time
+
+    from kzoo.card import sample_inputs
+    from kzoo.runtime import record_runtime
+
+    version_dir = find_version(version_dir)
+    models = {r: OnnxModel(version_dir, runtime=r) for r in runtimes}
+    first = next(iter(models.values()))
+    feeds = first.check_feeds(sample_inputs(first.info["inputs"], batch, np.random.default_rng(0),
+                                            size=_sample_size(first.info)))
+    times = {r: [] for r in models}
+    for _ in range(warmup):
+        for m in models.values():
+            m.run(**feeds)
+    for i in range(repeats):
+        order = list(models)[i % len(models):] + list(models)[:i % len(models)]
+        for r in order:
+            t = time.perf_counter()
+            models[r].run(**feeds)
+            times[r].append(time.perf_counter() - t)
+    medians = {r: 1000 * statistics.median(v) for r, v in times.items()}
+    best = min(medians, key=medians.get)
+    if record:
+        record_runtime(version_dir, best, medians, batch=batch, repeats=repeats,
+                       cores=os.cpu_count(), how="kzoo.runtime.measure_runtimes")
+    return medians, best
+
+
+def _sample_size(info):
+    shapes = [e["shape"] for e in info["inputs"] if e.get("role") == "image" and len(e["shape"]) == 4]
+    if shapes and shapes[0][1]:
+        return shapes[0][1]
+    base = (info.get("dynamic") or {}).get("spatial_size", {}).get("base")
+    return base or 32

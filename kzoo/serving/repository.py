@@ -1,8 +1,10 @@
 """What `kzoo serve` serves: every version of every model of an export tree.
 
-A `Servable` is one exported version on a backend (`onnx`: onnxruntime through
-`kzoo.infer.OnnxModel`; `savedmodel`: the version's TensorFlow SavedModel), with
-the signatures clients call:
+A `Servable` is one exported version on a backend (`onnx` or `ort`: onnxruntime through
+`kzoo.infer.OnnxModel`; `openvino`: OpenVINO reading the same `model.onnx`,
+`kzoo.runtime.OpenVinoSession`; `savedmodel`: the version's TensorFlow SavedModel; None:
+the runtime recorded beside the version, `kzoo.runtime.default_runtime`, else onnxruntime),
+with the signatures clients call:
 
 - `serving_default`: the raw tensors of `kzoo.json` (named inputs and outputs,
   dynamic batch), as in the exported SavedModel;
@@ -41,47 +43,16 @@ import numpy as np
 
 from kzoo.errors import KzooError
 from kzoo.export.layout import group_complete, versions
-from kzoo.export.saved_model import SERVING_DEFAULT, SERVING_IMAGES, has_images, load_signature
-from kzoo.infer import OVERLAP, OnnxModel, Stopped, endpoint_of, read_info, tile_overlap
-from kzoo.memory import ActivationProfile, activation_profile, default_request_budget, plan_run
+from kzoo.export.saved_model import SERVING_DEFAULT, SERVING_IMAGES, has_images
+from kzoo.infer import OVERLAP, OnnxModel, SavedModelRunner, Stopped, tile_overlap
+from kzoo.memory import default_request_budget, plan_run
 from kzoo.serving.config import LATEST, aspired, read_config, tree_config
 from kzoo.serving.errors import ServingError, not_found, unknown_label
 
-BACKENDS = ("onnx", "savedmodel")
+BACKENDS = ("onnx", "openvino", "savedmodel")
+RUNTIME_OF = {"onnx": "ort", "ort": "ort", "openvino": "openvino", "savedmodel": "savedmodel"}
+"""Backend names (`kzoo serve --backend`, kept) and runtime names (`--runtime`) -> runtime."""
 log = logging.getLogger("kzoo.serving")
-
-
-class SavedModelRunner(OnnxModel):
-    """An exported version run through its SavedModel's `serving_default` (TensorFlow),
-    with the same checks and pre/post-processing as `OnnxModel`."""
-
-    def __init__(self, path):  # noqa: super().__init__ would open the ONNX model
-        import json
-
-        self.path = Path(path)
-        self.info = read_info(self.path)
-        if not (self.path / "saved_model.pb").is_file():
-            raise KzooError(f"{self.path} has no SavedModel (export it with --formats savedmodel)")
-        self.name = self.info.get("name", self.path.parent.name)
-        self.inputs = {e["name"]: e for e in self.info["inputs"]}
-        self.outputs = {e["name"]: e for e in self.info["outputs"]}
-        self._signature = load_signature(self.path, SERVING_DEFAULT)
-        self.provider = "tensorflow"
-        self.endpoint = endpoint_of(self.info, self.name)
-
-    def run(self, **feeds):
-        feeds = self.check_feeds(feeds)
-        values = self._signature(**feeds)
-        return {k: np.asarray(values[k]) for k in self.outputs}
-
-    @property
-    def profile(self):
-        """Measured on the version's ONNX model when it has one; else only the tensors."""
-        onnx = self.info.get("files", {}).get("onnx")
-        if onnx and (self.path / onnx).is_file():
-            return activation_profile(self.path / onnx, self.info)
-        return ActivationProfile(0.0, 0.0, {e["name"]: (0.0, 0.0) for e in self.info["outputs"]},
-                                 {e["name"]: (0.0, 0.0) for e in self.info["inputs"]})
 
 
 def image_signature(info):
@@ -115,13 +86,18 @@ class Servable:
     `max_response_bytes`.
     """
 
-    def __init__(self, path, backend="onnx", name=None):
-        if backend not in BACKENDS:
-            raise KzooError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    def __init__(self, path, backend=None, name=None):
+        from kzoo.runtime import default_runtime
+
+        if backend is not None and backend not in RUNTIME_OF:
+            raise KzooError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)} "
+                            "(or a runtime: ort, openvino, savedmodel)")
         self.path = Path(path)
-        self.backend = backend
-        self.model = (OnnxModel(self.path, providers=["cpu"], arena=False) if backend == "onnx"
-                      else SavedModelRunner(self.path))
+        runtime = RUNTIME_OF[backend] if backend else default_runtime(self.path)
+        self.backend = {"ort": "onnx"}.get(runtime, runtime)
+        self.model = (SavedModelRunner(self.path) if runtime == "savedmodel" else
+                      OnnxModel(self.path, providers=["cpu"] if runtime == "ort" else None,
+                                arena=False, runtime=runtime))
         self.info = self.model.info
         self.profile = self.model.profile  # measured now, not on the first request
         self.budget, self.budget_name = default_request_budget(), "--max-request-memory-bytes"
@@ -359,7 +335,8 @@ class Repository:
 
     Args:
         root: the export tree (`export/`); every model directory is served.
-        backend: `onnx` (onnxruntime) or `savedmodel` (TensorFlow).
+        backend: `onnx` (onnxruntime), `openvino` or `savedmodel` (TensorFlow); None:
+            each version's recorded runtime, else onnxruntime (see module docstring).
         config_file: a TF Serving `models.config`; then only its models are served,
             with their version policies and labels (`root` is ignored).
         policy: version policy of the models found under `root` (default: latest).
@@ -373,7 +350,7 @@ class Repository:
         # (2, 1)
     """
 
-    def __init__(self, root="export", backend="onnx", *, config_file=None, policy=LATEST, on_load=None):
+    def __init__(self, root="export", backend=None, *, config_file=None, policy=LATEST, on_load=None):
         self.root = None if root is None else Path(root)
         self.backend, self.config_file, self.policy, self.on_load = backend, config_file, policy, on_load
         self.configs = {}
@@ -384,7 +361,7 @@ class Repository:
         self.reload_config(strict=True)
         self.poll()
         if not self.models:
-            raise KzooError(f"{config_file or self.root} holds no servable model for the {backend} backend "
+            raise KzooError(f"{config_file or self.root} holds no servable model for the {backend or 'recorded'} backend "
                             + (f"({'; '.join(e for d in self.failed.values() for e in d.values())})"
                                if self.failed else "(expected <name>/<version>/kzoo.json; run kzoo export)"))
 

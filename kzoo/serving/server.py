@@ -82,7 +82,8 @@ class ModelServer:
 
     Args:
         root: the export tree (`export/`); every model directory is served.
-        backend: `onnx` (onnxruntime) or `savedmodel` (TensorFlow).
+        backend: `onnx` (onnxruntime), `openvino` or `savedmodel` (TensorFlow); None: each
+            version's recorded runtime (`kzoo.runtime.default_runtime`), else onnxruntime.
         host: str. Interface to listen on; 127.0.0.1 unless told otherwise.
         port: int. REST port (0: any free port).
         grpc_port: int or None. gRPC port (0: any free port; None: no gRPC).
@@ -113,7 +114,7 @@ class ModelServer:
             refused before it is built (None: `grpc_max_message_bytes`).
     """
 
-    def __init__(self, root="export", *, backend="onnx", host="127.0.0.1", port=8501, grpc_port=8500,
+    def __init__(self, root="export", *, backend=None, host="127.0.0.1", port=8501, grpc_port=8500,
                  max_batch=32, batch_wait_ms=2.0, max_queue=256, max_body_bytes=DEFAULT_MAX_BODY,
                  threads=None, config_file=None, version_policy=LATEST, file_system_poll_wait_seconds=1.0,
                  model_config_file_poll_wait_seconds=0.0, grpc_max_message_bytes=GRPC_MAX_MESSAGE,

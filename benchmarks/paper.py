@@ -1,0 +1,214 @@
+"""Paper-size inference: the networks users load, on every runtime kzoo offers, beside PyTorch.
+
+`python -m benchmarks --suites peak,paper [--write]` builds each workload with seeded
+random weights through the converter a user's download goes through (no download), writes
+it as a preset (`kzoo.hub.convert.write`), exports it with `kzoo.export.export`
+(SavedModel + ONNX, parity-checked) and times, alternated call by call in one process
+(`benchmarks.infer.alternate`, so load from other work on the machine slows them alike):
+
+- `savedmodel`: the export's `serving_default` (`tf.saved_model.load`): the compiled
+  TensorFlow graph;
+- `ort`: ONNX Runtime with `kzoo.infer.session_options`;
+- `openvino`: OpenVINO's CPU plugin on the same `model.onnx` (`kzoo.runtime.OpenVinoSession`);
+- `torch`: the PyTorch network a user would otherwise run (`benchmarks/reference_torch.py`,
+  the reference extra; left out, with a note, where torch or diffusers is missing).
+
+Workloads (`MODELS`): junyanz `unet_256` (pix2pix, batch norm, 54.4 M parameters) and
+`resnet_9blocks` (CycleGAN, instance norm, 11.4 M) at 256x256; google/ddpm-cifar10-32's
+eps-network (35.7 M, 32x32, `kzoo.hub.convert.diffusers.ddpm_options` of its config);
+Real-ESRGAN's RealESRGAN_x4plus `RRDBNet` (16.7 M) on a `sr_size` LR input (default 64: a
+512x512 photo is 64 such tiles, each about 8.6 TFLOP/64; a whole 512x512 call takes
+minutes a runtime on 2 cores). Batch 16 only where `BATCH16` says it fits the time here.
+
+Each row: median ms per runtime, GFLOP of one call (`benchmarks.flops.forward_flops` of
+the inference graph), GFLOP/s and share of the run's matmul peak of the fastest kzoo
+runtime, the ratios, and which runtime is fastest. The faster ONNX runtime at batch 1 is recorded
+beside the export (`kzoo.runtime.record_runtime`, runtime.json): what `kzoo predict` and
+`kzoo serve` run it on by default (the ONNX runtimes only, so predict stays TensorFlow-free;
+the exports are kept with `--paper-workdir`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+MODELS = ("unet_256", "resnet_9blocks", "ddpm_cifar10", "realesrgan_x4")
+BATCH16 = ("ddpm_cifar10",)  # the others take seconds to minutes a call at batch 16 on 2 cores
+KZOO_RUNTIMES = ("savedmodel", "ort", "openvino")
+
+
+def _he(shape, rng, fan_in):
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / max(fan_in, 1))).astype("float32")
+
+
+def seeded_state(params, seed=0):
+    """{torch name: array} for `[(name, layer, weight, torch shape, ...)]`: He-scaled normal
+    kernels (activations stay O(1) through the depth, no denormals), zero biases, batch norm
+    scale 1 and running variance in [0.5, 1.5]."""
+    rng = np.random.default_rng(seed)
+    state = {}
+    for name, _layer, weight, shape, *_ in params:
+        shape = tuple(shape)
+        if weight == "kernel":
+            state[name] = _he(shape, rng, int(np.prod(shape[1:])))
+        elif weight == "gamma":
+            state[name] = np.ones(shape, "float32")
+        elif weight == "moving_variance":
+            state[name] = rng.uniform(0.5, 1.5, shape).astype("float32")
+        elif weight == "alpha":
+            state[name] = np.full(shape, 0.25, "float32")
+        else:
+            state[name] = np.zeros(shape, "float32")
+    return state
+
+
+def build_preset(key, out: Path, sr_size=64):
+    """Write `key`'s preset (seeded weights, the converter's exact network) to `out`; returns
+    (source for `kzoo.export.export`, input size)."""
+    from kzoo.hub.convert import junyanz_models, write
+
+    if key in ("unet_256", "resnet_9blocks"):
+        from kzoo.hub.convert import junyanz
+
+        state = seeded_state(junyanz.reference_params(key))
+        full, inference, info, size = junyanz_models(state, key)
+    elif key == "realesrgan_x4":
+        from kzoo.hub.convert import sr
+
+        state = seeded_state(sr.reference_params("RRDBNet", **sr.DEFAULTS["RRDBNet"]))
+        full, inference, info, _ = sr.sr_models(state, "RRDBNet")
+        size = sr_size
+    elif key == "ddpm_cifar10":
+        import keras
+
+        from benchmarks.reference_torch import ddpm_cifar10_config
+        from kzoo.hub.convert.diffusers import ddpm_options
+        from kzoo.models.ddpm import DDPM
+
+        keras.utils.set_random_seed(0)
+        model = DDPM(**ddpm_options(ddpm_cifar10_config()))
+        # the eps-network is what is timed: without a schedule, export writes no sampler
+        # endpoint (whose export traces and parity-checks the whole sampling loop: minutes)
+        model.schedule = None
+        return model, 32
+    else:
+        raise KeyError(key)
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    write(full, inference, info, size, out, name=key.replace("_", "-"), source=f"seeded:{key}",
+          source_sha256=digest)
+    return out, size
+
+
+def _torch_runner(key, feeds):
+    try:
+        from benchmarks.reference_torch import runner
+
+        return runner(key, feeds)[0], None
+    except ImportError as e:
+        return None, f"no PyTorch reference: {e} (pip install -e '.[reference]')"
+
+
+SIZES = {"unet_256": 256, "resnet_9blocks": 256, "ddpm_cifar10": 32}
+
+
+def _exported(key, work: Path, sr_size, log):
+    """(the version dir of `key`'s export in `work` -- made there unless a complete one is
+    there already: `--paper-workdir` keeps them between runs --, its kzoo.json, the keras
+    inference part it was made from, the input size)."""
+    from kzoo.export import export
+    from kzoo.export.source import resolve
+    from kzoo.infer import find_version, read_info
+
+    if key == "ddpm_cifar10" or not (work / "preset").is_dir():  # DDPM: in memory, seeded again
+        source, _ = build_preset(key, work / "preset", sr_size=sr_size)
+    else:
+        source = work / "preset"
+
+    def endpoint_dirs():
+        root = work / "export"
+        return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.endswith(("_ba", "sampler"))
+                      and any((v / "kzoo.json").is_file() for v in d.iterdir())) if root.is_dir() else []
+
+    if not endpoint_dirs():
+        log(f"  paper {key}: exporting")
+        export(source, name=key, out=work / "export")
+    version = find_version(endpoint_dirs()[0])
+    info = read_info(version)
+    part = resolve(source).parts[info["endpoint"]]
+    return version, info, part, SIZES.get(key, sr_size)
+
+
+def measure(key, *, batches=None, repeats=3, warmup=1, peak=None, sr_size=64, torch_ref=True, log=print,
+            workdir=None):
+    import tensorflow as tf
+
+    from benchmarks.flops import forward_flops
+    from benchmarks.infer import alternate
+    from kzoo.card import sample_inputs
+    from kzoo.export.spec import pack
+    from kzoo.infer import OnnxModel
+
+    batches = batches or ((1, 16) if key in BATCH16 else (1,))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(workdir) / key if workdir else Path(tmp)
+        path, info, part, size = _exported(key, work, sr_size, log)
+        signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+        sessions = {r: OnnxModel(path, runtime=r).session for r in ("ort", "openvino")}
+        for batch in batches:
+            feeds = sample_inputs(info["inputs"], batch, np.random.default_rng(0), size=size)
+            tf_feeds = {k: tf.constant(v) for k, v in feeds.items()}
+            fns = {"savedmodel": lambda tf_feeds=tf_feeds: signature(**tf_feeds),
+                   **{r: (lambda s=s, feeds=feeds: s.run(None, feeds)) for r, s in sessions.items()}}
+            note = None
+            if torch_ref:
+                run, note = _torch_runner(key, feeds)
+                if run is not None:
+                    fns["torch"] = run
+            outs = {r: np.asarray(fns[r]()[0] if r != "savedmodel" else next(iter(fns[r]().values())))
+                    for r in ("savedmodel", "ort", "openvino")}
+            agree = {f"{r}_max_abs_diff_vs_ort": float(np.abs(outs[r] - outs["ort"]).max())
+                     for r in ("savedmodel", "openvino")}
+            log(f"  paper {key} batch {batch}: timing {', '.join(fns)}")
+            ms = alternate(fns, repeats, warmup)
+            gflop = forward_flops(part, tf.nest.map_structure(tf.constant, pack(part, feeds))) / 1e9
+            best = min(KZOO_RUNTIMES, key=ms.get)
+            row = {"model": key, "endpoint": path.parent.name, "image_size": size, "batch": batch,
+                   "params_m": part.count_params() / 1e6, "repeats": repeats, "warmup": warmup,
+                   **{f"{r}_ms": v for r, v in ms.items()}, "gflop": gflop, "fastest": best,
+                   "onnx_fastest": min(("ort", "openvino"), key=ms.get),
+                   "fastest_gflops_per_s": gflop / ms[best] * 1000,
+                   "ort_vs_savedmodel": ms["savedmodel"] / ms["ort"],
+                   "openvino_vs_savedmodel": ms["savedmodel"] / ms["openvino"],
+                   "openvino_vs_ort": ms["ort"] / ms["openvino"], **agree}
+            if "torch" in ms:
+                row.update(torch_ms=ms["torch"], fastest_vs_torch=ms["torch"] / ms[best],
+                           ort_vs_torch=ms["torch"] / ms["ort"])
+            if note:
+                row["note"] = note
+            if peak:
+                row["fastest_share_of_peak"] = row["fastest_gflops_per_s"] / peak
+            if batch == 1:  # what kzoo predict / serve run this export on by default from now on
+                from kzoo.runtime import record_runtime
+
+                record_runtime(path, row["onnx_fastest"], {r: ms[r] for r in ("ort", "openvino")},
+                               batch=1, repeats=repeats, how="benchmarks/paper.py")
+            rows.append(row)
+            log(f"  paper {key} batch {batch}: " + ", ".join(f"{r} {v:.1f} ms" for r, v in ms.items())
+                + f"; {gflop:.1f} GFLOP; fastest {best}", )
+    return rows
+
+
+def run(models=MODELS, *, peak=None, repeats=3, sr_size=64, log=print, workdir=None):
+    rows = []
+    for key in models:
+        try:
+            rows += measure(key, peak=peak, repeats=repeats, sr_size=sr_size, log=log, workdir=workdir)
+        except Exception as e:  # a row that fails is reported, not hidden
+            rows.append({"model": key, "error": f"{type(e).__name__}: {e}"[:300]})
+            log(f"  paper {key}: {rows[-1]['error']}")
+    return rows
