@@ -645,4 +645,5 @@ def stylegan2(**overrides):
 def stylegan2_digits(**overrides):
     """StyleGAN2 sized for 32x32 grayscale digits (the quick recipe)."""
     return StyleGAN2(**{"image_size": 32, "channels": 1, "latent_dim": 64, "n_mlp": 4, "channel_base": 1024,
-                        "channel_max": 32, "channel_multiplier": 1, "path_weight": 0.0, **overrides})
+                        "channel_max": 32, "channel_multiplier": 1, "path_weight": 0.0, "ema_kimg": 1.0,
+                        **overrides})
