@@ -21,8 +21,8 @@ Inside a styled conv: `conv.weight` -> `conv/kernel` (`weight[0].permute(2, 3, 1
 The discriminator follows rosinality's `Discriminator` the same way (`convs_0` the
 1x1 from-RGB `ConvLayer`, `convs_{i}` the `ResBlock`s with `conv1`, `conv2`, `skip`,
 `final_conv`, `final_linear_0`, `final_linear_1`); its features are flattened in
-NCHW order, as rosinality's `view(batch, -1)`, so `final_linear_0`'s kernel is
-rosinality's weight transposed with no reordering.
+NHWC order, so `final_linear_0`'s kernel is rosinality's weight (out, C * 4 * 4)
+reshaped to (out, C, 4, 4), permuted to (4, 4, C, out) and reshaped to (16 C, out).
 """
 
 from __future__ import annotations
@@ -128,8 +128,7 @@ def discriminator_network(*, image_size=256, channels=3, channel_multiplier=2, c
         h = ResBlock(ch[2 ** (i - 1)], name=f"convs_{n}")(h)
     h = MinibatchStdDev(mbstd_group_size, mbstd_num_features, name="mbstd")(h)
     h = EqualConv2D(ch[4], 3, activate=True, name="final_conv")(h)
-    h = keras.layers.Permute((3, 1, 2), name="to_nchw")(h)  # flatten in rosinality's NCHW order
-    h = keras.layers.Flatten(name="flatten")(h)
+    h = keras.layers.Flatten(name="flatten")(h)  # NHWC order (no transpose: its gradient breaks XLA in R1)
     h = EqualDense(ch[4], activation="lrelu", name="final_linear_0")(h)
     logit = EqualDense(1, name="final_linear_1")(h)
     logit = keras.layers.Activation("linear", dtype="float32", name="logit")(logit)
@@ -646,4 +645,5 @@ def stylegan2(**overrides):
 def stylegan2_digits(**overrides):
     """StyleGAN2 sized for 32x32 grayscale digits (the quick recipe)."""
     return StyleGAN2(**{"image_size": 32, "channels": 1, "latent_dim": 64, "n_mlp": 4, "channel_base": 1024,
-                        "channel_max": 64, "channel_multiplier": 1, **overrides})
+                        "channel_max": 32, "channel_multiplier": 1, "path_weight": 0.0, "ema_kimg": 1.0,
+                        **overrides})

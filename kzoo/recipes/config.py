@@ -575,6 +575,13 @@ VALUE_RULES = {
     "warmup_steps": (lambda v: v >= 0, ">= 0"),
     "grad_clip": (lambda v: v is None or v > 0, "> 0 (or none)"),
     "num_crops": (lambda v: v >= 1, ">= 1"),
+    "truncation_psi": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "mixing_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "w_avg_beta": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "r1_interval": (lambda v: v >= 1, ">= 1"),
+    "path_interval": (lambda v: v >= 1, ">= 1"),
+    "path_batch_shrink": (lambda v: v >= 1, ">= 1"),
+    "mixing_crossover": (lambda v: v >= 0, ">= 0 (0: no style-mixing grid)"),
 }
 
 
