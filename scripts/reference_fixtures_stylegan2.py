@@ -56,6 +56,9 @@ from unittest import mock
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_fixtures_sr import full_size_json  # noqa: E402  (one layout for both)
+
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "reference"
 
 # variant -> (size, channel multiplier, table divisor, style_dim, n_mlp, batch, file layout)
@@ -170,13 +173,6 @@ def make_fixtures(out_dir: Path, rosinality: Path):
             net = model.Generator(size, 512, 8, channel_multiplier=cm)
             full[f"{size}_cm{cm}"] = [[k, list(v.shape)] for k, v in net.state_dict().items()]
     (Path(out_dir) / "stylegan2_full_size.json").write_text(full_size_json(full))
-
-
-def full_size_json(full):
-    """{name: [[param, shape], ...]} with one parameter a line."""
-    return "{\n" + ",\n".join(
-        f"{json.dumps(name)}: [\n" + ",\n".join(json.dumps(p) for p in params) + "\n]"
-        for name, params in full.items()) + "\n}\n"
 
 
 def main(argv=None):

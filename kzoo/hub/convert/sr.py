@@ -207,16 +207,10 @@ def reference_params(arch, **config):
 
 def mismatches(arch, state) -> list[str]:
     """Every difference between `state` and the parameters of `arch`, in reference order."""
-    expected = reference_params(arch, **read_config(arch, state))
-    names = {name for name, *_ in expected}
-    problems = []
-    for name, _, _, shape, _ in expected:
-        if name not in state:
-            problems.append(f"{name} {shape} is missing")
-        elif tuple(state[name].shape) != shape:
-            problems.append(f"{name} is {tuple(state[name].shape)}, {arch} has {shape}")
-    problems += [f"{name} is not a parameter of {arch}" for name in state if name not in names]
-    return problems
+    from kzoo.hub.convert.torchfile import shape_mismatches
+
+    expected = {name: shape for name, _, _, shape, _ in reference_params(arch, **read_config(arch, state))}
+    return shape_mismatches(expected, state, arch)
 
 
 def detect(state):

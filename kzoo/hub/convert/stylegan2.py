@@ -195,19 +195,15 @@ def _blur_kernel():
 
 def mismatches(state) -> list[str]:
     """Every difference between `state` and rosinality's generator, in reference order."""
+    from kzoo.hub.convert.torchfile import shape_mismatches
+
     expected = reference_params(**read_config(state))
-    names = {name for name, *_ in expected}
-    problems = []
-    for name, _, _, shape, layout in expected:
-        if name not in state:
-            problems.append(f"{name} {shape} is missing")
-        elif tuple(state[name].shape) != shape:
-            problems.append(f"{name} is {tuple(state[name].shape)}, the generator has {shape}")
-        elif layout == "blur" and not np.allclose(state[name], _blur_kernel(), atol=1e-6):
-            problems.append(f"{name} is not the [1, 3, 3, 1] blur kernel kzoo's layers use")
-    problems += [f"{name} is not a parameter of a rosinality generator" for name in state
-                 if name not in names]
-    return problems
+    problems = shape_mismatches({name: shape for name, _, _, shape, _ in expected}, state,
+                                "a rosinality generator")
+    return problems + [f"{name} is not the [1, 3, 3, 1] blur kernel kzoo's layers use"
+                       for name, _, _, shape, layout in expected
+                       if layout == "blur" and name in state and tuple(state[name].shape) == shape
+                       and not np.allclose(state[name], _blur_kernel(), atol=1e-6)]
 
 
 def claims(state, arch=None) -> bool:

@@ -420,6 +420,19 @@ def load_state_dict(path) -> dict[str, np.ndarray]:
     return dict(state)
 
 
+def shape_mismatches(expected, state, what) -> list[str]:
+    """Every difference between `state` and `expected` ({name: shape}, in reference order):
+    missing parameters and wrong shapes in that order, then names `what` (e.g. "rrdbnet",
+    "the generator") does not have."""
+    problems = []
+    for name, shape in expected.items():
+        if name not in state:
+            problems.append(f"{name} {shape} is missing")
+        elif tuple(state[name].shape) != shape:
+            problems.append(f"{name} is {tuple(state[name].shape)}, {what} has {shape}")
+    return problems + [f"{name} is not a parameter of {what}" for name in state if name not in expected]
+
+
 def mismatch_error(arch, problems, close, n) -> KzooError:
     """The one-line error of a state dict that does not fit architecture `arch`: its first
     mismatch, how many there are, and the closest architecture `close` (`n` mismatches;

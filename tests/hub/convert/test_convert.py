@@ -11,6 +11,7 @@ import kzoo.hub
 from kzoo.cli import main
 from kzoo.errors import KzooError
 from kzoo.hub import cache, catalog, convert
+from tests.hub.convert import assert_convert_refused
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
 
@@ -85,11 +86,7 @@ def test_bad_sources_are_one_line_exit_2_and_leave_no_cache(tmp_path, kzoo_home,
           str(FIXTURES / "resnet_instance.pth")],
          "--reverse is for CycleGAN generators (resnet_*)"),
     ]
-    for args, message in cases:
-        assert main(["hub", "convert", *args, "--out", str(tmp_path / "out")]) == 2
-        err = capsys.readouterr().err.strip()
-        assert err.startswith("error: ") and message in err and "\n" not in err, err
-        assert not (tmp_path / "out").exists()
+    assert_convert_refused(cases, tmp_path / "out", capsys)
     assert not marker.exists()
     with pytest.raises(KzooError, match=r"it is a resnet_2blocks state dict \(--arch resnet_2blocks\)"):
         kzoo.hub.load(f"{FIXTURES / 'resnet_instance.pth'}#arch=resnet_9blocks")
