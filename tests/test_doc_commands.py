@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SHELL, PYTHON = {"bash", "sh", "shell", "console"}, {"python", "py"}
 BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-MARK = re.compile(r"<!--\s*not run:(.*?)-->\s*\Z", re.DOTALL)
+MARK = re.compile(r"<!--\s*not run:((?:(?!-->).)*)-->\s*\Z", re.DOTALL)
 
 _NETWORK = "downloads published weights (no network here);"
 NOT_RUN = {
@@ -162,6 +162,8 @@ def test_comments_and_quotes():
     assert block.not_run == "why" and block.commands == ["ls"]
     [block] = parse("```bash\nkzoo a \\\n  --b 1\n```\n", "x.md")
     assert block.not_run is None and block.commands == ["kzoo a    --b 1"]
+    text = "<!-- not run: a -->\n```sh\nls\n```\n<!-- a note -->\n```python\nx = 1\n```\n"
+    assert [b.not_run for b in parse(text, "x.md")] == ["a", None]
 
 
 # === Running a page ===
