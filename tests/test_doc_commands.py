@@ -202,8 +202,9 @@ class Page:
         return text
 
     def run(self, what, argv, commands):
+        # 5 minutes a command: on a loaded shared CPU one TensorFlow command took up to 2
         done = subprocess.run(argv, cwd=self.cwd, env=self.env, capture_output=True, text=True,
-                              timeout=600, check=False)
+                              timeout=300 * len(commands), check=False)
         assert done.returncode == 0, (
             f"{what} failed (exit {done.returncode}):\n" + "\n".join(commands)
             + f"\n--- stdout\n{done.stdout[-2000:]}\n--- stderr\n{done.stderr[-4000:]}")
@@ -239,7 +240,7 @@ class Page:
         assert names, f"{command}: nothing to serve in {tree}"
         self.server = subprocess.Popen(words, cwd=self.cwd, env=self.env, text=True,
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.time() + 180
+        deadline = time.time() + 300
         for name in names:
             while True:
                 try:
