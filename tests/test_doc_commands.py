@@ -265,8 +265,9 @@ class Page:
                 except OSError:
                     pass
                 if self.server.poll() is not None or time.time() > deadline:
-                    self.stop()
-                    pytest.fail(f"`{command}` did not serve {name}:\n{self.server.stdout.read()[-3000:]}")
+                    self.server.kill()
+                    log = self.server.communicate()[0]
+                    pytest.fail(f"`{command}` did not serve {name}:\n{log[-3000:]}")
                 time.sleep(0.5)
 
     def stop(self):
@@ -277,6 +278,8 @@ class Page:
             except subprocess.TimeoutExpired:
                 self.server.kill()
                 self.server.wait()
+        if self.server is not None:
+            self.server.stdout.close()
 
     def run_all(self):
         try:
