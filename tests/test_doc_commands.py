@@ -82,12 +82,6 @@ NOT_RUN = {
     "kzoo export checkpoint/550000.pt --out export/":
         "needs the user's own rosinality StyleGAN2 checkpoint; "
         "tests/hub/convert/test_stylegan2.py exports and predicts a reference-built one",
-    "kzoo latent truncate runs/stylegan2/<run> --psi 1,0.7,0.5,0":
-        "needs a StyleGAN2 run (its quick preset trains 8-10 minutes); tests/test_latent.py "
-        "truncates a stand-in with StyleGAN2's protocol",
-    "kzoo latent mix runs/stylegan2/<run> --crossover coarse":
-        "needs a StyleGAN2 run (its quick preset trains 8-10 minutes); tests/test_latent.py "
-        "mixes styles on a stand-in with StyleGAN2's protocol",
     "python -m kzoo.recipes.stylegan2 --preset quick":
         "trains 8-10 minutes on a 2-core CPU (the figures beside it); "
         "tests/recipes/test_stylegan2.py runs the recipe at a reduced schedule",
@@ -95,7 +89,7 @@ NOT_RUN = {
         "needs a Docker engine and the tensorflow/serving image (not here); "
         "tests/serving/test_deploy.py checks the compose file",
 }
-MAX_NOT_RUN = 33  # occurrences in all pages (the pip serving line and the hf:// convert are
+MAX_NOT_RUN = 31  # occurrences in all pages (the pip serving line and the hf:// convert are
 # shown twice; marked blocks: docs/latent.md's four 300-step projections, docs/export.md's
 # OpenVINO lines (4), docs/benchmarks.md's paper-size runs (3))
 
