@@ -168,6 +168,11 @@ def test_demo_page_style_mixing_view_maps_once_and_synthesizes_once(page, styleg
     page.wait_for_selector("body[data-ready='1']", timeout=30000)
     assert page.locator("#model option").all_inner_texts() == ["sg_generator", "sg_mapping", "sg_synthesis"]
 
+    page.select_option("#model", "sg_generator")  # the z -> image endpoint keeps its seed view
+    assert page.is_visible("#to-mix") and page.is_visible("#seed-row") and not page.is_visible("#mix-view")
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('done')", timeout=30000)
+    assert page.locator("#outputs img.output").count() == 1
     page.select_option("#model", "sg_mapping")  # the mapping endpoint points to the view
     assert page.is_visible("#to-mix") and not page.is_visible("#mix-view")
     page.click("#to-mix")
