@@ -166,6 +166,47 @@ def crossover_range(crossover, num_ws):
     return picked[0], picked[-1] + 1
 
 
+def crossover_ranges(num_ws):
+    """{"coarse" | "middle" | "fine": [start, stop] or None (no such layers)} for `num_ws` ws.
+
+    What the demo page's style-mixing view offers (`kzoo serve` sends it with the synthesis
+    endpoint's info), so the page never repeats `crossover_range`'s rules.
+
+    Example:
+    >>> crossover_ranges(18)
+    {'coarse': [0, 3], 'middle': [3, 7], 'fine': [7, 18]}
+    """
+    out = {}
+    for name in CROSSOVERS:
+        try:
+            out[name] = list(crossover_range(name, num_ws))
+        except KzooError:
+            out[name] = None
+    return out
+
+
+def style_mixing_info(infos):
+    """{synthesis endpoint name: its style-mixing settings} for the served StyleGAN2 exports.
+
+    `infos` maps served names to their kzoo.json. A synthesis endpoint qualifies when its
+    export group also serves the mapping endpoint; the settings name that endpoint, num_ws
+    (the `ws` input's second axis) and `crossover_ranges(num_ws)`.
+    """
+    out = {}
+    for name, info in infos.items():
+        if info.get("endpoint") != "synthesis" or not info.get("group"):
+            continue
+        ws = next((e for e in info.get("inputs", ()) if e.get("name") == "ws"), None)
+        mapping = next((m for m in info["group"].get("members", ())
+                        if m in infos and infos[m].get("endpoint") == "mapping"
+                        and (infos[m].get("group") or {}).get("id") == info["group"].get("id")), None)
+        if ws is None or mapping is None or len(ws.get("shape", ())) != 3 or not ws["shape"][1]:
+            continue
+        num_ws = int(ws["shape"][1])
+        out[name] = {"mapping": mapping, "num_ws": num_ws, "crossovers": crossover_ranges(num_ws)}
+    return out
+
+
 def parse_expression(text):
     """'A-B+C' (digit classes) -> (A, B, C).
 

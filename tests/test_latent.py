@@ -72,6 +72,22 @@ def test_crossover_ranges():
             latent.crossover_range(bad, 6)
 
 
+def test_style_mixing_info_offers_the_crossover_ranges_of_a_synthesis_beside_its_mapping():
+    assert latent.crossover_ranges(18) == {"coarse": [0, 3], "middle": [3, 7], "fine": [7, 18]}
+    assert latent.crossover_ranges(4) == {"coarse": [0, 1], "middle": [1, 4], "fine": None}
+    group = {"id": "g1", "members": ["sg_generator", "sg_mapping", "sg_synthesis"]}
+    ws = {"name": "ws", "shape": [None, 8, 16]}
+    infos = {"sg_generator": {"endpoint": "generator", "group": group},
+             "sg_mapping": {"endpoint": "mapping", "group": group},
+             "sg_synthesis": {"endpoint": "synthesis", "group": group, "inputs": [ws]}}
+    assert latent.style_mixing_info(infos) == {"sg_synthesis": {
+        "mapping": "sg_mapping", "num_ws": 8, "crossovers": {"coarse": [0, 3], "middle": [3, 5], "fine": [5, 8]}}}
+    # no mapping served beside it (or one of another export): no view
+    assert latent.style_mixing_info({"sg_synthesis": infos["sg_synthesis"]}) == {}
+    other = {**infos, "sg_mapping": {"endpoint": "mapping", "group": {"id": "g0", "members": group["members"]}}}
+    assert latent.style_mixing_info(other) == {}
+
+
 def test_expression():
     assert latent.parse_expression("9-4+7") == (9, 4, 7)
     with pytest.raises(KzooError, match="A-B"):

@@ -222,9 +222,14 @@ def create_app(server):
         return Response(server.metrics.text(), media_type=CONTENT_TYPE)
 
     async def models(request):
+        from kzoo.latent import style_mixing_info
+
+        latest = {n: vs[max(vs)] for n, vs in repo.models.items()}
+        mixing = style_mixing_info({n: v.info for n, v in latest.items()})  # the demo's style-mixing view
         return JSONResponse({"models": [
             {"name": n, "versions": sorted(vs, reverse=True),
-             "signatures": sorted(vs[max(vs)].signatures), "info": vs[max(vs)].info}
+             "signatures": sorted(latest[n].signatures),
+             "info": {**latest[n].info, "style_mixing": mixing[n]} if n in mixing else latest[n].info}
             for n, vs in sorted(repo.models.items())]})
 
     async def static(request):

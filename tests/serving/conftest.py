@@ -51,3 +51,19 @@ def ddpm_server(tmp_path_factory):
                     max_body_bytes=4 << 20).start(timeout=120)
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def stylegan2_server(tmp_path_factory):
+    """`kzoo serve` of a StyleGAN2 export at the family's TINY config (8x8 gray, 4 ws, w_dim 8):
+    its endpoints `sg_generator`, `sg_mapping` and `sg_synthesis`, ONNX (about 10 s here)."""
+    from kzoo.export import export
+    from kzoo.serving.server import ModelServer
+    from kzoo.zoo import create_model, tiny_overrides
+
+    root = tmp_path_factory.mktemp("serving_stylegan2") / "export"
+    export(create_model("stylegan2", **tiny_overrides("stylegan2")), name="sg", out=root, formats="onnx")
+    s = ModelServer(root, port=0, grpc_port=None, max_batch=16, batch_wait_ms=2,
+                    max_body_bytes=4 << 20).start(timeout=120)
+    yield s
+    s.stop()

@@ -134,3 +134,94 @@ def test_demo_page_samples_ddim_from_the_sampler_endpoint_in_one_request(page, d
     page.click("#sample")
     assert "η must be in [0, 1]" in page.inner_text("#status") and posts == []
     assert errors == []
+
+
+def _mix(page, seed_a, rows, seed_b, cols, crossover, psi):
+    page.fill("#seed-a", str(seed_a))
+    page.fill("#rows", str(rows))
+    page.fill("#seed-b", str(seed_b))
+    page.fill("#cols", str(cols))
+    if ":" in crossover:
+        page.select_option("#crossover", "range")
+        page.fill("#crossover-range", crossover)
+    else:
+        page.select_option("#crossover", crossover)
+    page.eval_on_selector("#psi", "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", str(psi))
+    assert float(page.input_value("#psi-value")) == psi  # the slider drives the number box
+    page.click("#mix")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('done')", timeout=30000)
+
+
+def test_demo_page_style_mixing_view_maps_once_and_synthesizes_once(page, stylegan2_server):
+    """The style-mixing view of a served StyleGAN2 (synthesis beside mapping): ONE mapping
+    request for z_A and z_B, the mixed ws built on the page (A's ws with B's in the
+    crossover range of kzoo.latent.crossover_range), ONE synthesis request for the grid
+    (B sources, A sources, then the A x B cells, noise inputs zeros); the pixels shown
+    are the synthesis endpoint's (onnxruntime) on those ws within 1/255."""
+    from kzoo.infer import OnnxModel
+    from kzoo.latent import crossover_range
+
+    errors, posts = [], []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
+    page.goto(stylegan2_server.rest_url + "/", timeout=30000)
+    page.wait_for_selector("body[data-ready='1']", timeout=30000)
+    assert page.locator("#model option").all_inner_texts() == ["sg_generator", "sg_mapping", "sg_synthesis"]
+
+    page.select_option("#model", "sg_generator")  # the z -> image endpoint keeps its seed view
+    assert page.is_visible("#to-mix") and page.is_visible("#seed-row") and not page.is_visible("#mix-view")
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('done')", timeout=30000)
+    assert page.locator("#outputs img.output").count() == 1
+    page.select_option("#model", "sg_mapping")  # the mapping endpoint points to the view
+    assert page.is_visible("#to-mix") and not page.is_visible("#mix-view")
+    page.click("#to-mix")
+    assert page.input_value("#model") == "sg_synthesis"
+    assert page.is_visible("#mix-view") and page.is_visible("#mix") and not page.is_visible("#run")
+    # 4 ws: coarse 0:1, middle 1:4, no fine layers at 8x8
+    assert page.eval_on_selector_all("#crossover option", "os => os.map(o => [o.value, o.disabled])") == [
+        ["coarse", False], ["middle", False], ["fine", True], ["range", False]]
+
+    root = stylegan2_server.repo.root
+    mapping, synthesis = OnnxModel(root / "sg_mapping" / "1"), OnnxModel(root / "sg_synthesis" / "1")
+    for crossover, psi, (rows, cols) in (("middle", 0.7, (2, 3)), ("2:4", 1.0, (3, 1))):
+        posts.clear()
+        _mix(page, 4, rows, 9, cols, crossover, psi)
+        assert [p.url.rsplit("/", 1)[1] for p in posts] == ["sg_mapping:predict", "sg_synthesis:predict"]
+        z = np.asarray(posts[0].post_data_json["inputs"]["z"], "float32")
+        assert z.shape == (rows + cols, 8)
+        w = mapping.run(z=z)["w"]
+        body = posts[1].post_data_json
+        feeds = {k: np.asarray(v, synthesis.inputs[k]["dtype"]) for k, v in body["inputs"].items()}
+        start, stop = crossover_range(crossover, 4)
+        wa, wb = w[:rows], w[rows:]
+        want_ws = [np.repeat(v[None], 4, 0) for v in (*wb, *wa)]
+        for a in wa:
+            for b in wb:
+                cell = np.repeat(a[None], 4, 0)
+                cell[start:stop] = b
+                want_ws.append(cell)
+        np.testing.assert_allclose(feeds["ws"], np.stack(want_ws), atol=1e-5)
+        np.testing.assert_allclose(feeds["truncation_psi"], np.full((len(want_ws), 1), psi))
+        noise = [k for k in feeds if k.startswith("noise_")]
+        assert len(noise) == 3 and not any(feeds[k].any() for k in noise)
+        want = synthesis.postprocess(synthesis.run(**feeds))["image"][..., 0]
+        srcs = page.eval_on_selector_all("#mix-grid img", "imgs => imgs.map(i => i.src)")
+        shown = np.stack([np.asarray(Image.open(io.BytesIO(base64.b64decode(s.split(",", 1)[1])))) for s in srcs])
+        assert shown.shape == (cols + rows + rows * cols, 8, 8)
+        order = [*range(cols)]  # the grid reads row by row: B sources, then each A source and its cells
+        for i in range(rows):
+            order += [cols + i, *(cols + rows + i * cols + j for j in range(cols))]
+        assert np.abs(shown.astype(int) - want[order].astype(int)).max() <= 1
+    assert "one mapping + one synthesis request" in page.inner_text("#status")
+
+    # psi outside [0, 1] (or a bad range) is refused on the page, without a request
+    for field, value, message in (("#psi-value", "1.5", "ψ must be in [0, 1]"),
+                                  ("#psi-value", "-0.1", "ψ must be in [0, 1]"),
+                                  ("#crossover-range", "3:9", "START < STOP <= 4")):
+        posts.clear()
+        page.fill("#psi-value", "0.5")
+        page.fill(field, value)
+        page.click("#mix")
+        assert message in page.inner_text("#status") and posts == []
+    assert errors == []

@@ -2,6 +2,9 @@
 // Talks only to the TF Serving REST API (signature "serving_images") plus /kzoo/models.
 // A diffusion sampler endpoint (`<model>_sampler`, kzoo/export/sampler.py) gets its own view:
 // steps, eta, seed and a number of images, sampled with DDIM in ONE predict request.
+// A StyleGAN2 synthesis endpoint served beside its mapping endpoint (`info.style_mixing`, added by
+// /kzoo/models from kzoo.latent.style_mixing_info) gets the style-mixing view: ONE mapping request
+// for z_A and z_B, the mixed ws built here, ONE synthesis request for the whole grid.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -34,16 +37,25 @@ function setStatus(text, error) {
 
 function showModel() {
   const m = current(), info = m.info;
-  const sampler = Boolean(info.sampler);
+  const sampler = Boolean(info.sampler), mixing = Boolean(info.style_mixing);
   $("sampler-view").hidden = !sampler;
   $("sample").hidden = !sampler;
-  $("run").hidden = sampler;
+  $("mix-view").hidden = !mixing;
+  $("mix").hidden = !mixing;
+  $("run").hidden = sampler || mixing;
   const to = info.sampler_endpoint && models.find((x) => x.name === info.sampler_endpoint);
   $("to-sampler").hidden = !to;
   if (to) $("to-sampler").textContent = `Sample with ${to.name}`;
+  const toMix = mixTarget(m);
+  $("to-mix").hidden = !toMix;
+  if (toMix) $("to-mix").textContent = `Style mixing with ${toMix.name}`;
   setStatus("");
   if (sampler) {
     showSampler(m);
+    return;
+  }
+  if (mixing) {
+    showMix(m);
     return;
   }
   const images = info.inputs.filter((e) => e.role === "image");
@@ -154,6 +166,116 @@ async function sample() {
   }
 }
 
+// --- the style-mixing view ------------------------------------------------------
+function mixTarget(m) {  // the synthesis endpoint with a mixing view in m's export group, if any
+  const group = m.info.group;
+  if (!group || m.info.style_mixing) return null;
+  return models.find((x) => x.info.style_mixing && x.info.group && x.info.group.id === group.id) || null;
+}
+
+function showMix(m) {
+  const info = m.info, mix = info.style_mixing;
+  $("crossover").innerHTML = "";
+  for (const [name, range] of Object.entries(mix.crossovers)) {
+    const option = new Option(range ? `${name} (${range[0]}:${range[1]})` : `${name} (none at this size)`, name);
+    option.disabled = !range;
+    $("crossover").add(option);
+  }
+  $("crossover").add(new Option("START:STOP", "range"));
+  $("crossover").value = Object.keys(mix.crossovers).find((k) => mix.crossovers[k]) || "range";
+  $("range-row").hidden = $("crossover").value !== "range";
+  $("seed-row").hidden = true;
+  $("label-row").hidden = true;
+  $("image-inputs").innerHTML = "";
+  const image = info.outputs.find((e) => e.role === "image");
+  $("about").textContent = `${info.model_class || ""} synthesis · version ${m.versions[0]} · ${mix.num_ws} ws · ` +
+    `images ${image.shape.slice(1).join("×")} · rows: seed A, columns: seed B, cell = A's ws with B's in the ` +
+    "crossover range (Karras et al., 2019, Sec. 3.1); noise inputs are zeros";
+  $("endpoint").textContent = `POST /v1/models/${mix.mapping}:predict (z_A and z_B), then ` +
+    `POST /v1/models/${m.name}:predict (the grid's ws)`;
+  $("input-view").innerHTML = "";
+  $("outputs").innerHTML = "";
+}
+
+function mixSettings(mix) {  // the view's settings, or a string saying what is wrong
+  const psi = $("psi-value").value.trim() === "" ? NaN : Number($("psi-value").value);
+  const rows = Number($("rows").value), cols = Number($("cols").value);
+  const seedA = Number($("seed-a").value), seedB = Number($("seed-b").value);
+  if (!(psi >= 0 && psi <= 1)) return "truncation ψ must be in [0, 1]";
+  for (const [name, v] of [["rows", rows], ["columns", cols]]) {
+    if (!Number.isInteger(v) || v < 1 || v > 8) return `${name} must be an integer in 1..8`;
+  }
+  for (const [name, v] of [["seed A", seedA], ["seed B", seedB]]) {
+    if (!Number.isInteger(v) || v < 0) return `${name} must be a non-negative integer`;
+  }
+  let range = null;
+  if ($("crossover").value === "range") {
+    const match = /^\s*(\d+)\s*:\s*(\d+)\s*$/.exec($("crossover-range").value);
+    range = match && [Number(match[1]), Number(match[2])];
+    if (!range || !(range[0] < range[1] && range[1] <= mix.num_ws)) {
+      return `crossover START:STOP needs 0 <= START < STOP <= ${mix.num_ws}`;
+    }
+  } else {
+    range = mix.crossovers[$("crossover").value];
+  }
+  return { psi, rows, cols, seedA, seedB, range };
+}
+
+async function predict(name, body) {
+  const response = await fetch(`/v1/models/${encodeURIComponent(name)}:predict`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const out = await response.json();
+  if (!response.ok) throw new Error(`${name}: ${out.error || response.statusText}`);
+  return out;
+}
+
+async function mix() {
+  const m = current(), info = m.info, spec = info.style_mixing;
+  $("outputs").innerHTML = "";
+  const s = mixSettings(spec);
+  if (typeof s === "string") {
+    setStatus(s, true);
+    return;
+  }
+  const { psi, rows, cols, seedA, seedB, range } = s;
+  $("input-view").textContent = `seed A ${seedA} (${rows} rows), seed B ${seedB} (${cols} columns), ` +
+    `styles ${range[0]}:${range[1]} from B, ψ = ${psi}`;
+  const zDim = models.find((x) => x.name === spec.mapping).info.inputs[0].shape[1];
+  const latents = (n, seed) => nest(normals(n * zDim, seed), [n, zDim]);
+  setStatus("mixing…");
+  const started = performance.now();
+  try {
+    const w = (await predict(spec.mapping, { inputs: { z: [...latents(rows, seedA), ...latents(cols, seedB)] } }))
+      .outputs;
+    const wA = w.slice(0, rows), wB = w.slice(rows);
+    const repeat = (v) => new Array(spec.num_ws).fill(v);
+    const ws = [...wB.map(repeat), ...wA.map(repeat)];  // the sources: B's (top row), A's (left column)
+    for (const a of wA) {
+      for (const b of wB) ws.push(repeat(a).map((v, k) => (k >= range[0] && k < range[1] ? b : v)));
+    }
+    const n = ws.length, inputs = { ws, truncation_psi: new Array(n).fill([psi]) };
+    for (const e of info.inputs.filter((x) => x.name.startsWith("noise_"))) {
+      const zeros = nest(new Array(e.shape.slice(1).reduce((p, q) => p * q, 1)).fill(0), e.shape.slice(1));
+      inputs[e.name] = new Array(n).fill(zeros);  // zeros: the endpoint's noise inputs carry no randomness
+    }
+    const images = (await predict(m.name, { signature_name: "serving_images", inputs })).outputs;
+    const grid = document.createElement("div");
+    grid.id = "mix-grid";
+    grid.style.gridTemplateColumns = `repeat(${cols + 1}, auto)`;
+    grid.appendChild(document.createElement("span"));
+    images.slice(0, cols).forEach((v) => grid.appendChild(pictureOf(v.b64, "mix source b")));
+    for (let i = 0; i < rows; i++) {
+      grid.appendChild(pictureOf(images[cols + i].b64, "mix source a"));
+      for (let j = 0; j < cols; j++) grid.appendChild(pictureOf(images[cols + rows + i * cols + j].b64, "mix cell"));
+    }
+    $("outputs").appendChild(grid);
+    setStatus(`done in ${Math.round(performance.now() - started)} ms (one mapping + one synthesis request)`);
+  } catch (err) {
+    setStatus(String(err.message || err), true);
+  }
+}
+
 function updateRunnable() {
   const m = current();
   const ok = m && m.signatures.includes("serving_images") &&
@@ -250,6 +372,14 @@ async function init() {
   $("run").addEventListener("click", run);
   $("sample").addEventListener("click", sample);
   $("steps").addEventListener("input", () => { $("steps-value").textContent = $("steps").value; });
+  $("mix").addEventListener("click", mix);
+  $("psi").addEventListener("input", () => { $("psi-value").value = $("psi").value; });
+  $("psi-value").addEventListener("input", () => { $("psi").value = $("psi-value").value; });
+  $("crossover").addEventListener("change", () => { $("range-row").hidden = $("crossover").value !== "range"; });
+  $("to-mix").addEventListener("click", () => {
+    $("model").value = mixTarget(current()).name;
+    showModel();
+  });
   $("to-sampler").addEventListener("click", () => {
     $("model").value = current().info.sampler_endpoint;
     showModel();
