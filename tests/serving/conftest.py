@@ -41,28 +41,25 @@ def ddpm_server(tmp_path_factory):
     """`kzoo serve` of a DDPM export: its eps-network `ddpm` and its sampler endpoint
     `ddpm_sampler` (kzoo/export/sampler.py), ONNX, the ddpm_digits model at the tests' tiny
     size (8x8, T = 50; exporting the shipped 16x16, T = 1000 preset takes 40 s here)."""
-    from kzoo.export import export
-    from kzoo.serving.server import ModelServer
-    from kzoo.zoo import create_model, tiny_overrides
-
-    root = tmp_path_factory.mktemp("serving_ddpm") / "export"
-    export(create_model("ddpm_digits", **tiny_overrides("ddpm")), name="ddpm", out=root, formats="onnx")
-    s = ModelServer(root, port=0, grpc_port=None, max_batch=16, batch_wait_ms=2,
-                    max_body_bytes=4 << 20).start(timeout=120)
-    yield s
-    s.stop()
+    yield from _serve_tiny(tmp_path_factory, "ddpm_digits", "ddpm", "ddpm")
 
 
 @pytest.fixture(scope="session")
 def stylegan2_server(tmp_path_factory):
     """`kzoo serve` of a StyleGAN2 export at the family's TINY config (8x8 gray, 4 ws, w_dim 8):
     its endpoints `sg_generator`, `sg_mapping` and `sg_synthesis`, ONNX (about 10 s here)."""
+    yield from _serve_tiny(tmp_path_factory, "stylegan2", "stylegan2", "sg")
+
+
+def _serve_tiny(tmp_path_factory, entry, family, name):
+    """`kzoo serve` (REST only) of registry `entry` at `family`'s tiny size exported to ONNX
+    as `name`; yields the server and stops it."""
     from kzoo.export import export
     from kzoo.serving.server import ModelServer
     from kzoo.zoo import create_model, tiny_overrides
 
-    root = tmp_path_factory.mktemp("serving_stylegan2") / "export"
-    export(create_model("stylegan2", **tiny_overrides("stylegan2")), name="sg", out=root, formats="onnx")
+    root = tmp_path_factory.mktemp(f"serving_{name}") / "export"
+    export(create_model(entry, **tiny_overrides(family)), name=name, out=root, formats="onnx")
     s = ModelServer(root, port=0, grpc_port=None, max_batch=16, batch_wait_ms=2,
                     max_body_bytes=4 << 20).start(timeout=120)
     yield s
