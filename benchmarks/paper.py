@@ -66,16 +66,18 @@ def seeded_state(params, seed=0):
     return state
 
 
-def build_preset(key, out: Path, sr_size=64):
+def build_preset(key, out: Path, sr_size=64, width=64):
     """Write `key`'s preset (seeded weights, the converter's exact network) to `out`; returns
-    (source for `kzoo.export.export`, input size)."""
-    from kzoo.hub.convert import junyanz_models, write
+    (source for `kzoo.export.export`, input size). `width`: the junyanz generators' base
+    width (64 in the papers; smaller only in tests)."""
+    from kzoo.hub.convert import Source, write
 
-    if key in ("unet_256", "resnet_9blocks"):
+    if key.startswith(("unet_", "resnet_")):
         from kzoo.hub.convert import junyanz
 
-        state = seeded_state(junyanz.reference_params(key))
-        full, inference, info, size = junyanz_models(state, key)
+        source = Source(Path(f"seeded-{key}.pth"), arch=key)
+        source.state = seeded_state(junyanz.reference_params(key, width=width))  # fills the cached read
+        full, inference, info, size = junyanz.models(source)
     elif key == "realesrgan_x4":
         from kzoo.hub.convert import sr
 
@@ -208,7 +210,7 @@ def run(models=MODELS, *, peak=None, repeats=3, sr_size=64, log=print, workdir=N
     for key in models:
         try:
             rows += measure(key, peak=peak, repeats=repeats, sr_size=sr_size, log=log, workdir=workdir)
-        except Exception as e:  # a row that fails is reported, not hidden
+        except Exception as e:  # noqa: BLE001 (a row that fails is reported, not hidden)
             rows.append({"model": key, "error": f"{type(e).__name__}: {e}"[:300]})
             log(f"  paper {key}: {rows[-1]['error']}")
     return rows

@@ -50,3 +50,15 @@ def test_paper_rows_merge_model_by_model_and_only_the_asked_suites():
     merged = merge(first, run("r2", [{"model": "b", "batch": 1, "x": 2}], peak=50.0), suites=["paper"])
     assert [(r["model"], r["run"]) for r in merged["paper"]] == [("a", "r1"), ("b", "r2")]
     assert merged["peak"]["run"] == "r1" and merged["runs"]["r2"]["peak_gflops"] == 50.0
+
+
+def test_build_preset_goes_through_the_converter_and_writes_a_preset(tmp_path):
+    from benchmarks.paper import build_preset
+    from kzoo.export.source import resolve
+
+    out, size = build_preset("unet_128", tmp_path / "preset", width=2)
+    assert size == 128 and {"metadata.json", "inference.keras", "model.keras"} <= {p.name for p in out.iterdir()}
+    parts = resolve(out).parts
+    assert list(parts) == ["generator"]
+    image = np.zeros((1, 128, 128, 3), "float32")
+    assert np.asarray(parts["generator"](image)).shape == (1, 128, 128, 3)
