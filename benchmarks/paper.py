@@ -22,10 +22,9 @@ minutes a runtime on 2 cores). Batch 16 only where `BATCH16` says it fits the ti
 
 Each row: median ms per runtime, GFLOP of one call (`benchmarks.flops.forward_flops` of
 the inference graph), GFLOP/s and share of the run's matmul peak of the fastest kzoo
-runtime, the ratios, and which runtime is fastest. The faster ONNX runtime at batch 1 is recorded
+runtime, the ratios, and which runtime is fastest. The fastest runtime at batch 1 is recorded
 beside the export (`kzoo.runtime.record_runtime`, runtime.json): what `kzoo predict` and
-`kzoo serve` run it on by default (the ONNX runtimes only, so predict stays TensorFlow-free;
-the exports are kept with `--paper-workdir`).
+`kzoo serve` run it on by default (the exports are kept with `--paper-workdir`).
 """
 
 from __future__ import annotations
@@ -197,7 +196,7 @@ def measure(key, *, batches=None, repeats=3, warmup=1, peak=None, sr_size=64, to
             if batch == 1:  # what kzoo predict / serve run this export on by default from now on
                 from kzoo.runtime import record_runtime
 
-                record_runtime(path, row["onnx_fastest"], {r: ms[r] for r in ("ort", "openvino")},
+                record_runtime(path, best, {r: ms[r] for r in KZOO_RUNTIMES},
                                batch=1, repeats=repeats, how="benchmarks/paper.py")
             rows.append(row)
             log(f"  paper {key} batch {batch}: " + ", ".join(f"{r} {v:.1f} ms" for r, v in ms.items())

@@ -49,9 +49,10 @@ def _cmd_export(args):
         print(f"{r.path}: {', '.join(sorted(r.info['files'].values()))}, kzoo.json")
     if args.pick_runtime:
         from kzoo.infer import measure_runtimes
+        from kzoo.runtime import available_runtimes
 
         for r in results:
-            if "onnx" in r.info["files"]:
+            if len(available_runtimes(r.path)) > 1:
                 medians, best = measure_runtimes(r.path)
                 _log(f"{r.path}: runs on {best} by default ("
                      + ", ".join(f"{k} {v:.1f} ms" for k, v in sorted(medians.items())) + "; runtime.json)")
@@ -211,8 +212,9 @@ def _add_export(sub):
     p.add_argument("--image-signature", action="store_true",
                    help="add a SavedModel signature taking/returning encoded images")
     p.add_argument("--pick-runtime", action="store_true",
-                   help="time model.onnx on onnxruntime and OpenVINO (batch 1) and record the faster in "
-                        "runtime.json: kzoo predict/serve run it there by default (needs the openvino extra)")
+                   help="time the export at batch 1 on every runtime available here (onnxruntime, "
+                        "OpenVINO with the openvino extra, the SavedModel) and record the fastest in "
+                        "runtime.json: kzoo predict/serve run it there by default")
     add_mode_argument(p)
     _add_verbose(p)
 

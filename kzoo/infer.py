@@ -76,7 +76,7 @@ class OnnxModel:
         from kzoo.runtime import check_runtime, default_runtime, open_session
 
         self.path = find_version(path)
-        runtime = check_runtime(runtime) if runtime else default_runtime(self.path)
+        runtime = check_runtime(runtime) if runtime else default_runtime(self.path, onnx=True)
         if runtime == "savedmodel":
             raise KzooError(f"{self.path}: OnnxModel runs ONNX files (ort or openvino); the SavedModel "
                             "runs through kzoo.infer.SavedModelRunner")
@@ -923,10 +923,15 @@ def predict(source, inputs=(), out="predictions", *, num=8, seed=0, label=None, 
     return written
 
 
-def measure_runtimes(version_dir, runtimes=("ort", "openvino"), *, batch=1, repeats=5, warmup=2,
-                     record=True):
-    """Time the export's ONNX model on each of `runtimes` (alternated call by call, median
-    ms at `batch` on the card's sample inputs) and, if `record`, record the fastest.
+def measure_runtimes(version_dir, runtimes=None, *, batch=1, repeats=5, warmup=2, record=True):
+    """Time the export on each of `runtimes` (alternated call by call, median ms at `batch`
+    on the card's sample inputs, through the same `open_model` as `kzoo predict`) and, if
+    `record`, record the fastest (`kzoo.runtime.record_runtime`).
+
+    Args:
+        runtimes: names from `kzoo.runtime.RUNTIMES`; None: every runtime available here
+            (`kzoo.runtime.available_runtimes`: onnxruntime, OpenVINO where installed, the
+            SavedModel where the export has one).
 
     Returns:
         ({runtime: median ms}, the fastest runtime).
@@ -935,10 +940,11 @@ def measure_runtimes(version_dir, runtimes=("ort", "openvino"), *, batch=1, repe
     import time
 
     from kzoo.card import sample_inputs
-    from kzoo.runtime import record_runtime
+    from kzoo.runtime import available_runtimes, record_runtime
 
     version_dir = find_version(version_dir)
-    models = {r: OnnxModel(version_dir, runtime=r) for r in runtimes}
+    runtimes = tuple(runtimes or available_runtimes(version_dir))
+    models = {r: open_model(version_dir, r, arena=True) for r in runtimes}
     first = next(iter(models.values()))
     feeds = first.check_feeds(sample_inputs(first.info["inputs"], batch, np.random.default_rng(0),
                                             size=_sample_size(first.info)))
@@ -956,7 +962,7 @@ def measure_runtimes(version_dir, runtimes=("ort", "openvino"), *, batch=1, repe
     best = min(medians, key=medians.get)
     if record:
         record_runtime(version_dir, best, medians, batch=batch, repeats=repeats,
-                       cores=os.cpu_count(), how="kzoo.runtime.measure_runtimes")
+                       cores=os.cpu_count(), how="kzoo.infer.measure_runtimes")
     return medians, best
 
 

@@ -13,8 +13,9 @@ feeds)`, `get_inputs()`, `get_providers()`):
 (the export's TensorFlow SavedModel, which needs TensorFlow). Without the option an
 export runs on the runtime recorded beside it in `runtime.json` (`record_runtime`, written
 by `kzoo.infer.measure_runtimes` (`kzoo export --pick-runtime`) or `python -m benchmarks
---suites paper`, which records the faster ONNX runtime of each
-paper-size export -- or by hand), else on `ort`.
+--suites paper`, which record the fastest of the runtimes available -- or by hand), else on
+`ort`. Where the record names `savedmodel`, callers that run the ONNX file only
+(`kzoo.infer.OnnxModel`) take the faster ONNX runtime it timed.
 
 Importing this module imports neither onnxruntime, OpenVINO nor TensorFlow.
 """
@@ -207,9 +208,37 @@ def recorded_runtime(version_dir):
                         "kzoo.runtime.record_runtime") from None
 
 
-def default_runtime(version_dir):
-    """What runs `version_dir` when no runtime is asked for: the recorded one, else `ort`."""
-    return recorded_runtime(version_dir) or DEFAULT_RUNTIME
+def default_runtime(version_dir, *, onnx=False):
+    """What runs `version_dir` when no runtime is asked for: the recorded one, else `ort`.
+
+    `onnx=True` (a caller that runs the ONNX file, `kzoo.infer.OnnxModel`): where the
+    record chose `savedmodel`, the faster of the ONNX runtimes it timed, else `ort`.
+    """
+    runtime = recorded_runtime(version_dir) or DEFAULT_RUNTIME
+    if onnx and runtime == "savedmodel":
+        record = json.loads((Path(version_dir) / RECORD).read_text())
+        timed = {k: v for k, v in (record.get("median_ms") or {}).items() if k in ONNX_RUNTIMES}
+        runtime = min(timed, key=timed.get) if timed else DEFAULT_RUNTIME
+    return runtime
+
+
+ONNX_RUNTIMES = ("ort", "openvino")
+
+
+def available_runtimes(version_dir):
+    """The runtimes that can run `version_dir` here: where it has an ONNX model, `ort` and
+    (where the package is installed) `openvino`; where it has a SavedModel and TensorFlow is
+    installed, `savedmodel`."""
+    import importlib.util
+
+    version_dir = Path(version_dir)
+    files = json.loads((version_dir / "kzoo.json").read_text()).get("files", {})
+    found = []
+    if files.get("onnx") and (version_dir / files["onnx"]).is_file():
+        found += ["ort"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+    if (version_dir / "saved_model.pb").is_file() and importlib.util.find_spec("tensorflow"):
+        found.append("savedmodel")
+    return tuple(found)
 
 
 def record_runtime(version_dir, runtime, timings_ms=None, **about):
