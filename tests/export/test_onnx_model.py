@@ -114,9 +114,12 @@ def test_clean_graph_of_srresnet(tmp_path):
 
     part, spec = _zoo_part("srresnet")
     onnx_model.convert(part, spec, tmp_path / "m.onnx")
-    ops = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node)
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    ops = collections.Counter(n.op_type for n in graph.node)
     assert ops["Transpose"] <= 2 and ops["PRelu"] == 5 and ops["DepthToSpace"] == 2, ops
     assert not ops["Neg"] and not ops["Reshape"], ops
+    # the last 9x9 conv runs before the last pixel shuffle (`_conv_before_shuffle`)
+    assert [n.op_type for n in graph.node if "out_conv" in n.name][:3] == ["PRelu", "Conv", "DepthToSpace"]
     s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     for h, w in ((8, 8), (6, 11)):
         x = np.random.default_rng(h).uniform(-1, 1, (2, h, w, 3)).astype("float32")
@@ -323,3 +326,29 @@ def test_a_scalar_added_after_a_convolution_leaves_no_transposes(tmp_path, caplo
     s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     value = np.random.default_rng(0).uniform(0, 1, (2, 8, 6, 3)).astype("float32")
     np.testing.assert_allclose(s.run(None, {"image": value})[0], part(value), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k, r", [(9, 2), (3, 2), (5, 3), (9, 4)])
+def test_a_conv_after_a_pixel_shuffle_is_a_phase_conv_before_it(k, r):
+    """Conv(DepthToSpace(x, r)) == DepthToSpace(Conv(x, phase_kernel)), zero padding included."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(k * r)
+    w = rng.standard_normal((3, 4, k, k)).astype("float32")
+    x = rng.standard_normal((2, r * r * 4, 5, 7)).astype("float32")
+
+    def run(nodes, weight):
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                  [numpy_helper.from_array(weight, "w")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, {"x": x})[0]
+
+    shuffled = run([helper.make_node("DepthToSpace", ["x"], ["h"], blocksize=r, mode="DCR"),
+                    helper.make_node("Conv", ["h", "w"], ["y"], pads=[(k - 1) // 2] * 4)], w)
+    phased, pad = onnx_model.phase_kernel(w, r)
+    assert phased.shape == (3 * r * r, 4 * r * r, 2 * pad + 1, 2 * pad + 1)
+    np.testing.assert_allclose(run([helper.make_node("Conv", ["x", "w"], ["h"], pads=[pad] * 4),
+                                    helper.make_node("DepthToSpace", ["h"], ["y"], blocksize=r, mode="DCR")],
+                                   phased), shuffled, atol=1e-4)
