@@ -152,8 +152,23 @@ def worker(families, steps, preset="quick"):
                          "error": f"{type(e).__name__}: {e}"[:300]})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    print(json.dumps({"rows": rows, "load_average": load + [os.getloadavg()[0]],
+    import keras
+
+    versions = {"keras": keras.__version__, backend: importlib.import_module(backend).__version__}
+    print(json.dumps({"rows": rows, "load_average": load + [os.getloadavg()[0]], "versions": versions,
                       "devices": _devices(backend), "tensorflow_imported": "tensorflow" in sys.modules}))
+
+
+def gpus() -> list[str]:
+    """The machine's NVIDIA GPUs as `nvidia-smi` names them (name, memory, driver), or []."""
+    import shutil
+
+    if not shutil.which("nvidia-smi"):
+        return []
+    query = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+                           check=False, capture_output=True, text=True)
+    fields = [line.split(", ") for line in query.stdout.splitlines() if line.count(", ") == 2]
+    return [f"{name} ({memory}, driver {driver})" for name, memory, driver in fields]
 
 
 def _devices(backend):
@@ -254,7 +269,10 @@ def render(result):
                    "batch and model options; data-decided arguments at the model's defaults, the paper "
                    "dataset's); `fit` on NumPy batches (on a GPU each batch's copy to the device is in "
                    "its step), steady-state steps only (compilation excluded); JAX compiles the step "
-                   "with `jax.jit` (XLA)."), "", *preset_table(result)]
+                   "with `jax.jit` (XLA)."
+                   + ("" if not result.get("versions") else " Versions: " + ", ".join(
+                       f"{k} {v}" for k, v in sorted(result["versions"].items())) + ".")),
+                  "", *preset_table(result)]
         if not result.get("complete", True):
             lines += ["", STOPPED]
     if result.get("onnx_rows"):
@@ -345,7 +363,7 @@ def main(argv=None):
     result = {"command": "python -m benchmarks.backends " + " ".join(argv if argv is not None else sys.argv[1:]),
               "date": datetime.date.today().isoformat(), "preset": args.preset,
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-              "cores": os.cpu_count(), "load_average": {}, "rows": [], "notes": args.note,
+              "cores": os.cpu_count(), "gpus": gpus(), "load_average": {}, "rows": [], "notes": args.note,
               "complete": False}
     if args.not_run:
         result.update(not_run=args.not_run, complete=True, load_average={})
@@ -372,14 +390,16 @@ def main(argv=None):
                 result["load_average"][backend] = [first[0], got["load_average"][1]]
             if got.get("devices"):
                 devices[backend] = got["devices"]
+            result.setdefault("versions", {}).update(got.get("versions", {}))
             if "tensorflow_imported" in got:  # the JAX worker must run where TensorFlow is absent
                 imported = result.setdefault("tensorflow_imported", {})
                 imported[backend] = imported.get(backend, False) or got["tensorflow_imported"]
             for r in got["rows"]:
                 print(f"  {backend} {r['family']}: " + (f"{r['images_per_s']:.1f} img/s"
                                                        if "error" not in r else r["error"]), flush=True)
-            result["machine"] = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                                 + "; ".join(f"{b}: {d}" for b, d in devices.items()))
+            result["machine"] = ", ".join([f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                                           *(f"GPU {g}" for g in result["gpus"])]) + "; " + "; ".join(
+                f"{b}: {d}" for b, d in devices.items())
             write_json(out, result)  # a run cut short keeps what it measured
     if onnx_models:
         result["onnx_rows"] = _onnx_rows(onnx_models, args)

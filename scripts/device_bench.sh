@@ -18,7 +18,7 @@
 # Without a TensorFlow-free ONNX export there, the ONNX rows need these copies.
 #
 # run: where Keras is missing, installs the wheels into $SITE (/tmp/site; no index, no
-# dependencies); records the GPU and the versions; runs `python -m benchmarks.backends --backends
+# dependencies); logs nvidia-smi and the versions; runs `python -m benchmarks.backends --backends
 # jax --preset paper` (each family in its own process, out of memory = that family's error row)
 # with `--onnx .devbench/onnx`, writing
 # backends_paper.json, BACKENDS_PAPER.md and log.txt into $OUT (the JSON after every row, so a
@@ -60,12 +60,10 @@ run() {
         export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
     fi
     export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
-    local gpu versions
-    gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)
-    versions=$($PY -c 'import jax, keras, onnxruntime as o
-print("jax", jax.__version__ + ", keras", keras.__version__ + ", onnxruntime", o.__version__,
-      "(" + ", ".join(o.get_available_providers()) + ")")' 2>&1 | tail -1)
-    echo "GPU: $gpu; $versions" | tee "$out/log.txt"
+    { nvidia-smi || echo "no nvidia-smi"
+      $PY -c 'import jax, keras, onnxruntime as o
+print("jax", jax.__version__, jax.devices(), "keras", keras.__version__, "onnxruntime", o.__version__,
+      o.get_available_providers())'; } 2>&1 | tee "$out/log.txt"
     local onnx=()
     [ -d "$DEV/onnx" ] && onnx=(--onnx "$DEV/onnx" --onnx-timeout "${ONNX_TIMEOUT:-90}"
                                 --onnx-repeats "${ONNX_REPEATS:-10}")
@@ -73,7 +71,6 @@ print("jax", jax.__version__ + ", keras", keras.__version__ + ", onnxruntime", o
     [ -n "${FAMILIES:-}" ] && families=(--families "$FAMILIES")
     $PY -m benchmarks.backends --backends jax --preset paper --steps "${STEPS:-20}" "${families[@]}" \
         --budget "${BUDGET:-330}" --family-timeout "${FAMILY_TIMEOUT:-120}" "${onnx[@]}" \
-        --note "GPU (nvidia-smi): $gpu; $versions." \
         --out "$out/backends_paper.json" --report "$out/BACKENDS_PAPER.md" 2>&1 | tee -a "$out/log.txt"
 }
 

@@ -150,3 +150,15 @@ def test_the_jax_worker_runs_without_tensorflow(tmp_path, monkeypatch):
     (row,) = result["rows"]
     assert row["backend"] == "jax" and row["images_per_s"] > 0 and row["preset"] == "quick", row
     assert "jax: cpu" in result["machine"]
+
+
+def test_the_gpus_are_named_from_nvidia_smi(monkeypatch):
+    import shutil
+    import subprocess
+
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 0, stdout="NVIDIA H100 80GB HBM3, 81559 MiB, 580.159.04\n"))
+    assert backends.gpus() == ["NVIDIA H100 80GB HBM3 (81559 MiB, driver 580.159.04)"]
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert backends.gpus() == []
