@@ -258,7 +258,9 @@ def render(result):
                    "Each backend in its own process; `fit` on NumPy batches at the quick recipes' model "
                   "sizes, steady-state steps only (compilation excluded). JAX compiles the step with "
                   "`jax.jit` (XLA); TensorFlow runs it as a `tf.function` without XLA, the recipes' "
-                  "CPU default. Ratio = JAX images/s / TensorFlow images/s."), "", *table(result)]
+                  "CPU default. Ratio = JAX images/s / TensorFlow images/s."), "", *table(result), "",
+                 ("At the paper presets' sizes on an accelerator: [BACKENDS_PAPER.md](BACKENDS_PAPER.md) "
+                  "(`scripts/device_bench.sh`; docs/benchmarks.md, \"On an accelerator\").")]
     else:
         lines = [f"# kzoo training at the {result['preset']} presets' sizes", ""]
         if "not_run" in result:
