@@ -270,9 +270,16 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         models = find_models(args.paths)
-        batches = tuple(int(b) for b in args.batches.split(","))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        batches = tuple(int(b) for b in args.batches.split(","))
+        if min(batches) < 1:
+            raise ValueError
+    except ValueError:
+        print(f"error: --batches takes positive integers separated by commas, not {args.batches!r}",
+              file=sys.stderr)
         return 2
     if args.strip:
         if len(args.paths) != 1 or not Path(args.paths[0]).is_dir():

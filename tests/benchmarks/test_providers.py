@@ -76,6 +76,9 @@ def test_a_weightless_copy_runs_with_weights_drawn_again(tmp_path):
 def test_bad_paths_are_one_error_line(tmp_path, capsys):
     assert providers.main([str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing'}: no such file or folder"
+    tiny_onnx(tmp_path / "m" / "1" / "model.onnx")
+    assert providers.main([str(tmp_path), "--batches", "1,0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --batches takes positive integers separated by commas, not '1,0'"
 
 
 def test_a_batch_that_fails_is_its_row_and_the_other_batches_are_timed(tmp_path):
