@@ -55,6 +55,11 @@ def main(argv=None):
                    help="workloads of the paper suite (benchmarks/paper.py)")
     p.add_argument("--paper-repeats", type=int, default=3,
                    help="timed rounds per paper row (default 3; each round calls every runtime once)")
+    p.add_argument("--paper-variants", default="",
+                   help="lower-precision copies the paper suite also times and scores (comma list of "
+                        "ort_int8, openvino_int8, ort_fp16; default none)")
+    p.add_argument("--paper-batches", help="batch sizes of the paper suite (comma list; default 1, and 16 "
+                   "for the DDPM)")
     p.add_argument("--sr-size", type=int, default=64, help="Real-ESRGAN LR input size in the paper suite")
     p.add_argument("--paper-workdir", help="keep the paper suite's presets and exports here and reuse them "
                    "(default: a temporary folder; an export of these networks takes minutes)")
@@ -74,6 +79,11 @@ def main(argv=None):
     from benchmarks import machine
 
     suites = set(args.suites.split(","))
+    from benchmarks.paper import VARIANTS
+
+    unknown = set(v for v in args.paper_variants.split(",") if v) - set(VARIANTS)
+    if unknown:
+        p.error(f"unknown --paper-variants {', '.join(sorted(unknown))}; choose from {', '.join(VARIANTS)}")
     if "tutorial" in suites and not args.tutorial:
         p.error("the tutorial suite needs --tutorial PATH (pix2pix.ipynb from tensorflow/docs)")
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -123,6 +133,9 @@ def main(argv=None):
             results["paper"] += paper.run([key], peak=results.get("peak", {}).get("gflops"),
                                           repeats=args.paper_repeats, sr_size=args.sr_size,
                                           workdir=args.paper_workdir,
+                                          variants=[v for v in args.paper_variants.split(",") if v],
+                                          batches=tuple(int(b) for b in args.paper_batches.split(","))
+                                          if args.paper_batches else None,
                                           log=lambda m: print(m, flush=True))
             _write(args, results)
     if "kernels" in suites:

@@ -10,7 +10,13 @@ On the same inputs, at batch 1 and 16, it times:
 - `savedmodel`: the exported SavedModel's `serving_default`, loaded with `tf.saved_model.load`;
 - `onnx`: ONNX Runtime with `kzoo.infer.session_options` (the tuned options), and
   `onnx_untuned` with onnxruntime's default `SessionOptions`; `onnx_fp16`, `onnx_int8`;
+- `openvino`: OpenVINO's CPU plugin on the same `model.onnx` (`kzoo.runtime.OpenVinoSession`;
+  left out where the `openvino` extra is not installed);
 - `keras_predict`: `model.predict`, which builds a data pipeline on every call (an extra column).
+
+`fastest` names the fastest of the runtimes `kzoo predict` / `kzoo serve` can run the
+export on (SavedModel, ONNX Runtime, OpenVINO: what `kzoo export --pick-runtime` chooses
+between), and `fastest_vs_savedmodel` its speed-up over the compiled TensorFlow graph.
 
 Timing alternates the backends call by call (A/B/C..., the order rotated every round) in
 one process, so a change in the machine's load hits them alike; each figure is the median
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import statistics
 import tempfile
 import time
@@ -34,7 +41,9 @@ import time
 import numpy as np
 
 CALIBRATION = 16  # int8 calibration inputs (min/max ranges), in batches of 4
-BACKENDS = ("keras_call", "savedmodel", "onnx", "onnx_untuned", "onnx_fp16", "onnx_int8", "keras_predict")
+BACKENDS = ("keras_call", "savedmodel", "onnx", "onnx_untuned", "onnx_fp16", "onnx_int8", "openvino",
+            "keras_predict")
+SERVED = ("savedmodel", "onnx", "openvino")  # the runtimes kzoo predict / serve choose between
 
 
 def alternate(fns, repeats, warmup):
@@ -186,6 +195,10 @@ def measure(recipe_name, *, preset="quick", batches=(1, 16), repeats=12, warmup=
             sessions = {"onnx": _session(onnx_path), "onnx_untuned": _session(onnx_path, tuned=False),
                         "onnx_fp16": _session(ex.path / spec["files"]["onnx_fp16"]),
                         "onnx_int8": _session(ex.path / "model.int8.onnx")}
+            if importlib.util.find_spec("openvino"):
+                from kzoo.runtime import OpenVinoSession
+
+                sessions["openvino"] = OpenVinoSession(onnx_path)
             test, about = _data_feeds(cfg, spec, heldout, 16, 100, "held-out split")
             if heldout is None or "random" in about:  # no held-out images: the training data's
                 test, about = _data_feeds(cfg, spec, data, CALIBRATION + 16, 100, "train split")
@@ -208,7 +221,8 @@ def measure(recipe_name, *, preset="quick", batches=(1, 16), repeats=12, warmup=
                        "keras_predict": lambda: part.predict(packed, verbose=0)}
                 for key, sess in sessions.items():
                     fns[key] = lambda sess=sess: sess.run(None, feeds)
-                timings = alternate({k: fns[k] for k in BACKENDS}, repeats, warmup)
+                timings = alternate({k: fns[k] for k in BACKENDS if k in fns}, repeats, warmup)
+                fastest = min((k for k in SERVED if k in timings), key=timings.get)
                 gflop = forward_flops(part, tf_packed) / 1e9
                 row = {"recipe": recipe_name, "endpoint": ex.name, "batch": batch,
                        "image_size": cfg.image_size, "threads": sessions["onnx"].get_session_options().intra_op_num_threads,
@@ -216,6 +230,8 @@ def measure(recipe_name, *, preset="quick", batches=(1, 16), repeats=12, warmup=
                        "onnx_vs_keras_call": timings["keras_call"] / timings["onnx"],
                        "onnx_vs_savedmodel": timings["savedmodel"] / timings["onnx"],
                        "onnx_vs_predict": timings["keras_predict"] / timings["onnx"],
+                       "fastest": {"onnx": "ort"}.get(fastest, fastest),
+                       "fastest_vs_savedmodel": timings["savedmodel"] / timings[fastest],
                        "gflop": gflop, "onnx_gflops_per_s": gflop / timings["onnx"] * 1000,
                        "quality_inputs": about, **scores}
                 if peak:

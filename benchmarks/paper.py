@@ -20,6 +20,15 @@ Real-ESRGAN's RealESRGAN_x4plus `RRDBNet` (16.7 M) on a `sr_size` LR input (defa
 512x512 photo is 64 such tiles, each about 8.6 TFLOP/64; a whole 512x512 call takes
 minutes a runtime on 2 cores). Batch 16 only where `BATCH16` says it fits the time here.
 
+`variants` adds lower-precision copies of the same `model.onnx`, timed in the same alternation:
+`ort_int8` and `openvino_int8` (static QDQ, `kzoo.export.onnx_model.to_int8`, calibrated on 4
+inputs: crops of the `builtin:photos` training photographs for image inputs), `ort_fp16`
+(`to_fp16`). Their quality is the PSNR of their output against the fp32 ONNX output on 4
+held-out inputs (crops of the held-out photographs; the DDPM: fresh noise), beside a
+constant output (the fp32 output's mean) as the trivial baseline -- of the seeded networks,
+not of trained weights (none can be downloaded here), so it measures the arithmetic, not
+the pictures.
+
 Each row: median ms per runtime, GFLOP of one call (`benchmarks.flops.forward_flops` of
 the inference graph), GFLOP/s and share of the run's matmul peak of the fastest kzoo
 runtime, the ratios, and which runtime is fastest. The fastest runtime at batch 1 is recorded
@@ -36,6 +45,8 @@ from pathlib import Path
 import numpy as np
 
 MODELS = ("unet_256", "resnet_9blocks", "ddpm_cifar10", "realesrgan_x4")
+VARIANTS = ("ort_int8", "openvino_int8", "ort_fp16")
+CALIBRATION = 4  # int8 calibration inputs; as many held-out inputs score the variants
 BATCH16 = ("ddpm_cifar10",)  # the others take seconds to minutes a call at batch 16 on 2 cores
 KZOO_RUNTIMES = ("savedmodel", "ort", "openvino")
 
@@ -143,8 +154,70 @@ def _exported(key, work: Path, sr_size, log):
     return version, info, part, SIZES.get(key, sr_size)
 
 
+def _photo_feeds(info, count, size, split, seed):
+    """`count` inputs of the export: image inputs are `size`x`size` crops of the
+    `builtin:photos` photographs of `split`, scaled to the input's range; others seeded."""
+    from kzoo.card import sample_inputs
+    from kzoo.data.photos import photos, random_crops
+
+    rng = np.random.default_rng(seed)
+    feeds = sample_inputs(info["inputs"], count, rng, size=size)
+    for e in info["inputs"]:
+        if e["role"] == "image" and feeds[e["name"]].shape[-1] == 3:
+            lo, hi = e["range"]
+            crops = random_crops(photos(split), size, count, rng, scale=(0.5, 1.0))
+            feeds[e["name"]] = (lo + (hi - lo) * crops / 255.0).astype(e["dtype"])
+    return feeds
+
+
+def variant_sessions(path, info, size, variants, log=print):
+    """{variant: session} of `variants` (see `VARIANTS`) of the export at `path`, the files
+    written beside its model.onnx (kept with `--paper-workdir`)."""
+    from kzoo.export import onnx_model
+    from kzoo.runtime import open_session
+
+    onnx_path = path / info["files"]["onnx"]
+    files = {"int8": path / "model.int8.onnx", "fp16": path / "model.fp16.onnx"}
+    sessions = {}
+    for variant in variants:
+        runtime, precision = variant.rsplit("_", 1)
+        dst = files[precision]
+        if not dst.is_file():
+            log(f"  paper {path.parent.name}: writing {dst.name}")
+            if precision == "int8":
+                calib = _photo_feeds(info, CALIBRATION, size, "train", 1)
+                onnx_model.to_int8(onnx_path, dst, [{k: v[i:i + 1] for k, v in calib.items()}
+                                                    for i in range(CALIBRATION)])
+            else:
+                onnx_model.to_fp16(onnx_path, dst)
+        sessions[variant] = open_session(dst, runtime, providers=["cpu"] if runtime == "ort" else None)
+    return sessions
+
+
+def variant_quality(fp32_session, sessions, info, size):
+    """{f"{variant}_psnr_db"} of each variant's output against the fp32 ONNX output on
+    CALIBRATION held-out inputs, and the constant output's `const_psnr_db` (see
+    `benchmarks.infer.quality`)."""
+    from benchmarks.infer import quality
+
+    test = _photo_feeds(info, CALIBRATION, size, "test", 100)
+    ref = np.concatenate([fp32_session.run(None, {k: v[i:i + 1] for k, v in test.items()})[0]
+                          for i in range(CALIBRATION)])
+    scores = {}
+    for variant, sess in sessions.items():
+        out = np.concatenate([sess.run(None, {k: v[i:i + 1] for k, v in test.items()})[0]
+                              for i in range(CALIBRATION)])
+        score = quality(ref, out, info["outputs"][0])
+        if "note" in score:
+            scores["variant_note"] = score["note"]
+        if "psnr_db" in score:
+            scores[f"{variant}_psnr_db"] = score["psnr_db"]
+            scores["const_psnr_db"] = score["const_psnr_db"]
+    return scores
+
+
 def measure(key, *, batches=None, repeats=3, warmup=1, peak=None, sr_size=64, torch_ref=True, log=print,
-            workdir=None):
+            workdir=None, variants=()):
     import tensorflow as tf
 
     from benchmarks.flops import forward_flops
@@ -160,11 +233,14 @@ def measure(key, *, batches=None, repeats=3, warmup=1, peak=None, sr_size=64, to
         path, info, part, size = _exported(key, work, sr_size, log)
         signature = tf.saved_model.load(str(path)).signatures["serving_default"]
         sessions = {r: OnnxModel(path, runtime=r).session for r in ("ort", "openvino")}
+        extra = variant_sessions(path, info, size, variants, log=log) if variants else {}
+        scores = variant_quality(sessions["ort"], extra, info, size) if extra else {}
         for batch in batches:
             feeds = sample_inputs(info["inputs"], batch, np.random.default_rng(0), size=size)
             tf_feeds = {k: tf.constant(v) for k, v in feeds.items()}
             fns = {"savedmodel": lambda tf_feeds=tf_feeds: signature(**tf_feeds),
-                   **{r: (lambda s=s, feeds=feeds: s.run(None, feeds)) for r, s in sessions.items()}}
+                   **{r: (lambda s=s, feeds=feeds: s.run(None, feeds))
+                      for r, s in {**sessions, **extra}.items()}}
             note = None
             if torch_ref:
                 run, note = _torch_runner(key, feeds)
@@ -185,10 +261,14 @@ def measure(key, *, batches=None, repeats=3, warmup=1, peak=None, sr_size=64, to
                    "fastest_gflops_per_s": gflop / ms[best] * 1000,
                    "ort_vs_savedmodel": ms["savedmodel"] / ms["ort"],
                    "openvino_vs_savedmodel": ms["savedmodel"] / ms["openvino"],
-                   "openvino_vs_ort": ms["ort"] / ms["openvino"], **agree}
+                   "openvino_vs_ort": ms["ort"] / ms["openvino"], **agree,
+                   **{f"{v}_vs_fp32": ms[v.rsplit("_", 1)[0]] / ms[v] for v in extra}, **scores}
             if "torch" in ms:
                 row.update(torch_ms=ms["torch"], fastest_vs_torch=ms["torch"] / ms[best],
                            ort_vs_torch=ms["torch"] / ms["ort"])
+                int8 = [ms[v] for v in extra if v.endswith("_int8")]
+                if int8:
+                    row["best_int8_vs_torch"] = ms["torch"] / min(int8)
             if note:
                 row["note"] = note
             if peak:
@@ -204,11 +284,13 @@ def measure(key, *, batches=None, repeats=3, warmup=1, peak=None, sr_size=64, to
     return rows
 
 
-def run(models=MODELS, *, peak=None, repeats=3, sr_size=64, log=print, workdir=None):
+def run(models=MODELS, *, peak=None, repeats=3, sr_size=64, log=print, workdir=None, variants=(),
+        batches=None):
     rows = []
     for key in models:
         try:
-            rows += measure(key, peak=peak, repeats=repeats, sr_size=sr_size, log=log, workdir=workdir)
+            rows += measure(key, peak=peak, repeats=repeats, sr_size=sr_size, log=log, workdir=workdir,
+                            variants=variants, batches=batches)
         except Exception as e:  # noqa: BLE001 (a row that fails is reported, not hidden)
             rows.append({"model": key, "error": f"{type(e).__name__}: {e}"[:300]})
             log(f"  paper {key}: {rows[-1]['error']}")

@@ -211,6 +211,25 @@ def paper_section(rows, runs):
                        ("OpenVINO vs ORT", "openvino_vs_ort"), ("GFLOP", "gflop"),
                        ("GFLOP/s", "fastest_gflops_per_s"), ("share of peak", "share"),
                        ("max diff OpenVINO-ORT", "openvino_max_abs_diff_vs_ort")]), ""]
+    low = [r for r in ok if any(f"{v}_ms" in r for v in ("ort_int8", "openvino_int8", "ort_fp16"))]
+    if low:
+        out += ["### Lower precision: int8 and fp16 copies of the same model.onnx", "",
+                "Timed in the same alternation as the row above them: int8 (static QDQ, "
+                "`kzoo.export.onnx_model.to_int8`, calibrated on 4 crops of the training photographs) "
+                "on ONNX Runtime and OpenVINO, fp16 (`to_fp16`) on ONNX Runtime; speed-up over the "
+                "same runtime's fp32. PSNR: the copy's output against the fp32 output on 4 held-out "
+                "photograph crops (the DDPM: fresh noise), beside a constant output (the fp32 "
+                "output's mean) as the trivial baseline. The networks carry seeded, not trained, "
+                "weights (no weights can be downloaded here): the PSNR measures the arithmetic's "
+                "error, not picture quality. int8 changes the outputs: it is never a default.", "",
+                _table(low, [("model", "model"), ("batch", "batch"), ("ORT int8", "ort_int8_ms"),
+                             ("int8 vs ORT", "ort_int8_vs_fp32"), ("OpenVINO int8", "openvino_int8_ms"),
+                             ("int8 vs OpenVINO", "openvino_int8_vs_fp32"),
+                             ("int8 vs PyTorch", "best_int8_vs_torch"), ("ORT fp16", "ort_fp16_ms"),
+                             ("fp16 vs ORT", "ort_fp16_vs_fp32"), ("ORT int8 PSNR dB", "ort_int8_psnr_db"),
+                             ("OpenVINO int8 PSNR dB", "openvino_int8_psnr_db"),
+                             ("fp16 PSNR dB", "ort_fp16_psnr_db"), ("constant PSNR dB", "const_psnr_db")]
+                       + ([("note", "variant_note")] if any("variant_note" in r for r in low) else [])), ""]
     notes = sorted({r["note"] for r in ok if r.get("note")})
     out += [f"- {n}" for n in notes] + [f"- {r['model']}: {r['error']}" for r in rows if "error" in r]
     return out + ([""] if notes or len(ok) < len(rows) else [])
@@ -325,16 +344,20 @@ def render(results):
                 "XLA. SavedModel: the export's `serving_default` loaded with `tf.saved_model.load`. "
                 "ONNX: ONNX Runtime with `kzoo.infer.session_options` (all graph optimizations, "
                 "intra-op threads = cores, one inter-op thread, sequential, memory pattern and arena "
-                "on); ONNX untuned: onnxruntime's default session options. Goal on CPU: ONNX >= 1.5x "
-                "the Keras call at batch 1 and >= 1.2x at batch 16. GFLOP: the inference graph's "
+                "on); ONNX untuned: onnxruntime's default session options; OpenVINO: its CPU plugin on "
+                "the same model.onnx. Fastest: the fastest of the runtimes `kzoo predict` and `kzoo "
+                "serve` run (SavedModel, ORT, OpenVINO; `kzoo export --pick-runtime` records it). Goal "
+                "on CPU: ONNX >= 1.5x the Keras call at batch 1 and >= 1.2x at batch 16; SR (srgan): "
+                "the fastest runtime >= 1.5x / 1.2x the SavedModel. GFLOP: the inference graph's "
                 "count; GFLOP/s and share of peak: ONNX fp32.", "",
                 _table(ok, [("model", "endpoint"), ("size", "image_size"), ("batch", "batch"),
                             ("Keras call", "keras_call_ms"), ("SavedModel", "savedmodel_ms"),
                             ("ONNX", "onnx_ms"), ("ONNX untuned", "onnx_untuned_ms"),
                             ("ONNX fp16", "onnx_fp16_ms"), ("ONNX int8", "onnx_int8_ms"),
-                            ("Keras predict", "keras_predict_ms"),
+                            ("OpenVINO", "openvino_ms"), ("Keras predict", "keras_predict_ms"),
                             ("ONNX vs call", "onnx_vs_keras_call"),
-                            ("ONNX vs SavedModel", "onnx_vs_savedmodel"),
+                            ("ONNX vs SavedModel", "onnx_vs_savedmodel"), ("fastest", "fastest"),
+                            ("fastest vs SavedModel", "fastest_vs_savedmodel"),
                             ("ONNX vs predict", "onnx_vs_predict"), ("GFLOP", "gflop"),
                             ("GFLOP/s", "onnx_gflops_per_s"), ("share of peak", "share")]), ""]
         scored = [r for r in ok if r["batch"] == max(x["batch"] for x in ok)]

@@ -18,7 +18,9 @@ with SAME padding on inputs of unknown size, which TF writes as SpaceToBatchND -
 Conv (`_same_dilated_conv`, a tf2onnx rewriter). Two more rewriters: Keras' nearest
 `UpSampling2D` (two `tf.repeat`s, ~30 ops in tf2onnx's form) becomes one nearest `Resize`
 (`_nearest_upsampling`), and every float `tf.where` one `Where` (`_select_as_where`) where
-tf2onnx writes six arithmetic ops that turn an inf in the branch not taken into NaN.
+tf2onnx writes six arithmetic ops that turn an inf in the branch not taken into NaN;
+and an Add of a scalar constant a one-element vector (`_scalar_adds`), on which tf2onnx's
+transpose optimizer would otherwise fail (`x + 0` goes).
 
 `clean` then rewrites what tf2onnx leaves for CPU inference: a Keras PReLU
 (relu(x) - alpha * relu(-x), five ops) becomes one `PRelu`, kzoo's pixel shuffle
@@ -72,8 +74,9 @@ def convert(part, spec, path, *, opset=DEFAULT_OPSET):
     with _quiet(), _without_optimizers(UNSAFE_OPTIMIZERS):
         import tf2onnx
 
+        rewriters = [_same_dilated_conv, _nearest_upsampling, _select_as_where, _scalar_adds]
         model, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=opset,
-                                                 custom_rewriter=[_same_dilated_conv, _nearest_upsampling, _select_as_where])
+                                                 custom_rewriter=rewriters)
     model = clean(model)
     _name_dims(model, spec)
     _check_converted(model, spec)
@@ -251,6 +254,41 @@ def _nearest_upsampling(g, ops):
         g.make_node("Transpose", [resize.output[0]], attr={"perm": [0, 2, 3, 1]}, name=f"{name}/nhwc",
                     outputs=list(node.output), shapes=out_shapes, dtypes=out_dtypes)
     return g.get_nodes()
+
+
+def _scalar_adds(g, ops):
+    """tf2onnx rewriter: an Add of a one-element constant to a tensor of known rank: `x + 0`
+    (a Keras `Rescaling` without offset computes x * scale + 0) becomes an Identity, which
+    tf2onnx removes; any other scalar constant becomes a one-element vector (the same
+    broadcast).
+
+    tf2onnx's transpose optimizer merges a constant added after a Conv into the Conv's bias
+    and fails on a rank-0 constant (`max()` of its empty shape): "Failed to apply
+    optimize_transpose", and the NHWC<->NCHW transposes stay until the second optimizer
+    pass in `clean` (Real-ESRGAN's output, mapped from [0, 1] to [-1, 1], is conv_last *
+    2 + -1).
+    """
+    import numpy as np
+
+    for node in ops:
+        if node.type not in ("Add", "AddV2") or len(node.input) != 2:
+            continue
+        for i in (0, 1):
+            const, other = node.inputs[i], node.input[1 - i]
+            if const is None or not const.is_const():
+                continue
+            value = np.asarray(const.get_tensor_value(as_list=False))
+            shape = g.get_shape(other)
+            if value.size != 1 or not shape or value.ndim > len(shape):
+                continue
+            if float(value.ravel()[0]) == 0.0:
+                g.replace_inputs(node, [other])
+                node.type = "Identity"
+            elif value.ndim == 0:
+                vector = g.make_const(f"{node.name}/scalar_as_vector", value.reshape(1))
+                g.replace_input(node, node.input[i], vector.output[0], i)
+            break
+    return ops
 
 
 def _select_as_where(g, ops):

@@ -62,3 +62,19 @@ def test_build_preset_goes_through_the_converter_and_writes_a_preset(tmp_path):
     assert list(parts) == ["generator"]
     image = np.zeros((1, 128, 128, 3), "float32")
     assert np.asarray(parts["generator"](image)).shape == (1, 128, 128, 3)
+
+
+def test_int8_and_fp16_copies_are_timed_sessions_and_scored_against_fp32(tmp_path):
+    from benchmarks.paper import variant_quality, variant_sessions
+    from kzoo.export import export
+    from kzoo.infer import OnnxModel
+    from tests.export.common import fcn
+
+    (result,) = export(fcn(channels=3), name="fcn", out=tmp_path, formats="onnx")
+    sessions = variant_sessions(result.path, result.info, 16, ["ort_int8", "ort_fp16"], log=lambda m: None)
+    assert (result.path / "model.int8.onnx").is_file() and (result.path / "model.fp16.onnx").is_file()
+    x = np.zeros((1, 16, 16, 3), "float32")
+    assert all(s.run(None, {"image": x})[0].shape == (1, 16, 16, 3) for s in sessions.values())
+    scores = variant_quality(OnnxModel(result.path, runtime="ort").session, sessions, result.info, 16)
+    # fp16 is closer to fp32 than int8, and both are far closer than a constant picture
+    assert scores["ort_fp16_psnr_db"] > scores["ort_int8_psnr_db"] > scores["const_psnr_db"] + 10

@@ -302,3 +302,24 @@ def test_where_keeps_the_branch_not_taken_out(tmp_path):
     got = s.run(None, {"image": value})[0]
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, part(value), rtol=1e-5, atol=1e-5)
+
+
+def test_a_scalar_added_after_a_convolution_leaves_no_transposes(tmp_path, caplog):
+    """conv -> x * 2 + -1 (Real-ESRGAN's output mapped to [-1, 1]): tf2onnx's transpose
+    optimizer failed on the rank-0 constant ("Failed to apply optimize_transpose");
+    `_scalar_adds` gives it a one-element vector and drops a `+ 0`."""
+    import keras
+
+    x = keras.Input((None, None, 3), name="image")
+    h = keras.layers.Conv2D(4, 3, padding="same")(x)
+    h = keras.layers.Rescaling(0.5)(keras.layers.Conv2D(4, 3, padding="same")(h))  # + 0
+    y = keras.layers.Rescaling(2.0, offset=-1.0)(keras.layers.Conv2D(3, 3, padding="same")(h))
+    part = keras.Model(x, keras.layers.Identity(name="restored")(y))
+    with caplog.at_level("WARNING", logger="tf2onnx"):
+        onnx_model.convert(part, describe("model", part, image_card(channels=3)), tmp_path / "m.onnx")
+    assert not [r for r in caplog.records if "Failed to apply" in r.getMessage()]
+    found = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node)
+    assert found["Transpose"] == 2 and found["Add"] <= 1, found
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    value = np.random.default_rng(0).uniform(0, 1, (2, 8, 6, 3)).astype("float32")
+    np.testing.assert_allclose(s.run(None, {"image": value})[0], part(value), rtol=1e-5, atol=1e-5)
