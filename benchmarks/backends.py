@@ -14,7 +14,8 @@ times `fit` on NumPy batches from the model's own `sample_batch`: the steady-sta
 between the end of the warm-up and the last batch (tracing and compilation excluded).
 Backends that are not installed are skipped, so the script runs on a machine with JAX and
 no TensorFlow (the JAX worker needs kzoo's models and Keras, not TensorFlow:
-tests/benchmarks/test_backends.py runs it where `import tensorflow` fails; where TensorFlow is
+tests/benchmarks/test_backends.py runs it, through scripts/device_bench.sh, where `import
+tensorflow` fails; where TensorFlow is
 installed, Keras imports it for its own optional calls, e.g. `keras.utils.set_random_seed`,
 and the result records `tensorflow_imported`). `--onnx DIR` adds ONNX Runtime rows: each
 `model.onnx` under DIR on the CUDA provider against the CPU provider

@@ -24,10 +24,11 @@
 # backends_paper.json, BACKENDS_PAPER.md and log.txt into $OUT (the JSON after every row, so a
 # run cut short keeps what it measured). Knobs (environment): STEPS (20), FAMILIES (all),
 # BUDGET (330 s: no family starts later), FAMILY_TIMEOUT (120 s), ONNX_TIMEOUT (90 s),
-# ONNX_REPEATS (10), PYTHON (python3), SITE. The defaults end within the 600 s a call may take.
+# ONNX_REPEATS (10), PYTHON (python3), SITE, DEVBENCH (.devbench). The defaults end within
+# the 600 s a call may take.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-DEV=.devbench
+DEV=${DEVBENCH:-.devbench}
 PY=${PYTHON:-python3}
 
 prepare() {
@@ -54,12 +55,12 @@ prepare() {
 run() {
     local out=${OUT:-/tmp/device_bench} site=${SITE:-/tmp/site}
     mkdir -p "$out"
+    export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
     if ! $PY -c 'import keras' 2>/dev/null; then  # the device image has no Keras
         $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
             "$DEV"/wheels/*.whl || { echo "error: no wheels in $DEV/wheels: run prepare here first"; exit 2; }
         export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
     fi
-    export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
     { nvidia-smi || echo "no nvidia-smi"
       $PY -c 'import jax, keras, onnxruntime as o
 print("jax", jax.__version__, jax.devices(), "keras", keras.__version__, "onnxruntime", o.__version__,

@@ -114,8 +114,11 @@ def test_a_run_keeps_its_rows_when_a_family_times_out_or_the_budget_is_spent(tmp
     leaves the rest unrun, said so; the ONNX rows follow (skipped without a CUDA provider)."""
     import json
 
+    import pytest
+
     from tests.benchmarks.test_providers import tiny_onnx
 
+    pytest.importorskip("jax")  # the jax extra
     onnx = tiny_onnx(tmp_path / "export" / "conv" / "1" / "model.onnx")
     out, md = tmp_path / "b.json", tmp_path / "B.md"
     args = ["--backends", "jax", "--families", "vae,dcgan", "--out", str(out), "--report", str(md),
@@ -129,27 +132,38 @@ def test_a_run_keeps_its_rows_when_a_family_times_out_or_the_budget_is_spent(tmp
     assert result["complete"] and result["onnx_rows"][0]["model"] == "conv/1"
 
 
-def test_the_jax_worker_runs_without_tensorflow(tmp_path, monkeypatch):
-    """The accelerator machine has JAX and no TensorFlow: the JAX worker builds and trains a
-    family (here the quick VAE, one step) where `import tensorflow` fails (a package of that
-    name on PYTHONPATH raises ImportError, as a missing one does; Keras then skips its own
-    optional TensorFlow calls, e.g. in `set_random_seed`)."""
+def test_the_device_script_trains_a_paper_family_where_tensorflow_is_missing(tmp_path):
+    """scripts/device_bench.sh run, as on the accelerator machine (JAX, no TensorFlow): the
+    paper-size VAE for one step where `import tensorflow` fails (a package of that name on
+    PYTHONPATH raises ImportError, as a missing one does; Keras then skips its own optional
+    TensorFlow calls, e.g. in `set_random_seed`), then the ONNX rows of the prepared folder."""
     import json
     import os
+    import subprocess
+    import sys
 
+    import pytest
+
+    from tests.benchmarks.test_providers import tiny_onnx
+
+    pytest.importorskip("jax")  # the jax extra
     blocker = tmp_path / "no_tf" / "tensorflow"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text('raise ImportError("TensorFlow is not installed here")\n')
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(blocker.parent),
-                                                                   os.environ.get("PYTHONPATH")])))
-    out = tmp_path / "b.json"
-    assert backends.main(["--backends", "jax", "--families", "vae", "--steps", "1", "--out", str(out),
-                          "--report", str(tmp_path / "B.md")]) == 0
-    result = json.loads(out.read_text())
-    assert result["tensorflow_imported"] == {"jax": False}
+    tiny_onnx(tmp_path / "dev" / "onnx" / "conv" / "1" / "model.onnx")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(blocker.parent), os.environ.get("PYTHONPATH")])),
+           "PYTHON": sys.executable, "OUT": str(tmp_path / "out"), "DEVBENCH": str(tmp_path / "dev"),
+           "FAMILIES": "vae", "STEPS": "1", "ONNX_REPEATS": "1"}
+    script = backends.HERE.parent / "scripts" / "device_bench.sh"
+    run = subprocess.run(["bash", str(script), "run"], env=env, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    result = json.loads((tmp_path / "out" / "backends_paper.json").read_text())
+    assert result["tensorflow_imported"] == {"jax": False} and result["complete"]
     (row,) = result["rows"]
-    assert row["backend"] == "jax" and row["images_per_s"] > 0 and row["preset"] == "quick", row
-    assert "jax: cpu" in result["machine"]
+    assert (row["family"], row["backend"], row["preset"], row["image_size"], row["batch"]) == ("vae", "jax", "paper", 32, 100)
+    assert row["images_per_s"] > 0 and "jax: cpu" in result["machine"]
+    assert [r["model"] for r in result["onnx_rows"]] == ["conv/1"]
+    assert (tmp_path / "out" / "log.txt").is_file() and (tmp_path / "out" / "BACKENDS_PAPER.md").is_file()
 
 
 def test_the_gpus_are_named_from_nvidia_smi(monkeypatch):
