@@ -33,7 +33,7 @@ PY=${PYTHON:-python3}
 
 prepare() {
     local keras namex optree
-    keras=$($PY -c 'import keras; print(keras.__version__)') || exit 2
+    keras=$($PY -c 'from importlib.metadata import version; print(version("keras"))') || exit 2
     namex=$($PY -c 'from importlib.metadata import version; print(version("namex"))') || exit 2
     optree=$($PY -c 'from importlib.metadata import version; print(version("optree"))') || exit 2
     rm -rf "$DEV/wheels" && mkdir -p "$DEV/wheels" || exit 2
