@@ -154,6 +154,33 @@ def backends_section(path):
     return out + ([note, ""] if note else [])
 
 
+def accelerator_section(path):
+    """RESULTS.md's section of `benchmarks/backends_paper.json` (`python -m benchmarks.backends
+    --preset paper`, run on an accelerator by `scripts/device_bench.sh`): JAX training steps
+    of every family at the paper presets' sizes and the ONNX Runtime CUDA rows, with the
+    machine named; or the sentence the file records when no accelerator was lent
+    (`--not-run`). No lines when the file is absent."""
+    import json
+
+    from benchmarks.backends import STOPPED, not_run_note, onnx_table, preset_table
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    result = json.loads(path.read_text())
+    out = ["## Paper sizes on an accelerator", ""]
+    if "not_run" in result:
+        return out + [not_run_note(result) + " How to run it: docs/benchmarks.md, \"On an accelerator\".", ""]
+    out += [(f"JAX training steps of every family at its paper preset's sizes, from `{result['command']}` "
+             f"on {result['date']} ({result['machine']}); method and notes: "
+             "[BACKENDS_PAPER.md](BACKENDS_PAPER.md)."), "", *preset_table(result), ""]
+    if not result.get("complete", True):
+        out += [STOPPED, ""]
+    if result.get("onnx_rows"):
+        out += ["ONNX Runtime, CUDA provider against CPU:", "", *onnx_table(result), ""]
+    return out
+
+
 def paper_section(rows, runs):
     """RESULTS.md's rows of `benchmarks/paper.py` (paper-size networks on every runtime)."""
     ok = [dict(r) for r in rows if "error" not in r]
@@ -392,6 +419,7 @@ def render(results):
                                             ("rows per batch", "mean_rows_per_batch"),
                                             ("batching gain", "batching_gain")]), ""]
     out += backends_section(Path(__file__).parent / "backends.json")
+    out += accelerator_section(Path(__file__).parent / "backends_paper.json")
     for note in results.get("notes", []):
         out += [note, ""]
     return "\n".join(out)

@@ -89,9 +89,10 @@ NOT_RUN = {
         "needs a Docker engine and the tensorflow/serving image (not here); "
         "tests/serving/test_deploy.py checks the compose file",
 }
-MAX_NOT_RUN = 31  # occurrences in all pages (the pip serving line and the hf:// convert are
+MAX_NOT_RUN = 33  # occurrences in all pages (the pip serving line and the hf:// convert are
 # shown twice; marked blocks: docs/latent.md's four 300-step projections, docs/export.md's
-# OpenVINO lines (4), docs/benchmarks.md's paper-size runs (3))
+# OpenVINO lines (4), docs/benchmarks.md's paper-size runs (3) and its accelerator run (2: PyPI,
+# then the device machine))
 
 
 def strip_comment(line: str) -> str:
