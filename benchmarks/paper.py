@@ -203,7 +203,7 @@ def variant_quality(fp32_session, sessions, info, size):
     """{f"{variant}_psnr_db"} of each variant's output against the fp32 ONNX output on
     CALIBRATION held-out inputs, and the constant output's `const_psnr_db` (see
     `benchmarks.infer.quality`), over the fp32 output's own value range: seeded networks do
-    not keep to the range their card declares (Real-ESRGAN's reach +-100)."""
+    not keep to the range their card declares (seeded Real-ESRGAN's reach about +-390)."""
     from benchmarks.infer import quality
 
     test = _photo_feeds(info, CALIBRATION, size, "test", 100)

@@ -75,3 +75,17 @@ def test_record_merges_run_folders_into_the_stored_files(tmp_path):
 def test_the_tracked_report_is_rendered_from_the_tracked_rows():
     stored = json.loads((report.HERE / "results.json").read_text())
     assert (report.HERE / "RESULTS.md").read_text() == report.render(stored) + "\n"
+
+
+def test_inference_rows_merge_recipe_by_recipe():
+    from benchmarks.report import as_stored, merge
+
+    machine = {"cpu": "x", "cores": 2, "gpus": [], "tensorflow": "2", "keras": "3", "numpy": "2"}
+
+    def run(run_id, rows):
+        return as_stored(run_id, {"command": "c", "date": "d", "machine": machine, "infer": rows})
+
+    first = run("r1", [{"recipe": "dcgan", "endpoint": "dcgan", "batch": 1},
+                       {"recipe": "srgan", "endpoint": "srgan", "batch": 1}])
+    merged = merge(first, run("r2", [{"recipe": "srgan", "endpoint": "srgan", "batch": 1, "x": 1}]))
+    assert [(r["recipe"], r["run"]) for r in merged["infer"]] == [("dcgan", "r1"), ("srgan", "r2")]
