@@ -54,9 +54,10 @@ def upgrade(stored: dict) -> dict:
     return as_stored(run_id, stored)
 
 
-ROW_KEYS = {"paper": ("model", "batch"), "infer": ("recipe", "endpoint", "batch")}
+ROW_KEYS = {"paper": ("model", "batch"), "infer": ("recipe",)}
 """Suites merged row by row: a newer run replaces the rows with its keys and keeps the others
-(one paper-size model, or one recipe's inference rows, can be measured again alone)."""
+(one paper-size model, or one recipe's inference rows -- all of them, a failed row too -- can be
+measured again alone)."""
 
 
 def merge(stored: dict, run: dict, suites=None) -> dict:
