@@ -211,15 +211,20 @@ def recorded_runtime(version_dir):
 def default_runtime(version_dir, *, onnx=False):
     """What runs `version_dir` when no runtime is asked for: the recorded one, else `ort`.
 
-    `onnx=True` (a caller that runs the ONNX file, `kzoo.infer.OnnxModel`): where the
-    record chose `savedmodel`, the faster of the ONNX runtimes it timed, else `ort`.
+    Where the recorded runtime cannot run here (an export copied to a machine without
+    OpenVINO or TensorFlow), or `onnx=True` (a caller that runs the ONNX file only,
+    `kzoo.infer.OnnxModel`) and the record chose `savedmodel`: the fastest runtime the
+    record timed that can, else `ort`.
     """
-    runtime = recorded_runtime(version_dir) or DEFAULT_RUNTIME
-    if onnx and runtime == "savedmodel":
-        record = json.loads((Path(version_dir) / RECORD).read_text())
-        timed = {k: v for k, v in (record.get("median_ms") or {}).items() if k in ONNX_RUNTIMES}
-        runtime = min(timed, key=timed.get) if timed else DEFAULT_RUNTIME
-    return runtime
+    runtime = recorded_runtime(version_dir)
+    if runtime is None:
+        return DEFAULT_RUNTIME
+    usable = set(available_runtimes(version_dir)) - ({"savedmodel"} if onnx else set())
+    if runtime in usable:
+        return runtime
+    record = json.loads((Path(version_dir) / RECORD).read_text())
+    timed = {k: v for k, v in (record.get("median_ms") or {}).items() if k in usable}
+    return min(timed, key=timed.get) if timed else DEFAULT_RUNTIME
 
 
 ONNX_RUNTIMES = ("ort", "openvino")

@@ -115,3 +115,17 @@ def test_export_pick_runtime_records_the_faster(tmp_path, capsys):
     assert open_model(version).runtime == "savedmodel" and OnnxModel(version).runtime == "openvino"
     record_runtime(version, "savedmodel", {"savedmodel": 0.5})
     assert OnnxModel(version).runtime == "ort"
+
+
+def test_a_recorded_runtime_that_cannot_run_here_falls_back_to_one_that_can(exported, tmp_path, monkeypatch):
+    """An export copied to a machine without OpenVINO: the fastest other runtime it timed."""
+    import importlib.util
+    import shutil
+
+    version = tmp_path / "cgan" / "1"
+    shutil.copytree(exported / "cgan" / "1", version)
+    record_runtime(version, "openvino", {"openvino": 1.0, "savedmodel": 2.0, "ort": 3.0})
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    assert default_runtime(version) == "savedmodel" and default_runtime(version, onnx=True) == "ort"
+    assert OnnxModel(version).runtime == "ort"
