@@ -175,6 +175,12 @@ def _photo_feeds(info, count, size, split, seed):
     return feeds
 
 
+def _one_by_one(feeds):
+    """The batch `feeds` as a list of batch-1 feeds (int8 calibration and scoring run one
+    input a call, as the batch-1 rows do)."""
+    return [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(len(next(iter(feeds.values()))))]
+
+
 def variant_sessions(path, info, size, variants, log=print):
     """{variant: session} of `variants` (see `VARIANTS`) of the export at `path`, the files
     written beside its model.onnx (kept with `--paper-workdir`)."""
@@ -191,8 +197,7 @@ def variant_sessions(path, info, size, variants, log=print):
             log(f"  paper {path.parent.name}: writing {dst.name}")
             if precision == "int8":
                 calib = _photo_feeds(info, CALIBRATION, size, "train", 1)
-                onnx_model.to_int8(onnx_path, dst, [{k: v[i:i + 1] for k, v in calib.items()}
-                                                    for i in range(CALIBRATION)])
+                onnx_model.to_int8(onnx_path, dst, _one_by_one(calib))
             else:
                 onnx_model.to_fp16(onnx_path, dst)
         sessions[variant] = open_session(dst, runtime, providers=["cpu"] if runtime == "ort" else None)
@@ -206,13 +211,15 @@ def variant_quality(fp32_session, sessions, info, size):
     not keep to the range their card declares (seeded Real-ESRGAN's reach about +-390)."""
     from benchmarks.infer import quality
 
-    test = _photo_feeds(info, CALIBRATION, size, "test", 100)
-    ref = np.concatenate([fp32_session.run(None, {k: v[i:i + 1] for k, v in test.items()})[0]
-                          for i in range(CALIBRATION)])
+    test = _one_by_one(_photo_feeds(info, CALIBRATION, size, "test", 100))
+
+    def outputs(sess):
+        return np.concatenate([sess.run(None, feeds)[0] for feeds in test])
+
+    ref = outputs(fp32_session)
     scores = {}
     for variant, sess in sessions.items():
-        out = np.concatenate([sess.run(None, {k: v[i:i + 1] for k, v in test.items()})[0]
-                              for i in range(CALIBRATION)])
+        out = outputs(sess)
         score = quality(ref, out, {**info["outputs"][0], "range": None})  # the seeded output's own range
         if "note" in score:
             scores["variant_note"] = score["note"]
